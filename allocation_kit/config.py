@@ -1,0 +1,437 @@
+"""The workspace: kit.yaml, registry.yaml and pricing.yaml, read once into frozen objects.
+
+Every problem is reported as one line naming the file, the key and what was expected
+(`ConfigError`, exit code 2).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+__all__ = [
+    "Application",
+    "KitConfig",
+    "ModelPrice",
+    "PricingSnapshot",
+    "Registry",
+    "SharedRule",
+    "Team",
+    "Workspace",
+    "load_workspace",
+    "read_yaml",
+]
+
+
+def _exact_decimal(value: Any) -> Any:
+    # YAML reads 0.15 as a float; repr() gives its shortest exact text, so no binary noise enters.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    return value
+
+
+Money = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0, allow_inf_nan=False)]
+Percent = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(gt=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- kit.yaml -----------------------------------------------------------------------------------
+
+
+class RequestsSource(_Strict):
+    path: str = Field(min_length=1)
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
+class BillingSource(_Strict):
+    path: str = Field(min_length=1)
+    format: Literal["focus", "generic"] = "focus"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
+class Reconciliation(_Strict):
+    tolerance_pct: Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0)] = Decimal(1)
+
+
+class Review(_Strict):
+    reviewer_role: str = "finops-analyst"
+
+
+class KitConfig(_Strict):
+    name: str = Field(min_length=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    engine: Literal["duckdb"] = "duckdb"
+    requests: RequestsSource
+    billing: BillingSource | None = None
+    registry: str
+    pricing: str
+    cost_units: str | None = None
+    budgets: str | None = None
+    reconciliation: Reconciliation = Field(default_factory=Reconciliation)
+    review: Review = Field(default_factory=Review)
+
+
+# --- registry.yaml ------------------------------------------------------------------------------
+
+
+class Team(_Strict):
+    id: str = Field(min_length=1)
+    business_unit: str
+    cost_center: str
+    budget_owner: str
+
+
+class FixedSplit(_Strict):
+    method: Literal["fixed"]
+    split: dict[str, Percent]
+
+    @field_validator("split")
+    @classmethod
+    def _sums_to_100(cls, split: dict[str, Decimal]) -> dict[str, Decimal]:
+        total = sum(split.values(), Decimal(0))
+        if total != 100:
+            raise ValueError(f"the split sums to {total}, expected 100")
+        return split
+
+    @property
+    def teams(self) -> list[str]:
+        return list(self.split)
+
+
+class ProportionalSplit(_Strict):
+    method: Literal["proportional"]
+    basis: Literal["tokens", "cost", "requests"]
+    teams: list[str] = Field(min_length=1)
+
+
+class EvenSplit(_Strict):
+    method: Literal["even"]
+    teams: list[str] = Field(min_length=1)
+
+
+SharedRule = Annotated[FixedSplit | ProportionalSplit | EvenSplit, Field(discriminator="method")]
+
+
+class Application(_Strict):
+    id: str = Field(min_length=1)
+    team: str
+    active: bool = True
+    shared: SharedRule | None = None
+
+
+class Registry(_Strict):
+    teams: list[Team] = Field(min_length=1)
+    applications: list[Application] = Field(default_factory=list)
+    environments: list[str] = Field(default_factory=list)
+    workload_classes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Registry:
+        team_ids = _unique_ids("teams", [t.id for t in self.teams])
+        _unique_ids("applications", [a.id for a in self.applications])
+        for i, app in enumerate(self.applications):
+            if app.team not in team_ids:
+                raise _KeyProblem(
+                    f"applications[{i}] ({app.id}).team", _unknown(app.team, team_ids)
+                )
+            if app.shared is not None:
+                for team in app.shared.teams:
+                    if team not in team_ids:
+                        raise _KeyProblem(
+                            f"applications[{i}] ({app.id}).shared", _unknown(team, team_ids)
+                        )
+        return self
+
+    def team(self, team_id: str) -> Team:
+        return next(t for t in self.teams if t.id == team_id)
+
+
+# --- pricing.yaml -------------------------------------------------------------------------------
+
+
+def _price_scale_ok(value: Decimal, places: int) -> bool:
+    return value == value.quantize(Decimal(1).scaleb(-places)) if value.is_finite() else False
+
+
+class TokenPrices(_Strict):
+    input: Money
+    cached_input: Money | None = None
+    cache_write: Money | None = None
+    output: Money = Decimal(0)
+    reasoning: Money | None = None
+
+    @model_validator(mode="after")
+    def _at_most_six_places(self) -> TokenPrices:
+        for name in ("input", "cached_input", "cache_write", "output", "reasoning"):
+            value = getattr(self, name)
+            if value is not None and not _price_scale_ok(value, 6):
+                raise _KeyProblem(name, f"{value} has more than 6 decimal places per 1M tokens")
+        return self
+
+
+def _utc_datetime(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            return _utc_datetime(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return value
+
+
+UtcDateTime = Annotated[datetime, BeforeValidator(_utc_datetime)]
+
+
+class ModelPrice(_Strict):
+    model: str = Field(min_length=1)
+    effective_from: UtcDateTime
+    effective_to: UtcDateTime | None = (
+        None  # exclusive: the first instant the price no longer applies
+    )
+    per_1m_tokens: TokenPrices | None = None
+    per_call: Money | None = None
+
+    @model_validator(mode="after")
+    def _has_a_price(self) -> ModelPrice:
+        if self.per_1m_tokens is None and self.per_call is None:
+            raise ValueError("a model needs per_1m_tokens, per_call or both")
+        if self.effective_to is not None and self.effective_to <= self.effective_from:
+            raise _KeyProblem("effective_to", "must be after effective_from")
+        if self.per_call is not None and not _price_scale_ok(self.per_call, 12):
+            raise _KeyProblem("per_call", "more than 12 decimal places")
+        return self
+
+
+class PricingSnapshot(_Strict):
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    source_url: str
+    reviewed_on: date
+    reviewed_by: str
+    failed_calls_billable: bool = False
+    models: list[ModelPrice] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_overlaps(self) -> PricingSnapshot:
+        by_model: dict[str, list[tuple[int, ModelPrice]]] = {}
+        for i, price in enumerate(self.models):
+            by_model.setdefault(price.model, []).append((i, price))
+        far = datetime.max.replace(tzinfo=UTC)
+        for model, entries in by_model.items():
+            entries.sort(key=lambda e: e[1].effective_from)
+            for (_, a), (j, b) in itertools.pairwise(entries):
+                if b.effective_from < (a.effective_to or far):
+                    raise _KeyProblem(
+                        f"models[{j}] ({model})",
+                        f"effective {b.effective_from:%Y-%m-%d} overlaps the entry effective "
+                        f"{a.effective_from:%Y-%m-%d}; expected non-overlapping date ranges "
+                        "(effective_to is exclusive)",
+                    )
+        return self
+
+    @property
+    def snapshot_id(self) -> str:
+        return f"{self.reviewed_on.isoformat()}/{self.reviewed_by}"
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+class _KeyProblem(ValueError):
+    """Raised inside validators to name a key more precisely than pydantic's location."""
+
+    def __init__(self, key: str, expected: str) -> None:
+        self.key, self.expected = key, expected
+        super().__init__(f"{key}: {expected}")
+
+
+def _unique_ids(section: str, ids: list[str]) -> set[str]:
+    seen: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            raise _KeyProblem(f"{section}[{i}].id", f"duplicate id {ident!r}; ids must be unique")
+        seen.add(ident)
+    return seen
+
+
+def _unknown(value: str, known: set[str]) -> str:
+    return f"unknown team {value!r}; expected one of {', '.join(sorted(known))}"
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML document at path, or a ConfigError naming the line of a syntax error."""
+    if not path.is_file():
+        raise ConfigError(path, None, "file not found")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(path, where, f"malformed YAML ({problem})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, None, "expected UTF-8 text") from None
+
+
+def _location(loc: tuple[Any, ...], document: Any) -> str:
+    parts: list[str] = []
+    node = document
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                ident = node.get("id") or node.get("model") if isinstance(node, dict) else None
+                if ident:
+                    label += f" ({ident})"
+            parts.append(label)
+        elif item in {"fixed", "proportional", "even"} or str(item).startswith("function-"):
+            continue  # pydantic's union tags, not keys the user wrote
+        else:
+            node = node.get(item) if isinstance(node, dict) else None
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _expected(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _fields_at(model, loc[:-1])
+        allowed = f"; expected one of {', '.join(parent)}" if parent else ""
+        return f"unknown key{allowed}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        return "method must be one of fixed, proportional, even"
+    if kind == "union_tag_not_found":
+        return "missing method (fixed, proportional or even)"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    value = error.get("input")
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return f"got {value!r}: {message}"
+    return message
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for item in loc:
+        if isinstance(item, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
+            continue
+        field = current.model_fields.get(item)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_document(path: Path, model: type[BaseModel], document: Any | None = None) -> Any:
+    """The `model` parsed from the YAML file at path, or a one-line ConfigError."""
+    document = read_yaml(path) if document is None else document
+    if not isinstance(document, dict):
+        raise ConfigError(path, None, "expected a mapping of keys at the top level")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        loc = tuple(first["loc"])
+        ctx_error = (first.get("ctx") or {}).get("error")
+        where = _location(loc, document)
+        if isinstance(ctx_error, _KeyProblem):
+            where = f"{where}.{ctx_error.key}" if where else ctx_error.key
+            expected = ctx_error.expected
+        else:
+            expected = _expected(first, model, loc)
+        more = len(errors) - 1
+        if more:
+            expected += f" (and {more} more problem{'s' if more > 1 else ''} in this file)"
+        raise ConfigError(path, where or None, expected) from None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Everything the review needs from the user's files, resolved against the config's folder."""
+
+    config_path: Path
+    kit: KitConfig
+    registry: Registry
+    pricing: PricingSnapshot
+
+    @property
+    def root(self) -> Path:
+        return self.config_path.parent
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def registry_path(self) -> Path:
+        return self.resolve(self.kit.registry)
+
+    @property
+    def pricing_path(self) -> Path:
+        return self.resolve(self.kit.pricing)
+
+
+def load_workspace(config_path: str | Path) -> Workspace:
+    """The Workspace described by kit.yaml at config_path (ConfigError on any problem)."""
+    config_path = Path(config_path).resolve()
+    kit: KitConfig = parse_document(config_path, KitConfig)
+    root = config_path.parent
+    registry_path = root / kit.registry
+    pricing_path = root / kit.pricing
+    registry: Registry = parse_document(registry_path, Registry)
+    pricing: PricingSnapshot = parse_document(pricing_path, PricingSnapshot)
+    if pricing.currency != kit.currency:
+        raise ConfigError(
+            pricing_path,
+            "currency",
+            f"the snapshot is in {pricing.currency} but kit.yaml says {kit.currency}; "
+            "expected the same currency",
+        )
+    return Workspace(config_path, kit, registry, pricing)

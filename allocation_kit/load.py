@@ -1,0 +1,342 @@
+"""Load: read the period's request ledger into DuckDB under the canonical schema.
+
+Only this module and `report` touch files. The ledger is never pulled into pandas: it stays
+a DuckDB view over the user's CSV, Parquet or JSONL files, and later stages are SQL over it.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from .config import RequestsSource
+from .errors import ConfigError, InputError
+
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "LoadedLedger",
+    "connect",
+    "file_sha256",
+    "load_requests",
+    "matching_files",
+]
+
+# column -> DuckDB type of the canonical request ledger (DESIGN.md), in order.
+CANONICAL_COLUMNS: dict[str, str] = {
+    "request_id": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "team": "VARCHAR",
+    "application": "VARCHAR",
+    "environment": "VARCHAR",
+    "workload_class": "VARCHAR",
+    "feature": "VARCHAR",
+    "job_id": "VARCHAR",
+    "caller_id": "VARCHAR",
+    "endpoint": "VARCHAR",
+    "model": "VARCHAR",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "cached_input_tokens": "BIGINT",
+    "reasoning_tokens": "BIGINT",
+    "cache_write_tokens": "BIGINT",
+    "status_code": "INTEGER",
+    "idempotency_key": "VARCHAR",
+    "batch": "BOOLEAN",
+}
+REQUIRED_COLUMNS = ("request_id", "timestamp", "model", "input_tokens", "output_tokens")
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cache_write_tokens",
+)
+_SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+@dataclass(frozen=True)
+class LoadedLedger:
+    """The canonical ledger as the DuckDB view `requests`, and the files behind it."""
+
+    files: tuple[Path, ...]
+    formats: dict[str, str]  # file -> csv | parquet | jsonl
+    columns: dict[str, str]  # canonical column -> the source column it came from ('' = absent)
+    rows: int
+
+
+def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB connection set to UTC, with spilling to a temp folder when needed."""
+    con = duckdb.connect(config={"TimeZone": "UTC"})
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    return con
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def matching_files(root: Path, pattern: str, what: str, config_name: str) -> list[Path]:
+    """The files matching the glob `pattern` (relative to root), or an InputError naming it."""
+    full = pattern if Path(pattern).is_absolute() else str(root / pattern)
+    files = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+    if not files:
+        raise InputError(
+            config_name, f"{what}.path", f"no files match {pattern!r} (looked in {root})"
+        )
+    return files
+
+
+def _file_format(path: Path, declared: str, config_name: str) -> str:
+    if declared != "auto":
+        return declared
+    suffixes = [s.lower() for s in path.suffixes]
+    for suffix in reversed(suffixes):
+        if suffix in _SUFFIX_FORMATS and not (suffix == ".gz" and ".csv" not in suffixes):
+            return _SUFFIX_FORMATS[suffix]
+    raise ConfigError(
+        config_name,
+        "requests.format",
+        f"cannot tell the format of {path.name} from its suffix; "
+        "expected .csv, .parquet or .jsonl, or set format",
+    )
+
+
+def _sql_list(paths: Iterable[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _reader(fmt: str, files: list[Path]) -> str:
+    paths = _sql_list(files)
+    if fmt == "parquet":
+        return f"read_parquet({paths}, union_by_name = true, filename = true)"
+    if fmt == "csv":
+        return (
+            f"read_csv({paths}, all_varchar = true, union_by_name = true, filename = true, "
+            "header = true)"
+        )
+    return (
+        f"read_json({paths}, format = 'newline_delimited', union_by_name = true, "
+        "filename = true, sample_size = -1)"
+    )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def load_requests(
+    con: duckdb.DuckDBPyConnection, source: RequestsSource, root: Path, config_name: str
+) -> LoadedLedger:
+    """Create the view `requests` (canonical columns + `source_file`) over the ledger files.
+
+    Raises InputError for a missing or empty ledger, a missing required column, a missing
+    required value, non-numeric, fractional or negative token counts and unparseable
+    timestamps, naming the file and row.
+    """
+    files = matching_files(root, source.path, "requests", config_name)
+    formats = {str(f): _file_format(f, source.format, config_name) for f in files}
+    readers = []
+    for fmt in ("parquet", "csv", "jsonl"):
+        group = [f for f in files if formats[str(f)] == fmt]
+        if group:
+            try:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW raw_{fmt} AS SELECT * FROM {_reader(fmt, group)}"
+                )
+                con.execute(f"SELECT * FROM raw_{fmt} LIMIT 0")
+            except duckdb.Error as exc:
+                raise InputError(
+                    group[0], None, f"cannot read as {fmt}: {_first_line(exc)}"
+                ) from None
+            readers.append(f"raw_{fmt}")
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {r}" for r in readers)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_requests AS {union}")
+    source_types = {row[0]: row[1] for row in con.execute("DESCRIBE raw_requests").fetchall()}
+
+    mapped: dict[str, str] = {}
+    unknown = set(source.columns) - set(CANONICAL_COLUMNS)
+    if unknown:
+        raise ConfigError(
+            config_name,
+            f"requests.columns.{sorted(unknown)[0]}",
+            f"not a canonical column; expected one of {', '.join(CANONICAL_COLUMNS)}",
+        )
+    for column in CANONICAL_COLUMNS:
+        wanted = source.columns.get(column, column)
+        mapped[column] = wanted if wanted in source_types else ""
+    missing = [c for c in REQUIRED_COLUMNS if not mapped[c]]
+    if missing:
+        column = missing[0]
+        hint = f" (mapped from {source.columns[column]!r})" if column in source.columns else ""
+        found = ", ".join(c for c in source_types if c != "filename")
+        raise InputError(
+            files[0] if len(files) == 1 else source.path,
+            None,
+            f"missing required column {column!r}{hint}; columns found: {found}",
+        )
+
+    selects = []
+    for column, kind in CANONICAL_COLUMNS.items():
+        src = mapped[column]
+        if not src:
+            default = "0" if column in TOKEN_COLUMNS else ("false" if column == "batch" else "NULL")
+            selects.append(f"CAST({default} AS {kind}) AS {column}")
+        elif kind == "VARCHAR":
+            selects.append(f"NULLIF(TRIM(CAST({_quote(src)} AS VARCHAR)), '') AS {column}")
+        elif column in TOKEN_COLUMNS and column not in REQUIRED_COLUMNS:
+            selects.append(f"COALESCE(TRY_CAST({_quote(src)} AS BIGINT), 0) AS {column}")
+        else:
+            selects.append(f"TRY_CAST({_quote(src)} AS {kind}) AS {column}")
+    selects.append("filename AS source_file")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW requests AS SELECT {', '.join(selects)} FROM raw_requests"
+    )
+
+    rows = _check_values(con, mapped, source_types, formats)
+    return LoadedLedger(tuple(files), formats, mapped, rows)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _problems(mapped: dict[str, str], source_types: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(column, SQL condition on raw_requests that marks a bad row, what was expected)."""
+    checks = []
+    for column in REQUIRED_COLUMNS:
+        src = _quote(mapped[column])
+        blank = (
+            f"{src} IS NULL"
+            if source_types[mapped[column]] != "VARCHAR"
+            else (f"NULLIF(TRIM({src}), '') IS NULL")
+        )
+        checks.append((column, blank, "a value (the column is required)"))
+    for column in TOKEN_COLUMNS:
+        if not mapped[column]:
+            continue
+        src, kind = _quote(mapped[column]), source_types[mapped[column]]
+        if kind in {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "HUGEINT"}:
+            not_whole = "false"
+        else:
+            not_whole = (
+                f"(TRY_CAST({src} AS DOUBLE) IS NULL "
+                f"OR TRY_CAST({src} AS DOUBLE) <> TRY_CAST({src} AS BIGINT))"
+            )
+        present = (
+            f"{src} IS NOT NULL" if kind != "VARCHAR" else f"NULLIF(TRIM({src}), '') IS NOT NULL"
+        )
+        checks.append((column, f"{present} AND {not_whole}", "a whole number of tokens"))
+        checks.append((column, f"TRY_CAST({src} AS BIGINT) < 0", "a token count of 0 or more"))
+    ts = _quote(mapped["timestamp"])
+    checks.append(
+        (
+            "timestamp",
+            f"{ts} IS NOT NULL AND TRY_CAST({ts} AS TIMESTAMPTZ) IS NULL",
+            "an ISO 8601 timestamp such as 2026-10-01T12:00:00Z",
+        )
+    )
+    if mapped["status_code"]:
+        sc = _quote(mapped["status_code"])
+        checks.append(
+            (
+                "status_code",
+                f"{sc} IS NOT NULL AND TRY_CAST({sc} AS INTEGER) IS NULL",
+                "an HTTP status code such as 200",
+            )
+        )
+    return checks
+
+
+def _check_values(
+    con: duckdb.DuckDBPyConnection,
+    mapped: dict[str, str],
+    source_types: dict[str, str],
+    formats: dict[str, str],
+) -> int:
+    checks = _problems(mapped, source_types)
+    counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for _, cond, _ in checks)
+    total, *bad = con.execute(f"SELECT count(*), {counts} FROM raw_requests").fetchone()
+    if total == 0:
+        raise InputError(", ".join(sorted(formats)), None, "the ledger has no rows")
+    for (column, condition, expected), n in zip(checks, bad, strict=True):
+        if n:
+            src = _quote(mapped[column])
+            rid = _quote(mapped["request_id"])
+            file, value, request_id = con.execute(
+                f"SELECT filename, CAST({src} AS VARCHAR), CAST({rid} AS VARCHAR) "
+                f"FROM raw_requests WHERE {condition} LIMIT 1"
+            ).fetchone()
+            row = _row_number(
+                Path(file), formats[file], mapped[column], value, mapped["request_id"], request_id
+            )
+            shown = "empty" if value is None or not str(value).strip() else repr(value)
+            others = f" ({n - 1} more rows like it)" if n > 1 else ""
+            raise InputError(
+                file,
+                f"{row}, column {mapped[column]!r}",
+                f"got {shown}, expected {expected}{others}",
+            )
+    return total
+
+
+def _row_number(
+    path: Path, fmt: str, column: str, value: str | None, id_column: str, request_id: str | None
+) -> str:
+    """A human row reference for the first row whose `column` holds `value` (error path only)."""
+
+    def matches(record: dict) -> bool:
+        got = record.get(column)
+        got = None if got is None or str(got).strip() == "" else str(got)
+        want = None if value is None or str(value).strip() == "" else str(value)
+        same_id = request_id is None or str(record.get(id_column)) == request_id
+        return same_id and (
+            got == want or (got is not None and want is not None and got.strip() == want.strip())
+        )
+
+    if fmt == "csv":
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            for number, record in enumerate(csv.DictReader(handle), start=1):
+                if matches(record):
+                    return f"row {number} (line {number + 1})"
+    elif fmt == "jsonl":
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and matches(record):
+                    return f"line {number}"
+    else:
+        con = duckdb.connect()
+        found = con.execute(
+            f"SELECT file_row_number FROM read_parquet(?, file_row_number = true) "
+            f"WHERE CAST({_quote(id_column)} AS VARCHAR) IS NOT DISTINCT FROM ? "
+            f"AND CAST({_quote(column)} AS VARCHAR) IS NOT DISTINCT FROM ? LIMIT 1",
+            [str(path), request_id, value],
+        ).fetchone()
+        if found:
+            return f"row {found[0] + 1}"
+    return f"request_id {request_id!r}"

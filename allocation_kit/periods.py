@@ -1,0 +1,77 @@
+"""Review periods: a calendar month, an ISO week, or an explicit date range, all in UTC."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from .errors import ConfigError
+
+__all__ = ["Period", "parse_period"]
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A half-open UTC interval [start, end) with the label the user gave it."""
+
+    label: str
+    kind: str  # month | week | range
+    start: datetime
+    end: datetime
+
+    @property
+    def first_day(self) -> date:
+        return self.start.date()
+
+    @property
+    def last_day(self) -> date:
+        """The last calendar day inside the period (end is exclusive)."""
+        return (self.end - timedelta(days=1)).date()
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def parse_period(text: str) -> Period:
+    """The Period named by `2026-10`, `2026-W42` or `2026-10-01..2026-10-15` (days inclusive)."""
+    text = str(text).strip()
+    expected = "a period like 2026-10 (month), 2026-W42 (ISO week) or 2026-10-01..2026-10-15"
+    if m := _MONTH.match(text):
+        year, month = int(m[1]), int(m[2])
+        if not 1 <= month <= 12:
+            raise ConfigError(None, f"period {text!r}", f"month must be 01-12; expected {expected}")
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1)
+        return Period(text, "month", _midnight(start), _midnight(end))
+    if m := _WEEK.match(text):
+        try:
+            start = date.fromisocalendar(int(m[1]), int(m[2]), 1)
+        except ValueError:
+            raise ConfigError(
+                None, f"period {text!r}", f"no such ISO week; expected {expected}"
+            ) from None
+        return Period(text, "week", _midnight(start), _midnight(start + timedelta(days=7)))
+    if m := _RANGE.match(text):
+        try:
+            first, last = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+        except ValueError:
+            raise ConfigError(
+                None, f"period {text!r}", f"not a valid date; expected {expected}"
+            ) from None
+        if last < first:
+            raise ConfigError(None, f"period {text!r}", "the range ends before it starts")
+        return Period(text, "range", _midnight(first), _midnight(last + timedelta(days=1)))
+    raise ConfigError(None, f"period {text!r}", f"expected {expected}")

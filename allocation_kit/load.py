@@ -6,6 +6,7 @@ a DuckDB view over the user's CSV, Parquet or JSONL files, and later stages are 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import hashlib
@@ -83,7 +84,11 @@ class LoadedLedger:
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-process DuckDB connection set to UTC, with spilling to a temp folder when needed."""
-    con = duckdb.connect(config={"TimeZone": "UTC"})
+    con = duckdb.connect()
+    # With the ICU extension loaded DuckDB would use the local zone for dates; without it,
+    # timestamps with time zone are UTC already and the setting does not exist.
+    with contextlib.suppress(duckdb.Error):
+        con.execute("SET TimeZone = 'UTC'")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
@@ -209,13 +214,18 @@ def load_requests(
             selects.append(f"COALESCE(TRY_CAST({_quote(src)} AS BIGINT), 0) AS {column}")
         else:
             selects.append(f"TRY_CAST({_quote(src)} AS {kind}) AS {column}")
-    selects.append("filename AS source_file")
+    prefix = str(root.resolve()).rstrip("/") + "/"
+    selects.append(f"replace(filename, {_literal(prefix)}, '') AS source_file")
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW requests AS SELECT {', '.join(selects)} FROM raw_requests"
     )
 
     rows = _check_values(con, mapped, source_types, formats)
     return LoadedLedger(tuple(files), formats, mapped, rows)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,126 @@
+"""The `allocation-kit` command: demo, init, run.
+
+Bad config or input ends with one line on stderr naming the file, the row or key, and what was
+expected; exit code 2 for configuration, 3 for data. Never a traceback for the user's mistakes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import load_workspace
+from .errors import ConfigError, KitError
+from .periods import parse_period
+
+__all__ = ["main", "run_period"]
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  {message}", err=True)
+
+
+def run_period(
+    config: Path,
+    period_label: str,
+    out: Path | None = None,
+    progress: Callable[[str], None] | None = _progress,
+) -> Path:
+    """Run one period end to end and return its output folder (written atomically)."""
+    from .pipeline import period_ledger
+    from .report import atomic_period_folder, write_evidence
+
+    period = parse_period(period_label)
+    workspace = load_workspace(config)
+    out = out or workspace.root / "reports"
+    started = time.perf_counter()
+    with atomic_period_folder(out, period.label) as folder:
+        ledger = period_ledger(workspace, period, progress=progress)
+        parameters = {"config": str(workspace.config_path), "period": period.label, "out": str(out)}
+        write_evidence(folder, ledger, parameters, progress=progress)
+    if progress:
+        progress(f"done       {time.perf_counter() - started:6.2f} s → {out / period.label}")
+    return out / period.label
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="allocation-kit")
+def cli() -> None:
+    """Allocate, reconcile and review AI API spend from your own request ledger."""
+
+
+@cli.command()
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+              help="The workspace's kit.yaml.")  # fmt: skip
+@click.option("--period", required=True, help="2026-10, 2026-W42 or 2026-10-01..2026-10-15.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: reports/ beside kit.yaml).")  # fmt: skip
+def run(config: Path, period: str, out: Path | None) -> None:
+    """Review one period: evidence files under OUT/PERIOD."""
+    click.echo(f"allocation-kit {__version__}: reviewing {period} with {config}", err=True)
+    folder = run_period(config, period, out)
+    click.echo(str(folder))
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("allocation-kit-demo"),
+              show_default=True, help="Folder for the demo workspace and its reports.")  # fmt: skip
+@click.option("--rows", type=click.IntRange(min=1000), default=100_000, show_default=True,
+              help="Requests per demo month.")  # fmt: skip
+def demo(out: Path, rows: int) -> None:
+    """Write the demo workspace and review every demo period."""
+    from .demo import DEMO_PERIODS, write_demo_workspace
+
+    workspace = out / "workspace"
+    click.echo(f"Writing the demo workspace ({rows:,} requests a month) to {workspace}", err=True)
+    config = write_demo_workspace(workspace, rows_per_month=rows)
+    reports = out / "reports"
+    for label in DEMO_PERIODS:
+        click.echo(f"Reviewing {label}", err=True)
+        run_period(config, label, reports)
+    click.echo("\nDone. Open:", err=True)
+    for label in DEMO_PERIODS:
+        click.echo(f"  {reports / label / 'evidence'}", err=True)
+    click.echo(str(reports))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--demo", "with_demo", is_flag=True, help="Fill it with the demo company instead.")
+@click.option("--force", is_flag=True, help="Overwrite an existing kit.yaml.")
+def init(directory: Path, with_demo: bool, force: bool) -> None:
+    """Scaffold a workspace: kit.yaml, registry.yaml, pricing.yaml and a sample ledger."""
+    if (directory / "kit.yaml").exists() and not force:
+        raise ConfigError(directory / "kit.yaml", None, "already exists; use --force to replace")
+    if with_demo:
+        from .demo import write_demo_workspace
+
+        config = write_demo_workspace(directory)
+    else:
+        from .scaffold import write_starter_workspace
+
+        config = write_starter_workspace(directory)
+    click.echo(f"Workspace ready: {config}", err=True)
+    click.echo(f"Next: allocation-kit run --config {config} --period 2026-10", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning the user's mistakes into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="allocation-kit", standalone_mode=False)
+    except KitError as exc:
+        click.echo(f"error: {exc.line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

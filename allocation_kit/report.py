@@ -1,0 +1,277 @@
+"""Report: write the evidence of one period. The only module besides `load` that touches files.
+
+Output folders are written atomically: everything goes to a hidden sibling folder first and is
+swapped in only when complete, so a failed run never leaves a half-written period or replaces
+the previous good one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from . import __version__
+from .allocate import AllocationLine
+from .attribute import UNALLOCATED_STATUSES
+from .load import CANONICAL_COLUMNS, file_sha256
+from .pipeline import BOUNDARY_WINDOW, PeriodLedger, _lit
+from .price import cost_sql
+
+__all__ = [
+    "ALLOCATION_COLUMNS",
+    "EXCEPTION_COLUMNS",
+    "atomic_period_folder",
+    "money_text",
+    "write_evidence",
+]
+
+ALLOCATION_COLUMNS = (
+    "period",
+    "business_unit",
+    "team",
+    "application",
+    "environment",
+    "cost_center",
+    "allocation_status",
+    "allocation_rule",
+    "requests",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "cost",
+    # extensions after the DESIGN.md columns
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "unpriced_requests",
+)
+EXCEPTION_COLUMNS = (
+    "period",
+    "request_id",
+    "reason",
+    "detail",
+    "timestamp",
+    "team",
+    "application",
+    "environment",
+    "workload_class",
+    "feature",
+    "job_id",
+    "caller_id",
+    "endpoint",
+    "model",
+    "status_code",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost",
+    "source_file",
+)
+
+
+def money_text(value: Decimal) -> str:
+    """Exact decimal text without exponent: 12.5 -> '12.500000000000' at the ledger's scale."""
+    return format(value, "f")
+
+
+@contextmanager
+def atomic_period_folder(out: Path, name: str) -> Iterator[Path]:
+    """Yield a temporary folder that replaces out/name only if the block completes."""
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / name
+    partial = out / f".{name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    previous = out / f".{name}.previous-{os.getpid()}"
+    if final.exists():
+        final.rename(previous)
+    partial.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _allocation_row(period: str, line: AllocationLine) -> list[object]:
+    values = {"period": period, **line.__dict__}
+    values["cost"] = money_text(line.cost)
+    return ["" if values[c] is None else values[c] for c in ALLOCATION_COLUMNS]
+
+
+def write_allocation(path: Path, ledger: PeriodLedger) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(ALLOCATION_COLUMNS)
+        for line in ledger.allocation:
+            writer.writerow(_allocation_row(ledger.period.label, line))
+
+
+def _exceptions_sql(ledger: PeriodLedger) -> str:
+    period = ledger.period
+    tags = ", ".join(
+        c for c in EXCEPTION_COLUMNS if c in CANONICAL_COLUMNS and c not in {"request_id"}
+    )
+    unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
+    start, end = _lit(period.start.isoformat()), _lit(period.end.isoformat())
+    window = f"INTERVAL {int(BOUNDARY_WINDOW.total_seconds())} SECOND"
+    priced = f"""
+        SELECT r.*, CASE WHEN p.model IS NULL THEN NULL ELSE {cost_sql("r", "p")} END AS cost
+        FROM {{rows}} r LEFT JOIN prices p ON p.model = r.model
+            AND r.timestamp >= p.effective_from
+            AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)"""
+    copies = """
+        SELECT * FROM period_requests SEMI JOIN (
+            SELECT request_id FROM duplicate_ids WHERE identical) USING (request_id)
+        QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY source_file) > 1"""
+    strays = f"""
+        SELECT * FROM requests
+        WHERE (timestamp < {start}::TIMESTAMPTZ AND timestamp >= {start}::TIMESTAMPTZ - {window})
+           OR (timestamp >= {end}::TIMESTAMPTZ AND timestamp < {end}::TIMESTAMPTZ + {window})"""
+    no_price = "'no price for ' || model || ' in effect on ' || strftime(timestamp, '%Y-%m-%d')"
+    outside = f"'outside {period.label}: excluded from the period'"
+    dup = "'identical logging duplicate: counted once'"
+    parts = [
+        ("allocation_status", "detail", f"ledger WHERE allocation_status IN ({unallocated})"),
+        ("'unpriced'", no_price, "ledger WHERE billable AND NOT priced"),
+        ("'duplicate'", dup, f"({priced.format(rows=f'({copies})')})"),
+        ("'out_of_period'", outside, f"({priced.format(rows=f'({strays})')})"),
+    ]
+    label = _lit(period.label)
+    return (
+        " UNION ALL ".join(
+            f"SELECT {label} AS period, request_id, {reason} AS reason, {detail} AS detail, "
+            f"{tags}, cost, source_file FROM {source}"
+            for reason, detail, source in parts
+        )
+        + " ORDER BY reason, cost DESC NULLS FIRST, request_id"
+    )
+
+
+def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
+    """Write exceptions.csv; return its number of rows."""
+    con: duckdb.DuckDBPyConnection = ledger.con
+    columns = ", ".join(
+        "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%fZ') AS timestamp" if c == "timestamp" else c
+        for c in EXCEPTION_COLUMNS
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE exception_queue AS {_exceptions_sql(ledger)}")
+    target = str(path).replace("'", "''")
+    con.execute(
+        f"COPY (SELECT {columns} FROM exception_queue) TO '{target}' (HEADER, DELIMITER ',')"
+    )
+    return con.execute("SELECT count(*) FROM exception_queue").fetchone()[0]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def input_files(ledger: PeriodLedger) -> list[dict[str, object]]:
+    """Every input of the period with its role, size and SHA-256."""
+    ws = ledger.workspace
+    entries: list[tuple[str, Path]] = [
+        ("config", ws.config_path),
+        ("registry", ws.registry_path),
+        ("pricing", ws.pricing_path),
+    ]
+    entries += [("requests", f) for f in ledger.loaded.files]
+    entries += [("billing", f) for f in getattr(ledger, "billing_files", ())]
+    return [
+        {
+            "role": role,
+            "path": _relative(path, ws.root),
+            "bytes": path.stat().st_size,
+            "sha256": file_sha256(path),
+        }
+        for role, path in entries
+    ]
+
+
+def conservation(ledger: PeriodLedger) -> dict[str, str]:
+    """Allocated + shared + unallocated against the ledger total; raises if they differ."""
+    by_status = ledger.cost_by_status()
+    allocated = by_status.get("allocated", Decimal(0))
+    shared = by_status.get("shared", Decimal(0))
+    unallocated = sum((by_status.get(s, Decimal(0)) for s in UNALLOCATED_STATUSES), Decimal(0))
+    if allocated + shared + unallocated != ledger.ledger_cost:
+        raise AssertionError(
+            f"conservation broken: {allocated} + {shared} + {unallocated} != {ledger.ledger_cost}"
+        )
+    return {
+        "allocated": money_text(allocated),
+        "shared": money_text(shared),
+        "unallocated": money_text(unallocated),
+        "ledger_total": money_text(ledger.ledger_cost),
+    }
+
+
+def manifest(ledger: PeriodLedger, parameters: dict[str, object], exceptions: int) -> dict:
+    ws, period, pricing = ledger.workspace, ledger.period, ledger.workspace.pricing
+    return {
+        "kit_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "period": {
+            "label": period.label,
+            "kind": period.kind,
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "end_is_exclusive": True,
+        },
+        "parameters": parameters,
+        "workspace": {"name": ws.kit.name, "currency": ws.kit.currency, "root": str(ws.root)},
+        "config": ws.kit.model_dump(mode="json"),
+        "pricing_snapshot": {
+            "id": pricing.snapshot_id,
+            "source_url": pricing.source_url,
+            "reviewed_on": pricing.reviewed_on.isoformat(),
+            "reviewed_by": pricing.reviewed_by,
+            "failed_calls_billable": pricing.failed_calls_billable,
+            "models": len(pricing.models),
+        },
+        "inputs": input_files(ledger),
+        "engine": {
+            "name": "duckdb",
+            "version": duckdb.__version__,
+            "python": sys.version.split()[0],
+        },
+        "ledger_cost": money_text(ledger.ledger_cost),
+        "conservation": conservation(ledger),
+        "counts": ledger.counts.__dict__ | {"exception_rows": exceptions},
+        "out_of_period_by_file": {
+            _relative(Path(f), ws.root): n for f, n in ledger.out_of_period_by_file.items()
+        },
+        "timings_s": {k: round(v, 3) for k, v in ledger.timings.items()},
+    }
+
+
+def write_evidence(
+    folder: Path,
+    ledger: PeriodLedger,
+    parameters: dict[str, object],
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Write allocation.csv, exceptions.csv and manifest.json into folder/evidence."""
+    evidence = folder / "evidence"
+    evidence.mkdir(parents=True, exist_ok=True)
+    write_allocation(evidence / "allocation.csv", ledger)
+    exceptions = write_exceptions(evidence / "exceptions.csv", ledger)
+    if progress:
+        progress(f"evidence   {exceptions:,} exception rows")
+    document = manifest(ledger, parameters, exceptions)
+    (evidence / "manifest.json").write_text(json.dumps(document, indent=2) + "\n")
+    return document

@@ -33,7 +33,7 @@ __all__ = [
 # column -> DuckDB type of the canonical request ledger (DESIGN.md), in order.
 CANONICAL_COLUMNS: dict[str, str] = {
     "request_id": "VARCHAR",
-    "timestamp": "TIMESTAMPTZ",
+    "timestamp": "TIMESTAMP",  # UTC
     "team": "VARCHAR",
     "application": "VARCHAR",
     "environment": "VARCHAR",
@@ -202,18 +202,11 @@ def load_requests(
             f"missing required column {column!r}{hint}; columns found: {found}",
         )
 
-    selects = []
-    for column, kind in CANONICAL_COLUMNS.items():
-        src = mapped[column]
-        if not src:
-            default = "0" if column in TOKEN_COLUMNS else ("false" if column == "batch" else "NULL")
-            selects.append(f"CAST({default} AS {kind}) AS {column}")
-        elif kind == "VARCHAR":
-            selects.append(f"NULLIF(TRIM(CAST({_quote(src)} AS VARCHAR)), '') AS {column}")
-        elif column in TOKEN_COLUMNS and column not in REQUIRED_COLUMNS:
-            selects.append(f"COALESCE(TRY_CAST({_quote(src)} AS BIGINT), 0) AS {column}")
-        else:
-            selects.append(f"TRY_CAST({_quote(src)} AS {kind}) AS {column}")
+    trim = "csv" in formats.values()
+    selects = [
+        f"{_canonical(column, kind, mapped[column], source_types, trim)} AS {column}"
+        for column, kind in CANONICAL_COLUMNS.items()
+    ]
     prefix = str(root.resolve()).rstrip("/") + "/"
     selects.append(f"replace(filename, {_literal(prefix)}, '') AS source_file")
     con.execute(
@@ -222,6 +215,35 @@ def load_requests(
 
     rows = _check_values(con, mapped, source_types, formats)
     return LoadedLedger(tuple(files), formats, mapped, rows)
+
+
+_INTEGER_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT"}
+
+
+def _canonical(column: str, kind: str, src: str, source_types: dict[str, str], trim: bool) -> str:
+    """The SQL for one canonical column; plain column references where the type already fits,
+    so DuckDB can push the period filter down into Parquet."""
+    if not src:
+        default = "0" if column in TOKEN_COLUMNS else ("false" if column == "batch" else "NULL")
+        return f"CAST({default} AS {kind})"
+    ref, src_type = _quote(src), source_types[src]
+    if kind == "VARCHAR":
+        if src_type != "VARCHAR":
+            return f"CAST({ref} AS VARCHAR)"
+        return f"NULLIF(TRIM({ref}), '')" if trim else f"NULLIF({ref}, '')"
+    if kind == "TIMESTAMP":
+        if src_type == "TIMESTAMP":
+            return ref
+        if src_type.startswith("TIMESTAMP"):
+            return f"CAST({ref} AS TIMESTAMP)"
+        return f"CAST(TRY_CAST({ref} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if kind == "BIGINT" and src_type in _INTEGER_TYPES:
+        value = ref if src_type == "BIGINT" else f"CAST({ref} AS BIGINT)"
+    else:
+        value = f"TRY_CAST({ref} AS {kind})"
+    if column in TOKEN_COLUMNS and column not in REQUIRED_COLUMNS:
+        return f"COALESCE({value}, 0)"
+    return value
 
 
 def _literal(text: str) -> str:
@@ -247,7 +269,7 @@ def _problems(mapped: dict[str, str], source_types: dict[str, str]) -> list[tupl
         if not mapped[column]:
             continue
         src, kind = _quote(mapped[column]), source_types[mapped[column]]
-        if kind in {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "HUGEINT"}:
+        if kind in _INTEGER_TYPES:
             not_whole = "false"
         else:
             not_whole = (

@@ -1,8 +1,10 @@
 """The ledger pipeline of one period: load → attribute → price → allocate, on DuckDB.
 
-`period_ledger` wires the stage functions together and returns a `PeriodLedger`: small exact
-aggregates for the evidence and the packet, and the DuckDB connection whose views (`requests`,
-`ledger`) let later stages query the rows without pulling them into pandas.
+`period_ledger` wires the stage functions together. The row-level work is one pass of SQL over
+the ledger files that writes the small table `lines`: ordinary rows aggregated by owner, model
+and day; rows a reviewer must see (exceptions, duplicate candidates) itemised one by one. Every
+later stage reads `lines` or queries the `requests` view again; nothing pulls the ledger into
+pandas.
 """
 
 from __future__ import annotations
@@ -10,23 +12,48 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import duckdb
 
 from .allocate import AllocationLine, UsageLine, allocation_lines
-from .attribute import attributed_view_sql, duplicate_ids_sql, register_registry
+from .attribute import (
+    UNALLOCATED_STATUSES,
+    attribution_sql,
+    duplicate_hashes,
+    register_registry,
+    resolve_duplicates,
+)
 from .config import Workspace
-from .load import LoadedLedger, connect, load_requests
+from .load import CANONICAL_COLUMNS, LoadedLedger, connect, load_requests
 from .periods import Period
 from .price import COST_TYPE, billable_sql, cost_sql, register_prices
 
-__all__ = ["Counts", "PeriodLedger", "period_ledger"]
+__all__ = ["Counts", "PeriodLedger", "period_filter_sql", "period_ledger", "timestamp_sql"]
 
 # Out-of-period rows this close to the period's edges are listed one by one in the exception
 # queue (late or early logging, time-zone slips); rows further away are only counted per file.
 BOUNDARY_WINDOW = timedelta(days=1)
+ITEM_COLUMNS = (
+    "request_id",
+    "timestamp",
+    "team",
+    "feature",
+    "job_id",
+    "caller_id",
+    "endpoint",
+    "status_code",
+    "idempotency_key",
+    "source_file",
+)
+TOKEN_SUMS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +65,7 @@ class Counts:
     in_period: int
     duplicate_copies: int  # extra copies of identical logging duplicates (counted once)
     attempted: int  # unique attempts in the period
-    successful: int  # 2xx
+    successful: int  # 2xx (or no status recorded)
     failed: int  # non-2xx
     billable: int
     unpriced: int  # billable attempts whose model had no price in effect
@@ -63,14 +90,75 @@ class PeriodLedger:
     def cost_by_status(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
         for line in self.allocation:
-            totals[line.allocation_status] = (
-                totals.get(line.allocation_status, Decimal(0)) + line.cost
-            )
+            status = line.allocation_status
+            totals[status] = totals.get(status, Decimal(0)) + line.cost
         return totals
+
+
+def timestamp_sql(moment: datetime) -> str:
+    """A naive-UTC TIMESTAMP literal, comparable with the ledger's `timestamp` column."""
+    return f"TIMESTAMP '{moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=' ')}'"
+
+
+def period_filter_sql(period: Period) -> str:
+    """SQL condition: the row's timestamp is inside [start, end) of the period."""
+    return f"timestamp >= {timestamp_sql(period.start)} AND timestamp < {timestamp_sql(period.end)}"
 
 
 def _lit(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def lines_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
+    """SQL building `lines` from `period_requests`: aggregated, with review rows itemised."""
+    status, owner, detail = attribution_sql("r")
+    billable = billable_sql("r", failed_calls_billable)
+    candidate = "d.h IS NOT NULL" if with_candidates else "false"
+    join_candidates = (
+        "LEFT JOIN dup_hashes d ON d.h = hash(r.request_id)" if with_candidates else ""
+    )
+    unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
+    item_fields = [*ITEM_COLUMNS, "detail", *(f"item_{c}" for c in TOKEN_SUMS), "item_cost"]
+    item_struct = ", ".join(
+        f"{name} := {name[len('item_') :] if name.startswith('item_') else name}"
+        for name in item_fields
+    )
+    # what makes two rows the same logged request (the file it came from does not)
+    content_columns = [c for c in CANONICAL_COLUMNS if c != "request_id"]
+    content = ", ".join(f"r.{c}" for c in content_columns)
+    sums = ",\n            ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_SUMS)
+    return f"""
+        WITH attributed AS (
+            SELECT r.*, hash({content}) AS content_hash,
+                hash(r.request_id, {content}) AS content_hash2,
+                {status} AS allocation_status, {owner} AS owner_team,
+                {detail} AS detail, {candidate} AS dup_candidate, {billable} AS billable,
+                (r.status_code IS NULL OR r.status_code BETWEEN 200 AND 299) AS successful,
+                p.model IS NOT NULL AS priced,
+                CASE WHEN NOT {billable} THEN CAST(0 AS {COST_TYPE})
+                     WHEN p.model IS NULL THEN NULL
+                     ELSE {cost_sql("r", "p")} END AS cost
+            FROM period_requests r
+            LEFT JOIN reg_apps a ON a.id = r.application
+            LEFT JOIN reg_teams t ON t.id = r.team
+            {join_candidates}
+            LEFT JOIN prices p ON p.model = r.model AND r.timestamp >= p.effective_from
+                AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
+        ), flagged AS (
+            SELECT *, dup_candidate OR allocation_status IN ({unallocated})
+                OR (billable AND NOT priced) AS itemised
+            FROM attributed
+        )
+        SELECT allocation_status, owner_team, application, environment, workload_class, model,
+            CAST(timestamp AS DATE) AS day, billable, successful, priced, dup_candidate,
+            CASE WHEN itemised THEN content_hash END AS item_key,
+            CASE WHEN itemised THEN content_hash2 END AS item_key2,
+            any_value(CASE WHEN itemised THEN struct_pack({item_struct}) END) AS item,
+            count(*) AS requests,
+            {sums},
+            CAST(COALESCE(sum(cost), 0) AS {COST_TYPE}) AS cost,
+            CAST(0 AS BIGINT) AS duplicate_copies
+        FROM flagged GROUP BY ALL"""
 
 
 def period_ledger(
@@ -85,70 +173,50 @@ def period_ledger(
     timings: dict[str, float] = {}
     say = progress or (lambda _msg: None)
 
-    def stage(name: str, started: float) -> None:
+    def stage(name: str, started: float, note: str = "") -> None:
         timings[name] = time.perf_counter() - started
-        say(f"{name:<10} {timings[name]:6.2f} s")
+        say(f"{name:<10} {timings[name]:6.2f} s  {note}".rstrip())
 
     started = time.perf_counter()
     loaded = load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
     register_registry(con, workspace.registry)
     register_prices(con, workspace.pricing)
-    stage("load", started)
-
-    started = time.perf_counter()
-    start, end = _lit(period.start.isoformat()), _lit(period.end.isoformat())
-    inside = f"timestamp >= {start}::TIMESTAMPTZ AND timestamp < {end}::TIMESTAMPTZ"
+    inside = period_filter_sql(period)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW period_requests AS SELECT * FROM requests WHERE {inside}"
     )
+    stage("load", started, f"{loaded.rows:,} rows from {len(loaded.files)} file(s)")
+
+    started = time.perf_counter()
+    candidates = duplicate_hashes(con, "period_requests", loaded.rows)
+    con.register("dup_hashes_arrow", candidates)
+    con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT h FROM dup_hashes_arrow")
+    con.unregister("dup_hashes_arrow")
+    stage("dedupe", started, f"{candidates.num_rows:,} repeated request_id(s)")
+
+    started = time.perf_counter()
+    sql = lines_sql(workspace.pricing.failed_calls_billable, candidates.num_rows > 0)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE duplicate_ids AS {duplicate_ids_sql('period_requests')}"
+        f"CREATE OR REPLACE TEMP TABLE lines AS SELECT * EXCLUDE (item), item.* FROM ({sql})"
     )
-    billable = billable_sql("a", workspace.pricing.failed_calls_billable)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW ledger AS
-        SELECT a.*, {billable} AS billable,
-            (a.status_code IS NULL OR a.status_code BETWEEN 200 AND 299) AS successful,
-            p.model IS NOT NULL AS priced,
-            CASE WHEN NOT {billable} THEN CAST(0 AS {COST_TYPE})
-                 WHEN p.model IS NULL THEN NULL
-                 ELSE {cost_sql("a", "p")} END AS cost
-        FROM ({attributed_view_sql("period_requests", "duplicate_ids")}) a
-        LEFT JOIN prices p ON p.model = a.model AND a.timestamp >= p.effective_from
-            AND (p.effective_to IS NULL OR a.timestamp < p.effective_to)"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE usage AS
-        SELECT allocation_status, owner_team AS team, application, environment, workload_class,
-            model, CAST(timestamp AS DATE) AS day, billable, successful, priced,
-            count(*) AS requests,
-            sum(input_tokens) AS input_tokens,
-            sum(cached_input_tokens) AS cached_input_tokens,
-            sum(cache_write_tokens) AS cache_write_tokens,
-            sum(output_tokens) AS output_tokens,
-            sum(reasoning_tokens) AS reasoning_tokens,
-            CAST(COALESCE(sum(cost), 0) AS {COST_TYPE}) AS cost
-        FROM ledger GROUP BY ALL"""
-    )
+    resolve_duplicates(con, "lines")
     stage("price", started)
 
     started = time.perf_counter()
+    sums = ", ".join(f"sum({c})::BIGINT" for c in TOKEN_SUMS)
     usage = [
         UsageLine(*row)
         for row in con.execute(
-            """SELECT allocation_status, team, application, environment,
-                sum(requests)::BIGINT, sum(input_tokens)::BIGINT, sum(cached_input_tokens)::BIGINT,
-                sum(cache_write_tokens)::BIGINT, sum(output_tokens)::BIGINT,
-                sum(reasoning_tokens)::BIGINT,
+            f"""SELECT allocation_status, owner_team, application, environment,
+                sum(requests)::BIGINT, {sums},
                 COALESCE(sum(requests) FILTER (WHERE billable AND NOT priced), 0)::BIGINT,
-                sum(cost)
-            FROM usage GROUP BY ALL ORDER BY ALL"""
+                CAST(sum(cost) AS {COST_TYPE})
+            FROM lines GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
     ]
     allocation = allocation_lines(usage, workspace.registry)
+    counts, ledger_cost, by_file = _counts(con, inside, loaded.rows)
     stage("allocate", started)
-
-    counts, ledger_cost, by_file = _counts(con, inside)
     return PeriodLedger(
         workspace=workspace,
         period=period,
@@ -163,25 +231,24 @@ def period_ledger(
     )
 
 
-def _counts(con: duckdb.DuckDBPyConnection, inside: str) -> tuple[Counts, Decimal, dict[str, int]]:
+def _counts(
+    con: duckdb.DuckDBPyConnection, inside: str, rows_read: int
+) -> tuple[Counts, Decimal, dict[str, int]]:
     by_file = dict(
         con.execute(
             f"SELECT source_file, count(*) FROM requests WHERE NOT ({inside}) "
             "GROUP BY ALL ORDER BY ALL"
         ).fetchall()
     )
-    rows_read = con.execute("SELECT count(*) FROM requests").fetchone()[0]
-    copies = con.execute(
-        "SELECT COALESCE(sum(copies - 1), 0)::BIGINT FROM duplicate_ids WHERE identical"
-    ).fetchone()[0]
-    (attempted, successful, billable, unpriced, quarantined, cost) = con.execute(
-        f"""SELECT sum(requests)::BIGINT,
+    (attempted, successful, billable, unpriced, quarantined, copies, cost) = con.execute(
+        f"""SELECT COALESCE(sum(requests), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE successful), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE billable), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE billable AND NOT priced), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE allocation_status = 'quarantined'), 0)::BIGINT,
+            COALESCE(sum(duplicate_copies), 0)::BIGINT,
             CAST(COALESCE(sum(cost), 0) AS {COST_TYPE})
-        FROM usage"""
+        FROM lines"""
     ).fetchone()
     out = sum(by_file.values())
     counts = Counts(
@@ -189,9 +256,9 @@ def _counts(con: duckdb.DuckDBPyConnection, inside: str) -> tuple[Counts, Decima
         out_of_period=out,
         in_period=rows_read - out,
         duplicate_copies=copies,
-        attempted=attempted or 0,
+        attempted=attempted,
         successful=successful,
-        failed=(attempted or 0) - successful,
+        failed=attempted - successful,
         billable=billable,
         unpriced=unpriced,
         quarantined=quarantined,

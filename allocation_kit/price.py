@@ -7,6 +7,7 @@ never zero). Failed (non-2xx) attempts cost nothing unless the snapshot says the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import duckdb
@@ -22,6 +23,10 @@ _MILLION = Decimal(1_000_000)
 
 def _per_token(per_1m: Decimal | None) -> Decimal | None:
     return None if per_1m is None else per_1m / _MILLION
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def price_rows(pricing: PricingSnapshot) -> list[tuple]:
@@ -49,7 +54,7 @@ def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) ->
     """Create the temp table `prices` from the snapshot."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE prices (
-            model VARCHAR, effective_from TIMESTAMPTZ, effective_to TIMESTAMPTZ,
+            model VARCHAR, effective_from TIMESTAMP, effective_to TIMESTAMP,
             input {COST_TYPE}, cached_input {COST_TYPE}, cache_write {COST_TYPE},
             output {COST_TYPE}, reasoning {COST_TYPE}, per_call {COST_TYPE})"""
     )

@@ -23,8 +23,8 @@ import duckdb
 from . import __version__
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
-from .load import CANONICAL_COLUMNS, file_sha256
-from .pipeline import BOUNDARY_WINDOW, PeriodLedger, _lit
+from .load import file_sha256
+from .pipeline import BOUNDARY_WINDOW, PeriodLedger, _lit, timestamp_sql
 from .price import cost_sql
 
 __all__ = [
@@ -119,44 +119,48 @@ def write_allocation(path: Path, ledger: PeriodLedger) -> None:
 
 
 def _exceptions_sql(ledger: PeriodLedger) -> str:
+    """SQL: the exception queue, one row per request and reason, costliest first per reason."""
     period = ledger.period
-    tags = ", ".join(
-        c for c in EXCEPTION_COLUMNS if c in CANONICAL_COLUMNS and c not in {"request_id"}
-    )
     unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
-    start, end = _lit(period.start.isoformat()), _lit(period.end.isoformat())
+    start, end = timestamp_sql(period.start), timestamp_sql(period.end)
     window = f"INTERVAL {int(BOUNDARY_WINDOW.total_seconds())} SECOND"
-    priced = f"""
-        SELECT r.*, CASE WHEN p.model IS NULL THEN NULL ELSE {cost_sql("r", "p")} END AS cost
-        FROM {{rows}} r LEFT JOIN prices p ON p.model = r.model
-            AND r.timestamp >= p.effective_from
-            AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)"""
-    copies = """
-        SELECT * FROM period_requests SEMI JOIN (
-            SELECT request_id FROM duplicate_ids WHERE identical) USING (request_id)
-        QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY source_file) > 1"""
-    strays = f"""
-        SELECT * FROM requests
-        WHERE (timestamp < {start}::TIMESTAMPTZ AND timestamp >= {start}::TIMESTAMPTZ - {window})
-           OR (timestamp >= {end}::TIMESTAMPTZ AND timestamp < {end}::TIMESTAMPTZ + {window})"""
-    no_price = "'no price for ' || model || ' in effect on ' || strftime(timestamp, '%Y-%m-%d')"
-    outside = f"'outside {period.label}: excluded from the period'"
-    dup = "'identical logging duplicate: counted once'"
-    parts = [
-        ("allocation_status", "detail", f"ledger WHERE allocation_status IN ({unallocated})"),
-        ("'unpriced'", no_price, "ledger WHERE billable AND NOT priced"),
-        ("'duplicate'", dup, f"({priced.format(rows=f'({copies})')})"),
-        ("'out_of_period'", outside, f"({priced.format(rows=f'({strays})')})"),
-    ]
     label = _lit(period.label)
-    return (
-        " UNION ALL ".join(
-            f"SELECT {label} AS period, request_id, {reason} AS reason, {detail} AS detail, "
-            f"{tags}, cost, source_file FROM {source}"
-            for reason, detail, source in parts
-        )
-        + " ORDER BY reason, cost DESC NULLS FIRST, request_id"
+    tags = (
+        "request_id, timestamp, team, application, environment, workload_class, feature, job_id, "
+        "caller_id, endpoint, model, status_code"
     )
+    item = (
+        f"{tags}, item_input_tokens, item_cached_input_tokens, item_output_tokens, "
+        "item_reasoning_tokens, item_cost, source_file"
+    )
+    no_price = "'no price for ' || model || ' in effect on ' || strftime(timestamp, '%Y-%m-%d')"
+    copies = "'identical logging duplicate: counted once'"
+    outside = f"'outside ' || {label} || ': excluded from the period'"
+    stray_cost = f"CASE WHEN p.model IS NOT NULL THEN {cost_sql('r', 'p')} END"
+    parts = [
+        f"SELECT allocation_status, detail, {item} FROM lines, range(requests) "
+        f"WHERE request_id IS NOT NULL AND allocation_status IN ({unallocated})",
+        f"SELECT 'unpriced', {no_price}, {item} FROM lines, range(requests) "
+        "WHERE request_id IS NOT NULL AND billable AND NOT priced",
+        f"SELECT 'duplicate', {copies}, {item} FROM lines, range(duplicate_copies) "
+        "WHERE duplicate_copies > 0",
+        f"""SELECT 'out_of_period', {outside}, {", ".join("r." + c for c in tags.split(", "))},
+            r.input_tokens, r.cached_input_tokens, r.output_tokens, r.reasoning_tokens,
+            {stray_cost}, r.source_file
+        FROM requests r LEFT JOIN prices p ON p.model = r.model
+            AND r.timestamp >= p.effective_from
+            AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
+        WHERE (r.timestamp < {start} AND r.timestamp >= {start} - {window})
+           OR (r.timestamp >= {end} AND r.timestamp < {end} + {window})""",
+    ]
+    names = ["reason", "detail", *tags.split(", ")]
+    names += ["input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"]
+    names += ["cost", "source_file"]
+    union = " UNION ALL ".join(f"({part})" for part in parts)
+    return f"""
+        SELECT {label} AS period, {", ".join(c for c in EXCEPTION_COLUMNS if c != "period")}
+        FROM ({union}) x({", ".join(names)})
+        ORDER BY reason, cost DESC NULLS FIRST, request_id"""
 
 
 def write_exceptions(path: Path, ledger: PeriodLedger) -> int:

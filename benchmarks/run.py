@@ -1,0 +1,233 @@
+"""Benchmark the ledger pipeline against a plain DuckDB aggregate and a naive pandas version.
+
+    python benchmarks/run.py --rows 10000000 [--repeat 3] [--workdir DIR]
+
+Generates one month of N synthetic requests (Parquet) with a registry of 8 teams / 24
+applications (one shared) and a 6-model price snapshot, then times, each in its own process so
+peak RSS is its own:
+
+- pipeline: allocation-kit's load → attribute → price → allocate plus the evidence files;
+- duckdb:   a plain DuckDB scan + price join + group-by of the same file (the floor);
+- pandas:   a naive pandas implementation of the same allocation (read, dedupe, merge, group).
+
+Prints medians of --repeat runs and the ratios. Not a test: figures go in the closing note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TEAMS = ["search", "support", "sales", "growth", "data", "legal", "finance", "platform"]
+MODELS = {  # model: (input, cached_input, output) per 1M tokens
+    "gpt-4o-mini": ("0.15", "0.075", "0.60"),
+    "gpt-4.1": ("2.00", "0.50", "8.00"),
+    "claude-sonnet-4-5": ("3.00", "0.30", "15.00"),
+    "o3-mini": ("1.10", "0.55", "4.40"),
+    "text-embedding-3-small": ("0.02", "0.02", "0"),
+    "gemini-2.5-flash": ("0.30", "0.075", "2.50"),
+}
+
+
+def write_workspace(root: Path, rows: int) -> Path:
+    import duckdb
+
+    root.mkdir(parents=True, exist_ok=True)
+    apps = [(f"{team}-app{i}", team) for team in TEAMS for i in range(3)]
+    registry = ["teams:"]
+    registry += [
+        f"  - {{id: {t}, business_unit: bu{i % 3}, cost_center: CC-{i}00, budget_owner: {t}-lead}}"
+        for i, t in enumerate(TEAMS)
+    ]
+    registry += ["applications:"] + [f"  - {{id: {a}, team: {t}}}" for a, t in apps[:-1]]
+    registry += [
+        f"  - id: {apps[-1][0]}",
+        "    team: platform",
+        "    shared: {method: proportional, basis: tokens, teams: [search, support, sales]}",
+        "environments: [production, staging, development]",
+        "workload_classes: [user_facing_chat, batch]",
+    ]
+    (root / "registry.yaml").write_text("\n".join(registry) + "\n")
+    pricing = [
+        "currency: USD",
+        "source_url: https://example.com/pricing",
+        "reviewed_on: 2026-09-28",
+        "reviewed_by: finops-analyst",
+        "models:",
+    ]
+    for model, (inp, cached, out) in MODELS.items():
+        pricing += [
+            f"  - model: {model}",
+            "    effective_from: 2026-01-01",
+            f"    per_1m_tokens: {{input: {inp}, cached_input: {cached}, output: {out}}}",
+        ]
+    (root / "pricing.yaml").write_text("\n".join(pricing) + "\n")
+    (root / "kit.yaml").write_text(
+        "name: benchmark\ncurrency: USD\nrequests: {path: requests.parquet}\n"
+        "registry: registry.yaml\npricing: pricing.yaml\n"
+    )
+    app_list = "[" + ", ".join(f"'{a}'" for a, _ in apps) + "]"
+    team_list = "[" + ", ".join(f"'{t}'" for _, t in apps) + "]"
+    model_list = "[" + ", ".join(f"'{m}'" for m in MODELS) + "]"
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (
+        WITH base AS (
+            SELECT i, CAST(hash(i) % 1000000007 AS BIGINT) AS h,
+                CAST(hash(i * 7919) % 1000000007 AS BIGINT) AS g
+            FROM (SELECT * FROM range({rows - rows // 1000}) UNION ALL  -- 0.1 % logging duplicates
+                  SELECT * FROM range({rows // 1000})) t(i)
+        )
+        SELECT 'req-' || lpad(CAST(i AS VARCHAR), 10, '0') AS request_id,
+            TIMESTAMP '2026-10-01' + to_seconds(CAST(h % 2678400 AS BIGINT)) AS timestamp,
+            CASE WHEN h % 50 = 0 THEN NULL ELSE {team_list}[1 + (g % 24)] END AS team,
+            CASE WHEN h % 50 = 0 THEN NULL ELSE {app_list}[1 + (g % 24)] END AS application,
+            ['production', 'production', 'staging', 'development'][1 + (h % 4)] AS environment,
+            ['user_facing_chat', 'batch'][1 + (g % 2)] AS workload_class,
+            'feature-' || (g % 40) AS feature,
+            NULL AS job_id,
+            'svc-' || (g % 24) AS caller_id,
+            '/v1/chat/completions' AS endpoint,
+            {model_list}[1 + ((h // 7) % 6)] AS model,
+            CAST(100 + h % 4000 AS BIGINT) AS input_tokens,
+            CAST(20 + g % 800 AS BIGINT) AS output_tokens,
+            CAST((h % 4000) // 3 AS BIGINT) AS cached_input_tokens,
+            CAST(0 AS BIGINT) AS reasoning_tokens,
+            CAST(CASE WHEN g % 100 = 0 THEN 429 ELSE 200 END AS INTEGER) AS status_code,
+            'k-' || i AS idempotency_key,
+            false AS batch
+        FROM base
+    ) TO '{root / "requests.parquet"}' (FORMAT parquet)"""
+    )
+    return root / "kit.yaml"
+
+
+# --- the three contenders, each run in a child process ---------------------------------------
+
+
+def run_pipeline(config: Path) -> None:
+    from allocation_kit.cli import run_period
+
+    run_period(config, "2026-10", config.parent / "reports", progress=None)
+
+
+def run_duckdb(config: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    prices = ", ".join(
+        f"('{m}', {i}::DECIMAL(18,6), {c}::DECIMAL(18,6), {o}::DECIMAL(18,6))"
+        for m, (i, c, o) in MODELS.items()
+    )
+    con.execute(
+        f"""SELECT r.team, r.model, count(*),
+            sum((r.input_tokens - r.cached_input_tokens) * p.i + r.cached_input_tokens * p.c
+                + r.output_tokens * p.o)
+        FROM read_parquet('{config.parent / "requests.parquet"}') r
+        JOIN (VALUES {prices}) p(model, i, c, o) USING (model)
+        GROUP BY ALL"""
+    ).fetchall()
+
+
+def run_pandas(config: Path) -> None:
+    from decimal import Decimal
+
+    import pandas as pd
+    import yaml
+
+    frame = pd.read_parquet(config.parent / "requests.parquet")
+    frame = frame.drop_duplicates()
+    registry = yaml.safe_load((config.parent / "registry.yaml").read_text())
+    apps = pd.DataFrame(registry["applications"])[["id", "team"]]
+    apps.columns = ["application", "app_team"]
+    frame = frame.merge(apps, on="application", how="left")
+    prices = pd.DataFrame(
+        [(m, float(i), float(c), float(o)) for m, (i, c, o) in MODELS.items()],
+        columns=["model", "p_in", "p_cached", "p_out"],
+    )
+    frame = frame.merge(prices, on="model", how="left")
+    billable = frame["status_code"].between(200, 299)
+    frame["cost"] = (
+        billable
+        * (
+            (frame["input_tokens"] - frame["cached_input_tokens"]) * frame["p_in"]
+            + frame["cached_input_tokens"] * frame["p_cached"]
+            + frame["output_tokens"] * frame["p_out"]
+        )
+        / 1e6
+    )
+    frame["status"] = "allocated"
+    frame.loc[frame["application"].isna() & frame["team"].isna(), "status"] = "untagged"
+    grouped = frame.groupby(["status", "app_team", "application", "environment"], dropna=False)
+    result = grouped.agg(requests=("request_id", "size"), cost=("cost", "sum")).reset_index()
+    Decimal(str(result["cost"].sum()))
+
+
+CONTENDERS = {"pipeline": run_pipeline, "duckdb": run_duckdb, "pandas": run_pandas}
+
+
+def child(name: str, config: Path) -> None:
+    started = time.perf_counter()
+    CONTENDERS[name](config)
+    print(json.dumps({"seconds": time.perf_counter() - started}))
+
+
+def measure(name: str, config: Path) -> tuple[float, float]:
+    """(wall seconds inside the child, peak RSS in MB) of one run in a fresh process."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", name, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{name} failed with status {status}")
+    return json.loads(out)["seconds"], usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--skip", default="", help="comma-separated contenders to skip")
+    parser.add_argument("--child", choices=list(CONTENDERS))
+    parser.add_argument("--config", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.config)
+        return
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="allocation-kit-bench-"))
+    started = time.perf_counter()
+    config = write_workspace(workdir, args.rows)
+    size = (workdir / "requests.parquet").stat().st_size / 1e6
+    print(f"generated {args.rows:,} rows ({size:.0f} MB Parquet) in "
+          f"{time.perf_counter() - started:.1f} s at {workdir}")  # fmt: skip
+    results = {}
+    skip = set(filter(None, args.skip.split(",")))
+    for name in CONTENDERS:
+        if name in skip:
+            continue
+        runs = [measure(name, config) for _ in range(args.repeat)]
+        seconds = statistics.median(r[0] for r in runs)
+        peak = max(r[1] for r in runs)
+        results[name] = (seconds, peak)
+        print(f"{name:<9} median {seconds:7.2f} s  peak RSS {peak:7.0f} MB  "
+              f"runs {', '.join(f'{r[0]:.2f}' for r in runs)}")  # fmt: skip
+    if "pipeline" in results and "duckdb" in results:
+        print(f"pipeline / plain duckdb = {results['pipeline'][0] / results['duckdb'][0]:.2f}x")
+    if "pipeline" in results and "pandas" in results:
+        print(f"pandas / pipeline       = {results['pandas'][0] / results['pipeline'][0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

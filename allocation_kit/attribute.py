@@ -143,7 +143,7 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection, lines: str) -> None:
         f"""UPDATE {lines} SET duplicate_copies = requests - 1, requests = 1,
             input_tokens = item_input_tokens, cached_input_tokens = item_cached_input_tokens,
             cache_write_tokens = item_cache_write_tokens, output_tokens = item_output_tokens,
-            reasoning_tokens = item_reasoning_tokens, cost = item_cost
+            reasoning_tokens = item_reasoning_tokens, cost = COALESCE(item_cost, 0)
         FROM duplicate_ids d
         WHERE {lines}.request_id = d.request_id AND {lines}.dup_candidate AND d.versions = 1"""
     )

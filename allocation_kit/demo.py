@@ -69,7 +69,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = ["DEMO_PERIODS", "PLANTED", "write_demo_workspace"]
@@ -444,6 +443,22 @@ _COLUMNS = pa.schema(
 )
 
 
+# Low-cardinality columns; dictionary-encoding ids and token counts only costs time.
+_DICTIONARY_COLUMNS = [
+    "team",
+    "application",
+    "environment",
+    "workload_class",
+    "feature",
+    "job_id",
+    "caller_id",
+    "endpoint",
+    "model",
+    "status_code",
+    "batch",
+]
+
+
 def _vocab(values) -> tuple[str, ...]:
     return tuple(sorted({v for v in values if v is not None}))
 
@@ -472,7 +487,12 @@ def write_demo_workspace(dest: Path, rows_per_month: int = 100_000, seed: int = 
     month_rngs = np.random.default_rng(seed).spawn(len(DEMO_PERIODS))
     for index, period in enumerate(DEMO_PERIODS):
         table, month_usage = _month_ledger(period, index, rows_per_month, month_rngs[index])
-        pq.write_table(table, dest / "data" / "requests" / f"{period}.parquet", compression="zstd")
+        pq.write_table(
+            table,
+            dest / "data" / "requests" / f"{period}.parquet",
+            compression="zstd",
+            use_dictionary=_DICTIONARY_COLUMNS,
+        )
         del table
         for key, sums in month_usage.items():
             usage[key] = usage[key] + sums if key in usage else sums
@@ -522,12 +542,9 @@ def _month_ledger(period: str, index: int, rows_per_month: int, rng: np.random.G
     cols["job_day"] = np.where(cols["job_day"] < 0, cols["ts"] // _DAY_US, cols["job_day"])
     cols = _add_failed_attempts(cols, regular & ~boundary, start_us, rows_per_month, rng)
 
-    order = np.argsort(cols["ts"], kind="stable")
-    cols = {name: values[order] for name, values in cols.items()}
     usage = _billable_usage(cols)
-
-    regular = (cols["src"] < _N_REGULAR) & ~cols["boundary"]
-    table = _ledger_table(cols, period, regular, rows_per_month, rng)
+    order = np.argsort(cols["ts"], kind="stable")  # request_ids number the rows in time order
+    table = _ledger_table(cols, order, period, rows_per_month, rng)
     return table, usage
 
 
@@ -710,40 +727,40 @@ def _billable_usage(cols) -> dict[tuple[int, int], np.ndarray]:
     ok = (cols["status"] >= 200) & (cols["status"] < 300)
     day = cols["ts"][ok] // _DAY_US
     key = day * len(_MODELS) + cols["model"][ok]
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key)  # grouping only: integer sums do not depend on the order
     key = key[order]
-    uncached = cols["input"] - cols["cached"] - cols["cache_write"]
-    parts = np.stack(
-        [
-            uncached[ok],
-            cols["cached"][ok],
-            cols["cache_write"][ok],
-            cols["output"][ok],
-            np.ones(int(ok.sum()), np.int64),
-        ]
-    )[:, order]
     starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-    sums = np.add.reduceat(parts, starts, axis=1)
+    uncached = cols["input"] - cols["cached"] - cols["cache_write"]
+    parts = (uncached, cols["cached"], cols["cache_write"], cols["output"])
+    sums = np.stack(
+        [np.add.reduceat(part[ok][order], starts) for part in parts]
+        + [np.diff(np.append(starts, len(key)))]  # calls
+    )
     return {
         (int(k) // len(_MODELS), int(k) % len(_MODELS)): sums[:, j].copy()
         for j, k in enumerate(key[starts])
     }
 
 
-def _ledger_table(cols, period, regular, rows_per_month, rng) -> pa.Table:
-    """Return the month's rows with logging duplicates planted (finding 4), as Arrow."""
-    n = len(cols["ts"])
+def _ledger_table(cols, order, period, rows_per_month, rng) -> pa.Table:
+    """Return the month's rows in time order with logging duplicates planted (finding 4).
+
+    `order` sorts the attempts by time; positions below are in that order.
+    """
+    n = len(order)
     dup = PLANTED["logging_duplicates"]
     n_identical = _count(rows_per_month, dup["identical_rows_per_100k"])
     n_conflicting = dup["conflicting_request_ids"][period]
+    regular = ((cols["src"] < _N_REGULAR) & ~cols["boundary"])[order]
     identical = rng.choice(np.flatnonzero(regular), size=n_identical, replace=False)
-    talkative = regular & (cols["status"] == 200) & (cols["output"] > 0)
+    talkative = regular & (cols["status"][order] == 200) & (cols["output"][order] > 0)
     talkative[identical] = False
     conflicting = rng.choice(np.flatnonzero(talkative), size=n_conflicting, replace=False)
     copies = np.ones(n, np.int64)
     copies[identical] = 2
     copies[conflicting] = 2
-    rows = np.repeat(np.arange(n), copies)
+    position = np.repeat(np.arange(n), copies)  # each written row's position in time order
+    rows = order[position]  # and its attempt
     first = np.cumsum(copies) - copies
     output = cols["output"][rows]
     output[first[conflicting] + 1] += rng.integers(7, 300, n_conflicting)
@@ -757,9 +774,7 @@ def _ledger_table(cols, period, regular, rows_per_month, rng) -> pa.Table:
     jobs = np.array([s.jobs for s in _SOURCES])
     width = max(7, len(str(n)))
     arrays = {
-        "request_id": pc.binary_join_element_wise(
-            f"req-{period}-", pc.utf8_lpad(pc.cast(pa.array(rows + 1), pa.string()), width, "0"), ""
-        ),
+        "request_id": _numbered(f"req-{period}-", position + 1, width),
         "timestamp": pa.array(cols["ts"][rows], pa.timestamp("us", tz="UTC")),
         "team": _strings(_TEAM_TAGS, team_codes[src]),
         "application": _strings(_APP_TAGS, app_codes[src]),
@@ -786,31 +801,64 @@ def _strings(vocabulary, codes: np.ndarray) -> pa.Array:
     """Return the strings for codes into vocabulary (code -1 is null)."""
     codes = np.asarray(codes, dtype=np.int32)
     indices = pa.array(codes, mask=codes < 0)
-    return pc.take(pa.array(vocabulary, pa.string()), indices)
+    dictionary = pa.array(vocabulary, pa.string())
+    return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
 
 
 def _job_ids(src: np.ndarray, job_day: np.ndarray, has_job: np.ndarray) -> pa.Array:
     """Return `<application>-<YYYYMMDD>` for rows of job-running sources, else null."""
-    combined = src.astype(np.int64) * 1_000_000 + job_day
-    unique, inverse = np.unique(combined, return_inverse=True)
+    first_day = int(job_day.min())
+    span = int(job_day.max()) - first_day + 1
+    combined = src.astype(np.int64) * span + (job_day - first_day)
+    present = np.zeros(len(_SOURCES) * span, dtype=bool)
+    present[combined] = True
+    dense = np.cumsum(present) - 1  # code of each present (source, day) in sorted order
     epoch = date(1970, 1, 1)
     names = [
-        f"{_SOURCES[int(u) // 1_000_000].application}-"
-        f"{(epoch + timedelta(days=int(u) % 1_000_000)).strftime('%Y%m%d')}"
-        for u in unique
+        f"{_SOURCES[int(c) // span].application}-"
+        f"{(epoch + timedelta(days=first_day + int(c) % span)).strftime('%Y%m%d')}"
+        for c in np.flatnonzero(present)
     ]
-    return _strings(names, np.where(has_job, inverse, -1))
+    return _strings(names, np.where(has_job, dense[combined], -1))
 
 
-def _hex_keys(values: np.ndarray) -> pa.Array:
+def _hex_keys(values: np.ndarray) -> pa.ChunkedArray:
     """Return `idk-` + 16 lowercase hex digits per 64-bit value."""
-    digits = np.frombuffer(b"0123456789abcdef", np.uint8)
     chars = np.empty((len(values), 20), np.uint8)
     chars[:, :4] = np.frombuffer(b"idk-", np.uint8)
-    for i in range(16):
-        nibble = (values >> np.uint64(60 - 4 * i)) & np.uint64(15)
-        chars[:, 4 + i] = digits[nibble.astype(np.intp)]
-    return pa.array(chars.view("S20").ravel(), pa.binary()).cast(pa.string())
+    big_endian = values.astype(">u8").view(np.uint8).reshape(len(values), 8)
+    nibbles = chars[:, 4:].reshape(len(values), 8, 2)
+    nibbles[:, :, 0] = big_endian >> 4
+    nibbles[:, :, 1] = big_endian & 15
+    digits = chars[:, 4:]
+    digits += (digits > 9).view(np.uint8) * np.uint8(ord("a") - 10 - ord("0")) + ord("0")
+    return _fixed_width_strings(chars)
+
+
+def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.ChunkedArray:
+    """Return prefix + the zero-padded decimal number, per number."""
+    head = np.frombuffer(prefix.encode(), np.uint8)
+    chars = np.empty((len(numbers), len(head) + width), np.uint8)
+    chars[:, : len(head)] = head
+    rest = numbers.astype(np.int64)
+    for column in range(chars.shape[1] - 1, len(head) - 1, -1):
+        rest, digit = np.divmod(rest, 10)
+        chars[:, column] = digit + ord("0")
+    return _fixed_width_strings(chars)
+
+
+def _fixed_width_strings(chars: np.ndarray) -> pa.ChunkedArray:
+    """Return one ASCII string per row of a (rows, width) uint8 matrix, without copying per row."""
+    rows, width = chars.shape
+    per_chunk = max(1, (2**31 - 1) // width)  # int32 offsets address at most 2 GiB a chunk
+    chunks = []
+    for start in range(0, rows, per_chunk):
+        block = np.ascontiguousarray(chars[start : start + per_chunk])
+        offsets = np.arange(0, (len(block) + 1) * width, width, dtype=np.int32)
+        chunks.append(
+            pa.StringArray.from_buffers(len(block), pa.py_buffer(offsets), pa.py_buffer(block))
+        )
+    return pa.chunked_array(chunks, pa.string())
 
 
 # --- the bill ---------------------------------------------------------------------------------

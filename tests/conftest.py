@@ -91,7 +91,9 @@ def request(request_id: str, **values: object) -> dict[str, object]:
     return row
 
 
-def write_ledger(path: Path, rows: list[dict[str, object]], columns: list[str] | None = None) -> Path:
+def write_ledger(
+    path: Path, rows: list[dict[str, object]], columns: list[str] | None = None
+) -> Path:
     columns = columns or sorted({c for r in rows for c in r}, key=_column_order)
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

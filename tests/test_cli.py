@@ -1,0 +1,159 @@
+"""The command line: bad input is one line on stderr and a non-zero exit, never a traceback;
+a failed run leaves the previous good output in place."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from allocation_kit.cli import main
+
+from .conftest import request, write_ledger
+
+
+def run_cli(*args: str) -> int:
+    with pytest.raises(SystemExit) as caught:
+        main(list(args))
+    return caught.value.code
+
+
+def review(config: Path, period: str = "2026-10") -> int:
+    try:
+        main(["run", "--config", str(config), "--period", period])
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def last_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert not any(line.startswith("Traceback") for line in err)
+    return err[-1]
+
+
+def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
+    config = workspace([request("r1"), request("r2", team=None, application=None)])
+    assert review(config) == 0
+    evidence = tmp_path / "reports" / "2026-10" / "evidence"
+    assert sorted(p.name for p in evidence.iterdir()) == [
+        "allocation.csv", "exceptions.csv", "manifest.json"
+    ]  # fmt: skip
+    allocation = (evidence / "allocation.csv").read_text().splitlines()
+    assert allocation == [
+        "period,business_unit,team,application,environment,cost_center,allocation_status,"
+        "allocation_rule,requests,input_tokens,cached_input_tokens,output_tokens,cost,"
+        "cache_write_tokens,reasoning_tokens,unpriced_requests",
+        "2026-10,product,search,search-api,production,CC-100,allocated,direct: application owner,"
+        "1,1000,0,100,0.001400000000,0,0,0",
+        "2026-10,,,,production,,untagged,unallocated: untagged,1,1000,0,100,0.001400000000,0,0,0",
+    ]
+    exceptions = (evidence / "exceptions.csv").read_text().splitlines()
+    assert exceptions[1] == (
+        "2026-10,r2,untagged,no team and no application tag,2026-10-10T12:00:00.000000Z,,,"
+        "production,user_facing_chat,,,,,chat-small,200,1000,0,100,0,0.001400000000,requests.csv"
+    )
+    manifest = json.loads((evidence / "manifest.json").read_text())
+    assert manifest["conservation"] == {
+        "allocated": "0.001400000000",
+        "shared": "0",
+        "unallocated": "0.001400000000",
+        "ledger_total": "0.002800000000",
+    }
+    assert [i["role"] for i in manifest["inputs"]] == ["config", "registry", "pricing", "requests"]
+    assert manifest["inputs"][3]["path"] == "requests.csv"
+    assert len(manifest["inputs"][3]["sha256"]) == 64
+    assert manifest["pricing_snapshot"]["id"] == "2026-09-28/finops-analyst"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([request("r1", input_tokens="12x")],
+         "requests.csv: row 1 (line 2), column 'input_tokens': got '12x', expected a whole number "
+         "of tokens"),
+        ([request("r1"), request("r2", output_tokens=-5)],
+         "requests.csv: row 2 (line 3), column 'output_tokens': got '-5', expected a token count "
+         "of 0 or more"),
+        ([request("r1", input_tokens="1.5")],
+         "requests.csv: row 1 (line 2), column 'input_tokens': got '1.5', expected a whole number "
+         "of tokens"),
+        ([request("r1", timestamp="yesterday")],
+         "requests.csv: row 1 (line 2), column 'timestamp': got 'yesterday', expected an ISO 8601 "
+         "timestamp such as 2026-10-01T12:00:00Z"),
+        ([request("r1", model="")],
+         "requests.csv: row 1 (line 2), column 'model': got empty, expected a value (the column "
+         "is required)"),
+    ],
+)  # fmt: skip
+def test_bad_rows_are_one_line_naming_file_row_and_column(
+    workspace, capsys, tmp_path, rows, message
+):
+    config = workspace(rows)
+    assert review(config) == 3
+    assert last_line(capsys) == f"error: {tmp_path / message}"
+
+
+def test_missing_required_column_is_named(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    write_ledger(tmp_path / "requests.csv", [request("r1")], columns=["request_id", "timestamp"])
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'requests.csv'}: missing required column 'model'; "
+        "columns found: request_id, timestamp"
+    )
+
+
+def test_missing_ledger_is_named(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    (tmp_path / "requests.csv").unlink()
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: kit.yaml: requests.path: no files match 'requests.csv' (looked in {tmp_path})"
+    )
+
+
+def test_empty_ledger_is_refused(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    (tmp_path / "requests.csv").write_text(
+        "request_id,timestamp,model,input_tokens,output_tokens\n"
+    )
+    assert review(config) == 3
+    assert last_line(capsys) == f"error: {tmp_path / 'requests.csv'}: the ledger has no rows"
+
+
+def test_config_errors_exit_2(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    (tmp_path / "pricing.yaml").write_text("currency: USD\nmodels: [\n")
+    assert review(config) == 2
+    assert last_line(capsys).startswith(f"error: {tmp_path / 'pricing.yaml'}: line 3, column 1:")
+
+
+def test_bad_period_exits_2(workspace, capsys):
+    assert review(workspace([request("r1")]), period="Q4") == 2
+    assert last_line(capsys).startswith("error: period 'Q4': expected a period like 2026-10")
+
+
+def test_a_failed_run_keeps_the_previous_good_output(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    assert review(config) == 0
+    allocation = tmp_path / "reports" / "2026-10" / "evidence" / "allocation.csv"
+    good = allocation.read_text()
+    write_ledger(tmp_path / "requests.csv", [request("r1", input_tokens="oops")])
+    assert review(config) == 3
+    assert allocation.read_text() == good
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10"]
+
+
+def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
+    target = tmp_path / "ws"
+    try:
+        main(["init", str(target)])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert review(target / "kit.yaml") == 0
+    lines = (target / "reports" / "2026-10" / "evidence" / "allocation.csv").read_text()
+    assert lines.count("\n") == 6
+    assert run_cli("init", str(target)) == 2
+    assert (
+        last_line(capsys) == f"error: {target / 'kit.yaml'}: already exists; use --force to replace"
+    )

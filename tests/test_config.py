@@ -1,0 +1,146 @@
+"""Workspace config: every problem is one line naming the file, the key and what was expected."""
+
+import textwrap
+from decimal import Decimal
+
+import pytest
+
+from allocation_kit.config import load_workspace
+from allocation_kit.errors import ConfigError
+
+from .conftest import KIT, PRICING, REGISTRY, request
+
+
+def error_line(workspace, **files) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(workspace([request("r1")], **files))
+    assert caught.value.exit_code == 2
+    return caught.value.line()
+
+
+def test_a_valid_workspace_loads_with_exact_prices(workspace):
+    ws = load_workspace(workspace([request("r1")]))
+    assert ws.kit.currency == "USD"
+    assert ws.kit.reconciliation.tolerance_pct == Decimal(1)
+    assert ws.pricing.models[0].per_1m_tokens.cached_input == Decimal("0.50")
+    assert ws.pricing.models[4].per_call == Decimal("0.04")
+    assert [a.id for a in ws.registry.applications][:2] == ["search-api", "ticket-bot"]
+    assert ws.registry.applications[2].shared.split == {
+        "search": Decimal(70),
+        "support": Decimal(30),
+    }
+
+
+def test_unknown_key_lists_the_allowed_keys(workspace):
+    line = error_line(workspace, kit=KIT + "reconcilation: {tolerance_pct: 2}\n")
+    assert line.endswith(
+        "kit.yaml: reconcilation: unknown key; expected one of name, currency, engine, requests, "
+        "billing, registry, pricing, cost_units, budgets, reconciliation, review"
+    )
+
+
+def test_missing_key_is_named(workspace):
+    line = error_line(workspace, kit=KIT.replace("currency: USD\n", ""))
+    assert line.endswith("kit.yaml: currency: required key is missing")
+
+
+def test_malformed_yaml_names_the_line(workspace):
+    line = error_line(workspace, registry=REGISTRY + "teams: [unclosed\n")
+    assert "registry.yaml: line " in line
+    assert line.endswith(", column 1: malformed YAML (expected ',' or ']', but got '<stream end>')")
+
+
+def test_shared_split_must_sum_to_100(workspace):
+    registry = REGISTRY.replace(
+        "split: {search: 70, support: 30}", "split: {search: 70, support: 20}"
+    )
+    line = error_line(workspace, registry=registry)
+    assert line.endswith(
+        "registry.yaml: applications[2] (gateway-fixed).shared.split: the split sums to 90, "
+        "expected 100"
+    )
+
+
+def test_application_team_must_exist(workspace):
+    registry = REGISTRY.replace(
+        "{id: ticket-bot, team: support}", "{id: ticket-bot, team: helpdesk}"
+    )
+    line = error_line(workspace, registry=registry)
+    assert line.endswith(
+        "registry.yaml: applications[1] (ticket-bot).team: unknown team 'helpdesk'; "
+        "expected one of platform, search, support"
+    )
+
+
+def test_shared_method_must_be_known(workspace):
+    registry = REGISTRY.replace("method: even", "method: random")
+    line = error_line(workspace, registry=registry)
+    assert line.endswith(
+        "registry.yaml: applications[4] (gateway-even).shared: method must be one of fixed, "
+        "proportional, even"
+    )
+
+
+def test_duplicate_team_ids_are_rejected(workspace):
+    registry = REGISTRY.replace(
+        "applications:",
+        "  - {id: search, business_unit: x, cost_center: y, budget_owner: z}\napplications:",
+    )
+    line = error_line(workspace, registry=registry)
+    assert line.endswith("registry.yaml: teams[3].id: duplicate id 'search'; ids must be unique")
+
+
+def test_negative_price_is_rejected(workspace):
+    pricing = PRICING.replace("per_call: 0.04", "per_call: -0.04")
+    line = error_line(workspace, pricing=pricing)
+    assert line.endswith(
+        "pricing.yaml: models[4] (painter).per_call: got -0.04: Input should be greater than or "
+        "equal to 0"
+    )
+
+
+def test_overlapping_price_ranges_are_rejected(workspace):
+    pricing = PRICING.replace("effective_to: 2026-10-15", "effective_to: 2026-10-20")
+    line = error_line(workspace, pricing=pricing)
+    assert line.endswith(
+        "pricing.yaml: models[1] (chat-small): effective 2026-10-15 overlaps the entry effective "
+        "2026-01-01; expected non-overlapping date ranges (effective_to is exclusive)"
+    )
+
+
+def test_a_model_needs_a_price(workspace):
+    pricing = PRICING.replace("    per_call: 0.04\n", "")
+    line = error_line(workspace, pricing=pricing)
+    assert line.endswith(
+        "pricing.yaml: models[4] (painter): a model needs per_1m_tokens, per_call or both"
+    )
+
+
+def test_more_than_six_places_per_million_is_rejected(workspace):
+    pricing = PRICING.replace("reasoning: 10.00", "reasoning: 10.0000001")
+    line = error_line(workspace, pricing=pricing)
+    assert line.endswith(
+        "pricing.yaml: models[2] (reasoner).per_1m_tokens.reasoning: 10.0000001 has more than "
+        "6 decimal places per 1M tokens"
+    )
+
+
+def test_currency_must_match_the_snapshot(workspace):
+    line = error_line(workspace, pricing=PRICING.replace("currency: USD", "currency: EUR"))
+    assert line.endswith(
+        "pricing.yaml: currency: the snapshot is in EUR but kit.yaml says USD; "
+        "expected the same currency"
+    )
+
+
+def test_missing_registry_file_is_named(workspace, tmp_path):
+    kit = workspace([request("r1")])
+    (tmp_path / "registry.yaml").unlink()
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(kit)
+    assert caught.value.line() == f"{tmp_path / 'registry.yaml'}: file not found"
+
+
+def test_top_level_must_be_a_mapping(workspace):
+    line = error_line(workspace, pricing=textwrap.dedent("- just\n- a list\n"))
+    assert line.endswith("pricing.yaml: expected a mapping of keys at the top level")

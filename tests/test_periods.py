@@ -1,0 +1,51 @@
+"""Periods: month, ISO week and explicit range, as half-open UTC intervals."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from allocation_kit.errors import ConfigError
+from allocation_kit.periods import parse_period
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_month_is_the_calendar_month_in_utc():
+    period = parse_period("2026-10")
+    assert (period.kind, period.start, period.end) == ("month", utc(2026, 10, 1), utc(2026, 11, 1))
+    assert period.days == 31
+
+
+def test_december_rolls_into_the_next_year():
+    assert parse_period("2026-12").end == utc(2027, 1, 1)
+
+
+def test_iso_week_starts_on_monday():
+    period = parse_period("2026-W42")
+    assert (period.kind, period.start, period.end) == ("week", utc(2026, 10, 12), utc(2026, 10, 19))
+
+
+def test_range_includes_both_days():
+    period = parse_period("2026-10-01..2026-10-15")
+    assert (period.start, period.end, period.days) == (utc(2026, 10, 1), utc(2026, 10, 16), 15)
+    assert period.last_day.isoformat() == "2026-10-15"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-13", "period '2026-13': month must be 01-12"),
+        ("2026-W54", "period '2026-W54': no such ISO week"),
+        (
+            "2026-10-15..2026-10-01",
+            "period '2026-10-15..2026-10-01': the range ends before it starts",
+        ),
+        ("October", "period 'October': expected a period like 2026-10"),
+    ],
+)
+def test_bad_periods_name_what_was_expected(text, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_period(text)
+    assert caught.value.line().startswith(message)

@@ -1,0 +1,205 @@
+"""The ledger pipeline: attribution statuses, de-duplication, pricing and allocation, exactly."""
+
+from decimal import Decimal
+
+import pytest
+
+from allocation_kit.config import load_workspace
+from allocation_kit.periods import parse_period
+from allocation_kit.pipeline import period_ledger
+
+from .conftest import PRICING, request
+
+
+def run(workspace, rows, period="2026-10", **files):
+    return period_ledger(load_workspace(workspace(rows, **files)), parse_period(period))
+
+
+def lines(ledger):
+    """(status, team, application, requests, cost) of every allocation line."""
+    return [
+        (line.allocation_status, line.team, line.application, line.requests, line.cost)
+        for line in ledger.allocation
+    ]
+
+
+def test_application_tag_allocates_to_the_application_owner(workspace):
+    ledger = run(workspace, [request("r1", team=None)])
+    line = ledger.allocation[0]
+    assert (line.allocation_status, line.team, line.business_unit, line.cost_center) == (
+        "allocated", "search", "product", "CC-100"
+    )  # fmt: skip
+    assert (line.allocation_rule, line.cost) == ("direct: application owner", Decimal("0.0014"))
+
+
+def test_team_tag_alone_allocates_to_the_team(workspace):
+    ledger = run(workspace, [request("r1", team="support", application=None)])
+    assert lines(ledger) == [("allocated", "support", None, 1, Decimal("0.0014"))]
+    assert ledger.allocation[0].allocation_rule == "direct: team tag"
+
+
+@pytest.mark.parametrize(
+    ("tags", "status", "detail"),
+    [
+        ({"team": None, "application": None}, "untagged", "no team and no application tag"),
+        ({"application": "ghost-app"}, "unknown_owner",
+         "application ghost-app is not in the registry"),
+        ({"team": "marketing", "application": None}, "unknown_owner",
+         "team marketing is not in the registry"),
+        ({"team": "search", "application": "ticket-bot"}, "conflict",
+         "team tag search disagrees with application ticket-bot owned by support"),
+        ({"cached_input_tokens": 1001}, "quarantined",
+         "cached_input_tokens + cache_write_tokens exceed input_tokens"),
+        ({"reasoning_tokens": 101}, "quarantined", "reasoning_tokens exceed output_tokens"),
+    ],
+)  # fmt: skip
+def test_each_unallocated_status_keeps_its_cost_visible(workspace, tags, status, detail):
+    ledger = run(workspace, [request("r1", **tags)])
+    line = ledger.allocation[0]
+    assert (line.allocation_status, line.team, line.business_unit) == (status, None, None)
+    assert line.allocation_rule == f"unallocated: {status.replace('_', ' ')}"
+    queue = ledger.con.execute("SELECT request_id, allocation_status, detail FROM lines").fetchall()
+    assert queue == [("r1", status, detail)]
+    assert ledger.ledger_cost == line.cost
+
+
+def test_a_team_among_those_sharing_an_application_is_no_conflict(workspace):
+    ledger = run(workspace, [request("r1", application="gateway-fixed", team="support")])
+    assert {line.allocation_status for line in ledger.allocation} == {"shared"}
+
+
+def test_identical_duplicates_count_once_and_are_reported(workspace):
+    ledger = run(workspace, [request("r1"), request("r1"), request("r1"), request("r2")])
+    assert lines(ledger) == [("allocated", "search", "search-api", 2, Decimal("0.0028"))]
+    assert (ledger.counts.attempted, ledger.counts.duplicate_copies) == (2, 2)
+
+
+def test_same_request_id_with_different_content_quarantines_every_copy(workspace):
+    ledger = run(workspace, [request("r1"), request("r1", output_tokens=200), request("r2")])
+    assert lines(ledger) == [
+        ("allocated", "search", "search-api", 1, Decimal("0.0014")),
+        ("quarantined", None, "search-api", 2, Decimal("0.0032")),
+    ]
+    detail = ledger.con.execute(
+        "SELECT DISTINCT detail FROM lines WHERE request_id = 'r1'"
+    ).fetchall()
+    assert detail == [("request_id logged 2 times with different content",)]
+
+
+def test_the_price_in_effect_at_the_timestamp_applies(workspace):
+    ledger = run(workspace, [
+        request("before", timestamp="2026-10-14T23:59:59Z"),
+        request("after", timestamp="2026-10-15T00:00:00Z"),
+    ])  # fmt: skip
+    costs = ledger.con.execute(
+        "SELECT strftime(day, '%d'), cost FROM lines ORDER BY day"
+    ).fetchall()
+    assert costs == [("14", Decimal("0.0014")), ("15", Decimal("0.00112"))]
+
+
+@pytest.mark.parametrize(
+    ("values", "cost"),
+    [
+        # 600 uncached × 1.00 + 400 cached × 0.50 + 100 output × 4.00, per 1M
+        ({"cached_input_tokens": 400}, "0.0012"),
+        # 1000 × 2.00 + 200 plain output × 8.00 + 300 reasoning × 10.00
+        ({"model": "reasoner", "output_tokens": 500, "reasoning_tokens": 300}, "0.0066"),
+        # 2000 uncached × 3.00 + 6000 cache reads × 0.30 + 2000 cache writes × 3.75 + 1000 × 15.00
+        ({"model": "cacher", "input_tokens": 10000, "cached_input_tokens": 6000,
+          "cache_write_tokens": 2000, "output_tokens": 1000}, "0.0303"),
+        ({"model": "painter", "input_tokens": 0, "output_tokens": 0}, "0.04"),
+        ({"status_code": 500}, "0"),
+        ({"model": "painter", "status_code": 429}, "0"),
+    ],
+)  # fmt: skip
+def test_token_semantics_and_per_call_prices(workspace, values, cost):
+    ledger = run(workspace, [request("r1", **values)])
+    assert ledger.ledger_cost == Decimal(cost)
+
+
+def test_failed_calls_are_counted_and_free_by_default(workspace):
+    ledger = run(workspace, [
+        request("a1", status_code=429, idempotency_key="k1"),
+        request("a2", status_code=200, idempotency_key="k1"),
+    ])  # fmt: skip
+    counts = ledger.counts
+    assert (counts.attempted, counts.successful, counts.failed, counts.billable) == (2, 1, 1, 1)
+    assert ledger.ledger_cost == Decimal("0.0014")
+
+
+def test_failed_calls_billable_prices_them(workspace):
+    pricing = PRICING.replace("failed_calls_billable: false", "failed_calls_billable: true")
+    ledger = run(workspace, [request("a1", status_code=500), request("a2")], pricing=pricing)
+    assert (ledger.counts.billable, ledger.ledger_cost) == (2, Decimal("0.0028"))
+
+
+def test_a_model_without_a_price_is_an_exception_never_a_zero(workspace):
+    ledger = run(workspace, [request("r1", model="mystery-model"), request("r2")])
+    assert ledger.counts.unpriced == 1
+    assert ledger.ledger_cost == Decimal("0.0014")
+    line = ledger.allocation[0]
+    assert (line.requests, line.unpriced_requests, line.cost) == (2, 1, Decimal("0.0014"))
+
+
+def test_rows_outside_the_period_are_excluded_and_counted(workspace):
+    ledger = run(workspace, [
+        request("edge", timestamp="2026-09-30T23:30:00Z"),
+        request("far", timestamp="2026-08-15T12:00:00Z"),
+        request("next", timestamp="2026-11-01T00:00:00Z"),
+        request("in", timestamp="2026-10-31T23:59:59Z"),
+    ])  # fmt: skip
+    counts = ledger.counts
+    assert (counts.rows_read, counts.out_of_period, counts.in_period, counts.attempted) == (
+        4,
+        3,
+        1,
+        1,
+    )
+    assert ledger.out_of_period_by_file == {"requests.csv": 3}
+
+
+def test_fixed_split_follows_the_percentages(workspace):
+    ledger = run(workspace, [request("r1", application="gateway-fixed", team=None)])
+    assert [
+        (line.team, line.requests, line.input_tokens, line.cost) for line in ledger.allocation
+    ] == [
+        ("support", 0, 300, Decimal("0.00042")),
+        ("search", 1, 700, Decimal("0.00098")),
+    ]
+    assert ledger.allocation[0].allocation_rule == "shared: fixed split (search 70%, support 30%)"
+
+
+def test_proportional_split_weighs_by_direct_tokens(workspace):
+    rows = [request(f"s{i}") for i in range(3)]  # search: 3 × 1,100 direct tokens
+    rows += [request("t1", team="support", application="ticket-bot")]  # support: 1,100
+    rows += [request("g1", application="gateway-prop", team=None)]
+    ledger = run(workspace, rows)
+    shared = [
+        (line.team, line.cost) for line in ledger.allocation if line.allocation_status == "shared"
+    ]
+    assert shared == [("support", Decimal("0.00035")), ("search", Decimal("0.00105"))]
+    rule = {
+        line.allocation_rule for line in ledger.allocation if line.allocation_status == "shared"
+    }
+    assert rule == {"shared: proportional to tokens of search, support"}
+
+
+def test_proportional_split_without_direct_usage_falls_back_to_even(workspace):
+    ledger = run(workspace, [request("g1", application="gateway-prop", team=None)])
+    assert [(line.team, line.cost) for line in ledger.allocation] == [
+        ("support", Decimal("0.0007")), ("search", Decimal("0.0007"))
+    ]  # fmt: skip
+    assert ledger.allocation[0].allocation_rule == (
+        "shared: even across search, support (no direct tokens to weigh by)"
+    )
+
+
+def test_even_split_hands_leftover_units_by_largest_remainder(workspace):
+    ledger = run(workspace, [request("g1", application="gateway-even", team=None)])
+    shares = {line.team: line.cost for line in ledger.allocation}
+    assert shares == {
+        "platform": Decimal("0.000466666667"),
+        "search": Decimal("0.000466666667"),
+        "support": Decimal("0.000466666666"),
+    }
+    assert sum(shares.values()) == ledger.ledger_cost == Decimal("0.0014")

@@ -28,7 +28,14 @@ from .attribute import (
 from .config import Workspace
 from .load import CANONICAL_COLUMNS, LoadedLedger, connect, load_requests
 from .periods import Period
-from .price import COST_TYPE, billable_sql, cost_sql, register_prices
+from .price import (
+    COST_TYPE,
+    DIRECTIONS,
+    billable_sql,
+    cost_sql,
+    direction_cost_sql,
+    register_prices,
+)
 
 __all__ = ["Counts", "PeriodLedger", "period_filter_sql", "period_ledger", "timestamp_sql"]
 
@@ -65,6 +72,7 @@ class Counts:
     in_period: int
     duplicate_copies: int  # extra copies of identical logging duplicates (counted once)
     attempted: int  # unique attempts in the period
+    logical_calls: int  # attempts grouped by idempotency_key (retries of one call count once)
     successful: int  # 2xx (or no status recorded)
     failed: int  # non-2xx
     billable: int
@@ -119,6 +127,7 @@ def lines_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
     )
     unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
     item_fields = [*ITEM_COLUMNS, "detail", *(f"item_{c}" for c in TOKEN_SUMS), "item_cost"]
+    item_fields += [f"item_cost_{d}" for d in DIRECTIONS]
     item_struct = ", ".join(
         f"{name} := {name[len('item_') :] if name.startswith('item_') else name}"
         for name in item_fields
@@ -127,6 +136,14 @@ def lines_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
     content_columns = [c for c in CANONICAL_COLUMNS if c != "request_id"]
     content = ", ".join(f"r.{c}" for c in content_columns)
     sums = ",\n            ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_SUMS)
+    direction_costs = ",\n                ".join(
+        f"CASE WHEN {billable} AND p.model IS NOT NULL THEN CAST({expr} AS {COST_TYPE}) "
+        f"ELSE CAST(0 AS {COST_TYPE}) END AS cost_{name}"
+        for name, expr in direction_cost_sql("r", "p").items()
+    )
+    direction_sums = ",\n            ".join(
+        f"CAST(sum(cost_{name}) AS {COST_TYPE}) AS cost_{name}" for name in DIRECTIONS
+    )
     return f"""
         WITH attributed AS (
             SELECT r.*, hash({content}) AS content_hash,
@@ -137,7 +154,8 @@ def lines_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
                 p.model IS NOT NULL AS priced,
                 CASE WHEN NOT {billable} THEN CAST(0 AS {COST_TYPE})
                      WHEN p.model IS NULL THEN NULL
-                     ELSE {cost_sql("r", "p")} END AS cost
+                     ELSE {cost_sql("r", "p")} END AS cost,
+                {direction_costs}
             FROM period_requests r
             LEFT JOIN reg_apps a ON a.id = r.application
             LEFT JOIN reg_teams t ON t.id = r.team
@@ -157,6 +175,7 @@ def lines_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
             count(*) AS requests,
             {sums},
             CAST(COALESCE(sum(cost), 0) AS {COST_TYPE}) AS cost,
+            {direction_sums},
             CAST(0 AS BIGINT) AS duplicate_copies
         FROM flagged GROUP BY ALL"""
 
@@ -188,7 +207,7 @@ def period_ledger(
     stage("load", started, f"{loaded.rows:,} rows from {len(loaded.files)} file(s)")
 
     started = time.perf_counter()
-    candidates = duplicate_hashes(con, "period_requests", loaded.rows)
+    candidates, logical_calls = duplicate_hashes(con, "period_requests", loaded.rows)
     con.register("dup_hashes_arrow", candidates)
     con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT h FROM dup_hashes_arrow")
     con.unregister("dup_hashes_arrow")
@@ -215,7 +234,7 @@ def period_ledger(
         ).fetchall()
     ]
     allocation = allocation_lines(usage, workspace.registry)
-    counts, ledger_cost, by_file = _counts(con, inside, loaded.rows)
+    counts, ledger_cost, by_file = _counts(con, inside, loaded.rows, logical_calls)
     stage("allocate", started)
     return PeriodLedger(
         workspace=workspace,
@@ -232,7 +251,7 @@ def period_ledger(
 
 
 def _counts(
-    con: duckdb.DuckDBPyConnection, inside: str, rows_read: int
+    con: duckdb.DuckDBPyConnection, inside: str, rows_read: int, logical_calls: int
 ) -> tuple[Counts, Decimal, dict[str, int]]:
     by_file = dict(
         con.execute(
@@ -257,6 +276,7 @@ def _counts(
         in_period=rows_read - out,
         duplicate_copies=copies,
         attempted=attempted,
+        logical_calls=logical_calls,
         successful=successful,
         failed=attempted - successful,
         billable=billable,

@@ -14,7 +14,15 @@ import duckdb
 
 from .config import PricingSnapshot
 
-__all__ = ["COST_TYPE", "PER_TOKEN_SCALE", "billable_sql", "cost_sql", "register_prices"]
+__all__ = [
+    "COST_TYPE",
+    "DIRECTIONS",
+    "PER_TOKEN_SCALE",
+    "billable_sql",
+    "cost_sql",
+    "direction_cost_sql",
+    "register_prices",
+]
 
 PER_TOKEN_SCALE = 12  # per-1M prices carry at most 6 places, so per-token prices need 12
 COST_TYPE = f"DECIMAL(38, {PER_TOKEN_SCALE})"
@@ -70,17 +78,32 @@ def billable_sql(row: str, failed_calls_billable: bool) -> str:
     return f"({row}.status_code IS NULL OR {row}.status_code BETWEEN 200 AND 299)"
 
 
-def cost_sql(row: str, price: str) -> str:
-    """SQL expression: the exact cost of one priced attempt (subsets capped at their totals)."""
+def direction_cost_sql(row: str, price: str) -> dict[str, str]:
+    """SQL expressions: the exact cost of one priced attempt per token direction.
+
+    Directions follow FOCUS's SkuPriceDetails (TokenDirection × TokenCacheAction): uncached
+    input, cached input (cache reads), cache writes, output (reasoning included), plus the
+    per-call price. Subsets larger than their totals are capped at the total.
+    """
     cached = f"LEAST({row}.cached_input_tokens, {row}.input_tokens)"
     write = f"LEAST({row}.cache_write_tokens, {row}.input_tokens - {cached})"
     reasoning = f"LEAST({row}.reasoning_tokens, {row}.output_tokens)"
     zero = f"CAST(0 AS {COST_TYPE})"
-    return f"""CAST(
-        ({row}.input_tokens - {cached} - {write}) * COALESCE({price}.input, {zero})
-        + {cached} * COALESCE({price}.cached_input, {price}.input, {zero})
-        + {write} * COALESCE({price}.cache_write, {price}.input, {zero})
-        + ({row}.output_tokens - {reasoning}) * COALESCE({price}.output, {zero})
-        + {reasoning} * COALESCE({price}.reasoning, {price}.output, {zero})
-        + COALESCE({price}.per_call, {zero})
-    AS {COST_TYPE})"""
+    return {
+        "uncached_input": f"({row}.input_tokens - {cached} - {write}) "
+        f"* COALESCE({price}.input, {zero})",
+        "cached_input": f"{cached} * COALESCE({price}.cached_input, {price}.input, {zero})",
+        "cache_write": f"{write} * COALESCE({price}.cache_write, {price}.input, {zero})",
+        "output": f"({row}.output_tokens - {reasoning}) * COALESCE({price}.output, {zero}) "
+        f"+ {reasoning} * COALESCE({price}.reasoning, {price}.output, {zero})",
+        "per_call": f"COALESCE({price}.per_call, {zero})",
+    }
+
+
+DIRECTIONS = ("uncached_input", "cached_input", "cache_write", "output", "per_call")
+
+
+def cost_sql(row: str, price: str) -> str:
+    """SQL expression: the exact cost of one priced attempt (the sum of its directions)."""
+    parts = "\n        + ".join(f"({e})" for e in direction_cost_sql(row, price).values())
+    return f"CAST(\n        {parts}\n    AS {COST_TYPE})"

@@ -84,6 +84,11 @@ def test_cost_is_conserved_on_random_ledgers(workspace, generated):
     by_status = ledger.cost_by_status()
     assert sum(by_status.values()) == ledger.ledger_cost == expected_total(generated)
     assert sum(line.cost for line in ledger.allocation) == ledger.ledger_cost
+    by_direction = ledger.con.execute(
+        "SELECT sum(cost_uncached_input + cost_cached_input + cost_cache_write + cost_output"
+        " + cost_per_call) FROM lines"
+    ).fetchone()[0]
+    assert (by_direction or 0) == ledger.ledger_cost
     in_period = [r for r in generated if r["minutes"] >= 0]
     assert sum(line.requests for line in ledger.allocation) == len(in_period)
     assert ledger.counts.duplicate_copies == sum(r["copies"] - 1 for r in in_period)

@@ -124,6 +124,7 @@ def test_failed_calls_are_counted_and_free_by_default(workspace):
     ])  # fmt: skip
     counts = ledger.counts
     assert (counts.attempted, counts.successful, counts.failed, counts.billable) == (2, 1, 1, 1)
+    assert counts.logical_calls == 1
     assert ledger.ledger_cost == Decimal("0.0014")
 
 

@@ -6,6 +6,7 @@ expected; exit code 2 for configuration, 3 for data. Never a traceback for the u
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -30,21 +31,26 @@ def run_period(
     period_label: str,
     out: Path | None = None,
     progress: Callable[[str], None] | None = _progress,
+    reviewer_role: str = "",
 ) -> Path:
-    """Run one period end to end and return its output folder (written atomically)."""
-    from .pipeline import period_ledger
-    from .report import atomic_period_folder, write_evidence
+    """Review one period: execute the packet notebook (which writes the evidence), render it to
+    HTML and rewrite the index. The period folder is replaced only when all of it succeeded."""
+    from .report import atomic_period_folder, execute_packet, render_packet, write_index
 
     period = parse_period(period_label)
-    workspace = load_workspace(config)
-    out = out or workspace.root / "reports"
+    workspace = load_workspace(config)  # config errors surface here, before any kernel starts
+    out = (out or workspace.root / "reports").resolve()
     started = time.perf_counter()
     with atomic_period_folder(out, period.label) as folder:
-        ledger = period_ledger(workspace, period, progress=progress)
-        parameters = {"config": str(workspace.config_path), "period": period.label, "out": str(out)}
-        write_evidence(folder, ledger, parameters, progress=progress)
+        notebook = execute_packet(workspace.config_path, period.label, out, folder, reviewer_role)
+        manifest = json.loads((folder / "evidence" / "manifest.json").read_text())
+        if progress:
+            progress(f"notebook   {time.perf_counter() - started:6.2f} s")
+        render_packet(notebook, folder / "packet.html", manifest)
+    index = write_index(out)
     if progress:
-        progress(f"done       {time.perf_counter() - started:6.2f} s → {out / period.label}")
+        progress(f"packet     {time.perf_counter() - started:6.2f} s → {out / period.label}")
+        progress(f"index      {index}")
     return out / period.label
 
 
@@ -60,11 +66,12 @@ def cli() -> None:
 @click.option("--period", required=True, help="2026-10, 2026-W42 or 2026-10-01..2026-10-15.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: reports/ beside kit.yaml).")  # fmt: skip
-def run(config: Path, period: str, out: Path | None) -> None:
-    """Review one period: evidence files under OUT/PERIOD."""
+@click.option("--reviewer-role", default="", help="Overrides review.reviewer_role of kit.yaml.")
+def run(config: Path, period: str, out: Path | None, reviewer_role: str) -> None:
+    """Review one period: packet.html, packet.ipynb and evidence files under OUT/PERIOD."""
     click.echo(f"allocation-kit {__version__}: reviewing {period} with {config}", err=True)
-    folder = run_period(config, period, out)
-    click.echo(str(folder))
+    folder = run_period(config, period, out, reviewer_role=reviewer_role)
+    click.echo(str(folder / "packet.html"))
 
 
 @cli.command()
@@ -83,10 +90,8 @@ def demo(out: Path, rows: int) -> None:
     for label in DEMO_PERIODS:
         click.echo(f"Reviewing {label}", err=True)
         run_period(config, label, reports)
-    click.echo("\nDone. Open:", err=True)
-    for label in DEMO_PERIODS:
-        click.echo(f"  {reports / label / 'evidence'}", err=True)
-    click.echo(str(reports))
+    click.echo("\nDone. Open the index of review packets in a browser:", err=True)
+    click.echo(str((reports / "index.html").resolve()))
 
 
 @cli.command()

@@ -17,7 +17,8 @@ Acme Corp calls models through an OpenAI-compatible aggregator. `rows_per_month`
 *base calls* a month (one logical API call each); the planted extras below come on top. Each app
 has a home team, an environment mix, typical models, features and caller ids; token counts are
 log-normal per app, traffic follows business hours and weekdays (interactive apps), nights
-(batch apps) or a flatter curve (automation).
+(batch apps) or a flatter curve (automation). At the default size the files hold 102,310,
+102,310 and 108,363 rows, and the billed usage is about 2,410, 2,420 and 3,060 USD.
 
 Planted findings (`PLANTED` holds the numbers; volumes per 100k base calls use integer floor,
 `rows_per_month * per_100k // 100_000`; counts for the default 100k rows in brackets):
@@ -30,7 +31,8 @@ Planted findings (`PLANTED` holds the numbers; volumes per 100k base calls use i
     (same idempotency_key, new request_id, a few seconds earlier); every third of them [500]
     fails twice, so 2,000 failed attempts a month. Failed attempts carry the request's input
     tokens and nothing else; the provider does not bill them.
- 4. Logging duplicates: 300 rows a month are logged twice, identical in every column. In
+ 4. Logging duplicates: 300 rows a month are logged twice (300 request_ids with two copies),
+    identical in every column. In
     2026-10, 3 request_ids appear twice with different content (output_tokens differ): a logging
     bug whose rows the kit quarantines (the provider billed the first, true, version).
  5. Unpriced model: in 2026-10 only, team `assistant` trials `gemini-2.5-flash` through
@@ -46,22 +48,25 @@ Planted findings (`PLANTED` holds the numbers; volumes per 100k base calls use i
     stay within 10% month to month.
 10. Billing error: the 2026-09 bill prices claude-sonnet-4-5 output tokens at 16.50 per 1M
     instead of the 15.00 in pricing.yaml, so 2026-09 fails reconciliation on that model and
-    direction. 2026-08 matches to the last digit (pass); 2026-10 differs by the unpriced model's
-    spend plus the 3 quarantined calls (inconclusive).
+    direction [61.26 USD, 2.5% of the bill]. 2026-08 matches to the last digit (pass); 2026-10
+    differs by the unpriced model's spend plus the 3 quarantined calls (inconclusive).
 
 The bill is what the provider really charged: every distinct successful (2xx) attempt whose
 timestamp falls in the month, whichever month file logged it, priced with pricing.yaml at its
 timestamp (plus findings 5 and 10). Usage lines are one per day x model x token direction, their
 BilledCost exact (up to 12 decimals, never rounded), so the sum of a clean month's usage lines
-equals the ledger's exact cost. Each bill also has one Tax line (7.25% of usage) and one Credit
-line (2% of usage, negative), both rounded to cents; they are not usage and do not reconcile
-against the ledger.
+equals the ledger's exact cost. SkuPriceDetails carries ModelDeveloper, ModelId, TokenDirection
+(Input or Output) and, on input lines, TokenCacheAction (Uncached, CacheRead or CacheWrite);
+output lines have no TokenCacheAction, as in the FOCUS examples; the per-call model's lines count
+Requests. Each bill also has one Tax line (7.25% of usage) and one Credit line (2% of usage,
+negative), both rounded to cents; they are not usage and do not reconcile against the ledger.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -166,6 +171,7 @@ PLANTED: dict[str, dict] = {
 }
 
 _PER_100K = 100_000
+_ROW_GROUP = 1 << 20  # rows per Parquet row group, built and written one at a time
 _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
 
@@ -277,6 +283,7 @@ class _Source:
     jobs: bool = False  # rows carry a nightly job_id
     window_hours: tuple[int, int] | None = None  # hours after month start the source runs
     job_day: date | None = None  # fixed job date (the stuck run)
+    documents: int = 0  # if set, inputs repeat this many documents' sizes (the stuck run)
 
 
 def _src(key, team, app, workload, profile, models, features, callers, inp, out, **kw):
@@ -400,6 +407,7 @@ _RUNAWAY = _src(
     (30000, 0.5), (3000, 0.4), environments=(1.0, 0.0, 0.0), cache=(0.5, 0.2, 0.5),
     cache_write=0.3, jobs=True, window_hours=(12 * 24 + 2, 16 * 24 + 10),
     job_day=date(2026, 10, 13),
+    documents=400,
 )
 _SOURCES = (*_REGULAR, _UNTAGGED, _UNKNOWN, _CONFLICT, _GEMINI, _RUNAWAY)
 _BASE_PLANTED = ("untagged", "unknown_owner", "tag_conflict")  # part of the base calls
@@ -465,6 +473,10 @@ def _vocab(values) -> tuple[str, ...]:
 
 _TEAM_TAGS = _vocab(s.team for s in _SOURCES)
 _APP_TAGS = _vocab(s.application for s in _SOURCES)
+_SOURCE_TEAM = np.array([_TEAM_TAGS.index(s.team) if s.team else -1 for s in _SOURCES])
+_SOURCE_APP = np.array([_APP_TAGS.index(s.application) if s.application else -1 for s in _SOURCES])
+_SOURCE_WORKLOAD = np.array([_WORKLOADS.index(s.workload) for s in _SOURCES])
+_SOURCE_JOBS = np.array([s.jobs for s in _SOURCES])
 _FEATURES = _vocab(f for s in _SOURCES for f, _ in s.features)
 _CALLERS = _vocab(c for s in _SOURCES for c in s.callers)
 _ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/images/generations")
@@ -486,14 +498,15 @@ def write_demo_workspace(dest: Path, rows_per_month: int = 100_000, seed: int = 
     usage: dict[tuple[int, int], np.ndarray] = {}  # (day, model) -> summed token components
     month_rngs = np.random.default_rng(seed).spawn(len(DEMO_PERIODS))
     for index, period in enumerate(DEMO_PERIODS):
-        table, month_usage = _month_ledger(period, index, rows_per_month, month_rngs[index])
-        pq.write_table(
-            table,
+        batches, month_usage = _month_ledger(period, index, rows_per_month, month_rngs[index])
+        with pq.ParquetWriter(
             dest / "data" / "requests" / f"{period}.parquet",
+            _COLUMNS,
             compression="zstd",
             use_dictionary=_DICTIONARY_COLUMNS,
-        )
-        del table
+        ) as writer:
+            for batch in batches:
+                writer.write_batch(batch, row_group_size=_ROW_GROUP)
         for key, sums in month_usage.items():
             usage[key] = usage[key] + sums if key in usage else sums
 
@@ -526,7 +539,7 @@ def _count(rows_per_month: int, per_100k: int) -> int:
 
 
 def _month_ledger(period: str, index: int, rows_per_month: int, rng: np.random.Generator):
-    """Return the month's ledger table and its billable usage per (day, model)."""
+    """Return the month's ledger as record batches, and its billable usage per (day, model)."""
     start = _month_start(period)
     start_us = _epoch_us(start)
     end_us = _epoch_us(_next_month(start))
@@ -544,8 +557,7 @@ def _month_ledger(period: str, index: int, rows_per_month: int, rng: np.random.G
 
     usage = _billable_usage(cols)
     order = np.argsort(cols["ts"], kind="stable")  # request_ids number the rows in time order
-    table = _ledger_table(cols, order, period, rows_per_month, rng)
-    return table, usage
+    return _ledger_batches(cols, order, period, rows_per_month, rng), usage
 
 
 def _source_counts(period: str, rows_per_month: int, rng: np.random.Generator) -> np.ndarray:
@@ -572,12 +584,12 @@ def _hour_probabilities(start: datetime, n_days: int, rng: np.random.Generator):
     return weights
 
 
-def _pick(rng: np.random.Generator, options, n: int, codes: dict | None = None) -> np.ndarray:
+def _pick(rng: np.random.Generator, options, n: int, codes: dict[str, int]) -> np.ndarray:
+    """Return n codes drawn from weighted (name, weight) options."""
     names = [name for name, _ in options]
     p = np.array([w for _, w in options], dtype=np.float64)
     chosen = rng.choice(len(names), size=n, p=p / p.sum())
-    lookup = np.array([codes[name] if codes is not None else name for name in names])
-    return lookup[chosen]
+    return np.array([codes[name] for name in names])[chosen]
 
 
 def _base_calls(counts: np.ndarray, n_days: int, start: datetime, rng: np.random.Generator):
@@ -638,6 +650,8 @@ def _tokens(source: _Source, model: np.ndarray, kind: np.ndarray, rng: np.random
     k = len(model)
     (in_median, in_sigma), (out_median, out_sigma) = source.input_tokens, source.output_tokens
     inp = np.rint(np.exp(np.log(max(in_median, 1)) + in_sigma * rng.standard_normal(k)))
+    if source.documents:
+        inp = inp[rng.integers(0, min(source.documents, k), k)]
     out = np.rint(
         np.exp(np.log(max(out_median, 1)) + out_sigma * rng.standard_normal(k))
         * _OUTPUT_FACTOR[model]
@@ -742,10 +756,11 @@ def _billable_usage(cols) -> dict[tuple[int, int], np.ndarray]:
     }
 
 
-def _ledger_table(cols, order, period, rows_per_month, rng) -> pa.Table:
-    """Return the month's rows in time order with logging duplicates planted (finding 4).
+def _ledger_batches(cols, order, period, rows_per_month, rng) -> Iterator[pa.RecordBatch]:
+    """Yield the month's rows in time order, with logging duplicates planted (finding 4).
 
-    `order` sorts the attempts by time; positions below are in that order.
+    `order` sorts the attempts by time. Rows are built one Parquet row group at a time, which
+    keeps memory flat for large months.
     """
     n = len(order)
     dup = PLANTED["logging_duplicates"]
@@ -760,41 +775,38 @@ def _ledger_table(cols, order, period, rows_per_month, rng) -> pa.Table:
     copies[identical] = 2
     copies[conflicting] = 2
     position = np.repeat(np.arange(n), copies)  # each written row's position in time order
-    rows = order[position]  # and its attempt
-    first = np.cumsum(copies) - copies
-    output = cols["output"][rows]
-    output[first[conflicting] + 1] += rng.integers(7, 300, n_conflicting)
-
-    src = cols["src"][rows]
-    team_codes = np.array([_TEAM_TAGS.index(s.team) if s.team else -1 for s in _SOURCES])
-    app_codes = np.array(
-        [_APP_TAGS.index(s.application) if s.application else -1 for s in _SOURCES]
-    )
-    workload_codes = np.array([_WORKLOADS.index(s.workload) for s in _SOURCES])
-    jobs = np.array([s.jobs for s in _SOURCES])
+    bumped = np.sort((np.cumsum(copies) - copies)[conflicting] + 1)  # the conflicting copies
+    bump = rng.integers(7, 300, n_conflicting)
     width = max(7, len(str(n)))
-    arrays = {
-        "request_id": _numbered(f"req-{period}-", position + 1, width),
-        "timestamp": pa.array(cols["ts"][rows], pa.timestamp("us", tz="UTC")),
-        "team": _strings(_TEAM_TAGS, team_codes[src]),
-        "application": _strings(_APP_TAGS, app_codes[src]),
-        "environment": _strings(_ENVIRONMENTS, cols["env"][rows]),
-        "workload_class": _strings(_WORKLOADS, workload_codes[src]),
-        "feature": _strings(_FEATURES, cols["feature"][rows]),
-        "job_id": _job_ids(src, cols["job_day"][rows], jobs[src]),
-        "caller_id": _strings(_CALLERS, cols["caller"][rows]),
-        "endpoint": _strings(_ENDPOINTS, cols["endpoint"][rows]),
-        "model": _strings(_MODEL_NAMES, cols["model"][rows]),
-        "input_tokens": pa.array(cols["input"][rows]),
-        "output_tokens": pa.array(output),
-        "cached_input_tokens": pa.array(cols["cached"][rows]),
-        "reasoning_tokens": pa.array(cols["reasoning"][rows]),
-        "cache_write_tokens": pa.array(cols["cache_write"][rows]),
-        "status_code": pa.array(cols["status"][rows]),
-        "idempotency_key": _hex_keys(cols["idem"][rows]),
-        "batch": pa.array(workload_codes[src] == _WORKLOADS.index("batch")),
-    }
-    return pa.Table.from_arrays([arrays[f.name] for f in _COLUMNS], schema=_COLUMNS)
+    for lo in range(0, len(position), _ROW_GROUP):
+        chunk = position[lo : lo + _ROW_GROUP]
+        rows = order[chunk]
+        output = cols["output"][rows]
+        inside = (bumped >= lo) & (bumped < lo + len(chunk))
+        output[bumped[inside] - lo] += bump[inside]
+        src = cols["src"][rows]
+        arrays = {
+            "request_id": _numbered(f"req-{period}-", chunk + 1, width),
+            "timestamp": pa.array(cols["ts"][rows], pa.timestamp("us", tz="UTC")),
+            "team": _strings(_TEAM_TAGS, _SOURCE_TEAM[src]),
+            "application": _strings(_APP_TAGS, _SOURCE_APP[src]),
+            "environment": _strings(_ENVIRONMENTS, cols["env"][rows]),
+            "workload_class": _strings(_WORKLOADS, _SOURCE_WORKLOAD[src]),
+            "feature": _strings(_FEATURES, cols["feature"][rows]),
+            "job_id": _job_ids(src, cols["job_day"][rows]),
+            "caller_id": _strings(_CALLERS, cols["caller"][rows]),
+            "endpoint": _strings(_ENDPOINTS, cols["endpoint"][rows]),
+            "model": _strings(_MODEL_NAMES, cols["model"][rows]),
+            "input_tokens": pa.array(cols["input"][rows]),
+            "output_tokens": pa.array(output),
+            "cached_input_tokens": pa.array(cols["cached"][rows]),
+            "reasoning_tokens": pa.array(cols["reasoning"][rows]),
+            "cache_write_tokens": pa.array(cols["cache_write"][rows]),
+            "status_code": pa.array(cols["status"][rows]),
+            "idempotency_key": _hex_keys(cols["idem"][rows]),
+            "batch": pa.array(_SOURCE_WORKLOAD[src] == _WORKLOADS.index("batch")),
+        }
+        yield pa.RecordBatch.from_arrays([arrays[f.name] for f in _COLUMNS], schema=_COLUMNS)
 
 
 def _strings(vocabulary, codes: np.ndarray) -> pa.Array:
@@ -805,7 +817,7 @@ def _strings(vocabulary, codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
 
 
-def _job_ids(src: np.ndarray, job_day: np.ndarray, has_job: np.ndarray) -> pa.Array:
+def _job_ids(src: np.ndarray, job_day: np.ndarray) -> pa.Array:
     """Return `<application>-<YYYYMMDD>` for rows of job-running sources, else null."""
     first_day = int(job_day.min())
     span = int(job_day.max()) - first_day + 1
@@ -819,10 +831,10 @@ def _job_ids(src: np.ndarray, job_day: np.ndarray, has_job: np.ndarray) -> pa.Ar
         f"{(epoch + timedelta(days=first_day + int(c) % span)).strftime('%Y%m%d')}"
         for c in np.flatnonzero(present)
     ]
-    return _strings(names, np.where(has_job, dense[combined], -1))
+    return _strings(names, np.where(_SOURCE_JOBS[src], dense[combined], -1))
 
 
-def _hex_keys(values: np.ndarray) -> pa.ChunkedArray:
+def _hex_keys(values: np.ndarray) -> pa.Array:
     """Return `idk-` + 16 lowercase hex digits per 64-bit value."""
     chars = np.empty((len(values), 20), np.uint8)
     chars[:, :4] = np.frombuffer(b"idk-", np.uint8)
@@ -835,30 +847,30 @@ def _hex_keys(values: np.ndarray) -> pa.ChunkedArray:
     return _fixed_width_strings(chars)
 
 
-def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.ChunkedArray:
-    """Return prefix + the zero-padded decimal number, per number."""
+_FOUR_DIGITS = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode(), np.uint32)
+
+
+def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """Return prefix + the number zero-padded to width digits, per number."""
     head = np.frombuffer(prefix.encode(), np.uint8)
+    groups = -(-width // 4)
+    blocks = np.empty((len(numbers), groups), np.uint32)  # four ASCII digits per block
+    rest = numbers.astype(np.int64)
+    for group in range(groups - 1, -1, -1):
+        rest, low = np.divmod(rest, 10_000)
+        blocks[:, group] = _FOUR_DIGITS[low]
     chars = np.empty((len(numbers), len(head) + width), np.uint8)
     chars[:, : len(head)] = head
-    rest = numbers.astype(np.int64)
-    for column in range(chars.shape[1] - 1, len(head) - 1, -1):
-        rest, digit = np.divmod(rest, 10)
-        chars[:, column] = digit + ord("0")
+    chars[:, len(head) :] = blocks.view(np.uint8).reshape(len(numbers), -1)[:, 4 * groups - width :]
     return _fixed_width_strings(chars)
 
 
-def _fixed_width_strings(chars: np.ndarray) -> pa.ChunkedArray:
-    """Return one ASCII string per row of a (rows, width) uint8 matrix, without copying per row."""
+def _fixed_width_strings(chars: np.ndarray) -> pa.Array:
+    """Return one ASCII string per row of a (rows, width) uint8 matrix, without per-row work."""
     rows, width = chars.shape
-    per_chunk = max(1, (2**31 - 1) // width)  # int32 offsets address at most 2 GiB a chunk
-    chunks = []
-    for start in range(0, rows, per_chunk):
-        block = np.ascontiguousarray(chars[start : start + per_chunk])
-        offsets = np.arange(0, (len(block) + 1) * width, width, dtype=np.int32)
-        chunks.append(
-            pa.StringArray.from_buffers(len(block), pa.py_buffer(offsets), pa.py_buffer(block))
-        )
-    return pa.chunked_array(chunks, pa.string())
+    offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)  # < 2 GiB per row group
+    data = np.ascontiguousarray(chars)
+    return pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 # --- the bill ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import duckdb
 from . import __version__
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
+from .errors import KitError
 from .load import file_sha256
 from .pipeline import BOUNDARY_WINDOW, PeriodLedger, _lit, timestamp_sql
 from .price import cost_sql
@@ -279,3 +280,130 @@ def write_evidence(
     document = manifest(ledger, parameters, exceptions)
     (evidence / "manifest.json").write_text(json.dumps(document, indent=2) + "\n")
     return document
+
+
+# --- the packet: execute the notebook, render it, index the periods ---------------------------
+
+
+def resource_dir(name: str) -> Path:
+    """notebooks/ or templates/: inside the installed package, or at the checkout's top level."""
+    packaged = Path(__file__).parent / "_resources" / name
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / name
+
+
+class NotebookError(KitError):
+    """The packet notebook failed; carries the notebook's own one-line error."""
+
+
+def execute_packet(
+    config: Path, period: str, out: Path, folder: Path, reviewer_role: str = ""
+) -> Path:
+    """Execute notebooks/review_packet.ipynb with papermill into folder/packet.ipynb."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    target = folder / "packet.ipynb"
+    parameters = {
+        "config": str(config),
+        "period": period,
+        "out": str(out),
+        "reviewer_role": reviewer_role,
+        "period_dir": str(folder),
+    }
+    try:
+        papermill.execute_notebook(
+            str(resource_dir("notebooks") / "review_packet.ipynb"),
+            str(target),
+            parameters=parameters,
+            cwd=str(config.parent),
+            progress_bar=False,
+            stderr_file=sys.stderr,
+            kernel_name="python3",
+        )
+    except PapermillExecutionError as exc:
+        error = NotebookError(None, None, f"{exc.evalue}")
+        error.exit_code = {"ConfigError": 2, "InputError": 3}.get(exc.ename, 1)
+        raise error from None
+    return target
+
+
+def render_packet(notebook: Path, target: Path, manifest_doc: dict) -> Path:
+    """Render the executed notebook to one self-contained HTML file with the kit's template."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    period = manifest_doc["period"]
+    start = datetime.fromisoformat(period["start"]).date()
+    last = (datetime.fromisoformat(period["end"]) - timedelta(days=1)).date()
+    nb.metadata["title"] = f"{manifest_doc['workspace']['name']} — {period['label']}"
+    nb.metadata["allocation_kit"] = {
+        "name": manifest_doc["workspace"]["name"],
+        "period": period["label"],
+        "period_span": f"{start:%d %b %Y} – {last:%d %b %Y} (UTC)",
+        "generated_at": manifest_doc["created_at"].replace("T", " ").replace("+00:00", " UTC"),
+        "kit_version": manifest_doc["kit_version"],
+    }
+    exporter = HTMLExporter(
+        template_name="review_packet",
+        extra_template_basedirs=[str(resource_dir("templates"))],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def period_summary(folder: Path) -> dict | None:
+    """What the index shows for one period folder, from its evidence (None if it has none)."""
+    manifest_path = folder / "evidence" / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    doc = json.loads(manifest_path.read_text())
+    rec_path = folder / "evidence" / "reconciliation.json"
+    rec = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
+    total = Decimal(doc["conservation"]["ledger_total"])
+    unallocated = Decimal(doc["conservation"]["unallocated"])
+    return {
+        "period": doc["period"]["label"],
+        "start": doc["period"]["start"],
+        "currency": doc["workspace"]["currency"],
+        "name": doc["workspace"]["name"],
+        "ledger_cost": total,
+        "billed_cost": Decimal(rec["billed_cost"]) if rec.get("billed_cost") else None,
+        "verdict": rec.get("result", "no bill"),
+        "coverage_pct": (total - unallocated) / total * 100 if total else None,
+        "exceptions": doc["counts"]["exception_rows"],
+        "created_at": doc["created_at"],
+        "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
+    }
+
+
+def write_index(out: Path) -> Path:
+    """Rewrite out/index.html: every period with its verdict, totals and coverage."""
+    import jinja2
+
+    from .present import money, percent
+
+    rows = [s for f in sorted(out.iterdir()) if f.is_dir() and not f.name.startswith(".")
+            if (s := period_summary(f))]  # fmt: skip
+    rows.sort(key=lambda r: r["start"], reverse=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "index")),
+        autoescape=True,
+    )
+    page = env.get_template("index.html.j2").render(
+        rows=rows,
+        name=rows[0]["name"] if rows else "allocation-kit",
+        money=money,
+        percent=percent,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    target = out / "index.html"
+    partial = out / ".index.html.partial"
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)
+    return target

@@ -1,0 +1,171 @@
+"""Charts for the packet (matplotlib): labelled axes, currency on money axes, one colour per team
+that stays the same across periods (taken from the registry's order of teams)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+
+from .present import Html, money
+
+__all__ = [
+    "coverage_chart",
+    "daily_spend_chart",
+    "figure_html",
+    "spend_by_team_chart",
+    "team_colours",
+    "variance_by_model_chart",
+]
+
+PALETTE = [
+    "#4E79A7", "#F28E2B", "#59A14F", "#B07AA1", "#EDC948", "#76B7B2", "#FF9DA7", "#9C755F",
+    "#E15759", "#86BCB6", "#D4A6C8", "#8CD17D", "#B6992D", "#499894", "#F1CE63", "#A0CBE8",
+]  # fmt: skip
+UNALLOCATED = "#B8B8B8"
+MODEL_HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "++", "--"]
+
+
+def team_colours(teams_in_registry_order: Sequence[str]) -> dict[str, str]:
+    """A stable colour per team: its position in the registry picks the palette entry."""
+    return {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(teams_in_registry_order)}
+
+
+def _money_axis(ax, currency: str, axis: str = "y") -> None:
+    fmt = FuncFormatter(lambda v, _pos: money(Decimal(str(round(v, 2))), currency))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def figure_html(fig: Figure, alt: str) -> Html:
+    """The figure as an embedded PNG (works offline, in an e-mail attachment, in JupyterLab)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=144)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return Html(
+        f'<figure class="ak-chart"><img alt="{html.escape(alt)}" '
+        f'src="data:image/png;base64,{data}"/></figure>'
+    )
+
+
+def _figure(width: float = 9.0, height: float = 4.2) -> tuple[Figure, object]:
+    # Figure without pyplot: no global state, no backend switch in the user's kernel.
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="x" if width < height else "y", color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def spend_by_team_chart(
+    cost: Mapping[tuple[str, str], Decimal],
+    colours: Mapping[str, str],
+    currency: str,
+    title: str,
+) -> Figure:
+    """Horizontal bars of cost per owner (team or unallocated), stacked by model."""
+    owners = sorted(
+        {o for o, _ in cost}, key=lambda o: sum(v for (t, _), v in cost.items() if t == o)
+    )
+    models = sorted(
+        {m for _, m in cost}, key=lambda m: -sum(v for (_, mm), v in cost.items() if mm == m)
+    )
+    height = max(3.0, 0.42 * len(owners) + 1.6)
+    fig, ax = _figure(9.0, height)
+    left = [0.0] * len(owners)
+    for k, model in enumerate(models):
+        widths = [float(cost.get((o, model), 0)) for o in owners]
+        ax.barh(
+            owners, widths, left=left, label=model,
+            color=[colours.get(o, UNALLOCATED) for o in owners],
+            hatch=MODEL_HATCHES[k % len(MODEL_HATCHES)], edgecolor="white", linewidth=0.6,
+        )  # fmt: skip
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for y, total in enumerate(left):
+        ax.text(total, y, " " + money(Decimal(str(total)), currency), va="center", fontsize=8)
+    _money_axis(ax, currency, "x")
+    ax.set_xlabel(f"Cost ({currency})")
+    ax.set_ylabel("Owner")
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.margins(x=0.12)
+    # Proxy patches: the legend explains the hatching without recolouring the bars.
+    handles = [
+        Patch(facecolor="#e4e9f0", edgecolor="#7b8794", hatch=MODEL_HATCHES[k % len(MODEL_HATCHES)])
+        for k in range(len(models))
+    ]
+    ax.legend(handles, models, title="Model (hatching)", fontsize=8, title_fontsize=8,
+              loc="lower right", frameon=False)  # fmt: skip
+    return fig
+
+
+def daily_spend_chart(
+    ledger_daily: Mapping[date, Decimal],
+    billed_daily: Mapping[date, Decimal] | None,
+    currency: str,
+    title: str,
+) -> Figure:
+    """Ledger cost per day as bars, the bill's daily usage cost as a line when it has one."""
+    days = sorted(set(ledger_daily) | set(billed_daily or {}))
+    fig, ax = _figure(9.0, 3.6)
+    ax.bar(days, [float(ledger_daily.get(d, 0)) for d in days], color="#4E79A7",
+           label="Ledger (priced by the kit)", width=0.8)  # fmt: skip
+    if billed_daily:
+        ax.plot(days, [float(billed_daily.get(d, 0)) for d in days], color="#E15759",
+                marker="o", markersize=3, linewidth=1.5, label="Billed usage")  # fmt: skip
+    _money_axis(ax, currency)
+    ax.set_ylabel(f"Cost per day ({currency})")
+    ax.set_xlabel("Day (UTC)")
+    ax.set_title(title, loc="left", fontsize=11)
+    fig.autofmt_xdate()
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    return fig
+
+
+def variance_by_model_chart(variance: Mapping[str, Decimal], currency: str, title: str) -> Figure:
+    """Ledger − billed per model: positive bars mean the ledger computed more than was billed."""
+    models = sorted(variance, key=lambda m: variance[m])
+    fig, ax = _figure(9.0, max(2.6, 0.4 * len(models) + 1.4))
+    values = [float(variance[m]) for m in models]
+    ax.barh(models, values, color=["#E15759" if v < 0 else "#59A14F" for v in values])
+    ax.axvline(0, color="#333333", linewidth=0.8)
+    _money_axis(ax, currency, "x")
+    ax.set_xlabel(f"Variance, ledger − billed ({currency})")
+    ax.set_ylabel("Model")
+    ax.set_title(title, loc="left", fontsize=11)
+    return fig
+
+
+def coverage_chart(cost_by_status: Mapping[str, Decimal], currency: str, title: str) -> Figure:
+    """One bar split into allocated, shared and each unallocated status."""
+    order = ["allocated", "shared", "untagged", "unknown_owner", "conflict", "quarantined"]
+    colours = {
+        "allocated": "#4E79A7",
+        "shared": "#A0CBE8",
+        "untagged": "#F28E2B",
+        "unknown_owner": "#E15759",
+        "conflict": "#B07AA1",
+        "quarantined": "#9C755F",
+    }
+    total = float(sum(cost_by_status.values())) or 1.0
+    fig, ax = _figure(9.0, 2.4)
+    left = 0.0
+    for status in order:
+        share = float(cost_by_status.get(status, 0)) / total * 100
+        if share <= 0:
+            continue
+        ax.barh([""], [share], left=left, color=colours[status], label=f"{status} {share:.1f}%")
+        left += share
+    ax.set_xlim(0, 100)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0f}%"))
+    ax.set_xlabel("Share of the period's ledger cost")
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_yticks([])
+    fig.legend(ncols=6, fontsize=8, frameon=False, loc="outside lower center")
+    return fig

@@ -1,0 +1,653 @@
+"""The review packet's sections, as library calls the notebook makes (it holds no logic).
+
+`period_review` runs the period (pipeline, evidence files) and returns a `Review`; each method
+returns one piece of a section: HTML tiles and tables, or a matplotlib figure.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from . import charts
+from .allocate import shared_weights, split_exact
+from .attribute import UNALLOCATED_STATUSES
+from .config import load_workspace
+from .periods import parse_period
+from .pipeline import PeriodLedger, period_ledger
+from .present import Html, count_text, html_table, money, percent, rounded_to_total, tiles
+from .report import atomic_period_folder, write_evidence
+
+__all__ = ["ACTIONS", "Review", "period_review"]
+
+# What a reviewer should do about each kind of exception.
+ACTIONS = {
+    "untagged": "Ask the callers below to send team and application tags (gateway default tags "
+    "help); until then the cost stays unallocated.",
+    "unknown_owner": "Add the application or team to registry.yaml, or fix the caller's tag.",
+    "conflict": "The team tag and the application's registered team disagree: fix the tag or "
+    "move the application in registry.yaml.",
+    "quarantined": "Inspect the rows: the log carries contradictory copies or impossible token "
+    "counts. Correct the source; quarantined cost is kept, unallocated.",
+    "unpriced": "Add the model to pricing.yaml with its effective date; its cost is unknown and "
+    "left out of the total until then.",
+    "duplicate": "Identical log lines counted once; fix double logging at the source.",
+    "out_of_period": "Rows logged just outside the period: check clocks and time zones of the "
+    "emitting service.",
+}
+
+
+@dataclass
+class Review:
+    """Everything the packet shows about one period."""
+
+    ledger: PeriodLedger
+    manifest: dict
+    folder: Path
+    reviewer_role: str
+    generated_at: datetime
+    reconciliation: dict | None = None
+    validation: dict | None = None
+    _cache: dict = field(default_factory=dict)
+
+    # --- basics ---------------------------------------------------------------------------
+
+    @property
+    def currency(self) -> str:
+        return self.ledger.workspace.kit.currency
+
+    @property
+    def title(self) -> str:
+        return f"{self.ledger.workspace.kit.name} — review packet {self.ledger.period.label}"
+
+    def _money(self, value: Decimal | None) -> str:
+        return money(value, self.currency)
+
+    def _sql(self, query: str) -> list[tuple]:
+        return self.ledger.con.execute(query).fetchall()
+
+    @property
+    def cost_by_status(self) -> dict[str, Decimal]:
+        return self.ledger.cost_by_status()
+
+    @property
+    def unallocated_cost(self) -> Decimal:
+        by_status = self.cost_by_status
+        return sum((by_status.get(s, Decimal(0)) for s in UNALLOCATED_STATUSES), Decimal(0))
+
+    @property
+    def coverage_pct(self) -> Decimal | None:
+        """FinOps allocation coverage: the share of spend attributed to an owner."""
+        total = self.ledger.ledger_cost
+        if total == 0:
+            return None
+        return (total - self.unallocated_cost) / total * 100
+
+    def exceptions_by_reason(self) -> list[tuple[str, int, Decimal]]:
+        return self._sql(
+            "SELECT reason, count(*), COALESCE(sum(cost), 0) FROM exception_queue "
+            "GROUP BY reason ORDER BY 3 DESC, 2 DESC"
+        )
+
+    @property
+    def verdict(self) -> str | None:
+        return self.reconciliation.get("result") if self.reconciliation else None
+
+    # --- summary ----------------------------------------------------------------------------
+
+    def kpis(self) -> Html:
+        counts = self.ledger.counts
+        rec = self.reconciliation
+        billed = Decimal(rec["billed_cost"]) if rec and rec.get("billed_cost") is not None else None
+        variance = Decimal(rec["variance"]) if rec and rec.get("variance") is not None else None
+        verdict = self.verdict or "no bill"
+        tone = {"pass": "ok", "fail": "bad", "inconclusive": "warn"}.get(verdict, "neutral")
+        coverage = self.coverage_pct
+        exceptions = sum(n for _, n, _ in self.exceptions_by_reason())
+        items = [
+            ("Ledger total", self._money(self.ledger.ledger_cost), "neutral"),
+            ("Billed (usage)", self._money(billed), "neutral"),
+            (
+                "Variance · verdict",
+                f"{self._money(variance)} ({percent(_pct(rec))}) · {verdict}" if rec else verdict,
+                tone,
+            ),
+            (
+                "Allocation coverage",
+                percent(coverage),
+                "ok" if coverage is not None and coverage >= 95 else "warn",
+            ),
+            (
+                "Unallocated",
+                self._money(self.unallocated_cost),
+                "warn" if self.unallocated_cost > 0 else "ok",
+            ),
+            ("Exceptions", count_text(exceptions), "warn" if exceptions else "ok"),
+            (
+                "Requests",
+                f"{counts.attempted:,} ({counts.logical_calls:,} logical calls)",
+                "neutral",
+            ),
+        ]
+        return tiles(items)
+
+    def findings(self, limit: int = 3) -> Html:
+        """The findings that most need attention, in plain sentences, costliest first."""
+        candidates: list[tuple[Decimal, str]] = []
+        total = self.ledger.ledger_cost or Decimal(1)
+        rec = self.reconciliation
+        if rec and rec.get("result") in {"fail", "inconclusive"}:
+            sentences = [r.get("sentence") or r.get("message") for r in rec.get("reasons", [])]
+            sentence = next((s for s in sentences if s), "")
+            weight = abs(Decimal(rec.get("variance") or 0)) + total  # the bill outranks all
+            candidates.append((weight, f"Reconciliation is {rec['result']}: {sentence}"))
+        for reason, n, cost in self.exceptions_by_reason():
+            if reason in {"duplicate", "out_of_period"}:
+                text = (
+                    f"{n:,} {reason.replace('_', ' ')} rows were excluded from the total "
+                    f"({self._money(cost)} if they had counted)."
+                )
+                candidates.append((cost / 10, text))
+                continue
+            if reason == "unpriced":
+                models = self._sql(
+                    "SELECT model, count(*) FROM exception_queue WHERE reason = 'unpriced' "
+                    "GROUP BY 1 ORDER BY 2 DESC"
+                )
+                names = ", ".join(f"{m} ({c:,})" for m, c in models)
+                candidates.append(
+                    (
+                        total / 2,
+                        f"{n:,} billable requests use models with no price "
+                        f"in the snapshot: {names}. Their cost is unknown.",
+                    )
+                )
+                continue
+            share = percent(cost / total * 100)
+            label = reason.replace("_", " ")
+            text = (
+                f"{self._money(cost)} ({share} of the ledger) is {label} across {_n(n, 'request')}."
+            )
+            candidates.append((cost, f"{text} {ACTIONS[reason]}"))
+        if not candidates:
+            candidates.append((Decimal(0), "No exceptions: every request is owned and priced."))
+        top = sorted(candidates, key=lambda c: -c[0])[:limit]
+        items = "".join(f"<li>{html.escape(text)}</li>" for _, text in top)
+        return Html(f'<ol class="ak-findings">{items}</ol>')
+
+    # --- allocation -------------------------------------------------------------------------
+
+    def allocation_table(self) -> Html:
+        """Business unit → team → application, production vs non-production, with totals."""
+        rows: dict[tuple, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        for line in self.ledger.allocation:
+            if line.allocation_status in UNALLOCATED_STATUSES:
+                key = ("(unallocated)", line.allocation_status.replace("_", " "), "")
+            else:
+                app = line.application or "(team tag)"
+                if line.allocation_status == "shared":
+                    app += " (shared)"
+                key = (line.business_unit, line.team, app)
+            env = "production" if line.environment == "production" else "non-production"
+            rows[key][env] += line.cost
+        ordered = sorted(rows, key=lambda k: (k[0] == "(unallocated)", k[0], k[1], k[2]))
+        prod = rounded_to_total([rows[k]["production"] for k in ordered], self.currency)
+        nonprod = rounded_to_total([rows[k]["non-production"] for k in ordered], self.currency)
+        totals = rounded_to_total(
+            [rows[k]["production"] + rows[k]["non-production"] for k in ordered], self.currency
+        )
+        body = [
+            (*k, self._money(p), self._money(n), self._money(t))
+            for k, p, n, t in zip(ordered, prod, nonprod, totals, strict=True)
+        ]
+        total = (
+            "Total",
+            "",
+            "",
+            self._money(sum(prod, Decimal(0))),
+            self._money(sum(nonprod, Decimal(0))),
+            self._money(sum(totals, Decimal(0))),
+        )
+        return html_table(
+            ["Business unit", "Team", "Application", "Production", "Non-production", "Total"],
+            body,
+            numeric=(3, 4, 5),
+            total=total,
+        )
+
+    def showback(self) -> Html:
+        """Showback per cost center: what each cost center's teams consumed."""
+        ws = self.ledger.workspace
+        by_center: dict[str, Decimal] = defaultdict(Decimal)
+        for line in self.ledger.allocation:
+            if line.allocation_status not in UNALLOCATED_STATUSES:
+                by_center[line.cost_center] += line.cost
+        centers = sorted(by_center, key=lambda c: -by_center[c])
+        shown = rounded_to_total([by_center[c] for c in centers], self.currency)
+        owners = defaultdict(list)
+        for team in ws.registry.teams:
+            owners[team.cost_center].append(team)
+        body = [
+            (
+                c,
+                ", ".join(sorted({t.business_unit for t in owners[c]})),
+                ", ".join(t.id for t in owners[c]),
+                ", ".join(t.budget_owner for t in owners[c]),
+                self._money(v),
+                percent(v / self.ledger.ledger_cost * 100) if self.ledger.ledger_cost else "—",
+            )
+            for c, v in zip(centers, shown, strict=True)
+        ]
+        total = ("Allocated", "", "", "", self._money(sum(shown, Decimal(0))), "")
+        return html_table(
+            ["Cost center", "Business unit", "Teams", "Budget owners", "Cost", "Share of ledger"],
+            body,
+            numeric=(4, 5),
+            total=total,
+        )
+
+    def shared_costs(self) -> Html:
+        """Each shared application: its rule and what each receiving team got."""
+        rows = [
+            (line.application, line.allocation_rule, line.team, line.cost)
+            for line in self.ledger.allocation
+            if line.allocation_status == "shared"
+        ]
+        merged: dict[tuple, Decimal] = defaultdict(Decimal)
+        for app, rule, team, cost in rows:
+            merged[(app, rule, team)] += cost
+        keys = sorted(merged)
+        shown = rounded_to_total([merged[k] for k in keys], self.currency)
+        return html_table(
+            ["Shared application", "Rule", "Receiving team", "Cost"],
+            [(*k, self._money(v)) for k, v in zip(keys, shown, strict=True)],
+            numeric=(3,),
+            total=("Total shared", "", "", self._money(sum(shown, Decimal(0)))),
+            empty="No shared applications had traffic in this period.",
+        )
+
+    def coverage(self) -> Html:
+        by_status = self.cost_by_status
+        order = ["allocated", "shared", *UNALLOCATED_STATUSES]
+        statuses = [s for s in order if s in by_status]
+        shown = rounded_to_total([by_status[s] for s in statuses], self.currency)
+        requests: dict[str, int] = defaultdict(int)
+        for line in self.ledger.allocation:
+            requests[line.allocation_status] += line.requests
+        total = self.ledger.ledger_cost
+        body = [
+            (
+                s.replace("_", " "),
+                count_text(requests[s]),
+                self._money(v),
+                percent(by_status[s] / total * 100) if total else "—",
+            )
+            for s, v in zip(statuses, shown, strict=True)
+        ]
+        return html_table(
+            ["Allocation status", "Requests", "Cost", "Share"],
+            body,
+            numeric=(1, 2, 3),
+            total=(
+                "Ledger total",
+                count_text(sum(requests.values())),
+                self._money(sum(shown, Decimal(0))),
+                "100.0%",
+            ),
+        )
+
+    def team_model_costs(self) -> dict[tuple[str, str], Decimal]:
+        """Cost per (owner, model): direct by owner, shared split by the same rule per model."""
+        ws = self.ledger.workspace
+        apps = {a.id: a for a in ws.registry.applications}
+        direct: dict[str, dict[str, Decimal | int]] = {}
+        for line in self.ledger.allocation:
+            if line.allocation_status == "allocated":
+                acc = direct.setdefault(line.team, {"tokens": 0, "cost": Decimal(0), "requests": 0})
+                acc["tokens"] += line.input_tokens + line.output_tokens
+                acc["cost"] += line.cost
+                acc["requests"] += line.requests
+        result: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        for status, team, application, model, cost in self._sql(
+            "SELECT allocation_status, owner_team, application, model, sum(cost) FROM lines "
+            "GROUP BY ALL"
+        ):
+            if status == "shared":
+                weights, _ = shared_weights(apps[application].shared, direct)
+                for receiver, part in split_exact(cost, weights).items():
+                    result[(receiver, model)] += part
+            elif status in UNALLOCATED_STATUSES:
+                result[("(unallocated)", model)] += cost
+            else:
+                result[(team, model)] += cost
+        return {k: v for k, v in result.items() if v > 0}
+
+    def spend_by_team_chart(self) -> Html:
+        teams = [t.id for t in self.ledger.workspace.registry.teams]
+        title = f"Spend by owner, stacked by model — {self.ledger.period.label}"
+        fig = charts.spend_by_team_chart(
+            self.team_model_costs(), charts.team_colours(teams), self.currency, title
+        )
+        return charts.figure_html(fig, title)
+
+    def coverage_chart(self) -> Html:
+        title = "Allocation coverage by status"
+        return charts.figure_html(
+            charts.coverage_chart(self.cost_by_status, self.currency, title), title
+        )
+
+    # --- exception queue --------------------------------------------------------------------
+
+    def exception_reasons(self) -> Html:
+        rows = self.exceptions_by_reason()
+        body = [
+            (reason.replace("_", " "), count_text(n), self._money(cost), ACTIONS[reason])
+            for reason, n, cost in rows
+        ]
+        return html_table(
+            ["Reason", "Rows", "Cost", "What to do"],
+            body,
+            numeric=(1, 2),
+            empty="The exception queue is empty.",
+        )
+
+    def exceptions_by_caller(self, limit: int = 12) -> Html:
+        rows = self._sql(
+            "SELECT COALESCE(caller_id, '(none)'), COALESCE(application, '(none)'), reason, "
+            "count(*), COALESCE(sum(cost), 0) FROM exception_queue "
+            "WHERE reason NOT IN ('duplicate', 'out_of_period') "
+            f"GROUP BY ALL ORDER BY 5 DESC, 4 DESC LIMIT {int(limit)}"
+        )
+        body = [
+            (caller, app, reason.replace("_", " "), count_text(n), self._money(cost))
+            for caller, app, reason, n, cost in rows
+        ]
+        return html_table(
+            ["Caller", "Application (as tagged)", "Reason", "Rows", "Cost"],
+            body,
+            numeric=(3, 4),
+            empty="No caller has exceptions.",
+        )
+
+    def top_exceptions(self, limit: int = 10) -> Html:
+        rows = self._sql(
+            "SELECT request_id, reason, strftime(timestamp, '%Y-%m-%d %H:%M'), "
+            "COALESCE(team, ''), COALESCE(application, ''), model, cost FROM exception_queue "
+            f"ORDER BY cost DESC NULLS LAST, request_id LIMIT {int(limit)}"
+        )
+        body = [(r[0], r[1].replace("_", " "), *r[2:6], self._money(r[6])) for r in rows]
+        return html_table(
+            ["Request", "Reason", "Time (UTC)", "Team tag", "Application tag", "Model", "Cost"],
+            body,
+            numeric=(6,),
+            empty="The exception queue is empty.",
+        )
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def reconciliation_banner(self) -> Html:
+        rec = self.reconciliation
+        if rec is None:
+            return Html(
+                '<div class="ak-banner ak-neutral"><strong>No bill to reconcile.</strong> '
+                "Add a <code>billing</code> section to kit.yaml to compare the ledger with the "
+                "provider's bill.</div>"
+            )
+        result = rec["result"]
+        tone = {"pass": "ok", "fail": "bad"}.get(result, "warn")
+        sentences = "".join(
+            f"<li>{html.escape(r.get('sentence') or r.get('message') or r.get('code', ''))}</li>"
+            for r in rec.get("reasons", [])
+        )
+        head = (
+            f"<strong>Reconciliation: {html.escape(result.upper())}</strong> — ledger "
+            f"{self._money(Decimal(rec['ledger_cost']))} vs billed usage "
+            f"{self._money(_dec(rec.get('billed_cost')))}, variance "
+            f"{self._money(_dec(rec.get('variance')))} ({percent(_pct(rec))}); tolerance "
+            f"{percent(Decimal(str(rec.get('tolerance_pct', 1))), 2)}."
+        )
+        return Html(f'<div class="ak-banner ak-{tone}">{head}<ul>{sentences}</ul></div>')
+
+    def reconciliation_lines(self) -> Html:
+        rec = self.reconciliation or {}
+        body = [
+            (
+                line.get("model"),
+                (line.get("direction") or "all").replace("_", " "),
+                count_text(line.get("ledger_tokens")),
+                count_text(line.get("billed_tokens")),
+                self._money(_dec(line.get("ledger_cost"))),
+                self._money(_dec(line.get("billed_cost"))),
+                self._money(_dec(line.get("variance"))),
+                percent(_dec(line.get("variance_pct")), 2),
+            )
+            for line in rec.get("lines", [])
+        ]
+        return html_table(
+            [
+                "Model",
+                "Direction",
+                "Ledger tokens",
+                "Billed tokens",
+                "Ledger cost",
+                "Billed cost",
+                "Variance",
+                "Variance %",
+            ],
+            body,
+            numeric=(2, 3, 4, 5, 6, 7),
+            empty="No reconciliation lines.",
+        )
+
+    def other_charges(self) -> Html:
+        rec = self.reconciliation or {}
+        rows = [*rec.get("other_charges", []), *rec.get("corrections", [])]
+        body = [
+            (
+                r.get("charge_category") or r.get("category"),
+                r.get("charge_class") or "",
+                r.get("description") or "",
+                self._money(_dec(r.get("billed_cost") or r.get("amount"))),
+            )
+            for r in rows
+        ]
+        return html_table(
+            ["Category", "Class", "Description", "Amount"],
+            body,
+            numeric=(3,),
+            empty="No tax, credit, adjustment or correction lines on the bill.",
+        )
+
+    def counts(self) -> Html:
+        c = self.ledger.counts
+        rows = [
+            ("Rows read", c.rows_read),
+            ("Outside the period (excluded)", c.out_of_period),
+            ("Identical duplicate copies (counted once)", c.duplicate_copies),
+            ("Attempted requests", c.attempted),
+            ("Logical calls (retries grouped)", c.logical_calls),
+            ("Successful (2xx)", c.successful),
+            ("Failed (not billable by default)", c.failed),
+            ("Billable", c.billable),
+            ("Billable but unpriced", c.unpriced),
+            ("Quarantined", c.quarantined),
+        ]
+        rec = self.reconciliation or {}
+        if rec.get("billing_reported_count") is not None:
+            rows.append(("Requests reported by the bill", rec["billing_reported_count"]))
+        return html_table(
+            ["Count", "Requests"], [(k, count_text(v)) for k, v in rows], numeric=(1,)
+        )
+
+    def daily_spend_chart(self) -> Html:
+        ledger_daily = dict(self._sql("SELECT day, sum(cost) FROM lines GROUP BY day"))
+        billed = None
+        if self.reconciliation and self.reconciliation.get("daily"):
+            billed = {
+                datetime.fromisoformat(d["day"]).date(): Decimal(d["billed_cost"])
+                for d in self.reconciliation["daily"]
+                if d.get("billed_cost") is not None
+            }
+        title = f"Daily spend — {self.ledger.period.label}"
+        fig = charts.daily_spend_chart(ledger_daily, billed, self.currency, title)
+        return charts.figure_html(fig, title)
+
+    def variance_chart(self) -> Html:
+        rec = self.reconciliation or {}
+        per_model = {
+            line["model"]: Decimal(line["variance"])
+            for line in rec.get("lines", [])
+            if not line.get("direction") and line.get("variance") is not None
+        }
+        if not per_model:
+            return Html('<p class="ak-empty">No per-model variance to chart.</p>')
+        title = "Variance by model (ledger − billed)"
+        fig = charts.variance_by_model_chart(per_model, self.currency, title)
+        return charts.figure_html(fig, title)
+
+    # --- data quality, provenance, sign-off --------------------------------------------------
+
+    def data_quality(self) -> Html:
+        c = self.ledger.counts
+        checks = [
+            ("Required columns present and typed", "pass", "load refuses the ledger otherwise"),
+            (
+                "request_id unique",
+                "pass" if c.duplicate_copies == 0 and c.quarantined == 0 else "reported",
+                f"{c.duplicate_copies:,} identical copies counted once",
+            ),
+            (
+                "Timestamps inside the period",
+                "pass" if c.out_of_period == 0 else "reported",
+                f"{c.out_of_period:,} rows excluded and counted",
+            ),
+            (
+                "Token subsets within totals",
+                "pass" if c.quarantined == 0 else "reported",
+                f"{c.quarantined:,} rows quarantined (any reason)",
+            ),
+            (
+                "Every billable model priced",
+                "pass" if c.unpriced == 0 else "reported",
+                f"{c.unpriced:,} unpriced requests",
+            ),
+        ]
+        table = html_table(["Check", "Result", "Detail"], checks)
+        if self.validation is None:
+            note = Html(
+                '<p class="ak-note">Great Expectations suites: not run for this period.</p>'
+            )
+            return table + note
+        return table
+
+    def provenance(self) -> Html:
+        m = self.manifest
+        snap = m["pricing_snapshot"]
+        facts = [
+            ("Pricing snapshot", snap["id"]),
+            ("Prices read from", snap["source_url"]),
+            ("Reviewed on / by", f"{snap['reviewed_on']} / {snap['reviewed_by']}"),
+            ("Failed calls billable", "yes" if snap["failed_calls_billable"] else "no"),
+            ("Period", f"{m['period']['start']} to {m['period']['end']} (end exclusive)"),
+            ("allocation-kit", m["kit_version"]),
+            ("Engine", f"DuckDB {m['engine']['version']}, Python {m['engine']['python']}"),
+            ("Parameters", json.dumps(m["parameters"])),
+        ]
+        inputs = html_table(
+            ["Role", "File", "Bytes", "SHA-256"],
+            [(i["role"], i["path"], count_text(i["bytes"]), i["sha256"]) for i in m["inputs"]],
+            numeric=(2,),
+            css_class="ak-table ak-hashes",
+        )
+        return html_table(["", ""], facts, css_class="ak-table ak-facts") + inputs
+
+    def sign_off(self) -> Html:
+        verdict = self.verdict
+        unallocated = self.unallocated_cost
+        if verdict == "fail":
+            status, tone = "fail", "bad"
+        elif verdict == "inconclusive" or unallocated > 0 or self.ledger.counts.unpriced:
+            status, tone = "needs follow-up", "warn"
+        else:
+            status, tone = "pass", "ok"
+        owner = self._follow_up_owner(status)
+        facts = [
+            ("Reviewer role", self.reviewer_role),
+            ("Prepared at (UTC)", self.generated_at.strftime("%Y-%m-%d %H:%M")),
+            ("Proposed result", status),
+            ("Follow-up owner", owner),
+            ("Reviewer decision", "☐ approve   ☐ reject   ☐ approve with follow-up"),
+            ("Signature / date", ""),
+        ]
+        banner = Html(f'<div class="ak-banner ak-{tone}"><strong>Sign-off: {status}</strong></div>')
+        return banner + html_table(["", ""], facts, css_class="ak-table ak-facts")
+
+    def _follow_up_owner(self, status: str) -> str:
+        if status == "pass":
+            return "—"
+        if self.verdict in {"fail", "inconclusive"}:
+            return f"{self.reviewer_role} (reconciliation with the provider)"
+        return "platform engineering (tagging) and the budget owners of the callers listed"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _dec(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _pct(rec: dict | None) -> Decimal | None:
+    return _dec(rec.get("variance_pct")) if rec else None
+
+
+def period_review(
+    config: str | Path,
+    period: str,
+    out: str | Path = "reports",
+    reviewer_role: str = "",
+    period_dir: str | Path = "",
+) -> Review:
+    """Run the period and write its evidence; the Review the packet notebook shows.
+
+    With `period_dir` (as `allocation-kit run` passes) the evidence goes there; otherwise it is
+    written atomically to OUT/PERIOD, replacing the previous output only when complete.
+    """
+    workspace = load_workspace(config)
+    parsed = parse_period(period)
+    out = Path(out) if Path(out).is_absolute() else workspace.root / out
+    reviewer_role = reviewer_role or workspace.kit.review.reviewer_role
+    parameters = {
+        "config": str(config),
+        "period": parsed.label,
+        "out": str(out),
+        "reviewer_role": reviewer_role,
+    }
+
+    def progress(message: str) -> None:
+        print(f"  {message}", file=sys.stderr, flush=True)
+
+    def run(folder: Path) -> Review:
+        ledger = period_ledger(workspace, parsed, progress=progress)
+        document = write_evidence(folder, ledger, parameters, progress=progress)
+        return Review(
+            ledger=ledger,
+            manifest=document,
+            folder=folder,
+            reviewer_role=reviewer_role,
+            generated_at=datetime.now(UTC),
+        )
+
+    if period_dir:
+        return run(Path(period_dir))
+    with atomic_period_folder(out, parsed.label) as folder:
+        review = run(folder)
+    review.folder = out / parsed.label
+    return review

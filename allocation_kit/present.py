@@ -1,0 +1,130 @@
+"""Presentation helpers: money and numbers for people, HTML tables and tiles for the packet.
+
+Rounding happens here, once, at the currency's minor unit. Columns shown with a total are
+rounded with largest remainder so the shown rows add up to the shown total.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from .allocate import split_exact
+
+__all__ = [
+    "Html",
+    "count_text",
+    "html_table",
+    "minor_unit",
+    "money",
+    "percent",
+    "rounded_to_total",
+    "tiles",
+]
+
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$"}
+_ZERO_DECIMAL = {"JPY", "KRW"}
+
+
+@dataclass(frozen=True)
+class Html:
+    """A fragment of HTML that Jupyter and nbconvert display as such."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return self.text
+
+    def __add__(self, other: Html) -> Html:
+        return Html(self.text + other.text)
+
+
+def minor_unit(currency: str) -> Decimal:
+    return Decimal(1) if currency in _ZERO_DECIMAL else Decimal("0.01")
+
+
+def money(value: Decimal | None, currency: str, *, exact_rounded: bool = True) -> str:
+    """$1,234.57 — rounded half-up to the minor unit; '—' for unknown."""
+    if value is None:
+        return "—"
+    if exact_rounded:
+        value = Decimal(value).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+    places = 0 if currency in _ZERO_DECIMAL else 2
+    sign = "−" if value < 0 else ""
+    body = f"{abs(value):,.{places}f}"
+    symbol = _SYMBOLS.get(currency)
+    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
+
+
+def percent(value: Decimal | float | None, places: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{Decimal(value):,.{places}f}%".replace("-", "−")
+
+
+def count_text(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def rounded_to_total(values: Sequence[Decimal], currency: str) -> list[Decimal]:
+    """Values rounded to the minor unit so that they sum to the rounded total (largest remainder).
+
+    Negative parts are rounded on their own (half-up); the largest-remainder pass applies to the
+    non-negative parts, which is where a split's rows come from.
+    """
+    unit = minor_unit(currency)
+    if not values:
+        return []
+    if any(v < 0 for v in values):
+        return [Decimal(v).quantize(unit, rounding=ROUND_HALF_UP) for v in values]
+    total = sum(values, Decimal(0)).quantize(unit, rounding=ROUND_HALF_UP)
+    if total == 0 or sum(values) == 0:
+        return [Decimal(0).quantize(unit) for _ in values]
+    keyed = {f"{i:08d}": v for i, v in enumerate(values)}
+    shares = split_exact(total, keyed, unit)
+    return [shares[k] for k in sorted(keyed)]
+
+
+def html_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    numeric: Iterable[int] = (),
+    total: Sequence[object] | None = None,
+    caption: str | None = None,
+    empty: str = "Nothing to show.",
+    css_class: str = "ak-table",
+) -> Html:
+    """A tidy table: numeric columns right-aligned, an optional bold total row."""
+    numeric = set(numeric)
+    rows = list(rows)
+    if not rows:
+        return Html(f'<p class="ak-empty">{html.escape(empty)}</p>')
+
+    def cells(values: Sequence[object], tag: str) -> str:
+        return "".join(
+            f'<{tag} class="{"num" if i in numeric else "txt"}">'
+            f"{html.escape('' if v is None else str(v))}</{tag}>"
+            for i, v in enumerate(values)
+        )
+
+    head = cells(columns, "th")
+    body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
+    foot = f'<tfoot><tr class="ak-total">{cells(total, "td")}</tr></tfoot>' if total else ""
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return Html(
+        f'<table class="{css_class}">{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody>{foot}</table>"
+    )
+
+
+def tiles(items: Iterable[tuple[str, str, str]]) -> Html:
+    """KPI tiles: (label, value, tone) where tone is ok | warn | bad | neutral."""
+    parts = [
+        f'<div class="ak-tile ak-{tone}"><div class="ak-tile-label">{html.escape(label)}</div>'
+        f'<div class="ak-tile-value">{html.escape(value)}</div></div>'
+        for label, value, tone in items
+    ]
+    return Html(f'<div class="ak-tiles">{"".join(parts)}</div>')

@@ -1,0 +1,145 @@
+"""The review packet: papermill executes the notebook, nbconvert renders one self-contained HTML
+file without code, and a failed run keeps the previous good packet."""
+
+import json
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from allocation_kit.cli import main, run_period
+
+from .conftest import KIT, PRICING, REGISTRY, request, write_ledger
+
+SECTIONS = [
+    "Summary",
+    "Allocation",
+    "Shared costs",
+    "Exception queue",
+    "Reconciliation",
+    "Data quality",
+    "Provenance",
+    "Sign-off",
+]
+
+
+def make_workspace(root: Path, rows) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "registry.yaml").write_text(textwrap.dedent(REGISTRY))
+    (root / "pricing.yaml").write_text(textwrap.dedent(PRICING))
+    (root / "kit.yaml").write_text(textwrap.dedent(KIT))
+    write_ledger(root / "requests.csv", rows)
+    return root / "kit.yaml"
+
+
+ROWS = [
+    request("r1"),
+    request("r2", team="support", application="ticket-bot", environment="staging"),
+    request("r3", application="gateway-fixed", team=None, input_tokens=20_000),
+    request("r4", team=None, application=None, caller_id="svc-legacy"),
+    request("r5", team="search", application="ticket-bot"),
+    request("r6", model="mystery-model"),
+    request("r1"),
+]
+
+
+@pytest.fixture(scope="module")
+def packet(tmp_path_factory) -> Path:
+    """One executed and rendered packet for the tests of this module."""
+    root = tmp_path_factory.mktemp("packet")
+    config = make_workspace(root, ROWS)
+    return run_period(config, "2026-10", root / "reports", progress=None)
+
+
+def test_the_packet_has_every_section_and_no_code(packet):
+    page = (packet / "packet.html").read_text()
+    for section in SECTIONS:
+        assert f'id="{section.replace(" ", "-")}"' in page, section
+        assert f'<a href="#{section.replace(" ", "-")}">{section}</a>' in page  # table of contents
+    assert "jp-InputArea jp-Cell-inputArea" not in page and "highlight hl-ipython3" not in page
+    assert "period_review(" not in page
+    assert "Test workspace" in page and "AI spend review — 2026-10" in page
+
+
+def test_the_packet_is_self_contained(packet):
+    page = (packet / "packet.html").read_text()
+    assert not re.search(r"""(src|href)=["']https?://""", page)
+    assert "<script src" not in page
+    assert "mathjax" not in page.lower() and "require.js" not in page.lower()
+    images = re.findall(r'<img[^>]+src="([^"]{0,30})', page)
+    assert len(images) == 3
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+
+
+def test_the_packet_shows_exact_money_rounded_once(packet):
+    page = (packet / "packet.html").read_text()
+    # ledger: r1 0.0014 + r2 0.0014 + r3 0.0204 (shared) + r4 0.0014 + r5 0.0014 = $0.0260
+    assert (
+        '<div class="ak-tile-label">Ledger total</div><div class="ak-tile-value">$0.03</div>'
+        in page
+    )
+    evidence = json.loads((packet / "evidence" / "manifest.json").read_text())
+    assert evidence["conservation"]["ledger_total"] == "0.026000000000"
+
+
+def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
+    assert sorted(p.name for p in packet.iterdir()) == ["evidence", "packet.html", "packet.ipynb"]
+    assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
+        "allocation.csv", "exceptions.csv", "manifest.json"
+    ]  # fmt: skip
+
+
+def test_the_index_lists_the_period(packet):
+    index = (packet.parent / "index.html").read_text()
+    assert '<a href="2026-10/packet.html">open packet</a>' in index
+    assert '<td class="num">$0.03</td>' in index
+    assert "no bill" in index
+
+
+def test_a_failed_run_exits_with_the_notebooks_error_and_keeps_the_packet(tmp_path, capsys):
+    config = make_workspace(tmp_path, [request("r1")])
+    run_period(config, "2026-10", tmp_path / "reports", progress=None)
+    good = (tmp_path / "reports" / "2026-10" / "packet.html").read_text()
+    write_ledger(tmp_path / "requests.csv", [request("r1", output_tokens=-3)])
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--config", str(config), "--period", "2026-10"])
+    assert caught.value.code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: {tmp_path / 'requests.csv'}: row 1 (line 2), column 'output_tokens': got '-3', "
+        "expected a token count of 0 or more"
+    )
+    assert (tmp_path / "reports" / "2026-10" / "packet.html").read_text() == good
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_packet_reads_well_in_a_real_browser(packet, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((packet / "packet.html").as_uri())
+        for section in SECTIONS:
+            assert page.get_by_role("heading", name=section, exact=True).is_visible(), section
+        assert page.locator("table.ak-table tbody tr").count() >= 20
+        loaded = page.eval_on_selector_all(
+            "figure.ak-chart img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert loaded == [True, True, True]
+        page.screenshot(path=str(tmp_path / "packet.png"), full_page=True)
+        browser.close()
+    assert errors == []

@@ -220,9 +220,7 @@ def _raw_table(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     try:
         kinds = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
         # text for every column; nested Parquet values (a SkuPriceDetails struct) become JSON
-        texts = ", ".join(
-            f"{_text(name, kind)} AS {_quote(name)}" for name, kind, *_ in kinds
-        )
+        texts = ", ".join(f"{_text(name, kind)} AS {_quote(name)}" for name, kind, *_ in kinds)
         con.execute(f"CREATE OR REPLACE TEMP TABLE billing_raw AS SELECT {texts} FROM {reader}")
     except duckdb.Error as exc:
         raise InputError(path, None, f"cannot read as {fmt}: {_first_line(exc)}") from None
@@ -341,8 +339,8 @@ def _focus_select(
     meter = f"lower({value('SkuMeter')})"
     direction = f"""CASE
         WHEN {key("TokenDirection")} = 'output' THEN 'output'
-        WHEN {key("TokenDirection")} = 'input' AND {key("TokenCacheAction")} IN ('read', 'cacheread')
-            THEN 'cached_input'
+        WHEN {key("TokenDirection")} = 'input'
+            AND {key("TokenCacheAction")} IN ('read', 'cacheread') THEN 'cached_input'
         WHEN {key("TokenDirection")} = 'input'
             AND {key("TokenCacheAction")} IN ('write', 'cachewrite') THEN 'cache_write'
         WHEN {key("TokenDirection")} = 'input' THEN 'uncached_input'
@@ -390,7 +388,8 @@ def _focus_select(
             WHEN billing_direction IS NOT NULL OR {quantity["tokens"]} IS NOT NULL
             THEN {quantity["tokens"]} END""",
         "quantity_unit": f"""CASE WHEN billing_direction = 'per_call' THEN 'requests'
-            WHEN billing_direction IS NOT NULL OR {quantity["tokens"]} IS NOT NULL THEN 'tokens' END""",
+            WHEN billing_direction IS NOT NULL OR {quantity["tokens"]} IS NOT NULL
+            THEN 'tokens' END""",
         "provider_name": f"COALESCE({value('ServiceProviderName')}, {value('ProviderName')})",
         "service_name": value("ServiceName"),
         "tags": value("Tags"),
@@ -410,7 +409,7 @@ def _generic_select(
     mapping: dict[str, str],
     currency: str,
 ) -> dict[str, str]:
-    """SQL per billing_lines column normalising a generic date/model/cost CSV (see _focus_select)."""
+    """SQL per billing_lines column normalising a generic CSV (see _focus_select)."""
     columns = _resolve(found, GENERIC_FIELDS, mapping)
     _require(path, columns, GENERIC_REQUIRED, mapping, found, "billing")
 
@@ -426,8 +425,8 @@ def _generic_select(
         f"CASE WHEN {month} THEN {month_start} + INTERVAL 1 MONTH "
         f"ELSE {day_start} + INTERVAL 1 DAY END"
     )
-    direction_map = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in GENERIC_DIRECTIONS.items())
-    direction = f"MAP {{{direction_map}}}[lower({value('direction')})]"
+    pairs = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in GENERIC_DIRECTIONS.items())
+    direction = f"MAP {{{pairs}}}[lower({value('direction')})]"
     category = _category_sql(value("charge_category")) if columns["charge_category"] else "'Usage'"
     checks = [
         *_required_checks(("date", "cost"), value),
@@ -481,8 +480,8 @@ def _generic_select(
         "model": value("model"),
         "direction": direction,
         "quantity": quantity,
-        "quantity_unit": f"CASE WHEN {quantity} IS NULL THEN NULL WHEN billing_direction = 'per_call' "
-        "THEN 'requests' ELSE 'tokens' END",
+        "quantity_unit": f"CASE WHEN {quantity} IS NULL THEN NULL "
+        "WHEN billing_direction = 'per_call' THEN 'requests' ELSE 'tokens' END",
         "provider_name": "NULL",
         "service_name": "NULL",
         "tags": "NULL",
@@ -534,9 +533,10 @@ def _unit_scales(
             match = _UNIT.match(text or "")
             if match:
                 kind = "tokens" if match["kind"].lower().startswith("token") else "requests"
-                scale = Decimal(match["n"] or 1) * {"k": 1000, "m": 1_000_000, None: 1}[
-                    (match["m"] or "").lower() or None
-                ]
+                scale = (
+                    Decimal(match["n"] or 1)
+                    * {"k": 1000, "m": 1_000_000, None: 1}[(match["m"] or "").lower() or None]
+                )
                 scales[text] = (kind, scale)
     return scales
 

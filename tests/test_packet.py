@@ -58,7 +58,7 @@ def test_the_packet_has_every_section_and_no_code(packet):
     for section in SECTIONS:
         assert f'id="{section.replace(" ", "-")}"' in page, section
         assert f'<a href="#{section.replace(" ", "-")}">{section}</a>' in page  # table of contents
-    assert "jp-InputArea jp-Cell-inputArea" not in page and "highlight hl-ipython3" not in page
+    assert "review.kpis()" not in page and "hl-ipython3" not in page
     assert "period_review(" not in page
     assert "Test workspace" in page and "AI spend review — 2026-10" in page
 

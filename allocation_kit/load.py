@@ -209,6 +209,7 @@ def load_requests(
     ]
     prefix = str(root.resolve()).rstrip("/") + "/"
     selects.append(f"replace(filename, {_literal(prefix)}, '') AS source_file")
+    selects.append("filename AS source_path")
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW requests AS SELECT {', '.join(selects)} FROM raw_requests"
     )

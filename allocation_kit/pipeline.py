@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import duckdb
@@ -39,9 +39,6 @@ from .price import (
 
 __all__ = ["Counts", "PeriodLedger", "period_filter_sql", "period_ledger", "timestamp_sql"]
 
-# Out-of-period rows this close to the period's edges are listed one by one in the exception
-# queue (late or early logging, time-zone slips); rows further away are only counted per file.
-BOUNDARY_WINDOW = timedelta(days=1)
 ITEM_COLUMNS = (
     "request_id",
     "timestamp",
@@ -92,8 +89,19 @@ class PeriodLedger:
     allocation: list[AllocationLine]
     counts: Counts
     ledger_cost: Decimal
-    out_of_period_by_file: dict[str, int]
+    rows_by_file: dict[str, tuple[int, int]]  # file -> (rows inside, rows outside the period)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def out_of_period_by_file(self) -> dict[str, int]:
+        return {f: outside for f, (_, outside) in self.rows_by_file.items() if outside}
+
+    @property
+    def period_files(self) -> list[str]:
+        """The files that belong to this period: most of their rows fall inside it. Their rows
+        outside the period are strays (late or early logging) and are listed one by one in the
+        exception queue; other files' rows are only counted."""
+        return [f for f, (inside, outside) in self.rows_by_file.items() if inside > outside]
 
     def cost_by_status(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
@@ -234,7 +242,7 @@ def period_ledger(
         ).fetchall()
     ]
     allocation = allocation_lines(usage, workspace.registry)
-    counts, ledger_cost, by_file = _counts(con, inside, loaded.rows, logical_calls)
+    counts, ledger_cost, by_file = _counts(con, inside, loaded.rows, logical_calls, workspace)
     stage("allocate", started)
     return PeriodLedger(
         workspace=workspace,
@@ -245,20 +253,28 @@ def period_ledger(
         allocation=allocation,
         counts=counts,
         ledger_cost=ledger_cost,
-        out_of_period_by_file=by_file,
+        rows_by_file=by_file,
         timings=timings,
     )
 
 
 def _counts(
-    con: duckdb.DuckDBPyConnection, inside: str, rows_read: int, logical_calls: int
-) -> tuple[Counts, Decimal, dict[str, int]]:
-    by_file = dict(
-        con.execute(
-            f"SELECT source_file, count(*) FROM requests WHERE NOT ({inside}) "
-            "GROUP BY ALL ORDER BY ALL"
+    con: duckdb.DuckDBPyConnection,
+    inside: str,
+    rows_read: int,
+    logical_calls: int,
+    workspace: Workspace,
+) -> tuple[Counts, Decimal, dict[str, tuple[int, int]]]:
+    # Group by the raw file name (cheap) and make it relative in Python.
+    prefix = str(workspace.root.resolve()).rstrip("/") + "/"
+    by_file = {
+        (name[len(prefix) :] if name.startswith(prefix) else name): (n_in, n_out)
+        for name, n_in, n_out in con.execute(
+            f"""SELECT source_path, count(*) FILTER (WHERE {inside})::BIGINT,
+                count(*) FILTER (WHERE NOT ({inside}))::BIGINT
+            FROM requests GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
-    )
+    }
     (attempted, successful, billable, unpriced, quarantined, copies, cost) = con.execute(
         f"""SELECT COALESCE(sum(requests), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE successful), 0)::BIGINT,
@@ -269,7 +285,7 @@ def _counts(
             CAST(COALESCE(sum(cost), 0) AS {COST_TYPE})
         FROM lines"""
     ).fetchone()
-    out = sum(by_file.values())
+    out = sum(outside for _, outside in by_file.values())
     counts = Counts(
         rows_read=rows_read,
         out_of_period=out,

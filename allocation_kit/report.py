@@ -25,7 +25,7 @@ from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import KitError
 from .load import file_sha256
-from .pipeline import BOUNDARY_WINDOW, PeriodLedger, _lit, timestamp_sql
+from .pipeline import PeriodLedger, _lit, period_filter_sql
 from .price import cost_sql
 
 __all__ = [
@@ -123,8 +123,7 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
     """SQL: the exception queue, one row per request and reason, costliest first per reason."""
     period = ledger.period
     unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
-    start, end = timestamp_sql(period.start), timestamp_sql(period.end)
-    window = f"INTERVAL {int(BOUNDARY_WINDOW.total_seconds())} SECOND"
+    strays_from = ", ".join(_lit(f) for f in ledger.period_files) or "NULL"
     label = _lit(period.label)
     tags = (
         "request_id, timestamp, team, application, environment, workload_class, feature, job_id, "
@@ -151,8 +150,8 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
         FROM requests r LEFT JOIN prices p ON p.model = r.model
             AND r.timestamp >= p.effective_from
             AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
-        WHERE (r.timestamp < {start} AND r.timestamp >= {start} - {window})
-           OR (r.timestamp >= {end} AND r.timestamp < {end} + {window})""",
+        WHERE NOT ({period_filter_sql(period).replace("timestamp", "r.timestamp")})
+            AND r.source_file IN ({strays_from})""",
     ]
     names = ["reason", "detail", *tags.split(", ")]
     names += ["input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"]
@@ -257,8 +256,9 @@ def manifest(ledger: PeriodLedger, parameters: dict[str, object], exceptions: in
         "ledger_cost": money_text(ledger.ledger_cost),
         "conservation": conservation(ledger),
         "counts": ledger.counts.__dict__ | {"exception_rows": exceptions},
-        "out_of_period_by_file": {
-            _relative(Path(f), ws.root): n for f, n in ledger.out_of_period_by_file.items()
+        "rows_by_file": {
+            f: {"inside": inside, "outside": outside, "strays_listed": f in ledger.period_files}
+            for f, (inside, outside) in ledger.rows_by_file.items()
         },
         "timings_s": {k: round(v, 3) for k, v in ledger.timings.items()},
     }

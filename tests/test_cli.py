@@ -141,7 +141,7 @@ def test_a_failed_run_keeps_the_previous_good_output(workspace, tmp_path, capsys
     write_ledger(tmp_path / "requests.csv", [request("r1", input_tokens="oops")])
     assert review(config) == 3
     assert allocation.read_text() == good
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
 
 
 def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
@@ -157,3 +157,28 @@ def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
     assert (
         last_line(capsys) == f"error: {target / 'kit.yaml'}: already exists; use --force to replace"
     )
+
+
+def test_strays_in_the_periods_files_are_listed_other_files_only_counted(workspace, tmp_path):
+    kit = workspace([request("r1")])
+    (tmp_path / "kit.yaml").write_text(
+        (tmp_path / "kit.yaml").read_text().replace("path: requests.csv", "path: 'data/*.csv'")
+    )
+    (tmp_path / "data").mkdir()
+    october = [request(f"o{i}") for i in range(3)]
+    october += [request("late", timestamp="2026-11-01T00:00:05Z")]
+    september = [request(f"s{i}", timestamp="2026-09-20T10:00:00Z") for i in range(2)]
+    write_ledger(tmp_path / "data" / "2026-10.csv", october)
+    write_ledger(tmp_path / "data" / "2026-09.csv", september)
+    assert review(kit) == 0
+    evidence = tmp_path / "reports" / "2026-10" / "evidence"
+    reasons = [
+        line.split(",")[1:3] for line in (evidence / "exceptions.csv").read_text().splitlines()
+    ]
+    assert reasons[1:] == [["late", "out_of_period"]]
+    manifest = json.loads((evidence / "manifest.json").read_text())
+    assert manifest["rows_by_file"] == {
+        "data/2026-09.csv": {"inside": 0, "outside": 2, "strays_listed": False},
+        "data/2026-10.csv": {"inside": 3, "outside": 1, "strays_listed": True},
+    }
+    assert manifest["counts"]["out_of_period"] == 3

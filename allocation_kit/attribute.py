@@ -27,9 +27,10 @@ from .config import Registry
 __all__ = [
     "STATUSES",
     "UNALLOCATED_STATUSES",
-    "attribution_sql",
+    "bad_tokens_sql",
     "duplicate_hashes",
     "register_registry",
+    "tag_status_sql",
 ]
 
 STATUSES = ("allocated", "shared", "untagged", "unknown_owner", "conflict", "quarantined")
@@ -88,75 +89,59 @@ def duplicate_hashes(
     return pa.table({"h": pa.array(repeated, type=pa.uint64())}), logical_calls
 
 
-def attribution_sql(row: str) -> tuple[str, str, str]:
-    """SQL expressions (allocation_status, owner_team, detail) over the aliases `row`, `a`
-    (reg_apps joined on application) and `t` (reg_teams joined on the team tag)."""
+def bad_tokens_sql(row: str) -> tuple[str, str]:
+    """SQL (condition, detail) for token subsets larger than their totals: such rows are
+    quarantined whatever their tags say."""
     r = row
-    bad_tokens = (
+    condition = (
         f"({r}.cached_input_tokens + {r}.cache_write_tokens > {r}.input_tokens "
         f"OR {r}.reasoning_tokens > {r}.output_tokens)"
     )
-    disagrees = (
-        f"{r}.team IS NOT NULL AND {r}.team <> a.team "
-        f"AND NOT (a.shared AND list_contains(a.share_teams, {r}.team))"
-    )
-    status = f"""CASE
-        WHEN {bad_tokens} THEN 'quarantined'
-        WHEN {r}.application IS NOT NULL AND a.id IS NULL THEN 'unknown_owner'
-        WHEN {r}.application IS NOT NULL AND {disagrees} THEN 'conflict'
-        WHEN {r}.application IS NOT NULL AND a.shared THEN 'shared'
-        WHEN {r}.application IS NOT NULL THEN 'allocated'
-        WHEN {r}.team IS NOT NULL AND t.id IS NULL THEN 'unknown_owner'
-        WHEN {r}.team IS NOT NULL THEN 'allocated'
-        ELSE 'untagged' END"""
-    owner = f"""CASE
-        WHEN {bad_tokens} THEN NULL
-        WHEN {r}.application IS NULL THEN t.id
-        WHEN a.id IS NULL OR {disagrees} THEN NULL
-        ELSE a.team END"""
     detail = f"""CASE
         WHEN {r}.cached_input_tokens + {r}.cache_write_tokens > {r}.input_tokens
             THEN 'cached_input_tokens + cache_write_tokens exceed input_tokens'
         WHEN {r}.reasoning_tokens > {r}.output_tokens THEN 'reasoning_tokens exceed output_tokens'
-        WHEN {r}.application IS NOT NULL AND a.id IS NULL
-            THEN 'application ' || {r}.application || ' is not in the registry'
-        WHEN {r}.application IS NOT NULL AND {disagrees}
-            THEN 'team tag ' || {r}.team || ' disagrees with application ' || {r}.application
-                || ' owned by ' || a.team
-        WHEN {r}.application IS NULL AND {r}.team IS NOT NULL AND t.id IS NULL
-            THEN 'team ' || {r}.team || ' is not in the registry'
-        WHEN {r}.application IS NULL AND {r}.team IS NULL THEN 'no team and no application tag'
         END"""
-    return status, owner, detail
+    return condition, detail
 
 
-def resolve_duplicates(con: duckdb.DuckDBPyConnection, lines: str) -> None:
-    """Settle the duplicate candidates itemised in the table `lines`, in place.
+def tag_status_sql(source: str) -> str:
+    """SQL: one row per distinct (application, team) tag pair of `source`, numbered `tag_id`,
+    with its allocation_status, owner_team and detail from the registry.
 
-    Identical copies were grouped into one line (requests = copies): it now counts once, and
-    `duplicate_copies` keeps the number of extra copies. Different content under one request_id
-    quarantines every copy.
+    The status depends only on the tags, and a ledger has a few hundred distinct pairs at most:
+    deciding each pair once and joining by pair keeps the per-row work to a hash lookup.
     """
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE duplicate_ids AS
-        SELECT request_id, count(*) AS versions, sum(requests)::BIGINT AS copies
-        FROM {lines} WHERE dup_candidate GROUP BY request_id
-        HAVING count(*) > 1 OR sum(requests) > 1"""
+    disagrees = (
+        "r.team IS NOT NULL AND r.team <> a.team "
+        "AND NOT (a.shared AND list_contains(a.share_teams, r.team))"
     )
-    con.execute(
-        f"""UPDATE {lines} SET allocation_status = 'quarantined', owner_team = NULL,
-            detail = 'request_id logged ' || d.copies || ' times with different content'
-        FROM duplicate_ids d
-        WHERE {lines}.request_id = d.request_id AND {lines}.dup_candidate AND d.versions > 1"""
-    )
-    con.execute(
-        f"""UPDATE {lines} SET duplicate_copies = requests - 1, requests = 1,
-            input_tokens = item_input_tokens, cached_input_tokens = item_cached_input_tokens,
-            cache_write_tokens = item_cache_write_tokens, output_tokens = item_output_tokens,
-            reasoning_tokens = item_reasoning_tokens, cost = COALESCE(item_cost, 0),
-            cost_uncached_input = item_cost_uncached_input,
-            cost_cached_input = item_cost_cached_input, cost_cache_write = item_cost_cache_write,
-            cost_output = item_cost_output, cost_per_call = item_cost_per_call
-        FROM duplicate_ids d
-        WHERE {lines}.request_id = d.request_id AND {lines}.dup_candidate AND d.versions = 1"""
-    )
+    return f"""
+        SELECT row_number() OVER (ORDER BY r.application, r.team)::INTEGER AS tag_id,
+            r.application, r.team,
+            CASE
+                WHEN r.application IS NOT NULL AND a.id IS NULL THEN 'unknown_owner'
+                WHEN r.application IS NOT NULL AND {disagrees} THEN 'conflict'
+                WHEN r.application IS NOT NULL AND a.shared THEN 'shared'
+                WHEN r.application IS NOT NULL THEN 'allocated'
+                WHEN r.team IS NOT NULL AND t.id IS NULL THEN 'unknown_owner'
+                WHEN r.team IS NOT NULL THEN 'allocated'
+                ELSE 'untagged' END AS allocation_status,
+            CASE
+                WHEN r.application IS NULL THEN t.id
+                WHEN a.id IS NULL OR {disagrees} THEN NULL
+                ELSE a.team END AS owner_team,
+            CASE
+                WHEN r.application IS NOT NULL AND a.id IS NULL
+                    THEN 'application ' || r.application || ' is not in the registry'
+                WHEN r.application IS NOT NULL AND {disagrees}
+                    THEN 'team tag ' || r.team || ' disagrees with application '
+                        || r.application || ' owned by ' || a.team
+                WHEN r.application IS NULL AND r.team IS NOT NULL AND t.id IS NULL
+                    THEN 'team ' || r.team || ' is not in the registry'
+                WHEN r.application IS NULL AND r.team IS NULL
+                    THEN 'no team and no application tag'
+                END AS detail
+        FROM (SELECT DISTINCT application, team FROM {source}) r
+        LEFT JOIN reg_apps a ON a.id = r.application
+        LEFT JOIN reg_teams t ON t.id = r.team"""

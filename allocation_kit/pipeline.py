@@ -20,10 +20,10 @@ import duckdb
 from .allocate import AllocationLine, UsageLine, allocation_lines
 from .attribute import (
     UNALLOCATED_STATUSES,
-    attribution_sql,
+    bad_tokens_sql,
     duplicate_hashes,
     register_registry,
-    resolve_duplicates,
+    tag_status_sql,
 )
 from .config import Workspace
 from .load import CANONICAL_COLUMNS, LoadedLedger, connect, load_requests
@@ -32,8 +32,8 @@ from .price import (
     COST_TYPE,
     DIRECTIONS,
     billable_sql,
-    cost_sql,
-    direction_cost_sql,
+    direction_pico_sql,
+    pico_to_cost,
     register_prices,
 )
 
@@ -43,6 +43,7 @@ ITEM_COLUMNS = (
     "request_id",
     "timestamp",
     "team",
+    "workload_class",
     "feature",
     "job_id",
     "caller_id",
@@ -125,67 +126,124 @@ def _lit(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def lines_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
-    """SQL building `lines` from `period_requests`: aggregated, with review rows itemised."""
-    status, owner, detail = attribution_sql("r")
+def attributed_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
+    """SQL: every attempt of `period_requests` with its tag pair's status (table `tags`),
+    billability, cost per direction in picodollars, and whether it is itemised (a row a
+    reviewer must see: an exception, an unpriced call or a duplicate candidate)."""
+    bad, bad_detail = bad_tokens_sql("r")
     billable = billable_sql("r", failed_calls_billable)
     candidate = "d.h IS NOT NULL" if with_candidates else "false"
     join_candidates = (
         "LEFT JOIN dup_hashes d ON d.h = hash(r.request_id)" if with_candidates else ""
     )
     unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
-    item_fields = [*ITEM_COLUMNS, "detail", *(f"item_{c}" for c in TOKEN_SUMS), "item_cost"]
-    item_fields += [f"item_cost_{d}" for d in DIRECTIONS]
-    item_struct = ", ".join(
-        f"{name} := {name[len('item_') :] if name.startswith('item_') else name}"
-        for name in item_fields
-    )
-    # what makes two rows the same logged request (the file it came from does not)
-    content_columns = [c for c in CANONICAL_COLUMNS if c != "request_id"]
-    content = ", ".join(f"r.{c}" for c in content_columns)
-    sums = ",\n            ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_SUMS)
-    direction_costs = ",\n                ".join(
-        f"CASE WHEN {billable} AND p.model IS NOT NULL THEN CAST({expr} AS {COST_TYPE}) "
-        f"ELSE CAST(0 AS {COST_TYPE}) END AS cost_{name}"
-        for name, expr in direction_cost_sql("r", "p").items()
-    )
-    direction_sums = ",\n            ".join(
-        f"CAST(sum(cost_{name}) AS {COST_TYPE}) AS cost_{name}" for name in DIRECTIONS
+    picos = ",\n                ".join(
+        f"CASE WHEN {billable} AND p.model IS NOT NULL THEN {expr} ELSE 0 END AS pico_{name}"
+        for name, expr in direction_pico_sql("r", "p").items()
     )
     return f"""
-        WITH attributed AS (
-            SELECT r.*, hash({content}) AS content_hash,
-                hash(r.request_id, {content}) AS content_hash2,
-                {status} AS allocation_status, {owner} AS owner_team,
-                {detail} AS detail, {candidate} AS dup_candidate, {billable} AS billable,
+        SELECT *, quarantined OR dup_candidate OR allocation_status IN ({unallocated})
+            OR (billable AND NOT priced) AS itemised
+        FROM (
+            SELECT r.*, s.tag_id, {bad} AS quarantined,
+                CASE WHEN {bad} THEN 'quarantined' ELSE s.allocation_status END
+                    AS allocation_status,
+                CASE WHEN {bad} THEN NULL ELSE s.owner_team END AS owner_team,
+                COALESCE({bad_detail}, s.detail) AS detail,
+                {candidate} AS dup_candidate, {billable} AS billable,
                 (r.status_code IS NULL OR r.status_code BETWEEN 200 AND 299) AS successful,
                 p.model IS NOT NULL AS priced,
-                CASE WHEN NOT {billable} THEN CAST(0 AS {COST_TYPE})
-                     WHEN p.model IS NULL THEN NULL
-                     ELSE {cost_sql("r", "p")} END AS cost,
-                {direction_costs}
+                {picos}
             FROM period_requests r
-            LEFT JOIN reg_apps a ON a.id = r.application
-            LEFT JOIN reg_teams t ON t.id = r.team
+            JOIN tags s ON s.application IS NOT DISTINCT FROM r.application
+                AND s.team IS NOT DISTINCT FROM r.team
             {join_candidates}
             LEFT JOIN prices p ON p.model = r.model AND r.timestamp >= p.effective_from
                 AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
-        ), flagged AS (
-            SELECT *, dup_candidate OR allocation_status IN ({unallocated})
-                OR (billable AND NOT priced) AS itemised
-            FROM attributed
-        )
-        SELECT allocation_status, owner_team, application, environment, workload_class, model,
-            CAST(timestamp AS DATE) AS day, billable, successful, priced, dup_candidate,
-            CASE WHEN itemised THEN content_hash END AS item_key,
-            CASE WHEN itemised THEN content_hash2 END AS item_key2,
-            any_value(CASE WHEN itemised THEN struct_pack({item_struct}) END) AS item,
-            count(*) AS requests,
-            {sums},
-            CAST(COALESCE(sum(cost), 0) AS {COST_TYPE}) AS cost,
-            {direction_sums},
+        )"""
+
+
+# The grain of `lines`: owner line × model × day × billability.
+KEYS = (
+    "allocation_status",
+    "owner_team",
+    "application",
+    "environment",
+    "model",
+    "day",
+    "billable",
+    "priced",
+)
+
+
+def _cost_columns(pico: Callable[[str], str]) -> str:
+    """cost and cost_<direction>, DECIMAL(38, 12), from picodollar expressions."""
+    total = " + ".join(pico(d) for d in DIRECTIONS)
+    parts = [f"{pico_to_cost(total)} AS cost"]
+    parts += [f"{pico_to_cost(pico(d))} AS cost_{d}" for d in DIRECTIONS]
+    return ", ".join(parts)
+
+
+def aggregated_lines_sql() -> str:
+    """SQL: the ordinary (not itemised) attempts, aggregated by tag pair, environment, model and
+    day on small keys, then given their status and owner from `tags`."""
+    types = CANONICAL_COLUMNS | {"source_file": "VARCHAR", "detail": "VARCHAR"}
+    items = ", ".join(f"CAST(NULL AS {types[c]}) AS {c}" for c in (*ITEM_COLUMNS, "detail"))
+    sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_SUMS)
+    picos = ", ".join(f"sum(pico_{d}) AS pico_{d}" for d in DIRECTIONS)
+    tokens = ", ".join(f"g.{c}" for c in TOKEN_SUMS)
+    return f"""
+        SELECT s.allocation_status, s.owner_team, s.application, g.environment, g.model, g.day,
+            g.billable, g.priced, false AS dup_candidate, {items}, g.requests,
+            g.successful_requests, {tokens}, {_cost_columns(lambda d: f"g.pico_{d}")},
             CAST(0 AS BIGINT) AS duplicate_copies
-        FROM flagged GROUP BY ALL"""
+        FROM (
+            SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable, priced,
+                count(*) AS requests, count(*) FILTER (WHERE successful) AS successful_requests,
+                {sums}, {picos}
+            FROM attributed WHERE NOT itemised GROUP BY ALL
+        ) g JOIN tags s USING (tag_id)"""
+
+
+def itemised_rows_sql() -> str:
+    """SQL: the attempts a reviewer must see, one row each, with a hash of their content."""
+    # what makes two rows the same logged request (the file it came from does not)
+    content = ", ".join(c for c in CANONICAL_COLUMNS if c != "request_id")
+    keys = ", ".join(KEYS).replace("day", "CAST(timestamp AS DATE) AS day")
+    picos = ", ".join(f"pico_{d}" for d in DIRECTIONS)
+    return f"""
+        SELECT {keys}, successful, dup_candidate, {", ".join(ITEM_COLUMNS)}, detail,
+            {", ".join(TOKEN_SUMS)}, {picos}, hash({content}) AS content_hash
+        FROM attributed WHERE itemised"""
+
+
+def itemised_lines_sql() -> str:
+    """SQL: `items` as lines. Identical copies of one request_id collapse into one line (its
+    `duplicate_copies` counts the rest); different content under one id quarantines each copy."""
+    others = ", ".join(k for k in KEYS if k not in {"allocation_status", "owner_team"})
+    return f"""
+        WITH versions AS (
+            SELECT request_id, count(DISTINCT content_hash) AS versions, count(*) AS copies
+            FROM items WHERE dup_candidate GROUP BY request_id
+        ), ranked AS (
+            SELECT i.*, COALESCE(v.versions, 1) AS versions, COALESCE(v.copies, 1) AS copies,
+                row_number() OVER (PARTITION BY i.request_id, i.content_hash
+                                   ORDER BY i.source_file) AS copy
+            FROM items i LEFT JOIN versions v USING (request_id)
+        )
+        SELECT
+            CASE WHEN versions > 1 THEN 'quarantined' ELSE allocation_status END
+                AS allocation_status,
+            CASE WHEN versions > 1 THEN NULL ELSE owner_team END AS owner_team,
+            {others}, dup_candidate, {", ".join(ITEM_COLUMNS)},
+            CASE WHEN versions > 1
+                 THEN 'request_id logged ' || copies || ' times with different content'
+                 ELSE detail END AS detail,
+            CAST(1 AS BIGINT) AS requests,
+            CAST(CASE WHEN successful THEN 1 ELSE 0 END AS BIGINT) AS successful_requests,
+            {", ".join(TOKEN_SUMS)}, {_cost_columns(lambda d: f"pico_{d}")},
+            CASE WHEN versions = 1 THEN copies - 1 ELSE 0 END AS duplicate_copies
+        FROM ranked WHERE versions > 1 OR copy = 1"""
 
 
 def period_ledger(
@@ -222,11 +280,12 @@ def period_ledger(
     stage("dedupe", started, f"{candidates.num_rows:,} repeated request_id(s)")
 
     started = time.perf_counter()
-    sql = lines_sql(workspace.pricing.failed_calls_billable, candidates.num_rows > 0)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE lines AS SELECT * EXCLUDE (item), item.* FROM ({sql})"
-    )
-    resolve_duplicates(con, "lines")
+    sql = attributed_sql(workspace.pricing.failed_calls_billable, candidates.num_rows > 0)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE tags AS {tag_status_sql('period_requests')}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql()}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql()}")
+    con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
     stage("price", started)
 
     started = time.perf_counter()
@@ -277,7 +336,7 @@ def _counts(
     }
     (attempted, successful, billable, unpriced, quarantined, copies, cost) = con.execute(
         f"""SELECT COALESCE(sum(requests), 0)::BIGINT,
-            COALESCE(sum(requests) FILTER (WHERE successful), 0)::BIGINT,
+            COALESCE(sum(successful_requests), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE billable), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE billable AND NOT priced), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE allocation_status = 'quarantined'), 0)::BIGINT,

@@ -130,17 +130,17 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
         "caller_id, endpoint, model, status_code"
     )
     item = (
-        f"{tags}, item_input_tokens, item_cached_input_tokens, item_output_tokens, "
-        "item_reasoning_tokens, item_cost, source_file"
+        f"{tags}, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
+        "CASE WHEN billable AND NOT priced THEN NULL ELSE cost END, source_file"
     )
     no_price = "'no price for ' || model || ' in effect on ' || strftime(timestamp, '%Y-%m-%d')"
     copies = "'identical logging duplicate: counted once'"
     outside = f"'outside ' || {label} || ': excluded from the period'"
     stray_cost = f"CASE WHEN p.model IS NOT NULL THEN {cost_sql('r', 'p')} END"
     parts = [
-        f"SELECT allocation_status, detail, {item} FROM lines, range(requests) "
+        f"SELECT allocation_status, detail, {item} FROM lines "
         f"WHERE request_id IS NOT NULL AND allocation_status IN ({unallocated})",
-        f"SELECT 'unpriced', {no_price}, {item} FROM lines, range(requests) "
+        f"SELECT 'unpriced', {no_price}, {item} FROM lines "
         "WHERE request_id IS NOT NULL AND billable AND NOT priced",
         f"SELECT 'duplicate', {copies}, {item} FROM lines, range(duplicate_copies) "
         "WHERE duplicate_copies > 0",

@@ -6,7 +6,8 @@ Generates one month of N synthetic requests (Parquet) with a registry of 8 teams
 applications (one shared) and a 6-model price snapshot, then times, each in its own process so
 peak RSS is its own:
 
-- pipeline: allocation-kit's load → attribute → price → allocate plus the evidence files;
+- pipeline: allocation-kit's load → attribute → price → allocate plus the evidence files
+  (allocation.csv, exceptions.csv, manifest.json with the SHA-256 of every input);
 - duckdb:   a plain DuckDB scan + price join + group-by of the same file (the floor);
 - pandas:   a naive pandas implementation of the same allocation (read, dedupe, merge, group).
 
@@ -113,9 +114,16 @@ def write_workspace(root: Path, rows: int) -> Path:
 
 
 def run_pipeline(config: Path) -> None:
-    from allocation_kit.cli import run_period
+    """load → attribute → price → allocate, plus the evidence files (what `run` does before the
+    packet notebook renders it)."""
+    from allocation_kit import load_workspace, parse_period, period_ledger
+    from allocation_kit.report import atomic_period_folder, write_evidence
 
-    run_period(config, "2026-10", config.parent / "reports", progress=None)
+    workspace = load_workspace(config)
+    period = parse_period("2026-10")
+    with atomic_period_folder(config.parent / "reports", period.label) as folder:
+        ledger = period_ledger(workspace, period)
+        write_evidence(folder, ledger, {"period": period.label})
 
 
 def run_duckdb(config: Path) -> None:

@@ -88,8 +88,9 @@ def spend_by_team_chart(
             hatch=MODEL_HATCHES[k % len(MODEL_HATCHES)], edgecolor="white", linewidth=0.6,
         )  # fmt: skip
         left = [a + b for a, b in zip(left, widths, strict=True)]
-    for y, total in enumerate(left):
-        ax.text(total, y, " " + money(Decimal(str(total)), currency), va="center", fontsize=8)
+    for y, owner in enumerate(owners):  # labels from the exact sums, not the float bar ends
+        exact = sum((v for (o, _), v in cost.items() if o == owner), Decimal(0))
+        ax.text(left[y], y, " " + money(exact, currency), va="center", fontsize=8)
     _money_axis(ax, currency, "x")
     ax.set_xlabel(f"Cost ({currency})")
     ax.set_ylabel("Owner")

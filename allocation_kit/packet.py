@@ -131,8 +131,9 @@ class Review:
             ("Exceptions", count_text(exceptions), "warn" if exceptions else "ok"),
             (
                 "Requests",
-                f"{counts.attempted:,} ({counts.logical_calls:,} logical calls)",
+                f"{counts.attempted:,}",
                 "neutral",
+                f"{counts.logical_calls:,} logical calls",
             ),
         ]
         return tiles(items)
@@ -184,7 +185,7 @@ class Review:
     # --- allocation -------------------------------------------------------------------------
 
     def allocation_table(self) -> Html:
-        """Business unit → team → application, production vs non-production, with totals."""
+        """Business unit → team → application, production vs non-production, with subtotals."""
         rows: dict[tuple, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for line in self.ledger.allocation:
             if line.allocation_status in UNALLOCATED_STATUSES:
@@ -199,26 +200,37 @@ class Review:
         ordered = sorted(rows, key=lambda k: (k[0] == "(unallocated)", k[0], k[1], k[2]))
         prod = rounded_to_total([rows[k]["production"] for k in ordered], self.currency)
         nonprod = rounded_to_total([rows[k]["non-production"] for k in ordered], self.currency)
-        totals = rounded_to_total(
-            [rows[k]["production"] + rows[k]["non-production"] for k in ordered], self.currency
-        )
-        body = [
-            (*k, self._money(p), self._money(n), self._money(t))
-            for k, p, n, t in zip(ordered, prod, nonprod, totals, strict=True)
-        ]
+        shown = {k: (p, n) for k, p, n in zip(ordered, prod, nonprod, strict=True)}
+        body: list[tuple] = []
+        classes: list[str] = []
+
+        def emit(label: tuple, keys: list[tuple], css: str) -> None:
+            p = sum((shown[k][0] for k in keys), Decimal(0))
+            n = sum((shown[k][1] for k in keys), Decimal(0))
+            body.append((*label, self._money(p), self._money(n), self._money(p + n)))
+            classes.append(css)
+
+        for unit in dict.fromkeys(k[0] for k in ordered):
+            unit_keys = [k for k in ordered if k[0] == unit]
+            for team in dict.fromkeys(k[1] for k in unit_keys):
+                team_keys = [k for k in unit_keys if k[1] == team]
+                for key in team_keys:
+                    emit(key, [key], "")
+                if len(team_keys) > 1:
+                    emit(("", f"{team} total", ""), team_keys, "ak-subtotal")
+            if unit != "(unallocated)" and len({k[1] for k in unit_keys}) > 1:
+                emit((f"{unit} total", "", ""), unit_keys, "ak-subtotal ak-unit")
+        total_p, total_n = sum(prod, Decimal(0)), sum(nonprod, Decimal(0))
         total = (
-            "Total",
-            "",
-            "",
-            self._money(sum(prod, Decimal(0))),
-            self._money(sum(nonprod, Decimal(0))),
-            self._money(sum(totals, Decimal(0))),
-        )
+            "Ledger total", "", "", self._money(total_p), self._money(total_n),
+            self._money(total_p + total_n),
+        )  # fmt: skip
         return html_table(
             ["Business unit", "Team", "Application", "Production", "Non-production", "Total"],
             body,
             numeric=(3, 4, 5),
             total=total,
+            row_classes=classes,
         )
 
     def showback(self) -> Html:

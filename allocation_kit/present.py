@@ -96,10 +96,13 @@ def html_table(
     caption: str | None = None,
     empty: str = "Nothing to show.",
     css_class: str = "ak-table",
+    row_classes: Sequence[str] | None = None,
 ) -> Html:
-    """A tidy table: numeric columns right-aligned, an optional bold total row."""
+    """A tidy table: numeric columns right-aligned, an optional bold total row, optional classes
+    per body row (e.g. `ak-subtotal`)."""
     numeric = set(numeric)
     rows = list(rows)
+    row_classes = list(row_classes or [""] * len(rows))
     if not rows:
         return Html(f'<p class="ak-empty">{html.escape(empty)}</p>')
 
@@ -111,7 +114,10 @@ def html_table(
         )
 
     head = cells(columns, "th")
-    body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
+    body = "".join(
+        f'<tr class="{c}">{cells(r, "td")}</tr>' if c else f"<tr>{cells(r, 'td')}</tr>"
+        for r, c in zip(rows, row_classes, strict=True)
+    )
     foot = f'<tfoot><tr class="ak-total">{cells(total, "td")}</tr></tfoot>' if total else ""
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return Html(
@@ -120,11 +126,13 @@ def html_table(
     )
 
 
-def tiles(items: Iterable[tuple[str, str, str]]) -> Html:
-    """KPI tiles: (label, value, tone) where tone is ok | warn | bad | neutral."""
-    parts = [
-        f'<div class="ak-tile ak-{tone}"><div class="ak-tile-label">{html.escape(label)}</div>'
-        f'<div class="ak-tile-value">{html.escape(value)}</div></div>'
-        for label, value, tone in items
-    ]
+def tiles(items: Iterable[tuple[str, str, str] | tuple[str, str, str, str]]) -> Html:
+    """KPI tiles: (label, value, tone[, note]) where tone is ok | warn | bad | neutral."""
+    parts = []
+    for label, value, tone, *note in items:
+        sub = f'<div class="ak-tile-note">{html.escape(note[0])}</div>' if note else ""
+        parts.append(
+            f'<div class="ak-tile ak-{tone}"><div class="ak-tile-label">{html.escape(label)}'
+            f'</div><div class="ak-tile-value">{html.escape(value)}</div>{sub}</div>'
+        )
     return Html(f'<div class="ak-tiles">{"".join(parts)}</div>')

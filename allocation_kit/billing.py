@@ -1,4 +1,4 @@
-"""Billing: read the provider's bill into the DuckDB table `billing_lines`, one row per bill line.
+"""Billing: read the provider's bill into DuckDB as `billing_lines`, one row per bill line.
 
 Two formats (kit.yaml `billing.format`):
 
@@ -11,17 +11,16 @@ Two formats (kit.yaml `billing.format`):
   cost, mapped by `billing.columns` (`{date: Day, model: Model, cost: Amount, …}`). A date is a
   day (2026-10-05) or a month (2026-10); the billing period is that calendar month.
 
-Only this module reads the bill. Every problem is one InputError line naming the file, the row
-and the column. Money stays exact: DECIMAL(38,12), the ledger's scale.
+Only this module reads the bill, in one pass per file. `billing_lines` is a view over one temp
+table per file (rows in file order, so row_number is exact without copying them). Every problem
+is one InputError line naming the file, the row and the column. Money stays exact:
+DECIMAL(38,12), the ledger's scale (a BilledCost with more than 12 decimals is rounded there).
 """
 
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -135,22 +134,37 @@ GENERIC_DIRECTIONS = {
     "calls": "per_call",
     "images": "per_call",
 }
-_UNIT = re.compile(
-    r"^\s*(?P<n>\d+(?:\.\d+)?)?\s*(?P<m>[km])?\s*(?P<kind>tokens?|requests?|calls?|images?)\s*$",
-    re.IGNORECASE,
-)
+# "Tokens", "1000000 Tokens", "1K Tokens", "Requests", "Images": an optional scale, then a kind
+_UNIT_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)?\s*([km])?\s*(tokens?|requests?|calls?|images?)\s*$"
 _TIMESTAMP_EXAMPLE = "an ISO 8601 timestamp such as 2025-05-01T00:00:00Z"
 _NUMBER_EXAMPLE = "a decimal number such as 12.50"
+_STAGED_COLUMNS = list(BILLING_COLUMNS.items())[2:]  # all but source_file and row_number
 
 
 @dataclass(frozen=True)
 class BillingLoaded:
-    """The bill as the DuckDB table `billing_lines`, and the files behind it."""
+    """The bill as the DuckDB view `billing_lines`, and the files behind it."""
 
     files: tuple[Path, ...]
     format: str  # focus | generic
     rows: int
     table: str = "billing_lines"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one file becomes billing_lines rows, as SQL over the file's columns as text.
+
+    `fields` maps each field (a FOCUS column, or a generic field) to the file's column ('' when
+    absent); in SQL the field's text is `t_<field>` (NULL when empty). `layers` are computed in
+    order, each seeing the ones before; `columns` and the `checks` (field, condition, expected)
+    use them all.
+    """
+
+    fields: dict[str, str]
+    layers: list[dict[str, str]]
+    columns: dict[str, str]
+    checks: list[tuple[str, str, str]]
 
 
 def load_billing(
@@ -160,7 +174,7 @@ def load_billing(
     config_name: str,
     currency: str,
 ) -> BillingLoaded:
-    """Create the temp table `billing_lines` (BILLING_COLUMNS) from the bill's files.
+    """Create the temp view `billing_lines` (BILLING_COLUMNS) over the bill's files.
 
     `currency` is the workspace currency, assumed for a generic bill without a currency column.
     Raises InputError for an unreadable file, a missing required column, and (naming the row and
@@ -173,67 +187,129 @@ def load_billing(
         if key not in known:
             what = "a FOCUS column" if source.format == "focus" else "a generic billing field"
             raise ConfigError(
-                config_name, f"billing.columns.{key}", f"not {what}; expected one of "
-                + ", ".join(known),
-            )  # fmt: skip
-    columns = ", ".join(f"{name} {kind}" for name, kind in BILLING_COLUMNS.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE billing_lines ({columns})")
-    rows = 0
-    for path in files:
-        raw = _raw_table(con, path)
+                config_name,
+                f"billing.columns.{key}",
+                f"not {what}; expected one of {', '.join(known)}",
+            )
+    rows, parts = 0, []
+    for index, path in enumerate(files):
+        reader = _reader(path)
         try:
-            found = {row[0]: row[1] for row in con.execute(f"DESCRIBE {raw}").fetchall()}
-            if source.format == "focus":
-                select = _focus_select(con, raw, path, found, source.columns)
-            else:
-                select = _generic_select(con, raw, path, found, source.columns, currency)
-            direction = select.pop("direction")
-            values = ", ".join(
-                f"CAST({select[c]} AS {kind})" if c != "direction" else "billing_direction"
-                for c, kind in list(BILLING_COLUMNS.items())[2:]
-            )
-            con.execute(
-                f"INSERT INTO billing_lines SELECT {_literal(_relative(path, root))}, "
-                f"billing_row + 1, {values} FROM (SELECT *, rowid AS billing_row, "
-                f"{direction} AS billing_direction FROM {raw})"
-            )
-            rows += con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
-        finally:
-            con.execute(f"DROP TABLE IF EXISTS {raw}")
+            described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+        except duckdb.Error as exc:
+            raise _unreadable(path, reader, exc) from None
+        found = {name: kind for name, kind, *_ in described}
+        if source.format == "focus":
+            plan = _focus_plan(path, found, source.columns)
+        else:
+            plan = _generic_plan(path, found, source.columns, currency)
+        table = f"billing_file_{index}"
+        rows += _stage(con, path, reader, found, plan, table)
+        names = ", ".join(c for c, _ in _STAGED_COLUMNS)
+        parts.append(
+            f"SELECT {_literal(_relative(path, root))} AS source_file, "
+            f"rowid + 1 AS row_number, {names} FROM {table}"
+        )
+    # a view, not a copy: each file's table keeps its rows in file order (rowid = row - 1)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {' UNION ALL '.join(parts)}")
     return BillingLoaded(tuple(files), source.format, rows)
 
 
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _raw_table(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    """A temp table of the file's rows as text, in file order (rowid = data row - 1)."""
+def _reader(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] in ([".parquet"], [".pq"]):
-        fmt, reader = "Parquet", f"read_parquet({_literal(str(path))})"
-    elif suffixes[-1:] in ([".csv"], [".tsv"]) or suffixes[-2:] == [".csv", ".gz"]:
-        fmt = "CSV"
-        reader = f"read_csv({_literal(str(path))}, all_varchar = true, header = true)"
-    else:
-        raise InputError(path, None, "cannot tell the format from the suffix; expected .csv or "
-                         ".parquet")  # fmt: skip
-    try:
-        kinds = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
-        # text for every column; nested Parquet values (a SkuPriceDetails struct) become JSON
-        texts = ", ".join(f"{_text(name, kind)} AS {_quote(name)}" for name, kind, *_ in kinds)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE billing_raw AS SELECT {texts} FROM {reader}")
-    except duckdb.Error as exc:
-        raise InputError(path, None, f"cannot read as {fmt}: {_first_line(exc)}") from None
-    return "billing_raw"
+        return f"read_parquet({_literal(str(path))})"
+    if suffixes[-1:] in ([".csv"], [".tsv"]) or suffixes[-2:] == [".csv", ".gz"]:
+        # RFC 4180, stated rather than sniffed: a sniffer takes a ragged last row for the header
+        delimiter = "\t" if suffixes[-1:] == [".tsv"] else ","
+        return (
+            f"read_csv({_literal(str(path))}, all_varchar = true, header = true, skip = 0, "
+            f"delim = '{delimiter}', quote = '\"', escape = '\"')"
+        )
+    raise InputError(
+        path, None, "cannot tell the format from the suffix; expected .csv or .parquet"
+    )
 
 
 def _text(name: str, kind: str) -> str:
+    """SQL: the column as text; nested Parquet values (a SkuPriceDetails struct) become JSON."""
     ref = _quote(name)
     if kind == "VARCHAR":
         return ref
     if kind.startswith(("STRUCT", "MAP")) or kind.endswith("[]") or kind == "JSON":
         return f"CAST(to_json({ref}) AS VARCHAR)"
     return f"CAST({ref} AS VARCHAR)"
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    reader: str,
+    found: dict[str, str],
+    plan: _Plan,
+    table: str,
+) -> int:
+    """Create the temp table `table` (the plan's columns, in file order) in one pass over the
+    file, and raise an InputError for the first check (in order) a row fails. Returns its rows."""
+    texts = ", ".join(
+        f"NULLIF({_text(column, found[column])}, '') AS t_{field}"
+        if column
+        else f"CAST(NULL AS VARCHAR) AS t_{field}"
+        for field, column in plan.fields.items()
+    )
+    query = f"SELECT {texts} FROM {reader}"
+    for layer in plan.layers:
+        query = (
+            f"SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in layer.items())} "
+            f"FROM ({query})"
+        )
+    checks = [c for c in plan.checks if plan.fields.get(c[0])]
+    flags = [
+        f"COALESCE({condition}, false) AS bad_{i}" for i, (_, condition, _) in enumerate(checks)
+    ]
+    values = [f"CAST({plan.columns[c]} AS {kind}) AS {c}" for c, kind in _STAGED_COLUMNS]
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT {', '.join(values + flags)} FROM ({query})"
+        )
+    except duckdb.Error as exc:
+        raise _unreadable(path, reader, exc) from None
+    counts = ", ".join(
+        ["count(*)"] + [f"count(*) FILTER (WHERE bad_{i})" for i in range(len(checks))]
+    )
+    total, *bad = con.execute(f"SELECT {counts} FROM {table}").fetchone()
+    for i, ((field, _, expected), n) in enumerate(zip(checks, bad, strict=True)):
+        if n:
+            (rowid,) = con.execute(
+                f"SELECT rowid FROM {table} WHERE bad_{i} ORDER BY rowid LIMIT 1"
+            ).fetchone()
+            column = plan.fields[field]
+            got = _raw_value(con, reader, column, found[column], rowid)
+            shown = "empty" if got is None or not got.strip() else repr(_shorten(got))
+            others = f" ({n - 1} more rows like it)" if n > 1 else ""
+            raise InputError(
+                path,
+                f"{_row_text(path, rowid + 1)}, column {column!r}",
+                f"got {shown}, expected {expected}{others}",
+            )
+    return total
+
+
+def _raw_value(
+    con: duckdb.DuckDBPyConnection, reader: str, column: str, kind: str, rowid: int
+) -> str | None:
+    """The text of one cell as the file holds it (error path only: reads the column again)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE billing_cell AS SELECT {_text(column, kind)} AS v "
+        f"FROM {reader}"
+    )
+    (value,) = con.execute("SELECT v FROM billing_cell WHERE rowid = ?", [rowid]).fetchone()
+    con.execute("DROP TABLE billing_cell")
+    return value
 
 
 def _resolve(
@@ -252,10 +328,14 @@ def _resolve(
 
 
 def _require(
-    path: Path, columns: dict[str, str], required: tuple[str, ...], mapping: dict[str, str],
-    found: dict[str, str], what: str,
-) -> None:  # fmt: skip
-    missing = [field for field in required if not columns[field]]
+    path: Path,
+    fields: dict[str, str],
+    required: tuple[str, ...],
+    mapping: dict[str, str],
+    found: dict[str, str],
+    what: str,
+) -> None:
+    missing = [field for field in required if not fields[field]]
     if missing:
         field = missing[0]
         hint = f" (mapped to {mapping[field]!r})" if field in mapping else ""
@@ -270,327 +350,208 @@ def _require(
 # --- FOCUS --------------------------------------------------------------------------------------
 
 
-def _focus_select(
-    con: duckdb.DuckDBPyConnection,
-    raw: str,
-    path: Path,
-    found: dict[str, str],
-    mapping: dict[str, str],
-) -> dict[str, str]:
-    """SQL per billing_lines column normalising a FOCUS export; other expressions may refer to
-    `billing_direction`, the value of the `direction` expression."""
-    columns = _resolve(found, FOCUS_REQUIRED + FOCUS_OPTIONAL, mapping)
-    _require(path, columns, FOCUS_REQUIRED, mapping, found, "FOCUS")
-
-    def value(field: str) -> str:
-        return f"NULLIF(TRIM({_quote(columns[field])}), '')" if columns[field] else "NULL"
-
-    details = value("SkuPriceDetails")
+def _focus_plan(path: Path, found: dict[str, str], mapping: dict[str, str]) -> _Plan:
+    fields = _resolve(found, FOCUS_REQUIRED + FOCUS_OPTIONAL, mapping)
+    _require(path, fields, FOCUS_REQUIRED, mapping, found, "FOCUS")
+    numbers = ("BilledCost", "EffectiveCost", "ConsumedQuantity", "PricingQuantity",
+               "ListUnitPrice", "request_count")  # fmt: skip
+    times = ("ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd")
+    keys = ("ModelId", "TokenDirection", "TokenCacheAction", "TokenType")
+    details = "t_SkuPriceDetails"
+    parsed = {
+        **{f"n_{f}": f"TRY_CAST(t_{f} AS {COST_TYPE})" for f in numbers},
+        **{f"ts_{f}": f"CAST(TRY_CAST(t_{f} AS TIMESTAMPTZ) AS TIMESTAMP)" for f in times},
+        "category": _category_sql("t_ChargeCategory"),
+        "class": "lower(TRIM(t_ChargeClass))",
+        # the SkuPriceDetails keys, or NULL when it is not a JSON object (parsed once)
+        "j": f"CASE WHEN starts_with(ltrim({details}), '{{') THEN try(json_extract_string("
+        f"{details}, [{', '.join(repr('$.' + k) for k in keys)}])) END",
+        "cu": _unit_sql("t_ConsumedUnit"),
+        "pu": _unit_sql("t_PricingUnit"),
+    }
+    keys_and_units = {
+        "model": "NULLIF(TRIM(j[1]), '')",
+        "td": "lower(NULLIF(TRIM(j[2]), ''))",
+        "tca": "lower(NULLIF(TRIM(j[3]), ''))",
+        "tt": "lower(NULLIF(TRIM(j[4]), ''))",
+        **_unit_kind_scale("cu"),
+        **_unit_kind_scale("pu"),
+    }
+    meters = " ".join(f"WHEN {_literal(m)} THEN {_literal(d)}" for m, d in METER_DIRECTIONS.items())
+    direction = {
+        "direction": f"""CASE
+            WHEN td = 'output' THEN 'output'
+            WHEN td = 'input' AND tca IN ('read', 'cacheread') THEN 'cached_input'
+            WHEN td = 'input' AND tca IN ('write', 'cachewrite') THEN 'cache_write'
+            WHEN td = 'input' THEN 'uncached_input'
+            WHEN tt = 'output' THEN 'output'
+            WHEN tt = 'input' THEN 'uncached_input'
+            WHEN tt = 'cacheread' THEN 'cached_input'
+            WHEN tt = 'cachewrite' THEN 'cache_write'
+            WHEN tca IN ('read', 'cacheread') THEN 'cached_input'
+            WHEN tca IN ('write', 'cachewrite') THEN 'cache_write'
+            ELSE CASE lower(TRIM(t_SkuMeter)) {meters} ELSE CASE
+                WHEN cu_kind = 'requests' THEN 'per_call'
+                WHEN t_ConsumedUnit IS NULL AND pu_kind = 'requests' THEN 'per_call' END END
+            END""",
+        **{
+            f"{kind}_q": f"COALESCE(CASE WHEN cu_kind = '{kind}' "
+            f"THEN n_ConsumedQuantity * cu_scale END, CASE WHEN pu_kind = '{kind}' "
+            "THEN n_PricingQuantity * pu_scale END)"
+            for kind in ("tokens", "requests")
+        },
+    }
+    columns = {
+        "billing_period_start": "ts_BillingPeriodStart",
+        "billing_period_end": "ts_BillingPeriodEnd",
+        "charge_period_start": "ts_ChargePeriodStart",
+        "charge_period_end": "ts_ChargePeriodEnd",
+        "charge_category": "category",
+        "charge_class": "CASE WHEN class = 'correction' THEN 'Correction' END",
+        "description": "t_ChargeDescription",
+        "billed_cost": "n_BilledCost",
+        "effective_cost": "n_EffectiveCost",
+        "currency": "upper(TRIM(t_BillingCurrency))",
+        "consumed_quantity": "n_ConsumedQuantity",
+        "consumed_unit": "t_ConsumedUnit",
+        "pricing_quantity": "n_PricingQuantity",
+        "pricing_unit": "t_PricingUnit",
+        "list_unit_price": "n_ListUnitPrice",
+        "sku_id": "t_SkuId",
+        "sku_meter": "t_SkuMeter",
+        "model": "model",
+        "direction": "direction",
+        "quantity": """CASE WHEN direction = 'per_call' THEN requests_q
+            WHEN direction IS NOT NULL OR tokens_q IS NOT NULL THEN tokens_q END""",
+        "quantity_unit": """CASE WHEN direction = 'per_call' THEN 'requests'
+            WHEN direction IS NOT NULL OR tokens_q IS NOT NULL THEN 'tokens' END""",
+        "provider_name": "COALESCE(t_ServiceProviderName, t_ProviderName)",
+        "service_name": "t_ServiceName",
+        "tags": "t_Tags",
+        "request_count": "n_request_count",
+    }
     checks = [
-        *_required_checks(FOCUS_REQUIRED, value),
-        ("BilledCost", f"TRY_CAST({value('BilledCost')} AS {COST_TYPE}) IS NULL", _NUMBER_EXAMPLE),
+        *((f, f"t_{f} IS NULL", "a value (the column is required)") for f in FOCUS_REQUIRED),
+        ("BilledCost", "n_BilledCost IS NULL", _NUMBER_EXAMPLE),
         (
             "BillingCurrency",
-            f"NOT regexp_full_match(upper({value('BillingCurrency')}), '[A-Z]{{3}}')",
+            "NOT regexp_full_match(upper(TRIM(t_BillingCurrency)), '[A-Z]{3}')",
             "a 3-letter currency code such as USD",
         ),
-        (
-            "ChargeCategory",
-            f"{_category_sql(value('ChargeCategory'))} IS NULL",
-            "one of " + ", ".join(CHARGE_CATEGORIES),
-        ),
-        (
-            "ChargeClass",
-            f"{value('ChargeClass')} IS NOT NULL AND lower({value('ChargeClass')}) <> 'correction'",
-            "empty or Correction",
-        ),
-    ]
-    for field in ("ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd"):
-        checks.append(_timestamp_check(field, value(field)))
-    for start, end in (("ChargePeriodStart", "ChargePeriodEnd"),
-                       ("BillingPeriodStart", "BillingPeriodEnd")):  # fmt: skip
-        checks.append(
-            (
-                end,
-                f"{_timestamp_sql(value(end))} < {_timestamp_sql(value(start))}",
-                f"a time at or after {start}",
-            )
-        )
-    for field in ("EffectiveCost", "ConsumedQuantity", "PricingQuantity", "ListUnitPrice"):
-        checks.append(
-            (field, f"{value(field)} IS NOT NULL AND TRY_CAST({value(field)} AS {COST_TYPE}) "
-             "IS NULL", _NUMBER_EXAMPLE)
-        )  # fmt: skip
-    checks.append(_count_check("request_count", value("request_count")))
-    checks.append(
-        (
-            "SkuPriceDetails",
-            f"{details} IS NOT NULL AND CASE WHEN json_valid({details}) "
-            f"THEN json_type({details}) <> 'OBJECT' ELSE true END",
-            'a JSON object such as {"ModelId": "…", "TokenDirection": "Input"}',
-        )
-    )
-    _check_rows(con, raw, path, checks, columns)
-
-    def key(name: str) -> str:
-        return f"lower(NULLIF(TRIM(json_extract_string({details}, '$.{name}')), ''))"
-
-    units = _unit_scales(con, raw, [value("ConsumedUnit"), value("PricingUnit")])
-    meter = f"lower({value('SkuMeter')})"
-    direction = f"""CASE
-        WHEN {key("TokenDirection")} = 'output' THEN 'output'
-        WHEN {key("TokenDirection")} = 'input'
-            AND {key("TokenCacheAction")} IN ('read', 'cacheread') THEN 'cached_input'
-        WHEN {key("TokenDirection")} = 'input'
-            AND {key("TokenCacheAction")} IN ('write', 'cachewrite') THEN 'cache_write'
-        WHEN {key("TokenDirection")} = 'input' THEN 'uncached_input'
-        WHEN {key("TokenType")} = 'output' THEN 'output'
-        WHEN {key("TokenType")} = 'input' THEN 'uncached_input'
-        WHEN {key("TokenType")} = 'cacheread' THEN 'cached_input'
-        WHEN {key("TokenType")} = 'cachewrite' THEN 'cache_write'
-        WHEN {key("TokenCacheAction")} IN ('read', 'cacheread') THEN 'cached_input'
-        WHEN {key("TokenCacheAction")} IN ('write', 'cachewrite') THEN 'cache_write'
-        {" ".join(f"WHEN {meter} = {_literal(m)} THEN {_literal(d)}"
-                  for m, d in METER_DIRECTIONS.items())}
-        WHEN {_unit_kind_sql(units, value("ConsumedUnit"))} = 'requests' THEN 'per_call'
-        WHEN {value("ConsumedUnit")} IS NULL
-            AND {_unit_kind_sql(units, value("PricingUnit"))} = 'requests' THEN 'per_call'
-        END"""  # fmt: skip
-    quantity = _quantity_sql(
-        units,
-        [
-            (f"TRY_CAST({value('ConsumedQuantity')} AS {COST_TYPE})", value("ConsumedUnit")),
-            (f"TRY_CAST({value('PricingQuantity')} AS {COST_TYPE})", value("PricingUnit")),
-        ],
-    )
-    select = {
-        "billing_period_start": _timestamp_sql(value("BillingPeriodStart")),
-        "billing_period_end": _timestamp_sql(value("BillingPeriodEnd")),
-        "charge_period_start": _timestamp_sql(value("ChargePeriodStart")),
-        "charge_period_end": _timestamp_sql(value("ChargePeriodEnd")),
-        "charge_category": _category_sql(value("ChargeCategory")),
-        "charge_class": f"CASE WHEN lower({value('ChargeClass')}) = 'correction' "
-        "THEN 'Correction' END",
-        "description": value("ChargeDescription"),
-        "billed_cost": f"CAST({value('BilledCost')} AS {COST_TYPE})",
-        "effective_cost": f"CAST({value('EffectiveCost')} AS {COST_TYPE})",
-        "currency": f"upper({value('BillingCurrency')})",
-        "consumed_quantity": f"CAST({value('ConsumedQuantity')} AS {COST_TYPE})",
-        "consumed_unit": value("ConsumedUnit"),
-        "pricing_quantity": f"CAST({value('PricingQuantity')} AS {COST_TYPE})",
-        "pricing_unit": value("PricingUnit"),
-        "list_unit_price": f"CAST({value('ListUnitPrice')} AS {COST_TYPE})",
-        "sku_id": value("SkuId"),
-        "sku_meter": value("SkuMeter"),
-        "model": f"NULLIF(TRIM(json_extract_string({details}, '$.ModelId')), '')",
-        "direction": direction,
-        "quantity": f"""CASE WHEN billing_direction = 'per_call' THEN {quantity["requests"]}
-            WHEN billing_direction IS NOT NULL OR {quantity["tokens"]} IS NOT NULL
-            THEN {quantity["tokens"]} END""",
-        "quantity_unit": f"""CASE WHEN billing_direction = 'per_call' THEN 'requests'
-            WHEN billing_direction IS NOT NULL OR {quantity["tokens"]} IS NOT NULL
-            THEN 'tokens' END""",
-        "provider_name": f"COALESCE({value('ServiceProviderName')}, {value('ProviderName')})",
-        "service_name": value("ServiceName"),
-        "tags": value("Tags"),
-        "request_count": f"CAST(CAST({value('request_count')} AS DECIMAL(38, 0)) AS BIGINT)",
-    }
-    return select
+        ("ChargeCategory", "category IS NULL", "one of " + ", ".join(CHARGE_CATEGORIES)),
+        ("ChargeClass", "class <> 'correction'", "empty or Correction"),
+        *((f, f"t_{f} IS NOT NULL AND ts_{f} IS NULL", _TIMESTAMP_EXAMPLE) for f in times),
+        ("ChargePeriodEnd", "ts_ChargePeriodEnd < ts_ChargePeriodStart",
+         "a time at or after ChargePeriodStart"),
+        ("BillingPeriodEnd", "ts_BillingPeriodEnd < ts_BillingPeriodStart",
+         "a time at or after BillingPeriodStart"),
+        *((f, f"t_{f} IS NOT NULL AND n_{f} IS NULL", _NUMBER_EXAMPLE) for f in numbers[1:5]),
+        _count_check("request_count"),
+        ("SkuPriceDetails", f"{details} IS NOT NULL AND j IS NULL",
+         'a JSON object such as {"ModelId": "…", "TokenDirection": "Input"}'),
+    ]  # fmt: skip
+    return _Plan(fields, [parsed, keys_and_units, direction], columns, checks)
 
 
 # --- generic ------------------------------------------------------------------------------------
 
 
-def _generic_select(
-    con: duckdb.DuckDBPyConnection,
-    raw: str,
-    path: Path,
-    found: dict[str, str],
-    mapping: dict[str, str],
-    currency: str,
-) -> dict[str, str]:
-    """SQL per billing_lines column normalising a generic CSV (see _focus_select)."""
-    columns = _resolve(found, GENERIC_FIELDS, mapping)
-    _require(path, columns, GENERIC_REQUIRED, mapping, found, "billing")
-
-    def value(field: str) -> str:
-        return f"NULLIF(TRIM({_quote(columns[field])}), '')" if columns[field] else "NULL"
-
-    date = value("date")
-    month = f"regexp_full_match({date}, '\\d{{4}}-\\d{{2}}')"
-    day_start = f"CAST(TRY_CAST({date} AS DATE) AS TIMESTAMP)"
-    month_start = f"CAST(TRY_CAST({date} || '-01' AS DATE) AS TIMESTAMP)"
-    start = f"CASE WHEN {month} THEN {month_start} ELSE {day_start} END"
-    end = (
-        f"CASE WHEN {month} THEN {month_start} + INTERVAL 1 MONTH "
-        f"ELSE {day_start} + INTERVAL 1 DAY END"
-    )
+def _generic_plan(
+    path: Path, found: dict[str, str], mapping: dict[str, str], currency: str
+) -> _Plan:
+    fields = _resolve(found, GENERIC_FIELDS, mapping)
+    _require(path, fields, GENERIC_REQUIRED, mapping, found, "billing")
     pairs = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in GENERIC_DIRECTIONS.items())
-    direction = f"MAP {{{pairs}}}[lower({value('direction')})]"
-    category = _category_sql(value("charge_category")) if columns["charge_category"] else "'Usage'"
-    checks = [
-        *_required_checks(("date", "cost"), value),
-        ("date", f"{start} IS NULL", "a day such as 2026-10-05 or a month such as 2026-10"),
-        ("cost", f"TRY_CAST({value('cost')} AS {COST_TYPE}) IS NULL", _NUMBER_EXAMPLE),
-        (
-            "quantity",
-            f"{value('quantity')} IS NOT NULL AND TRY_CAST({value('quantity')} AS {COST_TYPE}) "
-            "IS NULL",
-            "a number of tokens (or of calls, for per_call)",
-        ),
-        (
-            "direction",
-            f"{value('direction')} IS NOT NULL AND {direction} IS NULL",
-            "empty or one of " + ", ".join(GENERIC_DIRECTIONS),
-        ),
-        (
-            "currency",
-            f"{value('currency')} IS NOT NULL "
-            f"AND NOT regexp_full_match(upper({value('currency')}), '[A-Z]{{3}}')",
-            "a 3-letter currency code such as USD",
-        ),
-        (
-            "charge_category",
-            f"{value('charge_category')} IS NOT NULL AND {category} IS NULL",
-            "one of " + ", ".join(CHARGE_CATEGORIES),
-        ),
-        _count_check("request_count", value("request_count")),
-    ]
-    _check_rows(con, raw, path, checks, columns)
-    quantity = f"TRY_CAST({value('quantity')} AS {COST_TYPE})"
-    select = {
-        "billing_period_start": f"date_trunc('month', {start})",
-        "billing_period_end": f"date_trunc('month', {start}) + INTERVAL 1 MONTH",
-        "charge_period_start": start,
-        "charge_period_end": end,
-        "charge_category": category,
+    month = (
+        "CASE WHEN regexp_full_match(TRIM(t_date), '\\d{4}-\\d{2}') "
+        "THEN TRY_CAST(TRIM(t_date) || '-01' AS DATE) END"
+    )
+    parsed = {
+        "n_cost": f"TRY_CAST(t_cost AS {COST_TYPE})",
+        "n_quantity": f"TRY_CAST(t_quantity AS {COST_TYPE})",
+        "n_request_count": f"TRY_CAST(t_request_count AS {COST_TYPE})",
+        "monthly": f"{month} IS NOT NULL",
+        "start": f"CAST(COALESCE({month}, TRY_CAST(TRIM(t_date) AS DATE)) AS TIMESTAMP)",
+        "direction": f"MAP {{{pairs}}}[lower(TRIM(t_direction))]",
+        "category": _category_sql("t_charge_category") if fields["charge_category"] else "'Usage'",
+    }
+    columns = {
+        "billing_period_start": "date_trunc('month', start)",
+        "billing_period_end": "date_trunc('month', start) + INTERVAL 1 MONTH",
+        "charge_period_start": "start",
+        "charge_period_end": "CASE WHEN monthly THEN start + INTERVAL 1 MONTH "
+        "ELSE start + INTERVAL 1 DAY END",
+        "charge_category": "category",
         "charge_class": "NULL",
-        "description": value("description"),
-        "billed_cost": f"CAST({value('cost')} AS {COST_TYPE})",
+        "description": "t_description",
+        "billed_cost": "n_cost",
         "effective_cost": "NULL",
-        "currency": f"COALESCE(upper({value('currency')}), {_literal(currency)})",
-        "consumed_quantity": quantity,
-        "consumed_unit": f"CASE WHEN {quantity} IS NOT NULL THEN "
-        "(CASE WHEN billing_direction = 'per_call' THEN 'Requests' ELSE 'Tokens' END) END",
+        "currency": f"COALESCE(upper(TRIM(t_currency)), {_literal(currency)})",
+        "consumed_quantity": "n_quantity",
+        "consumed_unit": "CASE WHEN n_quantity IS NOT NULL THEN "
+        "(CASE WHEN direction = 'per_call' THEN 'Requests' ELSE 'Tokens' END) END",
         "pricing_quantity": "NULL",
         "pricing_unit": "NULL",
         "list_unit_price": "NULL",
         "sku_id": "NULL",
         "sku_meter": "NULL",
-        "model": value("model"),
-        "direction": direction,
-        "quantity": quantity,
-        "quantity_unit": f"CASE WHEN {quantity} IS NULL THEN NULL "
-        "WHEN billing_direction = 'per_call' THEN 'requests' ELSE 'tokens' END",
+        "model": "NULLIF(TRIM(t_model), '')",
+        "direction": "direction",
+        "quantity": "n_quantity",
+        "quantity_unit": "CASE WHEN n_quantity IS NULL THEN NULL "
+        "WHEN direction = 'per_call' THEN 'requests' ELSE 'tokens' END",
         "provider_name": "NULL",
         "service_name": "NULL",
         "tags": "NULL",
-        "request_count": f"CAST(CAST({value('request_count')} AS DECIMAL(38, 0)) AS BIGINT)",
+        "request_count": "n_request_count",
     }
-    return select
+    checks = [
+        *((f, f"t_{f} IS NULL", "a value (the column is required)") for f in ("date", "cost")),
+        ("date", "start IS NULL", "a day such as 2026-10-05 or a month such as 2026-10"),
+        ("cost", "n_cost IS NULL", _NUMBER_EXAMPLE),
+        ("quantity", "t_quantity IS NOT NULL AND n_quantity IS NULL",
+         "a number of tokens (or of calls, for per_call)"),
+        ("direction", "t_direction IS NOT NULL AND direction IS NULL",
+         "empty or one of " + ", ".join(GENERIC_DIRECTIONS)),
+        ("currency", "NOT regexp_full_match(upper(TRIM(t_currency)), '[A-Z]{3}')",
+         "a 3-letter currency code such as USD"),
+        ("charge_category", "t_charge_category IS NOT NULL AND category IS NULL",
+         "one of " + ", ".join(CHARGE_CATEGORIES)),
+        _count_check("request_count"),
+    ]  # fmt: skip
+    return _Plan(fields, [parsed], columns, checks)
 
 
 # --- shared pieces ------------------------------------------------------------------------------
 
 
-def _required_checks(required: tuple[str, ...], value: Callable[[str], str]) -> list[tuple]:
-    return [(f, f"{value(f)} IS NULL", "a value (the column is required)") for f in required]
-
-
-def _timestamp_sql(text: str) -> str:
-    return f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
-
-
-def _timestamp_check(field: str, text: str) -> tuple[str, str, str]:
-    return (field, f"{text} IS NOT NULL AND TRY_CAST({text} AS TIMESTAMPTZ) IS NULL",
-            _TIMESTAMP_EXAMPLE)  # fmt: skip
-
-
-def _count_check(field: str, text: str) -> tuple[str, str, str]:
-    whole = f"TRY_CAST({text} AS DECIMAL(38, 0))"
+def _count_check(field: str) -> tuple[str, str, str]:
+    n = f"n_{field}"
     return (
         field,
-        f"{text} IS NOT NULL AND (TRY_CAST({text} AS DECIMAL(38, 12)) IS NULL "
-        f"OR TRY_CAST({text} AS DECIMAL(38, 12)) <> {whole} OR {whole} < 0)",
+        f"t_{field} IS NOT NULL AND ({n} IS NULL OR {n} <> round({n}) OR {n} < 0)",
         "a whole number of requests, 0 or more",
     )
 
 
 def _category_sql(text: str) -> str:
     cases = " ".join(f"WHEN {_literal(c.lower())} THEN {_literal(c)}" for c in CHARGE_CATEGORIES)
-    return f"CASE lower({text}) {cases} END"
+    return f"CASE lower(TRIM({text})) {cases} END"
 
 
-def _unit_scales(
-    con: duckdb.DuckDBPyConnection, raw: str, units: list[str]
-) -> dict[str, tuple[str, Decimal]]:
-    """Each distinct unit text of the file that counts tokens or requests -> (kind, scale)."""
-    scales: dict[str, tuple[str, Decimal]] = {}
-    for unit in units:
-        if unit == "NULL":
-            continue
-        for (text,) in con.execute(f"SELECT DISTINCT {unit} FROM {raw}").fetchall():
-            match = _UNIT.match(text or "")
-            if match:
-                kind = "tokens" if match["kind"].lower().startswith("token") else "requests"
-                scale = (
-                    Decimal(match["n"] or 1)
-                    * {"k": 1000, "m": 1_000_000, None: 1}[(match["m"] or "").lower() or None]
-                )
-                scales[text] = (kind, scale)
-    return scales
+def _unit_sql(text: str) -> str:
+    """SQL struct {n, m, kind} of a unit text such as '1000000 Tokens' (kind '' if no match)."""
+    return f"regexp_extract(lower({text}), {_literal(_UNIT_PATTERN)}, ['n', 'm', 'kind'])"
 
 
-def _unit_kind_sql(scales: dict[str, tuple[str, Decimal]], unit: str) -> str:
-    if unit == "NULL" or not scales:
-        return "NULL"
-    cases = " ".join(f"WHEN {_literal(t)} THEN {_literal(k)}" for t, (k, _) in scales.items())
-    return f"(CASE {unit} {cases} END)"
-
-
-def _quantity_sql(
-    scales: dict[str, tuple[str, Decimal]], sources: list[tuple[str, str]]
-) -> dict[str, str]:
-    """SQL per kind: the first (quantity × scale of its unit) whose unit is of that kind."""
-    result = {}
-    for kind in ("tokens", "requests"):
-        options = []
-        for quantity, unit in sources:
-            matching = [(t, s) for t, (k, s) in scales.items() if k == kind]
-            if unit == "NULL" or not matching:
-                continue
-            cases = " ".join(f"WHEN {_literal(t)} THEN {quantity} * {s}" for t, s in matching)
-            options.append(f"(CASE {unit} {cases} END)")
-        result[kind] = f"COALESCE({', '.join(options)})" if options else "NULL"
-    return result
-
-
-def _check_rows(
-    con: duckdb.DuckDBPyConnection,
-    raw: str,
-    path: Path,
-    checks: list[tuple[str, str, str]],
-    columns: dict[str, str],
-) -> None:
-    """Raise an InputError for the first check (in order) that some row fails."""
-    checks = [c for c in checks if columns.get(c[0])]
-    if not checks:
-        return
-    counts = ", ".join(f"count(*) FILTER (WHERE {condition})" for _, condition, _ in checks)
-    bad = con.execute(f"SELECT {counts} FROM {raw}").fetchone()
-    for (field, condition, expected), n in zip(checks, bad, strict=True):
-        if not n:
-            continue
-        column = columns[field]
-        rowid, got = con.execute(
-            f"SELECT rowid, {_quote(column)} FROM {raw} WHERE {condition} ORDER BY rowid LIMIT 1"
-        ).fetchone()
-        shown = "empty" if got is None or not got.strip() else repr(_shorten(got))
-        others = f" ({n - 1} more rows like it)" if n > 1 else ""
-        raise InputError(
-            path, f"{_row_text(path, rowid + 1)}, column {column!r}",
-            f"got {shown}, expected {expected}{others}",
-        )  # fmt: skip
+def _unit_kind_scale(unit: str) -> dict[str, str]:
+    """SQL `<unit>_kind` (tokens | requests | NULL) and `<unit>_scale` from a _unit_sql struct."""
+    return {
+        f"{unit}_kind": f"CASE WHEN {unit}.kind LIKE 'token%' THEN 'tokens' "
+        f"WHEN {unit}.kind <> '' THEN 'requests' END",
+        f"{unit}_scale": f"COALESCE(TRY_CAST(NULLIF({unit}.n, '') AS DECIMAL(18, 6)), 1) "
+        f"* CASE {unit}.m WHEN 'k' THEN 1000 WHEN 'm' THEN 1000000 ELSE 1 END",
+    }
 
 
 def _row_text(path: Path, row: int) -> str:
@@ -626,5 +587,22 @@ def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]
+def _unreadable(path: Path, reader: str, exc: Exception) -> InputError:
+    """The error for a file DuckDB cannot read; for a CSV, the first row whose number of fields
+    differs from the header's, when that is the cause."""
+    if reader.startswith("read_csv") and path.suffix.lower() in {".csv", ".tsv"}:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            reader_ = csv.reader(handle, delimiter=delimiter)
+            header = next(reader_, [])
+            line = reader_.line_num + 1
+            for number, record in enumerate(reader_, start=1):
+                if len(record) != len(header):
+                    return InputError(
+                        path,
+                        f"row {number} (line {line})",
+                        f"got {len(record)} fields, expected {len(header)} like the header",
+                    )
+                line = reader_.line_num + 1
+    kind = "Parquet" if reader.startswith("read_parquet") else "CSV"
+    return InputError(path, None, f"cannot read as {kind}: {str(exc).strip().splitlines()[0]}")

@@ -431,13 +431,14 @@ class Review:
         body = [
             (
                 line.get("model"),
-                (line.get("direction") or "all").replace("_", " "),
+                (line.get("direction") or "all directions").replace("_", " "),
                 count_text(line.get("ledger_tokens")),
                 count_text(line.get("billed_tokens")),
                 self._money(_dec(line.get("ledger_cost"))),
                 self._money(_dec(line.get("billed_cost"))),
                 self._money(_dec(line.get("variance"))),
                 percent(_dec(line.get("variance_pct")), 2),
+                (line.get("finding") or "").replace("_", " "),
             )
             for line in rec.get("lines", [])
         ]
@@ -451,6 +452,7 @@ class Review:
                 "Billed cost",
                 "Variance",
                 "Variance %",
+                "Finding",
             ],
             body,
             numeric=(2, 3, 4, 5, 6, 7),
@@ -648,13 +650,14 @@ def period_review(
 
     def run(folder: Path) -> Review:
         ledger = period_ledger(workspace, parsed, progress=progress)
-        document = write_evidence(folder, ledger, parameters, progress=progress)
+        written = write_evidence(folder, ledger, parameters, progress, reviewer_role)
         return Review(
             ledger=ledger,
-            manifest=document,
+            manifest=written.manifest,
             folder=folder,
             reviewer_role=reviewer_role,
             generated_at=datetime.now(UTC),
+            reconciliation=written.reconciliation,
         )
 
     if period_dir:

@@ -12,8 +12,10 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -185,7 +187,9 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.resolve())
 
 
-def input_files(ledger: PeriodLedger) -> list[dict[str, object]]:
+def input_files(
+    ledger: PeriodLedger, billing_files: tuple[Path, ...] = ()
+) -> list[dict[str, object]]:
     """Every input of the period with its role, size and SHA-256."""
     ws = ledger.workspace
     entries: list[tuple[str, Path]] = [
@@ -194,7 +198,7 @@ def input_files(ledger: PeriodLedger) -> list[dict[str, object]]:
         ("pricing", ws.pricing_path),
     ]
     entries += [("requests", f) for f in ledger.loaded.files]
-    entries += [("billing", f) for f in getattr(ledger, "billing_files", ())]
+    entries += [("billing", Path(f)) for f in billing_files]
     return [
         {
             "role": role,
@@ -224,7 +228,12 @@ def conservation(ledger: PeriodLedger) -> dict[str, str]:
     }
 
 
-def manifest(ledger: PeriodLedger, parameters: dict[str, object], exceptions: int) -> dict:
+def manifest(
+    ledger: PeriodLedger,
+    parameters: dict[str, object],
+    exceptions: int,
+    billing_files: tuple[Path, ...] = (),
+) -> dict:
     ws, period, pricing = ledger.workspace, ledger.period, ledger.workspace.pricing
     return {
         "kit_version": __version__,
@@ -247,7 +256,7 @@ def manifest(ledger: PeriodLedger, parameters: dict[str, object], exceptions: in
             "failed_calls_billable": pricing.failed_calls_billable,
             "models": len(pricing.models),
         },
-        "inputs": input_files(ledger),
+        "inputs": input_files(ledger, billing_files),
         "engine": {
             "name": "duckdb",
             "version": duckdb.__version__,
@@ -264,22 +273,62 @@ def manifest(ledger: PeriodLedger, parameters: dict[str, object], exceptions: in
     }
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What write_evidence wrote: the manifest and the reconciliation record."""
+
+    manifest: dict
+    reconciliation: dict
+
+
 def write_evidence(
     folder: Path,
     ledger: PeriodLedger,
     parameters: dict[str, object],
     progress: Callable[[str], None] | None = None,
-) -> dict:
-    """Write allocation.csv, exceptions.csv and manifest.json into folder/evidence."""
+    reviewer_role: str = "",
+) -> Evidence:
+    """Write allocation.csv, exceptions.csv, reconciliation.json, reconciliation_lines.csv and
+    manifest.json into folder/evidence."""
+    from .billing import load_billing
+    from .reconcile import (
+        RECONCILIATION_LINE_COLUMNS,
+        reconciliation,
+        reconciliation_lines_rows,
+        reconciliation_record,
+    )
+
+    ws = ledger.workspace
     evidence = folder / "evidence"
     evidence.mkdir(parents=True, exist_ok=True)
     write_allocation(evidence / "allocation.csv", ledger)
     exceptions = write_exceptions(evidence / "exceptions.csv", ledger)
     if progress:
         progress(f"evidence   {exceptions:,} exception rows")
-    document = manifest(ledger, parameters, exceptions)
+
+    started = time.perf_counter()
+    billing = None
+    if ws.kit.billing is not None:
+        billing = load_billing(
+            ledger.con, ws.kit.billing, ws.root, ws.config_path.name, ws.kit.currency
+        )
+    recon = reconciliation(ledger, billing)
+    record = reconciliation_record(
+        recon, reviewer_role or ws.kit.review.reviewer_role, datetime.now(UTC)
+    )
+    (evidence / "reconciliation.json").write_text(json.dumps(record, indent=2) + "\n")
+    with (evidence / "reconciliation_lines.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RECONCILIATION_LINE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(reconciliation_lines_rows(recon))
+    ledger.timings["reconcile"] = time.perf_counter() - started
+    if progress:
+        progress(f"reconcile  {ledger.timings['reconcile']:6.2f} s  {record['result']}")
+
+    billing_files = tuple(billing.files) if billing else ()
+    document = manifest(ledger, parameters, exceptions, billing_files)
     (evidence / "manifest.json").write_text(json.dumps(document, indent=2) + "\n")
-    return document
+    return Evidence(document, record)
 
 
 # --- the packet: execute the notebook, render it, index the periods ---------------------------

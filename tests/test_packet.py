@@ -69,7 +69,7 @@ def test_the_packet_is_self_contained(packet):
     assert "<script src" not in page
     assert "mathjax" not in page.lower() and "require.js" not in page.lower()
     images = re.findall(r'<img[^>]+src="([^"]{0,30})', page)
-    assert len(images) == 3
+    assert len(images) == 4
     assert all(src.startswith("data:image/png;base64,") for src in images)
 
 
@@ -87,7 +87,8 @@ def test_the_packet_shows_exact_money_rounded_once(packet):
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in packet.iterdir()) == ["evidence", "packet.html", "packet.ipynb"]
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
-        "allocation.csv", "exceptions.csv", "manifest.json"
+        "allocation.csv", "exceptions.csv", "manifest.json", "reconciliation.json",
+        "reconciliation_lines.csv",
     ]  # fmt: skip
 
 
@@ -95,7 +96,7 @@ def test_the_index_lists_the_period(packet):
     index = (packet.parent / "index.html").read_text()
     assert '<a href="2026-10/packet.html">open packet</a>' in index
     assert '<td class="num">$0.03</td>' in index
-    assert "no bill" in index
+    assert '<span class="verdict v-inconclusive">inconclusive</span>' in index
 
 
 def test_a_failed_run_exits_with_the_notebooks_error_and_keeps_the_packet(tmp_path, capsys):
@@ -139,7 +140,7 @@ def test_the_packet_reads_well_in_a_real_browser(packet, tmp_path):
         loaded = page.eval_on_selector_all(
             "figure.ak-chart img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
         )
-        assert loaded == [True, True, True]
+        assert loaded == [True, True, True, True]
         page.screenshot(path=str(tmp_path / "packet.png"), full_page=True)
         browser.close()
     assert errors == []

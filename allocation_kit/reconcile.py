@@ -1,0 +1,1348 @@
+"""Reconcile: compare the period's ledger with the provider's bill, in money and in tokens.
+
+Inputs are the ledger's `lines` table and the bill's `billing_lines` table (see `billing`), both
+on the period ledger's DuckDB connection; SQL only sums them, all ratios are Python Decimal.
+
+What is compared: the bill's usage charges (ChargeCategory Usage, not corrections) whose charge
+period overlaps the review period, against the ledger's billable calls. Totals, per model, per
+model × token direction where the bill has directions, and per day where the bill charges by
+day (or finer). Tax, credits, adjustments and purchases are listed beside as `other_charges`;
+corrections (ChargeClass Correction) as `corrections`; neither enters the variance.
+
+Variance = ledger − billed; variance_pct = variance / billed × 100, rounded half-up to 4 places
+(None when billed is zero and the ledger is not). Tolerances are compared exactly, without the
+rounding: |variance| × 100 > tolerance × |billed|.
+
+The verdict, in this order:
+
+1. `inconclusive` when nothing can be compared: no bill, no usage lines in the period, a bill in
+   another currency, billing periods that do not cover the review period, or usage charged for
+   periods reaching outside it (a monthly bill against a weekly review);
+2. `fail` when the models both sides have (and the ledger fully prices) differ by more than the
+   tolerance, or are billed zero against a non-zero ledger;
+3. `inconclusive` when part of the spend cannot be matched: billed models missing from the
+   ledger, ledger models missing from the bill, unpriced ledger models, billed usage without a
+   model, or billed usage the ledger cannot compute (no token direction, e.g. cache storage);
+4. `pass` otherwise.
+
+Judging step 2 on the matched models keeps a real overcharge a `fail` even when an unmatched
+model is present, and keeps an unmatched model from posing as an overcharge. Every reason has a
+machine-readable code, subject, effect and numbers, and a sentence for a finance reviewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+
+import duckdb
+
+from .billing import CHARGE_CATEGORIES, BillingLoaded
+from .periods import Period
+from .pipeline import PeriodLedger, timestamp_sql
+from .price import DIRECTIONS
+
+__all__ = [
+    "RECONCILIATION_LINE_COLUMNS",
+    "RESULTS",
+    "BilledUsage",
+    "DailyLine",
+    "LedgerUsage",
+    "OtherCharge",
+    "Reason",
+    "Reconciliation",
+    "ReconciliationLine",
+    "billed_usage",
+    "ledger_usage",
+    "reconciliation",
+    "reconciliation_lines",
+    "reconciliation_lines_rows",
+    "reconciliation_record",
+    "variance_pct",
+]
+
+RESULTS = ("pass", "fail", "inconclusive")
+TOKEN_DIRECTIONS = ("uncached_input", "cached_input", "cache_write", "output")
+OTHER = "other"  # billed usage of a model with no token direction (e.g. context cache storage)
+RECONCILIATION_LINE_COLUMNS = (
+    "period",
+    "level",
+    "model",
+    "direction",
+    "unit",
+    "ledger_tokens",
+    "billed_tokens",
+    "ledger_cost",
+    "billed_cost",
+    "variance",
+    "variance_pct",
+    "finding",
+)
+PCT_PLACES = Decimal("0.0001")
+MONEY_PLACES = Decimal("1e-12")  # the ledger's DECIMAL(38, 12)
+_EXACT = Context(prec=80, rounding=ROUND_HALF_UP)
+_ZERO = Decimal(0)
+_LABELS = {
+    None: "tokens",
+    "uncached_input": "uncached input tokens",
+    "cached_input": "cached input tokens",
+    "cache_write": "cache write tokens",
+    "output": "output tokens",
+    "per_call": "calls",
+    OTHER: "other usage",
+}
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+_UNMATCHED = {"not_in_bill", "not_in_ledger", "unpriced", "no_model"}  # model-level findings
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why the verdict is what it is: a code, what it is about, its numbers and a sentence."""
+
+    code: str
+    effect: str  # fail | inconclusive | info: what this reason alone implies
+    subject: str  # total, a model, "model direction", a currency, a period
+    numbers: dict[str, object]  # exact decimal text, integers, ISO dates, None
+    message: str
+
+
+@dataclass(frozen=True)
+class ReconciliationLine:
+    """One model (level `model`, direction None) or one model × direction (level `direction`)."""
+
+    level: str
+    model: str | None
+    direction: str | None
+    unit: str | None  # tokens | requests (per_call lines, per-call-only models) | None
+    ledger_tokens: int | None
+    billed_tokens: Decimal | None  # None: the bill gives no quantity in this unit
+    ledger_cost: Decimal
+    billed_cost: Decimal
+    variance: Decimal
+    variance_pct: Decimal | None
+    # match, within_tolerance, price_mismatch, token_mismatch, cost_mismatch, not_in_bill,
+    # not_in_ledger, unpriced, no_model, not_computable. A model line is judged without its
+    # billed usage of no token direction (the `other` line, not_computable).
+    finding: str
+
+
+@dataclass(frozen=True)
+class DailyLine:
+    day: date
+    ledger_cost: Decimal
+    billed_cost: Decimal
+    variance: Decimal
+    variance_pct: Decimal | None
+
+
+@dataclass(frozen=True)
+class OtherCharge:
+    """Bill lines beside usage, summed by category, class, description and currency."""
+
+    charge_category: str
+    charge_class: str | None
+    description: str | None
+    currency: str
+    amount: Decimal
+    bill_lines: int
+    charge_period_start: datetime
+    charge_period_end: datetime
+
+
+@dataclass(frozen=True)
+class LedgerUsage:
+    """The ledger's billable usage of one model: quantity and cost per direction."""
+
+    model: str
+    requests: int
+    unpriced_requests: int
+    quarantined_requests: int
+    quantity: dict[str, int]  # direction -> tokens (requests for per_call)
+    cost: dict[str, Decimal]  # direction -> cost
+
+    @property
+    def total_cost(self) -> Decimal:
+        return sum(self.cost.values(), _ZERO)
+
+
+@dataclass(frozen=True)
+class BilledUsage:
+    """The bill's usage of one model (None: lines without a model id) per direction."""
+
+    model: str | None
+    quantity: dict[str | None, Decimal | None]  # direction (None: none given) -> quantity
+    units: dict[str | None, str | None]  # direction -> tokens | requests | None
+    cost: dict[str | None, Decimal]
+    bill_lines: int
+    meters: tuple[str, ...]  # SkuMeter / description of lines without a direction
+
+    @property
+    def total_cost(self) -> Decimal:
+        return sum(self.cost.values(), _ZERO)
+
+    @property
+    def has_directions(self) -> bool:
+        return any(d is not None for d in self.cost)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The comparison of one period's ledger with the bill, and its verdict."""
+
+    period: Period
+    currency: str
+    ledger_cost: Decimal
+    billed_cost: Decimal  # usage only
+    variance: Decimal
+    variance_pct: Decimal | None
+    tolerance_pct: Decimal
+    result: str
+    reasons: list[Reason]
+    lines: list[ReconciliationLine]
+    daily: list[DailyLine] | None  # None when the bill does not charge by day
+    other_charges: list[OtherCharge]
+    corrections: list[OtherCharge]
+    counts: dict[str, int]
+    total_calls_logged: int
+    billing_reported_count: int | None
+    billing_currencies: list[str] = field(default_factory=list)
+
+
+# --- arithmetic ---------------------------------------------------------------------------------
+
+
+def variance_pct(variance: Decimal, billed: Decimal) -> Decimal | None:
+    """variance / billed × 100, half-up to 4 places; 0 when both are 0, None when billed is 0."""
+    if billed == 0:
+        return Decimal("0.0000") if variance == 0 else None
+    with localcontext(_EXACT):
+        return (variance * 100 / billed).quantize(PCT_PLACES)
+
+
+def _beyond(variance: Decimal, billed: Decimal, tolerance_pct: Decimal) -> bool:
+    """Is |variance| more than tolerance_pct of |billed|? Exact: no division, no rounding."""
+    if billed == 0:
+        return variance != 0
+    with localcontext(_EXACT):
+        return abs(variance) * 100 > tolerance_pct * abs(billed)
+
+
+def _money_exact(value: Decimal) -> Decimal:
+    with localcontext(_EXACT):
+        return value.quantize(MONEY_PLACES)
+
+
+# --- reading the two sides ----------------------------------------------------------------------
+
+
+def ledger_usage(
+    con: duckdb.DuckDBPyConnection, per_call_models: set[str]
+) -> dict[str, LedgerUsage]:
+    """Billable usage per model from `lines`: tokens and cost per direction (priced or not).
+
+    Per-call directions count billable requests; they are kept for models priced per call (and
+    added later for models the bill charges per call).
+    """
+    rows = con.execute(
+        """SELECT model, sum(requests)::HUGEINT,
+            COALESCE(sum(requests) FILTER (WHERE NOT priced), 0)::HUGEINT,
+            COALESCE(sum(requests) FILTER (WHERE allocation_status = 'quarantined'), 0)::HUGEINT,
+            sum(input_tokens - cached_input_tokens - cache_write_tokens)::HUGEINT,
+            sum(cached_input_tokens)::HUGEINT, sum(cache_write_tokens)::HUGEINT,
+            sum(output_tokens)::HUGEINT,
+            sum(cost_uncached_input), sum(cost_cached_input), sum(cost_cache_write),
+            sum(cost_output), sum(cost_per_call)
+        FROM lines WHERE billable GROUP BY model ORDER BY model"""
+    ).fetchall()
+    usage = {}
+    for model, requests, unpriced, quarantined, *values in rows:
+        quantities = dict(zip(TOKEN_DIRECTIONS, (int(v) for v in values[:4]), strict=True))
+        quantities["per_call"] = int(requests)
+        costs = dict(zip(DIRECTIONS, values[4:], strict=True))
+        keep = {
+            d
+            for d in DIRECTIONS
+            if costs[d] != 0
+            or (d != "per_call" and quantities[d] != 0)
+            or (d == "per_call" and model in per_call_models)
+        }
+        usage[model] = LedgerUsage(
+            model=model,
+            requests=int(requests),
+            unpriced_requests=int(unpriced),
+            quarantined_requests=int(quarantined),
+            quantity={d: quantities[d] for d in DIRECTIONS if d in keep},
+            cost={d: costs[d] for d in DIRECTIONS if d in keep},
+        )
+    return usage
+
+
+def _overlaps(start: str, end: str, period: Period) -> str:
+    """SQL: [start, end) overlaps the period (a zero-length range counts at its instant)."""
+    lo, hi = timestamp_sql(period.start), timestamp_sql(period.end)
+    return f"({start} < {hi} AND ({end} > {lo} OR {start} >= {lo}))"
+
+
+def _scopes(period: Period) -> dict[str, str]:
+    """SQL conditions on billing_lines selecting each part of the bill for the period."""
+    charge = _overlaps("charge_period_start", "charge_period_end", period)
+    billing = _overlaps("billing_period_start", "billing_period_end", period)
+    return {
+        "usage": f"charge_category = 'Usage' AND charge_class IS NULL AND {charge}",
+        "other": f"charge_category <> 'Usage' AND charge_class IS NULL "
+        f"AND ({charge} OR COALESCE({billing}, false))",
+        "correction": f"charge_class = 'Correction' AND ({charge} OR COALESCE({billing}, false))",
+    }
+
+
+def billed_usage(
+    con: duckdb.DuckDBPyConnection, period: Period, table: str = "billing_lines"
+) -> dict[str | None, BilledUsage]:
+    """The bill's usage charged in the period, per model (None: no model id) and direction."""
+    rows = con.execute(
+        f"""SELECT model, direction, any_value(quantity_unit),
+            CASE WHEN count(quantity) = count(*) THEN sum(quantity) END,
+            sum(billed_cost), count(*),
+            list(DISTINCT COALESCE(sku_meter, description)) FILTER (WHERE direction IS NULL)
+        FROM {table} WHERE {_scopes(period)["usage"]}
+        GROUP BY ALL ORDER BY model NULLS LAST, direction NULLS LAST"""
+    ).fetchall()
+    by_model: dict[str | None, list[tuple]] = {}
+    for row in rows:
+        by_model.setdefault(row[0], []).append(row[1:])
+    return {
+        model: BilledUsage(
+            model=model,
+            quantity={d: q for d, _, q, *_ in parts},
+            units={d: u for d, u, *_ in parts},
+            cost={d: c for d, _, _, c, *_ in parts},
+            bill_lines=sum(n for *_, n, _ in parts),
+            meters=tuple(sorted({m for *_, meters in parts for m in meters or () if m})),
+        )
+        for model, parts in by_model.items()
+    }
+
+
+# --- the comparison -----------------------------------------------------------------------------
+
+
+def _quantity_sum(values: list[Decimal | int | None]) -> Decimal | None:
+    if not values or any(v is None for v in values):
+        return None
+    return sum((Decimal(v) for v in values), _ZERO)
+
+
+def _finding(
+    ledger_tokens: int | None,
+    billed_tokens: Decimal | None,
+    variance: Decimal,
+    billed: Decimal,
+    tolerance_pct: Decimal,
+) -> str:
+    known = billed_tokens is not None and ledger_tokens is not None
+    same_tokens = known and Decimal(ledger_tokens) == billed_tokens
+    if _beyond(variance, billed, tolerance_pct):
+        if not known:
+            return "cost_mismatch"
+        return "price_mismatch" if same_tokens else "token_mismatch"
+    if known and not same_tokens:
+        return "token_mismatch"
+    return "match" if variance == 0 else "within_tolerance"
+
+
+def _line(
+    level: str,
+    model: str | None,
+    direction: str | None,
+    unit: str | None,
+    ledger_tokens: int | None,
+    billed_tokens: Decimal | None,
+    ledger_cost: Decimal,
+    billed_cost: Decimal,
+    finding: str | None,
+    tolerance_pct: Decimal,
+    uncomputable: Decimal = _ZERO,
+) -> ReconciliationLine:
+    """A line; its finding (unless given) judges the money without `uncomputable` billed cost."""
+    ledger_cost, billed_cost = _money_exact(ledger_cost), _money_exact(billed_cost)
+    variance = ledger_cost - billed_cost
+    if finding is None:
+        judged = billed_cost - uncomputable
+        finding = _finding(
+            ledger_tokens, billed_tokens, ledger_cost - judged, judged, tolerance_pct
+        )
+    return ReconciliationLine(
+        level,
+        model,
+        direction,
+        unit,
+        ledger_tokens,
+        billed_tokens,
+        ledger_cost,
+        billed_cost,
+        variance,
+        variance_pct(variance, billed_cost),
+        finding,
+    )
+
+
+def _folded(ledger: LedgerUsage, bill: BilledUsage) -> tuple[LedgerUsage, bool]:
+    """The ledger usage with cache writes moved to uncached input when the bill meters them
+    on its input line (FOCUS prompt-caching scenario B: no cache-write line of its own)."""
+    if (
+        ledger.quantity.get("cache_write", 0) == 0
+        or "cache_write" in bill.cost
+        or "uncached_input" not in bill.cost
+    ):
+        return ledger, False
+    quantity, cost = dict(ledger.quantity), dict(ledger.cost)
+    quantity["uncached_input"] = quantity.get("uncached_input", 0) + quantity.pop("cache_write")
+    cost["uncached_input"] = cost.get("uncached_input", _ZERO) + cost.pop("cache_write")
+    return replace(ledger, quantity=quantity, cost=cost), True
+
+
+def reconciliation_lines(
+    ledger: dict[str, LedgerUsage],
+    bill: dict[str | None, BilledUsage],
+    tolerance_pct: Decimal,
+) -> list[ReconciliationLine]:
+    """One line per model, followed by one per direction when the bill has directions for it."""
+    lines: list[ReconciliationLine] = []
+    models = sorted(set(ledger) | {m for m in bill if m is not None})
+    for model in [*models, *([None] if None in bill else [])]:
+        used, billed = ledger.get(model), bill.get(model)
+        if used is not None and billed is not None:
+            used, _ = _folded(used, billed)
+        used_q = used.quantity if used else {}
+        used_c = used.cost if used else {}
+        billed_q = billed.quantity if billed else {}
+        billed_c = billed.cost if billed else {}
+        billed_units = billed.units if billed else {}
+        if any(d in TOKEN_DIRECTIONS for d in used_q) or "tokens" in billed_units.values():
+            unit = "tokens"
+        elif "per_call" in used_q or "requests" in billed_units.values():
+            unit = "requests"
+        else:
+            unit = None
+        ledger_tokens = sum(
+            v for d, v in used_q.items() if (d in TOKEN_DIRECTIONS) == (unit == "tokens")
+        )
+        billed_tokens = (
+            _quantity_sum([q for d, q in billed_q.items() if billed_units.get(d) == unit])
+            if billed
+            else None
+        )
+        if model is None:
+            finding = "no_model"
+        elif billed is None:
+            finding = "not_in_bill"
+        elif used is None:
+            finding = "not_in_ledger"
+        elif used.unpriced_requests:
+            finding = "unpriced"
+        else:
+            finding = None
+        inherited = finding if finding in _UNMATCHED else None
+        lines.append(
+            _line(
+                "model",
+                model,
+                None,
+                unit,
+                ledger_tokens if model is not None and unit is not None else None,
+                billed_tokens,
+                sum(used_c.values(), _ZERO),
+                sum(billed_c.values(), _ZERO),
+                finding,
+                tolerance_pct,
+                billed_c.get(None, _ZERO) if billed and billed.has_directions else _ZERO,
+            )
+        )
+        if billed is None or not billed.has_directions or model is None:
+            continue
+        directions = [d for d in DIRECTIONS if d in used_q or d in billed_c]
+        if None in billed_c:
+            directions.append(OTHER)
+        for direction in directions:
+            key = None if direction == OTHER else direction
+            lines.append(
+                _line(
+                    "direction",
+                    model,
+                    direction,
+                    None
+                    if direction == OTHER
+                    else ("requests" if direction == "per_call" else "tokens"),
+                    None if direction == OTHER else used_q.get(direction, 0),
+                    billed_q.get(key) if key in billed_c else Decimal(0),
+                    used_c.get(direction, _ZERO),
+                    billed_c.get(key, _ZERO),
+                    inherited or ("not_computable" if direction == OTHER else None),
+                    tolerance_pct,
+                )
+            )
+    return lines
+
+
+def _ledger_with_billed_per_call(
+    ledger: dict[str, LedgerUsage], bill: dict[str | None, BilledUsage]
+) -> dict[str, LedgerUsage]:
+    """Add a per_call direction (billable requests) where the bill charges a model per call."""
+    result = dict(ledger)
+    for model, used in ledger.items():
+        billed = bill.get(model)
+        if billed is not None and "per_call" in billed.cost and "per_call" not in used.quantity:
+            quantity = {**used.quantity, "per_call": used.requests}
+            cost = {**used.cost, "per_call": _ZERO}
+            result[model] = replace(used, quantity=quantity, cost=cost)
+    return result
+
+
+def reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reconciliation:
+    """Compare the period ledger with the bill loaded by `billing.load_billing` (or none)."""
+    with localcontext(_EXACT):
+        return _reconciliation(ledger, billing)
+
+
+def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reconciliation:
+    con, period, workspace = ledger.con, ledger.period, ledger.workspace
+    currency = workspace.kit.currency
+    tolerance = workspace.kit.reconciliation.tolerance_pct
+    per_call_models = {m.model for m in workspace.pricing.models if m.per_call is not None}
+    bill = billed_usage(con, period, billing.table) if billing else {}
+    used = _ledger_with_billed_per_call(ledger_usage(con, per_call_models), bill)
+    lines = reconciliation_lines(used, bill, tolerance)
+
+    ledger_cost = _money_exact(ledger.ledger_cost)
+    billed_cost = _money_exact(sum((b.total_cost for b in bill.values()), _ZERO))
+    variance = ledger_cost - billed_cost
+    facts = _bill_facts(con, period, billing) if billing else None
+    daily = _daily(con, period, billing) if facts and facts.daily else None
+    counts = asdict(ledger.counts)
+
+    say = _Sentences(currency, tolerance, period)
+    blocking = say.blocking(billing, facts)
+    trust = say.trust(lines, used, bill)
+    verdict, fails = say.verdict(lines, ledger_cost, billed_cost, blocked=bool(blocking))
+    details = say.details(lines, used, bill, facts, daily, counts)
+
+    if blocking:
+        result = "inconclusive"
+    elif fails:
+        result = "fail"
+    elif trust:
+        result = "inconclusive"
+    else:
+        result = "pass"
+    return Reconciliation(
+        period=period,
+        currency=currency,
+        ledger_cost=ledger_cost,
+        billed_cost=billed_cost,
+        variance=variance,
+        variance_pct=variance_pct(variance, billed_cost),
+        tolerance_pct=tolerance,
+        result=result,
+        reasons=[*blocking, *verdict, *trust, *details],
+        lines=lines,
+        daily=daily,
+        other_charges=facts.other if facts else [],
+        corrections=facts.corrections if facts else [],
+        counts=counts,
+        total_calls_logged=ledger.counts.in_period,
+        billing_reported_count=facts.request_count if facts else None,
+        billing_currencies=facts.currencies if facts else [],
+    )
+
+
+@dataclass(frozen=True)
+class _BillFacts:
+    """What the verdict needs to know about the bill besides its usage per model."""
+
+    usage_lines: int  # usage lines charged in the period
+    straddling: tuple[int, Decimal, datetime | None, datetime | None]  # n, cost, start, end
+    daily: bool  # every usage line's charge period lies within one UTC day
+    request_count: int | None
+    drawdown: tuple[Decimal, Decimal]  # billed and effective cost of drawn-down usage
+    currencies: list[str]
+    covered: list[tuple[datetime, datetime]]  # billing periods overlapping the period
+    gaps: list[tuple[datetime, datetime]]  # parts of the period no billing period covers
+    billing_periods: bool  # False: coverage judged from charge periods (no BillingPeriod*)
+    whole: tuple[int, datetime | None, datetime | None]  # every bill line: n, first, last
+    outside: tuple[int, Decimal]  # bill lines outside the period: n, cost
+    other: list[OtherCharge]
+    corrections: list[OtherCharge]
+
+
+def _bill_facts(
+    con: duckdb.DuckDBPyConnection, period: Period, billing: BillingLoaded
+) -> _BillFacts:
+    """Everything about the bill besides usage per model: scope, coverage, other charges."""
+    table, scopes = billing.table, _scopes(period)
+    lo, hi = timestamp_sql(period.start), timestamp_sql(period.end)
+    in_scope = " OR ".join(f"({s})" for s in scopes.values())
+    (
+        usage_lines,
+        straddling,
+        straddling_cost,
+        straddle_start,
+        straddle_end,
+        daily,
+        request_count,
+        requests_known,
+        drawdown_billed,
+        drawdown_effective,
+    ) = con.execute(
+        f"""SELECT count(*),
+            count(*) FILTER (WHERE charge_period_start < {lo} OR charge_period_end > {hi}),
+            COALESCE(sum(billed_cost) FILTER (WHERE charge_period_start < {lo}
+                OR charge_period_end > {hi}), 0),
+            min(charge_period_start) FILTER (WHERE charge_period_start < {lo}
+                OR charge_period_end > {hi}),
+            max(charge_period_end) FILTER (WHERE charge_period_start < {lo}
+                OR charge_period_end > {hi}),
+            count(*) > 0 AND bool_and(CAST(charge_period_start AS DATE)
+                = CAST(charge_period_end - INTERVAL 1 MICROSECOND AS DATE)),
+            sum(request_count)::HUGEINT, count(request_count),
+            COALESCE(sum(billed_cost) FILTER (WHERE effective_cost > billed_cost), 0),
+            COALESCE(sum(effective_cost) FILTER (WHERE effective_cost > billed_cost), 0)
+        FROM {table} WHERE {scopes["usage"]}"""
+    ).fetchone()
+    currencies = [
+        c
+        for (c,) in con.execute(
+            f"SELECT DISTINCT currency FROM {table} WHERE {in_scope} ORDER BY 1"
+        ).fetchall()
+    ]
+    has_billing_periods = con.execute(
+        f"SELECT count(billing_period_start) > 0 FROM {table}"
+    ).fetchone()[0]
+    if has_billing_periods:
+        spans = con.execute(
+            f"""SELECT DISTINCT billing_period_start, billing_period_end FROM {table}
+            WHERE {_overlaps("billing_period_start", "billing_period_end", period)}
+            ORDER BY 1, 2"""
+        ).fetchall()
+    else:
+        spans = con.execute(
+            f"""SELECT DISTINCT charge_period_start, charge_period_end FROM {table}
+            WHERE {scopes["usage"]} ORDER BY 1, 2"""
+        ).fetchall()
+    whole = con.execute(
+        f"""SELECT count(*), min(COALESCE(billing_period_start, charge_period_start)),
+            max(COALESCE(billing_period_end, charge_period_end)) FROM {table}"""
+    ).fetchone()
+    outside = con.execute(
+        f"SELECT count(*), COALESCE(sum(billed_cost), 0) FROM {table} WHERE NOT ({in_scope})"
+    ).fetchone()
+    return _BillFacts(
+        usage_lines=usage_lines,
+        straddling=(straddling, straddling_cost, straddle_start, straddle_end),
+        daily=bool(daily),
+        request_count=int(request_count) if requests_known else None,
+        drawdown=(drawdown_billed, drawdown_effective),
+        currencies=currencies,
+        covered=spans,
+        gaps=_gaps(spans, period),
+        billing_periods=bool(has_billing_periods),
+        whole=whole,
+        outside=outside,
+        other=_charges(con, table, scopes["other"]),
+        corrections=_charges(con, table, scopes["correction"]),
+    )
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _gaps(
+    spans: list[tuple[datetime, datetime]], period: Period
+) -> list[tuple[datetime, datetime]]:
+    """The parts of the period (naive UTC) that no span covers."""
+    cursor, end = _naive(period.start), _naive(period.end)
+    gaps = []
+    for start, stop in sorted(spans):
+        if start > cursor:
+            gaps.append((cursor, min(start, end)))
+        cursor = max(cursor, stop)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return [(a, b) for a, b in gaps if a < b]
+
+
+def _charges(con: duckdb.DuckDBPyConnection, table: str, scope: str) -> list[OtherCharge]:
+    order = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(("Usage", *CHARGE_CATEGORIES)))
+    rows = con.execute(
+        f"""SELECT charge_category, charge_class, description, currency, sum(billed_cost),
+            count(*), min(charge_period_start), max(charge_period_end)
+        FROM {table} WHERE {scope} GROUP BY charge_category, charge_class, description, currency
+        ORDER BY CASE charge_category {order} END, description NULLS LAST, currency"""
+    ).fetchall()
+    return [OtherCharge(*row[:4], _money_exact(row[4]), *row[5:]) for row in rows]
+
+
+def _daily(
+    con: duckdb.DuckDBPyConnection, period: Period, billing: BillingLoaded
+) -> list[DailyLine]:
+    """Ledger and billed usage per UTC day of the period (every day, zeros included)."""
+    ledger = dict(con.execute("SELECT day, sum(cost) FROM lines GROUP BY day").fetchall())
+    billed = dict(
+        con.execute(
+            f"""SELECT CAST(charge_period_start AS DATE), sum(billed_cost) FROM {billing.table}
+            WHERE {_scopes(period)["usage"]} GROUP BY 1"""
+        ).fetchall()
+    )
+    days = []
+    for offset in range(period.days):
+        day = period.first_day + timedelta(days=offset)
+        ledger_cost = _money_exact(ledger.get(day) or _ZERO)
+        billed_cost = _money_exact(billed.get(day) or _ZERO)
+        variance = ledger_cost - billed_cost
+        days.append(
+            DailyLine(day, ledger_cost, billed_cost, variance, variance_pct(variance, billed_cost))
+        )
+    return days
+
+
+# --- sentences ----------------------------------------------------------------------------------
+
+
+def _quantity_text(value: Decimal | int) -> str:
+    """220,000 (exact; a fractional quantity keeps its decimals)."""
+    value = Decimal(value)
+    return f"{value:,f}" if value != value.to_integral_value() else f"{int(value):,}"
+
+
+def _span_text(start: datetime, end: datetime) -> str:
+    """[start, end) as people say it: 2026-10-01 to 2026-10-31 (last day inclusive)."""
+    if start.time() == end.time() == datetime.min.time():
+        last = (end - timedelta(days=1)).date()
+        first = start.date()
+        return first.isoformat() if last <= first else f"{first.isoformat()} to {last.isoformat()}"
+    return f"{start.isoformat(sep=' ')} to {end.isoformat(sep=' ')}"
+
+
+def _noun(unit: str | None) -> str:
+    return "call" if unit == "requests" else "token"
+
+
+def _plural(count: Decimal | int, noun: str) -> str:
+    """'1 call', '2,500 tokens'."""
+    return f"{_quantity_text(count)} {noun}{'' if count == 1 else 's'}"
+
+
+def _strings(**numbers: object) -> dict[str, object]:
+    """Reason numbers as JSON values: Decimals as exact text, dates as ISO text."""
+    out: dict[str, object] = {}
+    for key, value in numbers.items():
+        if isinstance(value, Decimal):
+            out[key] = format(value, "f")
+        elif isinstance(value, (datetime, date)):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+class _Sentences:
+    """The reasons of a verdict, each with its sentence for a finance reviewer."""
+
+    def __init__(self, currency: str, tolerance: Decimal, period: Period) -> None:
+        self.currency, self.tolerance, self.period = currency, tolerance, period
+
+    def money(self, value: Decimal) -> str:
+        """$1,234.57 from a dollar up (half-up to cents); smaller amounts keep up to 6 places,
+        so a sub-cent ledger is not shown as $0.00 vs $0.00."""
+        if abs(value) >= 1:
+            shown = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        else:
+            shown = value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP).normalize()
+            if -shown.as_tuple().exponent < 2:
+                shown = shown.quantize(Decimal("0.01"))
+        sign = "-" if shown < 0 else ""
+        whole, _, fraction = f"{abs(shown):f}".partition(".")
+        body = f"{int(whole):,}" + (f".{fraction}" if fraction else "")
+        symbol = _SYMBOLS.get(self.currency)
+        return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {self.currency}"
+
+    def pct(self, value: Decimal | None) -> str:
+        return "no percentage of a zero bill" if value is None else f"{value}%"
+
+    @property
+    def tolerance_text(self) -> str:
+        return f"{self.tolerance.normalize():f}%"
+
+    # 1. blocking ------------------------------------------------------------------------------
+
+    def blocking(self, billing: BillingLoaded | None, facts: _BillFacts | None) -> list[Reason]:
+        """Reasons that make any comparison meaningless: the verdict is inconclusive."""
+        currency = self.currency
+        label = self.period.label
+        if billing is None or facts is None:
+            return [
+                Reason(
+                    "no_billing_export",
+                    "inconclusive",
+                    "bill",
+                    {},
+                    "kit.yaml has no billing section: there is no bill to reconcile against.",
+                )
+            ]
+        reasons = []
+        lines, first, last = facts.whole
+        if not facts.usage_lines:
+            covers = (
+                f"its {lines:,} lines cover {_span_text(first, last)}"
+                if lines
+                else ("the export has no lines")
+            )
+            reasons.append(
+                Reason(
+                    "no_bill_lines",
+                    "inconclusive",
+                    label,
+                    _strings(bill_lines=lines, bill_start=first, bill_end=last),
+                    f"The bill has no usage charged in {label} ({covers}): nothing to compare.",
+                )
+            )
+        others = [c for c in facts.currencies if c != currency]
+        if others:
+            reasons.append(
+                Reason(
+                    "currency_mismatch",
+                    "inconclusive",
+                    ", ".join(facts.currencies),
+                    _strings(ledger_currency=currency, bill_currencies=", ".join(facts.currencies)),
+                    f"The bill is in {', '.join(facts.currencies)} but the ledger is priced "
+                    f"in {currency}: the amounts cannot be compared.",
+                )
+            )
+        if facts.usage_lines and facts.gaps:
+            gaps = "; ".join(_span_text(a, b) for a, b in facts.gaps)
+            covered = "; ".join(_span_text(a, b) for a, b in facts.covered) or "nothing"
+            kind = "billing periods" if facts.billing_periods else "charge periods"
+            reasons.append(
+                Reason(
+                    "billing_period_gap",
+                    "inconclusive",
+                    label,
+                    _strings(not_covered=gaps, covered=covered),
+                    f"The bill's {kind} cover {covered} but not {gaps} of {label}: part of the "
+                    "period is missing from this export.",
+                )
+            )
+        n, cost, start, end = facts.straddling
+        if n:
+            reasons.append(
+                Reason(
+                    "charge_period_exceeds_period",
+                    "inconclusive",
+                    label,
+                    _strings(
+                        bill_lines=n,
+                        billed_cost=cost,
+                        charge_period_start=start,
+                        charge_period_end=end,
+                    ),
+                    f"{n:,} usage lines ({self.money(cost)}) are charged for periods reaching "
+                    f"outside {label} ({_span_text(start, end)}): the bill cannot be cut to "
+                    "this period; review a period the bill's charge periods fit.",
+                )
+            )
+        return reasons
+
+    # 2. the verdict on money ------------------------------------------------------------------
+
+    def verdict(
+        self, lines: list[ReconciliationLine], ledger: Decimal, billed: Decimal, blocked: bool
+    ) -> tuple[list[Reason], bool]:
+        matched = [
+            line for line in lines if line.level == "model" and line.finding not in _UNMATCHED
+        ]
+        # billed usage with no token direction cannot be computed from the ledger (trust())
+        uncomputable = {line.model: line.billed_cost for line in lines if line.direction == OTHER}
+        m_ledger = sum((line.ledger_cost for line in matched), _ZERO)
+        m_billed = sum(
+            (line.billed_cost - uncomputable.get(line.model, _ZERO) for line in matched), _ZERO
+        )
+        m_variance = m_ledger - m_billed
+        variance = ledger - billed
+        beyond = bool(matched) and _beyond(m_variance, m_billed, self.tolerance)
+        partial = bool(uncomputable) or len(matched) != sum(
+            1 for line in lines if line.level == "model"
+        )
+        numbers = _strings(
+            ledger_cost=ledger,
+            billed_cost=billed,
+            variance=variance,
+            variance_pct=variance_pct(variance, billed),
+            tolerance_pct=self.tolerance,
+        )
+        if partial:
+            numbers |= _strings(
+                matched_models=len(matched),
+                matched_ledger_cost=m_ledger,
+                matched_billed_cost=m_billed,
+                matched_variance=m_variance,
+                matched_variance_pct=variance_pct(m_variance, m_billed),
+            )
+        head = (
+            f"Usage billed {self.money(billed)} vs {self.money(ledger)} computed from the "
+            f"ledger: variance {self.money(variance)} ({self.pct(variance_pct(variance, billed))})"
+        )
+        judged = (
+            f"; judged on the {_plural(len(matched), 'model')} both sides have and the ledger "
+            "fully prices"
+            + (", leaving out usage the ledger cannot compute" if uncomputable else "")
+            + f": {self.money(m_billed)} billed vs {self.money(m_ledger)} computed "
+            f"({self.pct(variance_pct(m_variance, m_billed))})"
+            if partial
+            else ""
+        )
+        if blocked:
+            return [
+                Reason(
+                    "variance",
+                    "info",
+                    "total",
+                    numbers,
+                    f"{head}; not judged, the comparison cannot be trusted (above).",
+                )
+            ], False
+        if not beyond:
+            return [
+                Reason(
+                    "within_tolerance",
+                    "info",
+                    "total",
+                    numbers,
+                    f"{head}{judged}, within the {self.tolerance_text} tolerance.",
+                )
+            ], False
+        detailed = [
+            line
+            for line in lines
+            if line.model in {m.model for m in matched}
+            and (
+                line.level == "direction"
+                or not any(d.level == "direction" and d.model == line.model for d in lines)
+            )
+        ]
+        worst = max(detailed, key=lambda line: abs(line.variance))
+        if m_billed == 0:
+            code = "billed_zero"
+            tail = ", beyond any tolerance"
+        else:
+            code = "variance_over_tolerance"
+            tail = f", beyond the {self.tolerance_text} tolerance"
+        numbers |= _strings(
+            largest_model=worst.model,
+            largest_direction=worst.direction,
+            largest_variance=worst.variance,
+        )
+        return [
+            Reason(
+                code,
+                "fail",
+                "total",
+                numbers,
+                f"{head}{judged}{tail}; largest difference: {worst.model} "
+                f"{_LABELS[worst.direction]} ({self.money(worst.variance)}).",
+            )
+        ], True
+
+    # 3. trust ---------------------------------------------------------------------------------
+
+    def trust(
+        self, lines: list[ReconciliationLine], used: dict[str, LedgerUsage], bill: dict
+    ) -> list[Reason]:
+        """Reasons that make a comparison within tolerance inconclusive."""
+        reasons = []
+        for line in lines:
+            if line.level != "model":
+                continue
+            model = line.model
+            if line.finding == "not_in_ledger":
+                reasons.append(
+                    Reason(
+                        "model_not_in_ledger",
+                        "inconclusive",
+                        model,
+                        _strings(
+                            billed_cost=line.billed_cost,
+                            billed_tokens=_quantity_value(line.billed_tokens),
+                        ),
+                        f"{model}: billed {self.money(line.billed_cost)}"
+                        + (
+                            f" ({_plural(line.billed_tokens, _noun(line.unit))})"
+                            if line.billed_tokens is not None and line.unit
+                            else ""
+                        )
+                        + " but absent from the ledger: traffic the ledger does not log "
+                        "(another key or gateway), or the model id is spelt differently.",
+                    )
+                )
+            elif line.finding == "not_in_bill":
+                calls = used[model].requests
+                reasons.append(
+                    Reason(
+                        "model_not_in_bill",
+                        "inconclusive",
+                        model,
+                        _strings(
+                            ledger_cost=line.ledger_cost,
+                            ledger_tokens=line.ledger_tokens,
+                            billable_calls=calls,
+                        ),
+                        f"{model}: {_plural(calls, 'billable call')} "
+                        f"({self.money(line.ledger_cost)} "
+                        "computed) in the ledger but absent from the bill: the model id is spelt "
+                        "differently, the traffic is billed elsewhere, or a bill line is missing.",
+                    )
+                )
+            elif line.finding == "unpriced":
+                usage = used[model]
+                tokens = sum(v for d, v in usage.quantity.items() if d in TOKEN_DIRECTIONS)
+                reasons.append(
+                    Reason(
+                        "unpriced_model",
+                        "inconclusive",
+                        model,
+                        _strings(
+                            unpriced_calls=usage.unpriced_requests,
+                            ledger_tokens=tokens,
+                            billed_cost=line.billed_cost,
+                        ),
+                        f"{model}: {_plural(usage.unpriced_requests, 'billable call')} "
+                        f"({_plural(tokens, 'token')}) "
+                        f"{'has' if usage.unpriced_requests == 1 else 'have'} no price in the "
+                        "snapshot, so the ledger cannot cost "
+                        f"{'it' if usage.unpriced_requests == 1 else 'them'} (billed "
+                        f"{self.money(line.billed_cost)}); add the model to pricing.yaml.",
+                    )
+                )
+            elif line.finding == "no_model":
+                lines_n = bill[None].bill_lines
+                reasons.append(
+                    Reason(
+                        "billed_without_model",
+                        "inconclusive",
+                        "bill",
+                        _strings(bill_lines=lines_n, billed_cost=line.billed_cost),
+                        f"The bill has {_plural(lines_n, 'usage line')} "
+                        f"({self.money(line.billed_cost)}) without a model id, which cannot be "
+                        "matched to the ledger.",
+                    )
+                )
+        for model, billed in bill.items():
+            if model is not None and billed.has_directions and None in billed.cost:
+                meters = ", ".join(billed.meters) or "no meter named"
+                reasons.append(
+                    Reason(
+                        "usage_without_direction",
+                        "inconclusive",
+                        model,
+                        _strings(billed_cost=billed.cost[None]),
+                        f"{model}: {self.money(billed.cost[None])} of usage has no token "
+                        f"direction ({meters}): the ledger cannot compute it, so the model is "
+                        "judged without it.",
+                    )
+                )
+        return reasons
+
+    # 4. details -------------------------------------------------------------------------------
+
+    def details(
+        self,
+        lines: list[ReconciliationLine],
+        used: dict[str, LedgerUsage],
+        bill: dict,
+        facts: _BillFacts | None,
+        daily: list[DailyLine] | None,
+        counts: dict[str, int],
+    ) -> list[Reason]:
+        reasons = [
+            self.line_reason(
+                line, used[line.model].quarantined_requests if line.model in used else 0
+            )
+            for line in self._detail_lines(lines)
+        ]
+        reasons = [r for r in reasons if r is not None]
+        for model, usage in used.items():
+            billed = bill.get(model)
+            if billed is not None and _folded(usage, billed)[1]:
+                reasons.append(
+                    Reason(
+                        "cache_writes_billed_as_input",
+                        "info",
+                        model,
+                        _strings(cache_write_tokens=usage.quantity["cache_write"]),
+                        f"{model}: the bill has no cache-write line, so the ledger's "
+                        f"{usage.quantity['cache_write']:,} cache write tokens are compared "
+                        "with its input line (the provider meters them as input).",
+                    )
+                )
+        if facts is None:
+            return reasons
+        if facts.other:
+            parts = "; ".join(
+                f"{c.charge_category} {self.money(c.amount)}"
+                + (f" ({c.description})" if c.description else "")
+                for c in facts.other
+            )
+            total = sum((c.amount for c in facts.other), _ZERO)
+            reasons.append(
+                Reason(
+                    "other_charges",
+                    "info",
+                    "bill",
+                    _strings(amount=total, bill_lines=sum(c.bill_lines for c in facts.other)),
+                    f"Other charges beside usage, not in the variance: {parts}.",
+                )
+            )
+        if facts.corrections:
+            total = sum((c.amount for c in facts.corrections), _ZERO)
+            n = sum(c.bill_lines for c in facts.corrections)
+            reasons.append(
+                Reason(
+                    "corrections",
+                    "info",
+                    "bill",
+                    _strings(amount=total, bill_lines=n),
+                    f"{n:,} correction line{'s' if n != 1 else ''} ({self.money(total)}) "
+                    "listed beside usage, not in the variance: they correct earlier "
+                    "periods' bills.",
+                )
+            )
+        billed_zero, effective = facts.drawdown
+        if effective:
+            reasons.append(
+                Reason(
+                    "commitment_drawdown",
+                    "info",
+                    "bill",
+                    _strings(billed_cost=billed_zero, effective_cost=effective),
+                    f"Usage billed {self.money(billed_zero)} has an effective cost of "
+                    f"{self.money(effective)}: it is drawn down from a prepaid commitment, "
+                    "whose purchase is listed under other charges.",
+                )
+            )
+        reported = facts.request_count
+        if reported is not None and reported != counts["billable"]:
+            reasons.append(
+                Reason(
+                    "request_count_differs",
+                    "info",
+                    "bill",
+                    _strings(
+                        billing_reported_count=reported,
+                        billable=counts["billable"],
+                        logged=counts["in_period"],
+                    ),
+                    f"The bill reports {reported:,} requests; the ledger has "
+                    f"{counts['billable']:,} billable calls ({counts['in_period']:,} logged).",
+                )
+            )
+        if daily:
+            off = [d for d in daily if _beyond(d.variance, d.billed_cost, self.tolerance)]
+            if off:
+                worst = max(off, key=lambda d: abs(d.variance))
+                offsetting = any(d.variance > 0 for d in off) and any(d.variance < 0 for d in off)
+                hint = (
+                    "; over- and under-billed days offset each other, which usually means the "
+                    "bill cuts days in another time zone than UTC"
+                    if offsetting
+                    else ""
+                )
+                reasons.append(
+                    Reason(
+                        "daily_variance",
+                        "info",
+                        "days",
+                        _strings(days=len(off), worst_day=worst.day, worst_variance=worst.variance),
+                        f"{len(off)} of {len(daily)} days "
+                        f"{'differ' if len(off) > 1 else 'differs'} by more than the "
+                        f"{self.tolerance_text} tolerance (largest: {worst.day.isoformat()}, "
+                        f"billed {self.money(worst.billed_cost)} vs "
+                        f"{self.money(worst.ledger_cost)} computed){hint}.",
+                    )
+                )
+        n, cost = facts.outside
+        if n:
+            reasons.append(
+                Reason(
+                    "bill_lines_outside_period",
+                    "info",
+                    "bill",
+                    _strings(bill_lines=n, billed_cost=cost),
+                    f"{n:,} bill lines ({self.money(cost)}) are charged outside "
+                    f"{self.period.label} and are not compared.",
+                )
+            )
+        return reasons
+
+    @staticmethod
+    def _detail_lines(lines: list[ReconciliationLine]) -> list[ReconciliationLine]:
+        """The most specific lines: directions where the bill has them, else the model's."""
+        with_directions = {line.model for line in lines if line.level == "direction"}
+        return [
+            line for line in lines if line.level == "direction" or line.model not in with_directions
+        ]
+
+    def line_reason(self, line: ReconciliationLine, quarantined: int) -> Reason | None:
+        """The sentence for one line that differs: a stale price, or traffic on one side only."""
+        if line.finding not in {"price_mismatch", "token_mismatch", "cost_mismatch"}:
+            return None
+        what = f"{line.model} {_LABELS[line.direction]}"
+        subject = f"{line.model} {line.direction}" if line.direction else line.model
+        noun = _noun(line.unit)
+        money = f"billed {self.money(line.billed_cost)} vs {self.money(line.ledger_cost)} computed"
+        numbers = _strings(
+            model=line.model,
+            direction=line.direction,
+            ledger_tokens=line.ledger_tokens,
+            billed_tokens=_quantity_value(line.billed_tokens),
+            ledger_cost=line.ledger_cost,
+            billed_cost=line.billed_cost,
+            variance=line.variance,
+            variance_pct=line.variance_pct,
+        )
+        if line.finding == "cost_mismatch":  # the bill gives no quantity
+            message = (
+                f"{what}: {money} ({self.pct(line.variance_pct)}); the bill gives no quantity "
+                "to tell a stale price from missing traffic."
+            )
+            return Reason(line.finding, "info", subject, numbers, message)
+        counted = (
+            f"billed {_quantity_text(line.billed_tokens)} vs "
+            f"{_quantity_text(line.ledger_tokens)} logged"
+        )
+        if line.finding == "price_mismatch":
+            message = f"{what} {counted}, but {money}: the price snapshot may be stale."
+        else:  # token_mismatch
+            extra = line.billed_tokens - line.ledger_tokens
+            if extra > 0:
+                tail = (
+                    f"the bill has {_plural(extra, noun)} more: traffic missing from the "
+                    "ledger (unlogged callers or lost log rows)"
+                )
+            else:
+                tail = (
+                    f"the ledger has {_plural(-extra, noun)} more: logged traffic the "
+                    "provider did not bill (failed calls logged as successful, or calls routed "
+                    "elsewhere)"
+                )
+                if quarantined:
+                    tail += (
+                        f"; {quarantined:,} quarantined calls of {line.model} count in the "
+                        "ledger, e.g. one request logged twice with different content"
+                    )
+            message = f"{what} {counted} ({money}): {tail}."
+        return Reason(line.finding, "info", subject, numbers, message)
+
+
+# --- evidence -----------------------------------------------------------------------------------
+
+
+def _money_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(_money_exact(value), "f")
+
+
+def _quantity_value(value: Decimal | int | None) -> int | str | None:
+    """Quantities as JSON integers when whole, else exact decimal text."""
+    if value is None:
+        return None
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
+
+
+def _pct_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _line_record(line: ReconciliationLine) -> dict[str, object]:
+    return {
+        "level": line.level,
+        "model": line.model,
+        "direction": line.direction,
+        "unit": line.unit,
+        "ledger_tokens": _quantity_value(line.ledger_tokens),
+        "billed_tokens": _quantity_value(line.billed_tokens),
+        "ledger_cost": _money_text(line.ledger_cost),
+        "billed_cost": _money_text(line.billed_cost),
+        "variance": _money_text(line.variance),
+        "variance_pct": _pct_text(line.variance_pct),
+        "finding": line.finding,
+    }
+
+
+def _charge_record(charge: OtherCharge) -> dict[str, object]:
+    return {
+        "charge_category": charge.charge_category,
+        "charge_class": charge.charge_class,
+        "description": charge.description,
+        "currency": charge.currency,
+        "amount": _money_text(charge.amount),
+        "bill_lines": charge.bill_lines,
+        "charge_period_start": charge.charge_period_start.isoformat(),
+        "charge_period_end": charge.charge_period_end.isoformat(),
+    }
+
+
+def reconciliation_record(
+    recon: Reconciliation, reviewed_by: str, reviewed_at: datetime
+) -> dict[str, object]:
+    """The evidence file reconciliation.json: money as exact decimal strings (12 places)."""
+    return {
+        "period": recon.period.label,
+        "period_start": recon.period.start.isoformat(),
+        "period_end": recon.period.end.isoformat(),
+        "currency": recon.currency,
+        "billing_currencies": recon.billing_currencies,
+        "ledger_cost": _money_text(recon.ledger_cost),
+        "billed_cost": _money_text(recon.billed_cost),
+        "variance": _money_text(recon.variance),
+        "variance_pct": _pct_text(recon.variance_pct),
+        "tolerance_pct": format(recon.tolerance_pct, "f"),
+        "result": recon.result,
+        "reasons": [asdict(reason) for reason in recon.reasons],
+        "lines": [_line_record(line) for line in recon.lines],
+        "daily": None
+        if recon.daily is None
+        else [
+            {
+                "day": d.day.isoformat(),
+                "ledger_cost": _money_text(d.ledger_cost),
+                "billed_cost": _money_text(d.billed_cost),
+                "variance": _money_text(d.variance),
+                "variance_pct": _pct_text(d.variance_pct),
+            }
+            for d in recon.daily
+        ],
+        "other_charges": [_charge_record(c) for c in recon.other_charges],
+        "corrections": [_charge_record(c) for c in recon.corrections],
+        "counts": recon.counts,
+        "total_calls_logged": recon.total_calls_logged,
+        "billing_reported_count": recon.billing_reported_count,
+        "reviewed_by": reviewed_by,
+        "reviewed_at": reviewed_at.isoformat(timespec="seconds"),
+    }
+
+
+def reconciliation_lines_rows(recon: Reconciliation) -> list[dict[str, object]]:
+    """The rows of reconciliation_lines.csv, keys in RECONCILIATION_LINE_COLUMNS order; empty
+    strings for unknown values."""
+    rows = []
+    for line in recon.lines:
+        record = {"period": recon.period.label, **_line_record(line)}
+        rows.append(
+            {c: "" if record[c] is None else record[c] for c in RECONCILIATION_LINE_COLUMNS}
+        )
+    return rows

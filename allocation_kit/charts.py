@@ -123,9 +123,9 @@ def daily_spend_chart(
     _money_axis(ax, currency)
     ax.set_ylabel(f"Cost per day ({currency})")
     ax.set_xlabel("Day (UTC)")
-    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_title(title, loc="left", fontsize=11, pad=22)
     fig.autofmt_xdate()
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.legend(fontsize=8, frameon=False, loc="lower center", ncols=2, bbox_to_anchor=(0.5, 1.0))
     return fig
 
 

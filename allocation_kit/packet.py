@@ -457,6 +457,9 @@ class Review:
             body,
             numeric=(2, 3, 4, 5, 6, 7),
             empty="No reconciliation lines.",
+            row_classes=[
+                "" if line.get("direction") else "ak-subtotal" for line in rec.get("lines", [])
+            ],
         )
 
     def other_charges(self) -> Html:

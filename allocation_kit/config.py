@@ -82,6 +82,11 @@ class Review(_Strict):
     reviewer_role: str = "finops-analyst"
 
 
+class Expectations(_Strict):
+    path: str | None = None  # a folder with requests/billing/registry/pricing.json
+    mostly_registered: Annotated[float, Field(gt=0, le=1)] = 0.95
+
+
 class KitConfig(_Strict):
     name: str = Field(min_length=1)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -94,6 +99,7 @@ class KitConfig(_Strict):
     budgets: str | None = None
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     review: Review = Field(default_factory=Review)
+    expectations: Expectations = Field(default_factory=Expectations)
 
 
 # --- registry.yaml ------------------------------------------------------------------------------
@@ -416,6 +422,14 @@ class Workspace:
     @property
     def pricing_path(self) -> Path:
         return self.resolve(self.kit.pricing)
+
+    @property
+    def suites_dir(self) -> Path:
+        """The folder of Great Expectations suites: the workspace's own, or the kit's."""
+        from .validate import default_suites_dir
+
+        path = self.kit.expectations.path
+        return self.resolve(path) if path else default_suites_dir()
 
 
 def load_workspace(config_path: str | Path) -> Workspace:

@@ -531,37 +531,56 @@ class Review:
     # --- data quality, provenance, sign-off --------------------------------------------------
 
     def data_quality(self) -> Html:
+        """Every expectation suite with its results, in words a non-engineer can read."""
         c = self.ledger.counts
-        checks = [
-            ("Required columns present and typed", "pass", "load refuses the ledger otherwise"),
-            (
-                "request_id unique",
-                "pass" if c.duplicate_copies == 0 and c.quarantined == 0 else "reported",
-                f"{c.duplicate_copies:,} identical copies counted once",
-            ),
-            (
-                "Timestamps inside the period",
-                "pass" if c.out_of_period == 0 else "reported",
-                f"{c.out_of_period:,} rows excluded and counted",
-            ),
-            (
-                "Token subsets within totals",
-                "pass" if c.quarantined == 0 else "reported",
-                f"{c.quarantined:,} rows quarantined (any reason)",
-            ),
-            (
-                "Every billable model priced",
-                "pass" if c.unpriced == 0 else "reported",
-                f"{c.unpriced:,} unpriced requests",
-            ),
-        ]
-        table = html_table(["Check", "Result", "Detail"], checks)
-        if self.validation is None:
-            note = Html(
-                '<p class="ak-note">Great Expectations suites: not run for this period.</p>'
-            )
-            return table + note
-        return table
+        rules = html_table(
+            ["Pipeline rule", "Rows", "What happened"],
+            [
+                ("Identical logging duplicates", count_text(c.duplicate_copies),
+                 "counted once; extra copies listed as duplicate"),
+                ("Rows outside the period", count_text(c.out_of_period),
+                 "excluded and counted per file"),
+                ("Quarantined rows", count_text(c.quarantined),
+                 "kept in the total, unallocated, listed in the queue"),
+                ("Billable but unpriced", count_text(c.unpriced),
+                 "cost unknown, listed in the queue"),
+            ],
+            numeric=(1,),
+        )  # fmt: skip
+        doc = self.validation
+        if not doc:
+            return rules + Html('<p class="ak-note">Expectation suites: not run.</p>')
+        stats = doc["statistics"]
+        summary = Html(
+            f"<p>Great Expectations ran {stats['evaluated']} expectations in "
+            f"{len(doc['suites'])} suites: {stats['successful']} met, {stats['failed']} not met"
+            f"{', ' + str(stats['not_run']) + ' not run' if stats['not_run'] else ''}.</p>"
+        )
+        rows, classes = [], []
+        for suite in doc["suites"]:
+            for e in suite["expectations"]:
+                result = {True: "met", False: "not met", None: "not run"}[e["success"]]
+                unexpected = e["unexpected_count"]
+                rows.append((
+                    suite["name"] + (" (blocking)" if suite["blocking"] else ""),
+                    e["name"].replace("_", " "),
+                    result,
+                    count_text(e["element_count"]),
+                    count_text(unexpected) if unexpected is not None else "—",
+                    percent(e["unexpected_percent"], 2)
+                    if e["unexpected_percent"] is not None else "—",
+                    e["handling"] or "—",
+                    ", ".join(str(v) for v in e["sample_unexpected"][:3]),
+                ))  # fmt: skip
+                classes.append("ak-bad-row" if e["success"] is False else "")
+        table = html_table(
+            ["Suite", "Expectation", "Result", "Rows checked", "Failing rows", "Failing %",
+             "Handling", "Examples"],
+            rows,
+            numeric=(3, 4, 5),
+            row_classes=classes,
+        )  # fmt: skip
+        return rules + summary + table
 
     def provenance(self) -> Html:
         m = self.manifest
@@ -661,6 +680,7 @@ def period_review(
             reviewer_role=reviewer_role,
             generated_at=datetime.now(UTC),
             reconciliation=written.reconciliation,
+            validation=written.validation,
         )
 
     if period_dir:

@@ -26,6 +26,7 @@ from .attribute import (
     tag_status_sql,
 )
 from .config import Workspace
+from .errors import ConfigError
 from .load import CANONICAL_COLUMNS, LoadedLedger, connect, load_requests
 from .periods import Period
 from .price import (
@@ -92,6 +93,8 @@ class PeriodLedger:
     ledger_cost: Decimal
     rows_by_file: dict[str, tuple[int, int]]  # file -> (rows inside, rows outside the period)
     timings: dict[str, float] = field(default_factory=dict)
+    validation: list = field(default_factory=list)  # SuiteResult of every suite run
+    validation_parameters: dict = field(default_factory=dict)
 
     @property
     def out_of_period_by_file(self) -> dict[str, int]:
@@ -126,11 +129,21 @@ def _lit(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def attributed_sql(failed_calls_billable: bool, with_candidates: bool) -> str:
+def attributed_sql(
+    failed_calls_billable: bool,
+    with_candidates: bool,
+    quarantine: dict[str, str] | None = None,
+) -> str:
     """SQL: every attempt of `period_requests` with its tag pair's status (table `tags`),
     billability, cost per direction in picodollars, and whether it is itemised (a row a
     reviewer must see: an exception, an unpriced call or a duplicate candidate)."""
     bad, bad_detail = bad_tokens_sql("r")
+    if quarantine:  # rows failing a row-level expectation that no pipeline rule settles
+        bad = "(" + " OR ".join([bad, *(f"({c})" for c in quarantine.values())]) + ")"
+        named = " ".join(
+            f"WHEN {c} THEN {_lit('failed expectation ' + name)}" for name, c in quarantine.items()
+        )
+        bad_detail = f"COALESCE({bad_detail}, CASE {named} END)"
     billable = billable_sql("r", failed_calls_billable)
     candidate = "d.h IS NOT NULL" if with_candidates else "false"
     join_candidates = (
@@ -273,6 +286,12 @@ def period_ledger(
     stage("load", started, f"{loaded.rows:,} rows from {len(loaded.files)} file(s)")
 
     started = time.perf_counter()
+    suites, parameters = period_validation(con, workspace, period)
+    quarantine = _settled_by_expectations(suites)
+    failed = sum(r.success is False for s in suites for r in s.results)
+    stage("validate", started, f"{failed} expectation(s) failed, {len(quarantine)} quarantine")
+
+    started = time.perf_counter()
     candidates, logical_calls = duplicate_hashes(con, "period_requests", loaded.rows)
     con.register("dup_hashes_arrow", candidates)
     con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT h FROM dup_hashes_arrow")
@@ -280,7 +299,9 @@ def period_ledger(
     stage("dedupe", started, f"{candidates.num_rows:,} repeated request_id(s)")
 
     started = time.perf_counter()
-    sql = attributed_sql(workspace.pricing.failed_calls_billable, candidates.num_rows > 0)
+    sql = attributed_sql(
+        workspace.pricing.failed_calls_billable, candidates.num_rows > 0, quarantine
+    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE tags AS {tag_status_sql('period_requests')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql()}")
@@ -314,7 +335,52 @@ def period_ledger(
         ledger_cost=ledger_cost,
         rows_by_file=by_file,
         timings=timings,
+        validation=suites,
+        validation_parameters=parameters,
     )
+
+
+def period_validation(
+    con: duckdb.DuckDBPyConnection,
+    workspace: Workspace,
+    period: Period,
+    relations: dict[str, str] | None = None,
+) -> tuple[list, dict]:
+    """Run the Great Expectations suites on the ledger (view `requests`), the registry and the
+    pricing snapshot; a failed blocking suite stops the review (ConfigError naming it)."""
+    from .config import read_yaml
+    from .validate import (
+        pricing_frame,
+        registry_frame,
+        suite_parameters,
+        validation_results,
+    )
+
+    registry = read_yaml(workspace.registry_path)
+    parameters = suite_parameters(
+        period, registry, workspace.kit.currency, workspace.kit.expectations.mostly_registered
+    )
+    suites = validation_results(
+        con,
+        workspace.suites_dir,
+        parameters,
+        relations=relations or {"requests": "requests"},
+        frames={
+            "registry": registry_frame(registry),
+            "pricing": pricing_frame(read_yaml(workspace.pricing_path)),
+        },
+    )
+    for suite in suites:
+        if suite.blocking and not suite.success:
+            failed = next(r for r in suite.results if r.success is False)
+            raise ConfigError(suite.path, failed.name, "blocking expectation failed")
+    return suites, parameters
+
+
+def _settled_by_expectations(suites: list) -> dict[str, str]:
+    from .validate import quarantine_conditions
+
+    return quarantine_conditions(suites, row="r")
 
 
 def _counts(

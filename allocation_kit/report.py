@@ -273,12 +273,43 @@ def manifest(
     }
 
 
+def _validate_billing(ledger: PeriodLedger, billing) -> None:
+    """Run the billing suite on the FOCUS files as they are (view `billing`)."""
+    from .validate import validation_results
+
+    paths = _sql_paths(billing.files)
+    reader = "read_parquet" if str(billing.files[0]).endswith(".parquet") else "read_csv"
+    ledger.con.execute(
+        f"CREATE OR REPLACE TEMP VIEW billing AS SELECT * FROM {reader}({paths}, "
+        "union_by_name = true)"
+    )
+    ledger.validation += validation_results(
+        ledger.con,
+        ledger.workspace.suites_dir,
+        ledger.validation_parameters,
+        relations={"billing": "billing"},
+    )
+
+
+def _sql_paths(paths) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def write_validation(path: Path, ledger: PeriodLedger) -> dict:
+    from .validate import validation_document
+
+    document = validation_document(ledger.validation, ledger.validation_parameters)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return document
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What write_evidence wrote: the manifest and the reconciliation record."""
 
     manifest: dict
     reconciliation: dict
+    validation: dict
 
 
 def write_evidence(
@@ -288,8 +319,8 @@ def write_evidence(
     progress: Callable[[str], None] | None = None,
     reviewer_role: str = "",
 ) -> Evidence:
-    """Write allocation.csv, exceptions.csv, reconciliation.json, reconciliation_lines.csv and
-    manifest.json into folder/evidence."""
+    """Write allocation.csv, exceptions.csv, validation.json, reconciliation.json,
+    reconciliation_lines.csv and manifest.json into folder/evidence."""
     from .billing import load_billing
     from .reconcile import (
         RECONCILIATION_LINE_COLUMNS,
@@ -312,6 +343,9 @@ def write_evidence(
         billing = load_billing(
             ledger.con, ws.kit.billing, ws.root, ws.config_path.name, ws.kit.currency
         )
+    if billing is not None and billing.format == "focus":
+        _validate_billing(ledger, billing)
+    write_validation(evidence / "validation.json", ledger)
     recon = reconciliation(ledger, billing)
     record = reconciliation_record(
         recon, reviewer_role or ws.kit.review.reviewer_role, datetime.now(UTC)
@@ -328,7 +362,8 @@ def write_evidence(
     billing_files = tuple(billing.files) if billing else ()
     document = manifest(ledger, parameters, exceptions, billing_files)
     (evidence / "manifest.json").write_text(json.dumps(document, indent=2) + "\n")
-    return Evidence(document, record)
+    validation = json.loads((evidence / "validation.json").read_text())
+    return Evidence(document, record, validation)
 
 
 # --- the packet: execute the notebook, render it, index the periods ---------------------------

@@ -88,7 +88,7 @@ def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in packet.iterdir()) == ["evidence", "packet.html", "packet.ipynb"]
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
         "allocation.csv", "exceptions.csv", "manifest.json", "reconciliation.json",
-        "reconciliation_lines.csv",
+        "reconciliation_lines.csv", "validation.json",
     ]  # fmt: skip
 
 

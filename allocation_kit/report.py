@@ -343,7 +343,7 @@ def write_evidence(
         billing = load_billing(
             ledger.con, ws.kit.billing, ws.root, ws.config_path.name, ws.kit.currency
         )
-    if billing is not None and billing.format == "focus":
+    if billing is not None and billing.format == "focus" and ledger.validation_parameters:
         _validate_billing(ledger, billing)
     write_validation(evidence / "validation.json", ledger)
     recon = reconciliation(ledger, billing)

@@ -590,7 +590,10 @@ class Review:
             ("Prices read from", snap["source_url"]),
             ("Reviewed on / by", f"{snap['reviewed_on']} / {snap['reviewed_by']}"),
             ("Failed calls billable", "yes" if snap["failed_calls_billable"] else "no"),
-            ("Period", f"{m['period']['start']} to {m['period']['end']} (end exclusive)"),
+            (
+                "Period",
+                f"{_utc(m['period']['start'])} to {_utc(m['period']['end'])} (end exclusive)",
+            ),
             ("allocation-kit", m["kit_version"]),
             ("Engine", f"DuckDB {m['engine']['version']}, Python {m['engine']['python']}"),
             ("Parameters", json.dumps(m["parameters"])),
@@ -630,6 +633,10 @@ class Review:
         if self.verdict in {"fail", "inconclusive"}:
             return f"{self.reviewer_role} (reconciliation with the provider)"
         return "platform engineering (tagging) and the budget owners of the callers listed"
+
+
+def _utc(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%d %b %Y %H:%M UTC")
 
 
 def _n(count: int, noun: str) -> str:

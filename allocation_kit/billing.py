@@ -281,12 +281,12 @@ def _stage(
     counts = ", ".join(
         ["count(*)"] + [f"count(*) FILTER (WHERE bad_{i})" for i in range(len(checks))]
     )
-    total, *bad = con.execute(f"SELECT {counts} FROM {table}").fetchone()
+    total, *bad = con.execute(f"SELECT {counts} FROM {table}").fetchall()[0]
     for i, ((field, _, expected), n) in enumerate(zip(checks, bad, strict=True)):
         if n:
             (rowid,) = con.execute(
                 f"SELECT rowid FROM {table} WHERE bad_{i} ORDER BY rowid LIMIT 1"
-            ).fetchone()
+            ).fetchall()[0]
             column = plan.fields[field]
             got = _raw_value(con, reader, column, found[column], rowid)
             shown = "empty" if got is None or not got.strip() else repr(_shorten(got))
@@ -307,7 +307,7 @@ def _raw_value(
         f"CREATE OR REPLACE TEMP TABLE billing_cell AS SELECT {_text(column, kind)} AS v "
         f"FROM {reader}"
     )
-    (value,) = con.execute("SELECT v FROM billing_cell WHERE rowid = ?", [rowid]).fetchone()
+    (value,) = con.execute("SELECT v FROM billing_cell WHERE rowid = ?", [rowid]).fetchall()[0]
     con.execute("DROP TABLE billing_cell")
     return value
 

@@ -312,7 +312,7 @@ def _check_values(
 ) -> int:
     checks = _problems(mapped, source_types, trim="csv" in formats.values())
     counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for _, cond, _ in checks)
-    total, *bad = con.execute(f"SELECT count(*), {counts} FROM raw_requests").fetchone()
+    total, *bad = con.execute(f"SELECT count(*), {counts} FROM raw_requests").fetchall()[0]
     if total == 0:
         raise InputError(", ".join(sorted(formats)), None, "the ledger has no rows")
     for (column, condition, expected), n in zip(checks, bad, strict=True):
@@ -322,7 +322,7 @@ def _check_values(
             file, value, request_id = con.execute(
                 f"SELECT filename, CAST({src} AS VARCHAR), CAST({rid} AS VARCHAR) "
                 f"FROM raw_requests WHERE {condition} LIMIT 1"
-            ).fetchone()
+            ).fetchall()[0]
             row = _row_number(
                 Path(file), formats[file], mapped[column], value, mapped["request_id"], request_id
             )
@@ -371,7 +371,7 @@ def _row_number(
             f"WHERE CAST({_quote(id_column)} AS VARCHAR) IS NOT DISTINCT FROM ? "
             f"AND CAST({_quote(column)} AS VARCHAR) IS NOT DISTINCT FROM ? LIMIT 1",
             [str(path), request_id, value],
-        ).fetchone()
+        ).fetchall()
         if found:
-            return f"row {found[0] + 1}"
+            return f"row {found[0][0] + 1}"
     return f"request_id {request_id!r}"

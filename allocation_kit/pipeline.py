@@ -413,7 +413,7 @@ def _counts(
             COALESCE(sum(duplicate_copies), 0)::BIGINT,
             CAST(COALESCE(sum(cost), 0) AS {COST_TYPE})
         FROM lines"""
-    ).fetchone()
+    ).fetchall()[0]
     out = sum(outside for _, outside in by_file.values())
     counts = Counts(
         rows_read=rows_read,

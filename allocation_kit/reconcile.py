@@ -611,7 +611,7 @@ def _bill_facts(
             COALESCE(sum(billed_cost) FILTER (WHERE effective_cost > billed_cost), 0),
             COALESCE(sum(effective_cost) FILTER (WHERE effective_cost > billed_cost), 0)
         FROM {table} WHERE {scopes["usage"]}"""
-    ).fetchone()
+    ).fetchall()[0]
     currencies = [
         c
         for (c,) in con.execute(
@@ -620,7 +620,7 @@ def _bill_facts(
     ]
     has_billing_periods = con.execute(
         f"SELECT count(billing_period_start) > 0 FROM {table}"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if has_billing_periods:
         spans = con.execute(
             f"""SELECT DISTINCT billing_period_start, billing_period_end FROM {table}
@@ -635,10 +635,10 @@ def _bill_facts(
     whole = con.execute(
         f"""SELECT count(*), min(COALESCE(billing_period_start, charge_period_start)),
             max(COALESCE(billing_period_end, charge_period_end)) FROM {table}"""
-    ).fetchone()
+    ).fetchall()[0]
     outside = con.execute(
         f"SELECT count(*), COALESCE(sum(billed_cost), 0) FROM {table} WHERE NOT ({in_scope})"
-    ).fetchone()
+    ).fetchall()[0]
     return _BillFacts(
         usage_lines=usage_lines,
         straddling=(straddling, straddling_cost, straddle_start, straddle_end),

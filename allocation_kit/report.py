@@ -177,7 +177,7 @@ def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
     con.execute(
         f"COPY (SELECT {columns} FROM exception_queue) TO '{target}' (HEADER, DELIMITER ',')"
     )
-    return con.execute("SELECT count(*) FROM exception_queue").fetchone()[0]
+    return con.execute("SELECT count(*) FROM exception_queue").fetchall()[0][0]
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -2,6 +2,7 @@
 a failed run leaves the previous good output in place."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,39 @@ def test_strays_in_the_periods_files_are_listed_other_files_only_counted(workspa
         "data/2026-10.csv": {"inside": 3, "outside": 1, "strays_listed": True},
     }
     assert manifest["counts"]["out_of_period"] == 3
+
+
+def test_validate_prints_every_expectation_and_exits_0(workspace, capsys):
+    config = workspace([request("r1"), request("r1"), request("r2", team="marketing")])
+    try:
+        main(["validate", "--config", str(config), "--period", "2026-10"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    out = capsys.readouterr().out
+    assert "request_id_unique" in out
+    assert out.rstrip().splitlines()[-1] == (
+        "33 expectations in 3 suites: 31 passed, 2 failed, 0 not run"
+    )
+
+
+def test_a_bad_parquet_row_is_named_by_its_row_number(workspace, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = workspace([request("r1")])
+    (tmp_path / "kit.yaml").write_text(
+        (tmp_path / "kit.yaml").read_text().replace("requests.csv", "requests.parquet")
+    )
+    table = pa.table({
+        "request_id": ["a", "b", "c"],
+        "timestamp": pa.array([datetime(2026, 10, 2)] * 3, pa.timestamp("us")),
+        "model": ["chat-small"] * 3,
+        "input_tokens": pa.array([10, 20, -4], pa.int64()),
+        "output_tokens": pa.array([1, 2, 3], pa.int64()),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "requests.parquet")
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'requests.parquet'}: row 3, column 'input_tokens': got '-4', "
+        "expected a token count of 0 or more"
+    )

@@ -144,3 +144,25 @@ def test_the_packet_reads_well_in_a_real_browser(packet, tmp_path):
         page.screenshot(path=str(tmp_path / "packet.png"), full_page=True)
         browser.close()
     assert errors == []
+
+
+def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
+    import papermill
+
+    from allocation_kit.report import resource_dir
+
+    config = make_workspace(tmp_path / "ws", ROWS)
+    executed = papermill.execute_notebook(
+        str(resource_dir("notebooks") / "explore.ipynb"),
+        str(tmp_path / "explore.ipynb"),
+        parameters={"config": str(config), "period": "2026-10"},
+        progress_bar=False,
+        kernel_name="python3",
+    )
+    printed = "".join(
+        o.get("text", "")
+        for c in executed.cells
+        for o in c.get("outputs", [])
+        if c.cell_type == "code"
+    )
+    assert "6 requests, ledger total 0.03" in printed

@@ -187,18 +187,23 @@ def child(name: str, config: Path) -> None:
     print(json.dumps({"seconds": time.perf_counter() - started}))
 
 
-def measure(name: str, config: Path) -> tuple[float, float]:
-    """(wall seconds inside the child, peak RSS in MB) of one run in a fresh process."""
+def child_run(script: str, name: str, args: list[str]) -> tuple[dict, float]:
+    """(the JSON the child printed, its peak RSS in MB) of `script --child NAME ARGS` run in a
+    fresh process, so each contender's peak memory is its own."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", name, "--config", str(config)],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, script, "--child", name, *args], stdout=subprocess.PIPE, text=True
     )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(f"{name} failed with status {status}")
-    return json.loads(out)["seconds"], usage.ru_maxrss / 1024
+    return json.loads(out), usage.ru_maxrss / 1024
+
+
+def measure(name: str, config: Path) -> tuple[float, float]:
+    """(wall seconds inside the child, peak RSS in MB) of one run in a fresh process."""
+    out, peak = child_run(__file__, name, ["--config", str(config)])
+    return out["seconds"], peak
 
 
 def main() -> None:

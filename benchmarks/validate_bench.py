@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import run_duckdb, write_workspace
+from run import child_run, run_duckdb, write_workspace
 
 
 def run_validate(config: Path, memory_limit: str | None) -> dict[str, float]:
@@ -85,16 +83,7 @@ CONTENDERS = {"validate": run_validate, "duckdb": run_plain}
 def measure(name: str, config: Path, memory_limit: str | None) -> tuple[dict[str, float], float]:
     """(timings inside the child, peak RSS in MB) of one run in a fresh process."""
     limit = ["--memory-limit", memory_limit] if memory_limit else []
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", name, "--config", str(config), *limit],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{name} failed with status {status}")
-    return json.loads(out), usage.ru_maxrss / 1024
+    return child_run(__file__, name, ["--config", str(config), *limit])
 
 
 def main() -> None:

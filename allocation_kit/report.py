@@ -403,6 +403,8 @@ def execute_packet(
             progress_bar=False,
             stderr_file=sys.stderr,
             kernel_name="python3",
+            # the kernel's own start-up warnings (transport) are not the reviewer's business
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
         error = NotebookError(None, None, f"{exc.evalue}")

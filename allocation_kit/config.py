@@ -30,10 +30,12 @@ __all__ = [
     "Application",
     "KitConfig",
     "ModelPrice",
+    "PriceTier",
     "PricingSnapshot",
     "Registry",
     "SharedRule",
     "Team",
+    "TokenPrices",
     "Workspace",
     "load_workspace",
     "read_yaml",
@@ -216,6 +218,23 @@ def _utc_datetime(value: Any) -> Any:
 UtcDateTime = Annotated[datetime, BeforeValidator(_utc_datetime)]
 
 
+class PriceTier(_Strict):
+    """Long-context prices: a request whose input tokens exceed the threshold is priced wholly
+    at the tier (every direction), which is how providers price it."""
+
+    above_input_tokens: Annotated[int, Field(gt=0, strict=True)]
+    per_1m_tokens: TokenPrices
+    batch: TokenPrices | None = None  # batch requests in the tier; else the tier's prices apply
+
+
+def _explicit_output(block: TokenPrices | None, key: str) -> None:
+    # Outside per_1m_tokens a missing output price must not default to free output.
+    if block is not None and "output" not in block.model_fields_set:
+        raise _KeyProblem(
+            f"{key}.output", "required key is missing (no default inside batch or tiers)"
+        )
+
+
 class ModelPrice(_Strict):
     model: str = Field(min_length=1)
     effective_from: UtcDateTime
@@ -224,6 +243,8 @@ class ModelPrice(_Strict):
     )
     per_1m_tokens: TokenPrices | None = None
     per_call: Money | None = None
+    batch: TokenPrices | None = None  # per-1M prices of batch requests (ledger column batch)
+    tiers: list[PriceTier] = Field(default_factory=list)  # by increasing above_input_tokens
 
     @model_validator(mode="after")
     def _has_a_price(self) -> ModelPrice:
@@ -233,6 +254,25 @@ class ModelPrice(_Strict):
             raise _KeyProblem("effective_to", "must be after effective_from")
         if self.per_call is not None and not _price_scale_ok(self.per_call, 12):
             raise _KeyProblem("per_call", "more than 12 decimal places")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_and_tiers_refine_token_prices(self) -> ModelPrice:
+        for key in ("batch", "tiers"):
+            if getattr(self, key) and self.per_1m_tokens is None:
+                raise _KeyProblem(key, "needs per_1m_tokens (batch and tier prices are per token)")
+        _explicit_output(self.batch, "batch")
+        previous = 0
+        for i, tier in enumerate(self.tiers):
+            _explicit_output(tier.per_1m_tokens, f"tiers[{i}].per_1m_tokens")
+            _explicit_output(tier.batch, f"tiers[{i}].batch")
+            if tier.above_input_tokens <= previous:
+                raise _KeyProblem(
+                    f"tiers[{i}].above_input_tokens",
+                    f"{tier.above_input_tokens} is not above the previous tier's {previous}; "
+                    "expected tiers in increasing order of above_input_tokens, each once",
+                )
+            previous = tier.above_input_tokens
         return self
 
 

@@ -32,6 +32,7 @@ from .periods import Period
 from .price import (
     COST_TYPE,
     DIRECTIONS,
+    PriceLayout,
     billable_sql,
     direction_pico_sql,
     pico_to_cost,
@@ -133,6 +134,7 @@ def attributed_sql(
     failed_calls_billable: bool,
     with_candidates: bool,
     quarantine: dict[str, str] | None = None,
+    layout: PriceLayout | None = None,
 ) -> str:
     """SQL: every attempt of `period_requests` with its tag pair's status (table `tags`),
     billability, cost per direction in picodollars, and whether it is itemised (a row a
@@ -152,7 +154,7 @@ def attributed_sql(
     unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
     picos = ",\n                ".join(
         f"CASE WHEN {billable} AND p.model IS NOT NULL THEN {expr} ELSE 0 END AS pico_{name}"
-        for name, expr in direction_pico_sql("r", "p").items()
+        for name, expr in direction_pico_sql("r", "p", layout).items()
     )
     return f"""
         SELECT *, quarantined OR dup_candidate OR allocation_status IN ({unallocated})
@@ -282,7 +284,7 @@ def period_ledger(
     started = time.perf_counter()
     loaded = load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
     register_registry(con, workspace.registry)
-    register_prices(con, workspace.pricing)
+    layout = register_prices(con, workspace.pricing)
     inside = period_filter_sql(period)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW period_requests AS SELECT * FROM requests WHERE {inside}"
@@ -304,7 +306,7 @@ def period_ledger(
 
     started = time.perf_counter()
     sql = attributed_sql(
-        workspace.pricing.failed_calls_billable, candidates.num_rows > 0, quarantine
+        workspace.pricing.failed_calls_billable, candidates.num_rows > 0, quarantine, layout
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE tags AS {tag_status_sql('period_requests')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")

@@ -8,25 +8,33 @@ Row-level arithmetic is in integer picodollars (10⁻¹² of the currency unit):
 at most 6 decimal places, so a per-token price is a whole number of picodollars and
 tokens × price is exact in 64-bit integers (DuckDB raises on overflow, it never wraps). Sums are
 128-bit; `pico_to_cost` turns them into DECIMAL(38, 12) without any rounding.
+
+Batch and long-context (tier) prices are extra columns of the same `prices` row, present only
+when some model of the snapshot has them (`PriceLayout`); the per-direction SQL then picks the
+block of each request (its tier by input tokens, then batch or not) with CASE. A snapshot
+without them gets exactly the plain column references, so costing stays as cheap as before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import duckdb
 
-from .config import PricingSnapshot
+from .config import ModelPrice, PricingSnapshot, TokenPrices
 
 __all__ = [
     "COST_TYPE",
     "DIRECTIONS",
     "PER_TOKEN_SCALE",
+    "PriceLayout",
     "billable_sql",
     "cost_sql",
     "direction_pico_sql",
     "pico_to_cost",
+    "price_layout",
     "register_prices",
 ]
 
@@ -50,39 +58,94 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def price_rows(pricing: PricingSnapshot) -> list[tuple]:
-    """One row per model price entry: per-token and per-call prices in picodollars."""
-    rows = []
-    for entry in pricing.models:
-        t = entry.per_1m_tokens
-        per_token = [
-            _pico(getattr(t, name), _PICO_PER_TOKEN_PER_1M) if t else None
-            for name in ("input", "cached_input", "cache_write", "output", "reasoning")
-        ]
-        per_call = _pico(entry.per_call, _PICO_PER_UNIT)
-        rows.append(
-            (
-                entry.model,
-                _naive_utc(entry.effective_from),
-                _naive_utc(entry.effective_to),
-                *tuple(per_token),
-                per_call,
-            )
-        )
-    return rows
+TOKEN_PRICES = ("input", "cached_input", "cache_write", "output", "reasoning")
 
 
-def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) -> None:
-    """Create the temp table `prices` (picodollars per token / per call) from the snapshot."""
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE prices (
-            model VARCHAR, effective_from TIMESTAMP, effective_to TIMESTAMP,
-            input BIGINT, cached_input BIGINT, cache_write BIGINT,
-            output BIGINT, reasoning BIGINT, per_call BIGINT)"""
+@dataclass(frozen=True)
+class PriceLayout:
+    """Which price blocks the `prices` table holds beyond each entry's per_1m_tokens."""
+
+    tiers: int = 0  # the most long-context tiers any entry has
+    batch: bool = False  # some entry (or tier) has batch prices
+
+    def blocks(self) -> list[str]:
+        """Column prefixes of the token price blocks: '' (per_1m_tokens), 'batch_',
+        'tier1_', 'tier1_batch_', …"""
+        tiers = ["", *(f"tier{t}_" for t in range(1, self.tiers + 1))]
+        return [f"{tier}{kind}" for tier in tiers for kind in ("", "batch_")[: 1 + self.batch]]
+
+    def columns(self) -> list[str]:
+        """The `prices` columns after model, effective_from and effective_to."""
+        columns: list[str] = []
+        for block in self.blocks():
+            if block.startswith("tier") and not block.endswith("batch_"):
+                columns.append(f"{block}above")
+            columns += [f"{block}{name}" for name in TOKEN_PRICES]
+        return [*columns, "per_call"]
+
+
+def price_layout(pricing: PricingSnapshot) -> PriceLayout:
+    """The PriceLayout that holds every entry of the snapshot."""
+    return PriceLayout(
+        tiers=max((len(e.tiers) for e in pricing.models), default=0),
+        batch=any(e.batch or any(t.batch for t in e.tiers) for e in pricing.models),
     )
-    rows = price_rows(pricing)
+
+
+def _token_picos(block: TokenPrices | None) -> list[int | None]:
+    return [
+        _pico(getattr(block, name), _PICO_PER_TOKEN_PER_1M) if block else None
+        for name in TOKEN_PRICES
+    ]
+
+
+def _entry_picos(entry: ModelPrice, layout: PriceLayout) -> list[int | None]:
+    # A block the entry lacks repeats the prices that apply instead (a batch request without
+    # batch prices pays the interactive ones), so SQL only has to pick the request's block.
+    values = _token_picos(entry.per_1m_tokens)
+    if layout.batch:
+        values += _token_picos(entry.batch) if entry.batch else values
+    for t in range(layout.tiers):
+        tier = entry.tiers[t] if t < len(entry.tiers) else None
+        if tier is None:
+            values += [None] * (1 + len(TOKEN_PRICES) * (1 + layout.batch))
+            continue
+        plain = _token_picos(tier.per_1m_tokens)
+        values += [tier.above_input_tokens, *plain]
+        if layout.batch:
+            values += _token_picos(tier.batch) if tier.batch else plain
+    return [*values, _pico(entry.per_call, _PICO_PER_UNIT)]
+
+
+def price_rows(pricing: PricingSnapshot, layout: PriceLayout | None = None) -> list[tuple]:
+    """One row per model price entry: per-token and per-call prices in picodollars."""
+    layout = layout or price_layout(pricing)
+    return [
+        (
+            entry.model,
+            _naive_utc(entry.effective_from),
+            _naive_utc(entry.effective_to),
+            *_entry_picos(entry, layout),
+        )
+        for entry in pricing.models
+    ]
+
+
+def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) -> PriceLayout:
+    """Create the temp table `prices` (picodollars per token / per call) from the snapshot;
+    its layout says which batch and tier columns it has."""
+    layout = price_layout(pricing)
+    columns = layout.columns()
+    typed = ", ".join(f"{c} BIGINT" for c in columns)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE prices (model VARCHAR, effective_from TIMESTAMP, "
+        f"effective_to TIMESTAMP, {typed})"
+    )
+    rows = price_rows(pricing, layout)
     if rows:
-        con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        marks = ", ".join("?" for _ in range(3 + len(columns)))
+        con.executemany(f"INSERT INTO prices VALUES ({marks})", rows)
+    return layout
 
 
 def billable_sql(row: str, failed_calls_billable: bool) -> str:
@@ -92,22 +155,48 @@ def billable_sql(row: str, failed_calls_billable: bool) -> str:
     return f"({row}.status_code IS NULL OR {row}.status_code BETWEEN 200 AND 299)"
 
 
-def direction_pico_sql(row: str, price: str) -> dict[str, str]:
+def _price_sql(row: str, price: str, layout: PriceLayout | None) -> dict[str, str]:
+    """SQL per token price name: the price that applies to the request (its block)."""
+    layout = layout or PriceLayout()
+
+    def block(prefix: str, name: str) -> str:
+        if layout.batch:
+            batch, plain = f"{price}.{prefix}batch_{name}", f"{price}.{prefix}{name}"
+            return f"CASE WHEN {row}.batch THEN {batch} ELSE {plain} END"
+        return f"{price}.{prefix}{name}"
+
+    prices = {}
+    for name in TOKEN_PRICES:
+        if not layout.tiers:
+            prices[name] = block("", name)
+            continue
+        # the highest threshold the input exceeds wins; an entry with fewer tiers has NULLs
+        branches = " ".join(
+            f"WHEN {row}.input_tokens > {price}.tier{t}_above THEN {block(f'tier{t}_', name)}"
+            for t in range(layout.tiers, 0, -1)
+        )
+        prices[name] = f"CASE {branches} ELSE {block('', name)} END"
+    return prices
+
+
+def direction_pico_sql(row: str, price: str, layout: PriceLayout | None = None) -> dict[str, str]:
     """SQL BIGINT expressions: the cost of one priced attempt per token direction, in pico.
 
     Directions follow FOCUS's SkuPriceDetails (TokenDirection × TokenCacheAction): uncached
     input, cached input (cache reads), cache writes, output (reasoning included), plus the
-    per-call price. Subsets larger than their totals are capped at the total.
+    per-call price. Subsets larger than their totals are capped at the total. `layout` is what
+    `register_prices` returned: with batch or tier columns, each request pays its block's prices.
     """
+    p = _price_sql(row, price, layout)
     cached = f"LEAST({row}.cached_input_tokens, {row}.input_tokens)"
     write = f"LEAST({row}.cache_write_tokens, {row}.input_tokens - {cached})"
     reasoning = f"LEAST({row}.reasoning_tokens, {row}.output_tokens)"
     return {
-        "uncached_input": f"({row}.input_tokens - {cached} - {write}) * COALESCE({price}.input, 0)",
-        "cached_input": f"{cached} * COALESCE({price}.cached_input, {price}.input, 0)",
-        "cache_write": f"{write} * COALESCE({price}.cache_write, {price}.input, 0)",
-        "output": f"({row}.output_tokens - {reasoning}) * COALESCE({price}.output, 0) "
-        f"+ {reasoning} * COALESCE({price}.reasoning, {price}.output, 0)",
+        "uncached_input": f"({row}.input_tokens - {cached} - {write}) * COALESCE({p['input']}, 0)",
+        "cached_input": f"{cached} * COALESCE({p['cached_input']}, {p['input']}, 0)",
+        "cache_write": f"{write} * COALESCE({p['cache_write']}, {p['input']}, 0)",
+        "output": f"({row}.output_tokens - {reasoning}) * COALESCE({p['output']}, 0) "
+        f"+ {reasoning} * COALESCE({p['reasoning']}, {p['output']}, 0)",
         "per_call": f"COALESCE({price}.per_call, 0)",
     }
 
@@ -120,6 +209,7 @@ def pico_to_cost(expression: str) -> str:
     )
 
 
-def cost_sql(row: str, price: str) -> str:
+def cost_sql(row: str, price: str, layout: PriceLayout | None = None) -> str:
     """SQL: the exact cost of one priced attempt, DECIMAL(38, 12)."""
-    return pico_to_cost(" + ".join(f"({e})" for e in direction_pico_sql(row, price).values()))
+    directions = direction_pico_sql(row, price, layout).values()
+    return pico_to_cost(" + ".join(f"({e})" for e in directions))

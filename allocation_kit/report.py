@@ -28,7 +28,7 @@ from .attribute import UNALLOCATED_STATUSES
 from .errors import KitError
 from .load import file_sha256
 from .pipeline import PeriodLedger, _lit, period_filter_sql
-from .price import cost_sql
+from .price import cost_sql, price_layout
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -138,7 +138,8 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
     no_price = "'no price for ' || model || ' in effect on ' || strftime(timestamp, '%Y-%m-%d')"
     copies = "'identical logging duplicate: counted once'"
     outside = f"'outside ' || {label} || ': excluded from the period'"
-    stray_cost = f"CASE WHEN p.model IS NOT NULL THEN {cost_sql('r', 'p')} END"
+    layout = price_layout(ledger.workspace.pricing)
+    stray_cost = f"CASE WHEN p.model IS NOT NULL THEN {cost_sql('r', 'p', layout)} END"
     parts = [
         f"SELECT allocation_status, detail, {item} FROM lines "
         f"WHERE request_id IS NOT NULL AND allocation_status IN ({unallocated})",

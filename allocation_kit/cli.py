@@ -1,4 +1,4 @@
-"""The `allocation-kit` command: demo, init, run.
+"""The `allocation-kit` command: demo, init, run, validate, pricing import and pricing diff.
 
 Bad config or input ends with one line on stderr naming the file, the row or key, and what was
 expected; exit code 2 for configuration, 3 for data. Never a traceback for the user's mistakes.
@@ -11,13 +11,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
 from . import __version__
 from .config import load_workspace
-from .errors import ConfigError, KitError
+from .errors import ConfigError, InputError, KitError
 from .periods import parse_period
 
 __all__ = ["main", "run_period"]
@@ -136,6 +137,82 @@ def init(directory: Path, with_demo: bool, force: bool) -> None:
         config = write_starter_workspace(directory)
     click.echo(f"Workspace ready: {config}", err=True)
     click.echo(f"Next: allocation-kit run --config {config} --period 2026-10", err=True)
+
+
+@cli.group()
+def pricing() -> None:
+    """Import a pricing snapshot from a public price table, or compare two snapshots."""
+
+
+@pricing.command("import")
+@click.option("--from", "source", type=click.Choice(["litellm"]), required=True,
+              help="Table format: LiteLLM's model_prices_and_context_window.json.")  # fmt: skip
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("--models", default=None, help="Comma-separated table keys to import.")
+@click.option("--provider", default=None, help="Import every entry of this litellm_provider.")
+@click.option("--reviewed-by", required=True, help="Role of the person reviewing the prices.")
+@click.option("--source-url", required=True, help="Where the table was read.")
+@click.option("--effective-from", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First day the prices apply (default: the review day).")  # fmt: skip
+@click.option("--reviewed-on", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Day of the review (default: today).")  # fmt: skip
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="pricing.yaml to write."
+)
+def pricing_import(source: str, table: Path, models: str | None, provider: str | None,
+                   reviewed_by: str, source_url: str, effective_from: datetime | None,
+                   reviewed_on: datetime | None, out: Path) -> None:  # fmt: skip
+    """Convert a price table into a dated pricing snapshot; report what was not imported."""
+    from .pricing_import import litellm_import, litellm_snapshot_yaml, read_litellm_table
+
+    if models is not None and provider is not None:
+        raise click.UsageError("give --models or --provider, not both")
+    day = reviewed_on.date() if reviewed_on else date.today()
+    wanted = [m.strip() for m in models.split(",") if m.strip()] if models is not None else None
+    result = litellm_import(
+        read_litellm_table(table),
+        reviewed_by=reviewed_by,
+        source_url=source_url,
+        reviewed_on=day,
+        effective_from=effective_from.date() if effective_from else day,
+        models=wanted,
+        provider=provider,
+    )
+    for model, reason in result.skipped.items():
+        click.echo(f"not imported: {model}: {reason}")
+    for name, count in result.unmapped_fields().items():
+        click.echo(f"left out: {name} ({count} model{'s' if count > 1 else ''})")
+    if result.snapshot is None:
+        which = f"provider {provider!r}" if provider else "the selection"
+        raise InputError(table, None, f"no entry of {which} could be imported")
+    out.write_text(litellm_snapshot_yaml(result, table.name), encoding="utf-8")
+    entries = result.snapshot.models
+    click.echo(
+        f"imported {len(entries)} model(s) ({sum(bool(e.batch) for e in entries)} with batch "
+        f"prices, {sum(bool(e.tiers) for e in entries)} with long-context tiers), "
+        f"{len(result.skipped)} not imported: {out}"
+    )
+
+
+@pricing.command("diff")
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text",
+              show_default=True, help="Output format.")  # fmt: skip
+def pricing_diff(old: Path, new: Path, fmt: str) -> None:
+    """Show what changed from the OLD pricing snapshot to the NEW one (exit 0 either way)."""
+    from .config import PricingSnapshot, parse_document
+    from .pricing_diff import changes_csv, changes_json, changes_table, snapshot_changes
+
+    before = parse_document(old, PricingSnapshot)
+    after = parse_document(new, PricingSnapshot)
+    changes = snapshot_changes(before, after)
+    if fmt == "csv":
+        click.echo(changes_csv(changes), nl=False)
+    elif fmt == "json":
+        click.echo(changes_json(changes, before, after, (str(old), str(new))), nl=False)
+    else:
+        click.echo(changes_table(changes, before, after, (str(old), str(new))), nl=False)
 
 
 class ValidationFailed(KitError):

@@ -1,0 +1,444 @@
+"""Import LiteLLM's price table into a dated pricing snapshot, and write snapshots as YAML.
+
+LiteLLM's `model_prices_and_context_window.json` gives prices per token; the snapshot gives them
+per 1M tokens. Every imported price is the table's value × 1,000,000 in Decimal arithmetic (the
+JSON is parsed with `parse_float=Decimal`), so it is exact. Nothing is guessed:
+
+- an entry without both an input and an output price per token (and no per-image price), with a
+  price finer than the snapshot holds (float noise in the table) or priced through LiteLLM's
+  `tiered_pricing` ranges is not imported, with the reason;
+- cost fields the kit does not map (priority and flex service tiers, audio and image tokens,
+  1-hour cache writes, search, …) are listed above the entry they belong to;
+- a long-context tier is read as LiteLLM reads it: it exists when the table has its input price,
+  and a price the tier does not list is the base price (written out, and noted);
+- batch prices need both an input and an output batch price, else the entry keeps no batch
+  block (batch requests then pay the interactive prices) and says so.
+
+The mapping: input_cost_per_token → input, cache_read_input_token_cost → cached_input,
+cache_creation_input_token_cost → cache_write, output_cost_per_token → output,
+output_cost_per_reasoning_token → reasoning; the suffix `_batches` → `batch`,
+`_above_<N>k_tokens` → a tier above N × 1000 input tokens; `output_cost_per_image` of an entry
+without token prices → `per_call` (one image a call).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .config import ModelPrice, PricingSnapshot, TokenPrices
+from .errors import InputError
+from .price import TOKEN_PRICES
+
+__all__ = [
+    "LitellmImport",
+    "litellm_import",
+    "litellm_snapshot_yaml",
+    "read_litellm_table",
+    "snapshot_yaml",
+]
+
+_TOKEN_KEYS = {
+    "input_cost_per_token": "input",
+    "cache_read_input_token_cost": "cached_input",
+    "cache_creation_input_token_cost": "cache_write",
+    "output_cost_per_token": "output",
+    "output_cost_per_reasoning_token": "reasoning",
+}
+_TOKEN_KEY = re.compile(
+    rf"^(?P<key>{'|'.join(_TOKEN_KEYS)})"
+    r"(?:_above_(?P<n>\d+)(?P<k>k?)_tokens)?(?P<batch>_batches)?$"
+)
+_PER_IMAGE = "output_cost_per_image"
+_SAMPLE_SPEC = "sample_spec"  # LiteLLM's documented template entry, not a model
+# LiteLLM bills these providers' tiers from the threshold itself (>=), not above it
+_INCLUSIVE_THRESHOLD_PROVIDERS = frozenset({"xai"})
+_ONE_MILLION_EXPONENT = 6
+
+
+@dataclass(frozen=True)
+class LitellmImport:
+    """What an import produced: the snapshot (None when no entry could be imported); per
+    imported model the cost fields left out and notes on how a block was read; the reason each
+    selected entry was not imported."""
+
+    snapshot: PricingSnapshot | None
+    unmapped: dict[str, list[str]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def unmapped_fields(self) -> dict[str, int]:
+        """Cost fields left out, with how many imported models had each."""
+        counts: dict[str, int] = {}
+        for fields in self.unmapped.values():
+            for name in fields:
+                counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def comments(self) -> dict[str, list[str]]:
+        """The comment lines above each imported model's entry."""
+        models = sorted(set(self.unmapped) | set(self.notes))
+        return {
+            m: ([f"not imported: {', '.join(self.unmapped[m])}"] if m in self.unmapped else [])
+            + self.notes.get(m, [])
+            for m in models
+        }
+
+
+def read_litellm_table(path: Path) -> dict[str, Any]:
+    """LiteLLM's price table at path (JSON, or gzip-compressed JSON when it ends in .gz),
+    numbers as Decimal (InputError when unreadable)."""
+    if not path.is_file():
+        raise InputError(path, None, "file not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            table = json.load(handle, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"line {exc.lineno}, column {exc.colno}", "malformed JSON") from None
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
+        raise InputError(path, None, "expected UTF-8 JSON text (gzip-compressed if .gz)") from None
+    if not isinstance(table, dict):
+        raise InputError(path, None, "expected an object of model entries at the top level")
+    return table
+
+
+class _NotImported(Exception):
+    """An entry the importer leaves out; the message is the reason."""
+
+
+def _number(key: str, value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise _NotImported(f"{key} is {value!r}, expected a number")
+    value = Decimal(value)
+    if not value.is_finite() or value < 0:
+        raise _NotImported(f"{key} is {value}, expected a number ≥ 0")
+    return value
+
+
+def _scaled(key: str, per_unit: Decimal, exponent: int, places: int, unit: str) -> Decimal:
+    value = per_unit.scaleb(exponent)
+    if value != value.quantize(Decimal(1).scaleb(-places)):
+        raise _NotImported(
+            f"{key} {per_unit} is {value} {unit}, finer than the snapshot's {places} decimal "
+            "places (float noise in the table?)"
+        )
+    return value.normalize() if value else Decimal(0)
+
+
+def _is_cost_field(key: str) -> bool:
+    return "cost" in key or "uplift" in key or key in {"tiered_pricing", "off_peak_pricing"}
+
+
+def _blocks(entry: dict[str, Any]) -> tuple[dict[tuple[int, bool], dict[str, Decimal]], list[str]]:
+    """Per-1M prices by (threshold, batch), and the cost fields left out."""
+    blocks: dict[tuple[int, bool], dict[str, Decimal]] = {}
+    unmapped: list[str] = []
+    for key, value in entry.items():
+        if value is None:
+            continue
+        match = _TOKEN_KEY.match(key)
+        if match is None:
+            if _is_cost_field(key) and key != _PER_IMAGE:
+                unmapped.append(key)
+            continue
+        number = _number(key, value)
+        threshold = int(match["n"]) * (1000 if match["k"] else 1) if match["n"] else 0
+        block = blocks.setdefault((threshold, bool(match["batch"])), {})
+        per_1m = _scaled(key, number, _ONE_MILLION_EXPONENT, 6, "per 1M tokens")
+        block[_TOKEN_KEYS[match["key"]]] = per_1m
+    return blocks, unmapped
+
+
+def _batch_block(
+    prices: dict[str, Decimal] | None, notes: list[str], tier: str = ""
+) -> dict[str, Decimal] | None:
+    if not prices:
+        return None
+    if "input" in prices and "output" in prices:
+        return prices
+    missing = " or ".join(n for n in ("input", "output") if n not in prices)
+    where = f"{tier}: batch" if tier else "batch"
+    pay = "the tier's prices" if tier else "the interactive prices"
+    notes.append(
+        f"{where} prices not imported: the table lists no {missing} batch price; batch requests "
+        f"pay {pay}"
+    )
+    return None
+
+
+def _tier(
+    threshold: int,
+    prices: dict[str, Decimal],
+    base: dict[str, Decimal],
+    batch: dict[str, Decimal] | None,
+    provider: str,
+    notes: list[str],
+) -> dict[str, Any] | None:
+    label = f"tier above {threshold:,} input tokens"
+    if "input" not in prices:
+        # LiteLLM only applies a tier whose input price it lists
+        notes.append(f"{label} not imported: the table lists no input price for it")
+        return None
+    filled = [name for name in TOKEN_PRICES if name not in prices and name in base]
+    if filled:
+        notes.append(
+            f"{label}: {', '.join(filled)} from the base prices (the table lists none for the "
+            "tier; LiteLLM prices the tier so)"
+        )
+    tier: dict[str, Any] = {
+        "above_input_tokens": threshold,
+        "per_1m_tokens": {**{n: base[n] for n in filled}, **prices},
+    }
+    if provider in _INCLUSIVE_THRESHOLD_PROVIDERS:
+        tier["above_input_tokens"] = threshold - 1
+        notes.append(
+            f"{label}: written as above {threshold - 1:,} because LiteLLM bills {provider}'s "
+            f"tier from {threshold:,} input tokens on"
+        )
+    batch = _batch_block(batch, notes, label)
+    if batch:
+        tier["batch"] = batch
+    return tier
+
+
+def _model_price(
+    name: str, entry: Any, effective_from: datetime
+) -> tuple[ModelPrice, list[str], list[str]]:
+    """The entry's ModelPrice, the cost fields left out and notes (or _NotImported)."""
+    if name == _SAMPLE_SPEC:
+        raise _NotImported("LiteLLM's template entry, not a model")
+    if not isinstance(entry, dict):
+        raise _NotImported("expected an object of prices")
+    if entry.get("tiered_pricing"):
+        raise _NotImported("priced by tiered_pricing ranges, which the importer does not map")
+    blocks, unmapped = _blocks(entry)
+    notes: list[str] = []
+    base = blocks.pop((0, False), {})
+    document: dict[str, Any] = {"model": name, "effective_from": effective_from}
+    if base:
+        missing = [k for k, n in _TOKEN_KEYS.items() if n in ("input", "output") and n not in base]
+        if missing:
+            raise _NotImported(f"no {' or '.join(missing)} (a token price needs both)")
+        document["per_1m_tokens"] = base
+        if entry.get(_PER_IMAGE) is not None:
+            unmapped.append(_PER_IMAGE)  # priced per token: a per-image price would add to it
+    elif entry.get(_PER_IMAGE) is not None:
+        per_image = _number(_PER_IMAGE, entry[_PER_IMAGE])
+        document["per_call"] = _scaled(_PER_IMAGE, per_image, 0, 12, "per image")
+        notes.append(f"per_call is {_PER_IMAGE}: one image a call")
+    elif unmapped:
+        raise _NotImported(
+            f"no input and output price per token; priced by {', '.join(sorted(unmapped))}, "
+            "which the importer does not map"
+        )
+    else:
+        raise _NotImported("no price")
+    if blocks and not base:
+        raise _NotImported("batch or tier prices without base per-token prices")
+    batch = _batch_block(blocks.pop((0, True), None), notes)
+    if batch:
+        document["batch"] = batch
+    provider = str(entry.get("litellm_provider", ""))
+    tiers = []
+    for threshold in sorted({t for t, _ in blocks}):
+        tier = _tier(
+            threshold,
+            blocks.get((threshold, False), {}),
+            base,
+            blocks.get((threshold, True)),
+            provider,
+            notes,
+        )
+        if tier:
+            if batch and "batch" not in tier:
+                notes.append(
+                    f"tier above {threshold:,} input tokens has no batch prices: batch requests "
+                    "above it pay the tier's prices"
+                )
+            tiers.append(tier)
+    if tiers:
+        document["tiers"] = tiers
+    try:
+        return ModelPrice.model_validate(document), sorted(unmapped), notes
+    except ValidationError as exc:
+        raise _NotImported(exc.errors()[0]["msg"]) from None
+
+
+def _selected(
+    table: dict[str, Any], models: Iterable[str] | None, provider: str | None
+) -> tuple[list[str], dict[str, str]]:
+    if models is not None:
+        wanted = sorted(set(models))
+        return [m for m in wanted if m in table], {
+            m: "not in the table" for m in wanted if m not in table
+        }
+    if provider is not None:
+        names = [
+            m
+            for m, e in table.items()
+            if isinstance(e, dict) and e.get("litellm_provider") == provider
+        ]
+        return sorted(names), {}
+    return sorted(table), {}
+
+
+def litellm_import(
+    table: dict[str, Any],
+    *,
+    reviewed_by: str,
+    source_url: str,
+    reviewed_on: date,
+    effective_from: date,
+    models: Iterable[str] | None = None,
+    provider: str | None = None,
+) -> LitellmImport:
+    """The pricing snapshot of the selected entries of LiteLLM's table (`models`, or every
+    entry of `provider`, or all), with what was left out and why."""
+    names, skipped = _selected(table, models, provider)
+    start = datetime(effective_from.year, effective_from.month, effective_from.day, tzinfo=UTC)
+    prices: list[ModelPrice] = []
+    unmapped: dict[str, list[str]] = {}
+    notes: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            price, entry_unmapped, entry_notes = _model_price(name, table[name], start)
+        except _NotImported as reason:
+            skipped[name] = str(reason)
+            continue
+        prices.append(price)
+        if entry_unmapped:
+            unmapped[name] = entry_unmapped
+        if entry_notes:
+            notes[name] = entry_notes
+    snapshot = None
+    if prices:
+        snapshot = PricingSnapshot(
+            currency="USD",  # LiteLLM's table is in US dollars
+            source_url=source_url,
+            reviewed_on=reviewed_on,
+            reviewed_by=reviewed_by,
+            failed_calls_billable=False,
+            models=prices,
+        )
+    return LitellmImport(snapshot, unmapped, notes, dict(sorted(skipped.items())))
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@+:-]*")
+
+
+def _text(value: str) -> str:
+    """A YAML scalar for value: plain when YAML reads it back as the same string."""
+    if _PLAIN.fullmatch(value) and not value.endswith(":") and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+
+
+def _decimal(value: Decimal) -> str:
+    text = format(value.normalize() if value else Decimal(0), "f")
+    # config reads an unquoted 0.15 as a float and takes its shortest repr: quote what that loses
+    return text if Decimal(repr(float(text))) == Decimal(text) else f"'{text}'"
+
+
+def _moment(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    if value.time() == datetime.min.time():
+        return value.date().isoformat()
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _token_prices(block: TokenPrices) -> str:
+    values = ((n, getattr(block, n)) for n in TOKEN_PRICES)
+    fields = [f"{n}: {_decimal(v)}" for n, v in values if v is not None]
+    return "{" + ", ".join(fields) + "}"
+
+
+def _entry_lines(entry: ModelPrice) -> list[str]:
+    lines = [
+        f"  - model: {_text(entry.model)}",
+        f"    effective_from: {_moment(entry.effective_from)}",
+    ]
+    if entry.effective_to is not None:
+        lines.append(f"    effective_to: {_moment(entry.effective_to)}")
+    if entry.per_1m_tokens is not None:
+        lines.append(f"    per_1m_tokens: {_token_prices(entry.per_1m_tokens)}")
+    if entry.batch is not None:
+        lines.append(f"    batch: {_token_prices(entry.batch)}")
+    if entry.tiers:
+        lines.append("    tiers:")
+        for tier in entry.tiers:
+            lines.append(f"      - above_input_tokens: {tier.above_input_tokens}")
+            lines.append(f"        per_1m_tokens: {_token_prices(tier.per_1m_tokens)}")
+            if tier.batch is not None:
+                lines.append(f"        batch: {_token_prices(tier.batch)}")
+    if entry.per_call is not None:
+        lines.append(f"    per_call: {_decimal(entry.per_call)}")
+    return lines
+
+
+def _comment(text: str, indent: str = "") -> list[str]:
+    if not text:
+        return [f"{indent}#"]
+    wrapped = textwrap.wrap(text, 98 - len(indent), break_on_hyphens=False) or [""]
+    return [f"{indent}# {wrapped[0]}", *(f"{indent}#   {line}" for line in wrapped[1:])]
+
+
+def snapshot_yaml(
+    snapshot: PricingSnapshot,
+    *,
+    header: Iterable[str] = (),
+    notes: dict[str, list[str]] | None = None,
+) -> str:
+    """The snapshot as pricing.yaml text: models sorted, keys in a fixed order, decimals as
+    plain text; `header` lines and per-model `notes` become comments. It reads back as the same
+    snapshot."""
+    lines = [line for text in header for line in _comment(text)]
+    lines += [
+        f"currency: {snapshot.currency}",
+        f"source_url: {_text(snapshot.source_url)}",
+        f"reviewed_on: {snapshot.reviewed_on.isoformat()}",
+        f"reviewed_by: {_text(snapshot.reviewed_by)}",
+        f"failed_calls_billable: {str(snapshot.failed_calls_billable).lower()}",
+        "models:",
+    ]
+    notes = notes or {}
+    for entry in sorted(snapshot.models, key=lambda e: (e.model, e.effective_from)):
+        lines += [line for note in notes.get(entry.model, []) for line in _comment(note, "  ")]
+        lines += _entry_lines(entry)
+    text = "\n".join(lines) + "\n"
+    if PricingSnapshot.model_validate(yaml.safe_load(text)) != snapshot.model_copy(
+        update={"models": sorted(snapshot.models, key=lambda e: (e.model, e.effective_from))}
+    ):
+        raise AssertionError("the written pricing.yaml does not read back as the snapshot")
+    return text
+
+
+def litellm_snapshot_yaml(result: LitellmImport, table_name: str) -> str:
+    """pricing.yaml text of an import: a header on where the prices come from and what was not
+    imported, and above each entry what was left out or filled in."""
+    if result.snapshot is None:
+        raise ValueError("nothing was imported")
+    header = [
+        f"Pricing snapshot imported by `allocation-kit pricing import --from litellm` from "
+        f"{table_name}. Per-1M prices are the table's per-token prices x 1,000,000, exactly. "
+        "Review every entry before use: comments above an entry say what was left out or filled "
+        "in."
+    ]
+    if result.skipped:
+        header += ["", f"Not imported ({len(result.skipped)}):"]
+        header += [f"  {model}: {reason}" for model, reason in result.skipped.items()]
+    header.append("")
+    return snapshot_yaml(result.snapshot, header=header, notes=result.comments())

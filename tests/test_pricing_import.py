@@ -1,0 +1,342 @@
+"""pricing import --from litellm: every imported price is the table's per-token price × 1,000,000
+exactly; what cannot be imported is reported, never guessed; the YAML reads back as the snapshot."""
+
+import gzip
+import hashlib
+import json
+import re
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from allocation_kit.cli import main
+from allocation_kit.config import PricingSnapshot, load_workspace, parse_document
+from allocation_kit.periods import parse_period
+from allocation_kit.pipeline import period_ledger
+from allocation_kit.pricing_import import (
+    litellm_import,
+    litellm_snapshot_yaml,
+    read_litellm_table,
+    snapshot_yaml,
+)
+
+from .conftest import request
+
+TABLE = Path(__file__).parent / "data" / "litellm" / "model_prices_and_context_window.json.gz"
+MILLION = Decimal(1_000_000)
+FIELDS = {
+    "input": "input_cost_per_token",
+    "cached_input": "cache_read_input_token_cost",
+    "cache_write": "cache_creation_input_token_cost",
+    "output": "output_cost_per_token",
+    "reasoning": "output_cost_per_reasoning_token",
+}
+DAY = date(2026, 10, 1)
+
+
+def imported(table, **selection):
+    return litellm_import(
+        table,
+        reviewed_by="finops-analyst",
+        source_url="https://example.com/model_prices_and_context_window.json",
+        reviewed_on=DAY,
+        effective_from=DAY,
+        **selection,
+    )
+
+
+@pytest.fixture(scope="module")
+def table():
+    return read_litellm_table(TABLE)
+
+
+def test_the_vendored_table_is_litellm_1_109_1_unchanged_and_small():
+    raw = gzip.decompress(TABLE.read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == (
+        "8f8060d8ce7a40c91b995c74d6a27657543d49e3c1c53430dabd556f244392c6"
+    )
+    assert (len(raw), TABLE.stat().st_size < 200_000) == (3_176_369, True)
+
+
+def expected_block(entry: dict, suffix: str) -> dict[str, Decimal]:
+    """Per-1M prices of one block, computed independently: table value × 1,000,000."""
+    return {
+        name: Decimal(entry[key + suffix]) * MILLION
+        for name, key in FIELDS.items()
+        if entry.get(key + suffix) is not None
+    }
+
+
+def actual_block(block) -> dict[str, Decimal]:
+    if block is None:
+        return {}
+    return {n: getattr(block, n) for n in FIELDS if getattr(block, n) is not None}
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "xai", "bedrock_converse"])
+def test_every_imported_price_is_the_tables_price_times_one_million(table, provider):
+    result = imported(table, provider=provider)
+    entries = result.snapshot.models
+    names = sorted(m for m, e in table.items() if e.get("litellm_provider") == provider)
+    assert sorted([e.model for e in entries] + list(result.skipped)) == names
+    assert len(entries) > 10
+    for price in entries:
+        entry = table[price.model]
+        if price.per_call is not None:  # an image model without token prices
+            assert (price.per_call, price.per_1m_tokens) == (entry["output_cost_per_image"], None)
+            continue
+        base = expected_block(entry, "")
+        assert actual_block(price.per_1m_tokens) == base, price.model
+        batch = expected_block(entry, "_batches")
+        if "input" in batch and "output" in batch:
+            assert actual_block(price.batch) == batch, price.model
+        else:
+            assert price.batch is None, price.model
+        for tier in price.tiers:
+            above = tier.above_input_tokens + (provider == "xai")  # LiteLLM: xai's are inclusive
+            suffix = f"_above_{above // 1000}k_tokens"
+            listed = expected_block(entry, suffix)
+            assert actual_block(tier.per_1m_tokens) == {**base, **listed}, price.model
+            tier_batch = expected_block(entry, suffix + "_batches")
+            if "input" in tier_batch and "output" in tier_batch:
+                assert actual_block(tier.batch) == tier_batch, price.model
+            else:
+                assert tier.batch is None, price.model
+
+
+def test_the_imported_snapshot_writes_deterministic_yaml_that_reads_back(table, tmp_path):
+    result = imported(table, provider="openai")
+    text = litellm_snapshot_yaml(result, TABLE.name)
+    assert text == litellm_snapshot_yaml(imported(table, provider="openai"), TABLE.name)
+    (tmp_path / "pricing.yaml").write_text(text)
+    loaded = parse_document(tmp_path / "pricing.yaml", PricingSnapshot)
+    assert loaded == result.snapshot
+    models = [e["model"] for e in yaml.safe_load(text)["models"]]
+    assert models == sorted(models)
+    prices = [line for line in text.splitlines() if "{input: " in line or "per_call:" in line]
+    assert not [line for line in prices if re.search(r"\d[eE][+-]?\d|'", line)]  # plain text
+
+
+def test_known_openai_entries_import_as_listed(table):
+    result = imported(table, models=["gpt-5.4", "gpt-4o", "gpt-image-1", "dall-e-3"])
+    gpt54 = next(e for e in result.snapshot.models if e.model == "gpt-5.4")
+    assert gpt54.per_1m_tokens.model_dump(exclude_none=True) == {
+        "input": Decimal("2.5"), "cached_input": Decimal("0.25"), "output": Decimal("15")
+    }  # fmt: skip
+    assert gpt54.batch.cached_input == Decimal("0.13")
+    assert [(t.above_input_tokens, t.per_1m_tokens.output) for t in gpt54.tiers] == [
+        (272_000, Decimal("22.5"))
+    ]
+    assert result.skipped == {
+        "dall-e-3": "not in the table",
+        "gpt-image-1": "no output_cost_per_token (a token price needs both)",
+    }
+    assert "input_cost_per_token_priority" in result.unmapped["gpt-4o"]
+
+
+CRAFTED = {
+    "sample_spec": {"input_cost_per_token": "0.0", "litellm_provider": "one of …"},
+    "complete": {
+        "input_cost_per_token": Decimal("2.5E-7"),
+        "output_cost_per_token": Decimal("0.000002"),
+        "cache_read_input_token_cost": Decimal("2.5E-8"),
+        "input_cost_per_token_batches": Decimal("1.25E-7"),
+        "output_cost_per_token_batches": Decimal("0.000001"),
+        "input_cost_per_token_above_200k_tokens": Decimal("5E-7"),
+        "output_cost_per_token_above_200k_tokens": Decimal("0.000003"),
+        "input_cost_per_token_priority": Decimal("5E-7"),
+        "input_cost_per_audio_token": Decimal("0.00001"),
+        "supports_vision": True,
+    },
+    "no-output": {"input_cost_per_token": Decimal("1E-7")},
+    "float-noise": {
+        "input_cost_per_token": Decimal("0.0000029999900000000002"),
+        "output_cost_per_token": Decimal("0.000015"),
+    },
+    "ranges": {
+        "tiered_pricing": [{"input_cost_per_token": Decimal("5E-8"), "range": [0, 256000]}],
+        "input_cost_per_token": Decimal("5E-8"),
+        "output_cost_per_token": Decimal("4E-7"),
+    },
+    "half-batch": {
+        "input_cost_per_token": Decimal("0.000001"),
+        "output_cost_per_token": Decimal("0.000004"),
+        "input_cost_per_token_batches": Decimal("5E-7"),
+    },
+    "per-second": {"input_cost_per_second": Decimal("0.0001")},
+    "painter": {"output_cost_per_image": Decimal("0.04"), "input_cost_per_image": 0},
+    "wrong-type": {"input_cost_per_token": "cheap", "output_cost_per_token": 0},
+}
+
+
+def test_partial_and_unknown_entries_are_reported_never_guessed():
+    result = imported(CRAFTED, models=[*CRAFTED, "absent-model"])
+    assert result.skipped == {
+        "absent-model": "not in the table",
+        "float-noise": "input_cost_per_token 0.0000029999900000000002 is "
+        "2.9999900000000002 per 1M tokens, finer than the snapshot's 6 decimal places "
+        "(float noise in the table?)",
+        "no-output": "no output_cost_per_token (a token price needs both)",
+        "per-second": "no input and output price per token; priced by input_cost_per_second, "
+        "which the importer does not map",
+        "ranges": "priced by tiered_pricing ranges, which the importer does not map",
+        "sample_spec": "LiteLLM's template entry, not a model",
+        "wrong-type": "input_cost_per_token is 'cheap', expected a number",
+    }
+    assert [e.model for e in result.snapshot.models] == ["complete", "half-batch", "painter"]
+    assert result.unmapped == {
+        "complete": ["input_cost_per_audio_token", "input_cost_per_token_priority"],
+        "painter": ["input_cost_per_image"],
+    }
+    assert result.notes == {
+        "complete": [
+            "tier above 200,000 input tokens: cached_input from the base prices (the table "
+            "lists none for the tier; LiteLLM prices the tier so)",
+            "tier above 200,000 input tokens has no batch prices: batch requests above it pay "
+            "the tier's prices",
+        ],
+        "half-batch": [
+            "batch prices not imported: the table lists no output batch price; batch requests "
+            "pay the interactive prices"
+        ],
+        "painter": ["per_call is output_cost_per_image: one image a call"],
+    }
+
+
+def test_crafted_entries_write_the_expected_yaml():
+    result = imported(CRAFTED, models=["complete", "painter"])
+    text = litellm_snapshot_yaml(result, "prices.json")
+    assert (
+        text.split("currency:")[1]
+        == """ USD
+source_url: https://example.com/model_prices_and_context_window.json
+reviewed_on: 2026-10-01
+reviewed_by: finops-analyst
+failed_calls_billable: false
+models:
+  # not imported: input_cost_per_audio_token, input_cost_per_token_priority
+  # tier above 200,000 input tokens: cached_input from the base prices (the table lists none for the
+  #   tier; LiteLLM prices the tier so)
+  # tier above 200,000 input tokens has no batch prices: batch requests above it pay the tier's
+  #   prices
+  - model: complete
+    effective_from: 2026-10-01
+    per_1m_tokens: {input: 0.25, cached_input: 0.025, output: 2}
+    batch: {input: 0.125, output: 1}
+    tiers:
+      - above_input_tokens: 200000
+        per_1m_tokens: {input: 0.5, cached_input: 0.025, output: 3}
+  # not imported: input_cost_per_image
+  # per_call is output_cost_per_image: one image a call
+  - model: painter
+    effective_from: 2026-10-01
+    per_call: 0.04
+"""
+    )
+
+
+def test_names_and_texts_yaml_would_misread_are_quoted():
+    snapshot = PricingSnapshot.model_validate(
+        {
+            "currency": "USD",
+            "source_url": "https://example.com/p?a=1#top",
+            "reviewed_on": DAY,
+            "reviewed_by": "yes",
+            "models": [
+                {"model": "1:20", "effective_from": DAY, "per_call": "0.04"},
+                {"model": "a: b", "effective_from": DAY, "per_call": 1},
+                {"model": "null", "effective_from": DAY, "per_call": "0.000000000001"},
+            ],
+        }
+    )
+    text = snapshot_yaml(snapshot)
+    assert 'reviewed_by: "yes"' in text and '- model: "1:20"' in text
+    assert "per_call: 0.000000000001" in text
+    assert PricingSnapshot.model_validate(yaml.safe_load(text)) == snapshot
+
+
+def test_an_imported_tier_prices_a_long_request_through_the_pipeline(table, workspace, tmp_path):
+    text = litellm_snapshot_yaml(imported(table, models=["gpt-5.4"]), TABLE.name)
+    rows = [
+        request("at", model="gpt-5.4", input_tokens=272_000, output_tokens=1000),
+        request("above", model="gpt-5.4", input_tokens=272_001, output_tokens=1000, batch="true"),
+    ]
+    ledger = period_ledger(
+        load_workspace(workspace(rows, pricing=text)), parse_period("2026-10"), validate=False
+    )
+    # 272,000 × 2.50 + 1,000 × 15.00, then batch above the tier: 272,001 × 2.50 + 1,000 × 11.25
+    assert ledger.ledger_cost == Decimal("0.695") + Decimal("0.6912525")
+
+
+def cli(*args: str) -> int:
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_the_command_writes_the_snapshot_and_reports_what_it_left_out(tmp_path, capsys):
+    source = tmp_path / "prices.json"
+    source.write_text(json.dumps(CRAFTED, default=float))  # these decimals survive a float
+    out = tmp_path / "pricing.yaml"
+    code = cli(
+        "pricing", "import", "--from", "litellm", str(source), "--models", "complete,no-output",
+        "--reviewed-by", "finops-analyst", "--source-url", "https://example.com/p.json",
+        "--effective-from", "2026-09-01", "--out", str(out),
+    )  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert printed == [
+        "not imported: no-output: no output_cost_per_token (a token price needs both)",
+        "left out: input_cost_per_audio_token (1 model)",
+        "left out: input_cost_per_token_priority (1 model)",
+        f"imported 1 model(s) (1 with batch prices, 1 with long-context tiers), 1 not imported: "
+        f"{out}",
+    ]
+    snapshot = parse_document(out, PricingSnapshot)
+    assert (snapshot.reviewed_on, snapshot.models[0].effective_from.date()) == (
+        date.today(),
+        date(2026, 9, 1),
+    )
+
+
+def test_nothing_importable_exits_3_with_one_line(tmp_path, capsys):
+    code = cli(
+        "pricing", "import", "--from", "litellm", str(TABLE), "--provider", "no-such-provider",
+        "--reviewed-by", "a", "--source-url", "u", "--out", str(tmp_path / "p.yaml"),
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (code, err) == (3, [f"error: {TABLE}: no entry of provider 'no-such-provider' could "
+                               "be imported"])  # fmt: skip
+    assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{", "line 1, column 2: malformed JSON"),
+        ("[1, 2]", "expected an object of model entries at the top level"),
+    ],
+)
+def test_an_unreadable_table_is_one_line(tmp_path, capsys, content, expected):
+    source = tmp_path / "prices.json"
+    source.write_text(content)
+    code = cli(
+        "pricing", "import", "--from", "litellm", str(source), "--reviewed-by", "a",
+        "--source-url", "u", "--out", str(tmp_path / "p.yaml"),
+    )  # fmt: skip
+    assert (code, capsys.readouterr().err.strip()) == (3, f"error: {source}: {expected}")
+
+
+def test_models_and_provider_together_are_a_usage_error(tmp_path, capsys):
+    code = cli(
+        "pricing", "import", "--from", "litellm", str(TABLE), "--models", "gpt-4o",
+        "--provider", "openai", "--reviewed-by", "a", "--source-url", "u",
+        "--out", str(tmp_path / "p.yaml"),
+    )  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith("give --models or --provider, not both")

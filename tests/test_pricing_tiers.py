@@ -1,5 +1,6 @@
 """Batch and long-context (tier) prices: config rules, and exact costs through the pipeline."""
 
+import csv
 import textwrap
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from allocation_kit.errors import ConfigError
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
 from allocation_kit.price import PriceLayout, direction_pico_sql, price_layout
+from allocation_kit.report import write_exceptions
 
 from .conftest import PRICING, request
 
@@ -219,3 +221,18 @@ def pricing_error(workspace, models: str) -> str:
 )  # fmt: skip
 def test_tier_and_batch_mistakes_are_one_line_naming_the_key(workspace, models, expected):
     assert pricing_error(workspace, models) == expected
+
+
+def test_a_stray_row_in_the_exception_queue_is_priced_at_its_tier(workspace, tmp_path):
+    rows = [
+        request("a", model="plain"),
+        request("b", model="plain"),
+        request("late", model="long-ctx", input_tokens=200_001, output_tokens=1000,
+                timestamp="2026-09-30T23:00:00Z"),
+    ]  # fmt: skip
+    kit = workspace(rows, pricing=TIERED)
+    ledger = period_ledger(load_workspace(kit), parse_period("2026-10"), validate=False)
+    write_exceptions(tmp_path / "exceptions.csv", ledger)
+    with (tmp_path / "exceptions.csv").open() as handle:
+        stray = next(r for r in csv.DictReader(handle) if r["request_id"] == "late")
+    assert (stray["reason"], Decimal(stray["cost"])) == ("out_of_period", Decimal("0.5150025"))

@@ -315,7 +315,11 @@ def _location(loc: tuple[Any, ...], document: Any) -> str:
             label = f"[{item}]"
             if isinstance(node, list) and item < len(node):
                 node = node[item]
-                ident = node.get("id") or node.get("model") if isinstance(node, dict) else None
+                ident = (
+                    next((node[k] for k in ("id", "model", "name", "team") if node.get(k)), None)
+                    if isinstance(node, dict)
+                    else None
+                )
                 if ident:
                     label += f" ({ident})"
             parts.append(label)
@@ -406,6 +410,8 @@ class Workspace:
     kit: KitConfig
     registry: Registry
     pricing: PricingSnapshot
+    cost_units: Any = None  # economics.LoadedCostUnits, when kit.yaml names cost_units
+    budgets: Any = None  # budgets.Budgets, when kit.yaml names budgets
 
     @property
     def root(self) -> Path:
@@ -448,4 +454,9 @@ def load_workspace(config_path: str | Path) -> Workspace:
             f"the snapshot is in {pricing.currency} but kit.yaml says {kit.currency}; "
             "expected the same currency",
         )
-    return Workspace(config_path, kit, registry, pricing)
+    from .budgets import load_budgets
+    from .economics import load_cost_units
+
+    cost_units = load_cost_units(root / kit.cost_units, registry) if kit.cost_units else None
+    budgets = load_budgets(root / kit.budgets, registry) if kit.budgets else None
+    return Workspace(config_path, kit, registry, pricing, cost_units, budgets)

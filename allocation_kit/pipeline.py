@@ -230,11 +230,10 @@ def itemised_rows_sql() -> str:
         FROM attributed WHERE itemised"""
 
 
-def itemised_lines_sql() -> str:
-    """SQL: `items` as lines. Identical copies of one request_id collapse into one line (its
-    `duplicate_copies` counts the rest); different content under one id quarantines each copy."""
-    others = ", ".join(k for k in KEYS if k not in {"allocation_status", "owner_team"})
-    return f"""
+def kept_items_sql() -> str:
+    """SQL: the rows of `items` that count: the first of identical copies of one request_id,
+    and every copy when the copies differ (they are quarantined), with `versions` and `copies`."""
+    return """
         WITH versions AS (
             SELECT request_id, count(DISTINCT content_hash) AS versions, count(*) AS copies
             FROM items WHERE dup_candidate GROUP BY request_id
@@ -244,6 +243,14 @@ def itemised_lines_sql() -> str:
                                    ORDER BY i.source_file) AS copy
             FROM items i LEFT JOIN versions v USING (request_id)
         )
+        SELECT * FROM ranked WHERE versions > 1 OR copy = 1"""
+
+
+def itemised_lines_sql() -> str:
+    """SQL: `items` as lines. Identical copies of one request_id collapse into one line (its
+    `duplicate_copies` counts the rest); different content under one id quarantines each copy."""
+    others = ", ".join(k for k in KEYS if k not in {"allocation_status", "owner_team"})
+    return f"""
         SELECT
             CASE WHEN versions > 1 THEN 'quarantined' ELSE allocation_status END
                 AS allocation_status,
@@ -256,7 +263,7 @@ def itemised_lines_sql() -> str:
             CAST(CASE WHEN successful THEN 1 ELSE 0 END AS BIGINT) AS successful_requests,
             {", ".join(TOKEN_SUMS)}, {_cost_columns(lambda d: f"pico_{d}")},
             CASE WHEN versions = 1 THEN copies - 1 ELSE 0 END AS duplicate_copies
-        FROM ranked WHERE versions > 1 OR copy = 1"""
+        FROM ({kept_items_sql()})"""
 
 
 def period_ledger(

@@ -266,7 +266,7 @@ def _spike(flag, scope, key, metric, row, seen, total, currency, history, ledger
     if score < SCORE_CUTOFF or actual - base < MATERIALITY * total:
         return
     change = ((actual - base) / base * 100).quantize(_Q) if base else None
-    shown = (lambda v: money(v, currency)) if metric == "spend" else (lambda v: f"{int(v):,}")
+    shown = (lambda v: money(v, currency)) if metric == "spend" else (lambda v: f"{v:,.0f}")
     noun = "spend" if metric == "spend" else "requests"
     times = f" ({(actual / base).quantize(Decimal('0.1'))}× the baseline)" if base else ""
     text = (

@@ -27,6 +27,7 @@ from .config import Money, Percent, Registry, _KeyProblem, _Strict, parse_docume
 from .errors import ConfigError
 from .history import cell_text
 from .periods import Period
+from .present import money
 
 __all__ = [
     "BUDGET_COLUMNS",
@@ -144,6 +145,7 @@ def budget_lines(
     registry: Registry,
     period: Period,
     data_through: date | None,
+    currency: str,
 ) -> list[BudgetLine]:
     """Every budget's actual (allocated and shared cost in its environments), use, forecast and
     status. `data_through` is the last day the period's ledger has rows for."""
@@ -167,7 +169,7 @@ def budget_lines(
         reasons = []
         if actual > budget:
             status = "exceeded"
-            reasons.append(f"actual is over budget by {format(actual - budget, 'f')}")
+            reasons.append(f"over budget by {money(actual - budget, currency)}")
         elif crossed:
             status = "warning"
             reasons.append(f"{pct}% of budget used (threshold {crossed[-1]}%)")

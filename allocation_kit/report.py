@@ -313,6 +313,8 @@ class Analysis:
     chargeback: list
     spend_review: dict
     profile: list[dict]
+    trends: dict  # unit name -> [(period, unit cost, definition changed)], oldest first
+    thresholds_pct: list
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
@@ -338,6 +340,7 @@ def write_analysis(
     )
     from .budgets import BUDGET_COLUMNS, budget_lines, budget_rows
     from .economics import UNIT_ECONOMICS_COLUMNS, unit_economics, unit_economics_rows
+    from .history import prior_evidence
     from .review import CHARGEBACK_COLUMNS, chargeback_review, chargeback_rows, spend_review
 
     ws = ledger.workspace
@@ -347,7 +350,9 @@ def write_analysis(
     _write_csv(evidence / "unit_economics.csv", UNIT_ECONOMICS_COLUMNS, unit_economics_rows(units))
     through = ledger.con.execute("SELECT max(day) FROM lines WHERE requests > 0").fetchone()[0]
     budgets = (
-        budget_lines(ws.budgets, ledger.allocation, ws.registry, ledger.period, through)
+        budget_lines(
+            ws.budgets, ledger.allocation, ws.registry, ledger.period, through, ws.kit.currency
+        )
         if ws.budgets
         else []
     )
@@ -360,7 +365,18 @@ def write_analysis(
     _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(chargeback))
     spend = spend_review(ledger, profile, flagged, chargeback, budgets, record, reviewer_role, now)
     (evidence / "spend_review.json").write_text(json.dumps(spend, indent=2) + "\n")
-    return Analysis(units, budgets, flagged, chargeback, spend, profile)
+    trends: dict[str, list] = {u.name: [] for u in units}
+    for earlier, rows in prior_evidence(out, ledger.period, "unit_economics.csv"):
+        for row in rows:
+            if row["name"] in trends:
+                cost = Decimal(row["unit_cost"]) if row["unit_cost"] else None
+                trends[row["name"]].append(
+                    (earlier.label, cost, row.get("definition_changed") == "true")
+                )
+    for u in units:
+        trends[u.name].append((u.period, u.unit_cost, u.definition_changed))
+    thresholds = list(ws.budgets.thresholds_pct) if ws.budgets else []
+    return Analysis(units, budgets, flagged, chargeback, spend, profile, trends, thresholds)
 
 
 @dataclass(frozen=True)

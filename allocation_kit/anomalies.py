@@ -28,7 +28,7 @@ from statistics import median
 
 from .history import BASELINE_PERIODS, cell_text, prior_evidence
 from .pipeline import PeriodLedger
-from .present import money
+from .present import money, unit_money
 
 __all__ = [
     "ANOMALY_COLUMNS",
@@ -151,6 +151,11 @@ def _index(rows: list[dict]) -> dict[tuple[str, str], dict]:
     return {(r["scope"], r["key"]): r for r in rows}
 
 
+def _requests(row: dict) -> str:
+    n = int(_number(row["requests"]))
+    return f"{n:,} request{'' if n == 1 else 's'}"
+
+
 def _what(scope: str, key: str) -> str:
     if scope == "team" and key.startswith(_UNALLOCATED):
         return f"unallocated spend ({key[len(_UNALLOCATED) :].replace('_', ' ')})"
@@ -208,7 +213,7 @@ def anomalies(ledger: PeriodLedger, profile: list[dict], out: Path) -> list[Anom
             cost = ""
             if scope != "caller":
                 spent = _number(row["cost"])
-                cost = f", {money(spent, currency)}" if spent else ", no priced cost"
+                cost = f", {unit_money(spent, currency)}" if spent else ", no priced cost"
             flag(
                 scope,
                 key,
@@ -216,7 +221,7 @@ def anomalies(ledger: PeriodLedger, profile: list[dict], out: Path) -> list[Anom
                 Decimal(0),
                 _number(row["requests"]),
                 None,
-                f"new {_what(scope, key)}: {int(_number(row['requests'])):,} requests{cost} in "
+                f"new {_what(scope, key)}: {_requests(row)}{cost} in "
                 f"{period.label}, none in the {len(history)} earlier periods ({labels})",
             )
             continue

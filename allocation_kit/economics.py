@@ -127,10 +127,9 @@ class Denominator(_Strict):
     def _one_kind(self) -> Denominator:
         kinds = [k for k in ("distinct", "count", "sum", "events") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise _KeyProblem(
-                "denominator",
+            raise ValueError(
                 "expected exactly one of distinct, count, sum or events"
-                + (f" (got {', '.join(kinds)})" if kinds else ""),
+                + (f" (got {', '.join(kinds)})" if kinds else "")
             )
         if self.events is not None and self.column is None:
             raise _KeyProblem("column", "an events denominator needs the column to add up")

@@ -66,7 +66,7 @@ def unit_money(value: Decimal | None, currency: str) -> str:
         return "—"
     if abs(value) >= 1:
         return money(value, currency)
-    body = format(Decimal(f"{value:.4g}"), "f")
+    body = format(Decimal(f"{value:.4g}").normalize(), "f")
     symbol = _SYMBOLS.get(currency)
     return f"{symbol}{body}" if symbol else f"{body} {currency}"
 

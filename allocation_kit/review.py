@@ -208,7 +208,7 @@ def spend_review(
         for field in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
             tokens[field] += getattr(line, field)
     total_requests = sum(requests.values())
-    classified = requests["allocated"] + requests["shared"]
+    classified = requests.get("allocated", 0) + requests.get("shared", 0)
     rate = (
         (Decimal(classified) / total_requests * 100).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
         if total_requests

@@ -37,8 +37,8 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
     assert review(config) == 0
     evidence = tmp_path / "reports" / "2026-10" / "evidence"
     assert sorted(p.name for p in evidence.iterdir()) == [
-        "allocation.csv", "exceptions.csv", "manifest.json", "reconciliation.json",
-        "reconciliation_lines.csv", "validation.json",
+        "allocation.csv", "exceptions.csv", "focus_allocated.csv", "manifest.json",
+        "reconciliation.json", "reconciliation_lines.csv", "validation.json",
     ]  # fmt: skip
     allocation = (evidence / "allocation.csv").read_text().splitlines()
     assert allocation == [

@@ -70,8 +70,19 @@ class RequestsSource(_Strict):
 
 class BillingSource(_Strict):
     path: str = Field(min_length=1)
-    format: Literal["focus", "generic"] = "focus"
+    format: Literal["focus", "generic", "openai-usage"] = "focus"
     columns: dict[str, str] = Field(default_factory=dict)
+
+
+class FocusExport(_Strict):
+    """Who the FOCUS export (evidence/focus_allocated.csv) names as provider and account."""
+
+    provider_name: str = Field(default="Unspecified AI API provider", min_length=1)
+    publisher_name: str | None = None  # default: provider_name
+    invoice_issuer_name: str | None = None  # default: provider_name
+    service_name: str | None = None  # default: provider_name
+    billing_account_id: str | None = None  # default: the workspace name
+    billing_account_name: str | None = None  # default: the workspace name
 
 
 class Reconciliation(_Strict):
@@ -100,6 +111,7 @@ class KitConfig(_Strict):
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     review: Review = Field(default_factory=Review)
     expectations: Expectations = Field(default_factory=Expectations)
+    focus: FocusExport = Field(default_factory=FocusExport)
 
 
 # --- registry.yaml ------------------------------------------------------------------------------

@@ -1123,6 +1123,9 @@ reconciliation: {tolerance_pct: 1.0}
 
 # Role recorded on the review records and sign-off fields.
 review: {reviewer_role: finops-analyst}
+
+# Who evidence/focus_allocated.csv (the allocated cost in FOCUS) names as provider.
+focus: {provider_name: CometAPI}
 """
 
 

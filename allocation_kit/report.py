@@ -26,6 +26,7 @@ from . import __version__
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import KitError
+from .focus import write_focus_allocated
 from .load import file_sha256
 from .pipeline import PeriodLedger, _lit, period_filter_sql
 from .price import cost_sql
@@ -410,6 +411,7 @@ def write_evidence(
     evidence = folder / "evidence"
     evidence.mkdir(parents=True, exist_ok=True)
     write_allocation(evidence / "allocation.csv", ledger)
+    write_focus_allocated(evidence / "focus_allocated.csv", ledger)
     exceptions = write_exceptions(evidence / "exceptions.csv", ledger)
     if progress:
         progress(f"evidence   {exceptions:,} exception rows")

@@ -409,6 +409,7 @@ def test_kit_yaml_points_at_the_workspace_files(demo):
         "budgets": "budgets.yaml",
         "reconciliation": {"tolerance_pct": 1.0},
         "review": {"reviewer_role": "finops-analyst"},
+        "focus": {"provider_name": "CometAPI"},
     }
 
 

@@ -148,7 +148,7 @@ class Review:
         ]
         return tiles(items)
 
-    def findings(self, limit: int = 3) -> Html:
+    def findings(self, limit: int = 4) -> Html:
         """The findings that most need attention, in plain sentences, costliest first."""
         candidates: list[tuple[Decimal, str]] = []
         total = self.ledger.ledger_cost or Decimal(1)
@@ -186,6 +186,16 @@ class Review:
                 f"{self._money(cost)} ({share} of the ledger) is {label} across {_n(n, 'request')}."
             )
             candidates.append((cost, f"{text} {ACTIONS[reason]}"))
+        for a in self.analysis.anomalies if self.analysis else []:
+            if a.metric == "spend" and a.scope == "application" and a.baseline is not None:
+                candidates.append((a.actual - a.baseline, f"Spend spike in {a.explanation}."))
+        for b in self.analysis.budgets if self.analysis else []:
+            if b.status == "exceeded":
+                text = (
+                    f"Team {b.team} is over budget: {self._money(b.actual)} against "
+                    f"{self._money(b.budget)} ({percent(b.pct_used)} used)."
+                )
+                candidates.append((b.actual - b.budget, text))
         if not candidates:
             candidates.append((Decimal(0), "No exceptions: every request is owned and priced."))
         top = sorted(candidates, key=lambda c: -c[0])[:limit]

@@ -220,7 +220,7 @@ def _first_bad_json_line(path: Path) -> tuple[str | None, str]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line.rstrip("\r\n"))
             except ValueError as exc:
                 return f"line {number}", f"not valid JSON ({exc.msg} at column {exc.colno})"
             if not isinstance(record, dict):

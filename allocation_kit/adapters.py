@@ -8,9 +8,10 @@
   bare or wrapped by a gateway log record (`{request_id, timestamp, tags, status_code, request,
   response}`). Streamed chunks of one response become one row with the last chunk's usage.
 
-Each adapter creates the view `raw_requests`: one column per canonical column it fills (VARCHAR,
-named after where the value came from so `load`'s messages name the source) plus `filename`;
-`load` then casts and checks it like any other ledger. Only the values listed here are ever
+Each adapter parses the export once into the temp table `adapted_requests` (viewed as
+`raw_requests`): one column per canonical column it fills (VARCHAR, named after where the value
+came from so `load`'s messages name the source) plus `filename`; `load` then casts and checks it
+like any other ledger. Only the values listed here are ever
 extracted: prompt and response content (LiteLLM's `messages`, `response`,
 `proxy_server_request`; request bodies, `choices` and `output` of usage records) and requester IP
 addresses are never selected, so they cannot reach the ledger, the evidence or the packet.
@@ -186,12 +187,20 @@ def _json_records(files: list[Path]) -> str:
     return f"read_json_objects({_sql_list(files)}, format = 'auto', filename = true)"
 
 
-def _check_json(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
-    """Read every JSON record once; a record that is not JSON is an InputError naming its line."""
+def _materialised(con: duckdb.DuckDBPyConnection, query: str, files: list[Path]) -> None:
+    """Create the table `adapted_requests` from query and the view `raw_requests` over it.
+
+    The exports are parsed once: later stages scan the small canonical table (DuckDB spills it
+    to disk when it outgrows memory), not the JSON again. A record that is not JSON is an
+    InputError naming its file and line.
+    """
     try:
-        con.execute(f"SELECT count(*) FROM {_json_records(files)}").fetchall()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE adapted_requests AS {query}")
     except duckdb.Error as exc:
         message = str(exc)
+        if "Malformed JSON" not in message:
+            first = message.strip().splitlines()[0]
+            raise InputError(files[0], None, f"cannot read: {first}") from None
         named = re.search(r'in file "(.+?)"', message)
         path = Path(named.group(1)) if named else files[0]
         line = re.search(r"in line (\d+)", message)
@@ -202,6 +211,7 @@ def _check_json(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
         raise InputError(
             path, where, f"{problem}; fix or remove the record (records are never skipped)"
         ) from None
+    con.execute("CREATE OR REPLACE TEMP VIEW raw_requests AS SELECT * FROM adapted_requests")
 
 
 def _first_bad_json_line(path: Path) -> tuple[str | None, str]:
@@ -284,7 +294,6 @@ def _litellm_export(
             selects.append(f"{value} AS {_quote(name)}")
         parts.append(f"SELECT filename, {', '.join(selects)} FROM {reader}")
     if json_files:
-        _check_json(con, json_files)
         paths = _Paths("v")
         selects = [f"{paths.get([name])} AS {_quote(name)}" for name in wanted]
         parts.append(
@@ -420,15 +429,14 @@ def _litellm(
         "spend",
         f"{problem} AS source_problem",
     ]
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW raw_requests AS
+    query = f"""
         SELECT {", ".join(selects)}
         FROM (
             SELECT *, CASE WHEN {meta_ok} THEN {meta.extract("metadata")} END AS m,
                 {tags} AS tags
             FROM litellm_export
         )"""
-    )
+    _materialised(con, query, files)
     return outputs
 
 
@@ -438,7 +446,6 @@ def _litellm(
 def _openai_usage(
     con: duckdb.DuckDBPyConnection, files: list[Path], fields: dict[str, tuple[str, ...]]
 ) -> dict[str, str]:
-    _check_json(con, files)
     v = _Paths("v")
 
     def either(*paths: str) -> str:
@@ -521,8 +528,7 @@ def _openai_usage(
         ]
     )
     successful = "(status_code IS NULL OR TRY_CAST(status_code AS INTEGER) BETWEEN 200 AND 299)"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW raw_requests AS
+    query = f"""
         SELECT filename, {", ".join(keep)},
             CASE WHEN has_usage THEN COALESCE(in_tok, '0') ELSE '0' END AS input_tokens,
             CASE WHEN has_usage THEN COALESCE(out_tok, '0') ELSE '0' END AS output_tokens,
@@ -537,6 +543,6 @@ def _openai_usage(
             SELECT filename, {", ".join(keep)}, has_usage, u.i, u.o, u.c, u.r
             FROM (SELECT {streamed} FROM usage_records WHERE chunk GROUP BY request_id)
         )"""
-    )
+    _materialised(con, query, files)
     columns = [*keep, "input_tokens", "output_tokens", "cached_input_tokens"]
     return {c: c for c in [*columns, "reasoning_tokens", "source_problem"]}

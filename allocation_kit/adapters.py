@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from .config import RequestsSource
+from .config import RequestFields, RequestsSource
 from .errors import ConfigError, InputError
 
 __all__ = ["LITELLM_FIELDS", "OPENAI_USAGE_FIELDS", "adapted_requests"]
@@ -311,7 +311,7 @@ def _litellm(
     files: list[Path],
     formats: dict[str, str],
     fields: dict[str, tuple[str, ...]],
-    configured,
+    configured: RequestFields | None,
     config_name: str,
 ) -> dict[str, str]:
     wanted = _litellm_top_columns(fields)

@@ -209,6 +209,21 @@ def test_a_litellm_export_without_token_columns_is_an_input_error(tmp_path):
     assert caught.value.exit_code == 3
 
 
+def test_a_bad_token_count_in_a_litellm_export_names_its_row_and_column(tmp_path):
+    config = workspace_for(tmp_path, "spend.csv", "litellm")
+    (tmp_path / "spend.csv").write_text(
+        "request_id,startTime,model,prompt_tokens,completion_tokens,spend\n"
+        "r1,2026-10-01 00:00:00,chat-small,10,1,0.1\n"
+        "r2,2026-10-01 00:00:01,chat-small,12x,1,0.1\n"
+    )
+    with pytest.raises(InputError) as caught:
+        canonical_rows(config)
+    assert caught.value.line() == (
+        f"{tmp_path / 'spend.csv'}: row 2 (line 3), column 'prompt_tokens': got '12x', expected "
+        "a whole number of tokens"
+    )
+
+
 # --- OpenAI-compatible usage records ------------------------------------------------------------
 
 USAGE_LEDGER = [

@@ -7,6 +7,7 @@ Every problem is reported as one line naming the file, the key and what was expe
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,11 +29,14 @@ from pydantic import (
 from .errors import ConfigError
 
 __all__ = [
+    "ADAPTER_FORMATS",
     "Application",
     "KitConfig",
     "ModelPrice",
     "PricingSnapshot",
     "Registry",
+    "RequestFields",
+    "RequestsSource",
     "SharedRule",
     "Team",
     "Workspace",
@@ -62,10 +67,86 @@ class _Strict(BaseModel):
 # --- kit.yaml -----------------------------------------------------------------------------------
 
 
+ADAPTER_FORMATS = ("litellm", "openai-usage")
+# Keys that hold prompt or response content (or the caller's IP address) in the exports the
+# adapters read: a field locator may never point into them, so content cannot become a label.
+CONTENT_KEYS = frozenset({
+    "messages", "input", "output", "choices", "content", "prompt", "instructions", "delta",
+    "tool_calls", "text", "proxy_server_request", "requester_ip_address", "error_message",
+    "traceback", "guardrail_information",
+})  # fmt: skip
+_LOCATOR = re.compile(r"^(tag:\S+|[A-Za-z_][\w-]*(\.[\w-]+)*)$")
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _checked_locator(locator: str) -> str:
+    if not _LOCATOR.match(locator):
+        raise ValueError(
+            "not a field locator; expected tag:<prefix> (e.g. tag:app:) or a dotted key path "
+            "(e.g. metadata.spend_logs_metadata.environment)"
+        )
+    content = CONTENT_KEYS.intersection(locator.split(".")) if locator[:4] != "tag:" else set()
+    if content:
+        raise ValueError(
+            f"points at prompt or response content ({min(content)}), which the kit never reads; "
+            "expected a tag or a metadata key"
+        )
+    return locator
+
+
+# One locator or a list tried in order (the first non-empty value wins); [] maps nothing.
+Locators = Annotated[
+    list[Annotated[str, AfterValidator(_checked_locator)]], BeforeValidator(_as_list)
+]
+
+
+class RequestFields(_Strict):
+    """Where an adapter finds each canonical label in the export (requests.fields)."""
+
+    team: Locators | None = None
+    application: Locators | None = None
+    environment: Locators | None = None
+    workload_class: Locators | None = None
+    feature: Locators | None = None
+    job_id: Locators | None = None
+    caller_id: Locators | None = None
+    endpoint: Locators | None = None
+    idempotency_key: Locators | None = None
+    model: Locators | None = None
+
+
 class RequestsSource(_Strict):
     path: str = Field(min_length=1)
-    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    format: Literal["auto", "csv", "parquet", "jsonl", "litellm", "openai-usage"] = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
+    fields: RequestFields | None = None  # only with an adapter format
+
+    @model_validator(mode="after")
+    def _mapping_fits_the_format(self) -> RequestsSource:
+        adapter = self.format in ADAPTER_FORMATS
+        if self.fields is not None and not adapter:
+            raise _KeyProblem(
+                "fields",
+                "only for format litellm or openai-usage; a canonical ledger maps its columns "
+                "with requests.columns",
+            )
+        if self.columns and adapter:
+            raise _KeyProblem(
+                "columns", f"not used by format {self.format}; map labels with requests.fields"
+            )
+        if self.format == "litellm" and self.fields is not None:
+            for name, locators in self.fields:
+                for locator in locators or []:
+                    if locator.split(".")[0] in {"messages", "response"}:
+                        raise _KeyProblem(
+                            f"fields.{name}",
+                            f"{locator!r} points at LiteLLM's {locator.split('.')[0]} column "
+                            "(prompt or response content), which the kit never reads",
+                        )
+        return self
 
 
 class BillingSource(_Strict):

@@ -641,6 +641,53 @@ class Review:
             empty="No tax, credit, adjustment or correction lines on the bill.",
         )
 
+    def recorded_spend(self) -> Html:
+        """Where the kit's price and the gateway's recorded spend (LiteLLM's `spend`) disagree,
+        per model, or that they agree."""
+        from .recorded import recorded_spend_by_model
+
+        tolerance = self.ledger.workspace.kit.reconciliation.tolerance_pct
+        lines = recorded_spend_by_model(self.ledger.con, tolerance)
+        if not lines:
+            return Html(
+                '<p class="ak-note">The ledger carries no cost recorded by the gateway '
+                "(LiteLLM spend logs do), so there is no second opinion on the prices.</p>"
+            )
+        off = [line for line in lines if not line.agrees]
+        names = ", ".join(html.escape(line.model) for line in off)
+        if off:
+            head = (
+                f'<div class="ak-banner ak-warn"><strong>The gateway priced {_n(len(off), "model")}'
+                f" differently: {names}.</strong> Check the pricing snapshot against the "
+                "gateway's price table; the packet uses the snapshot.</div>"
+            )
+        else:
+            head = (
+                "<div class=\"ak-banner ak-ok\"><strong>The kit's prices and the gateway's "
+                f"recorded spend agree</strong> for every model (within "
+                f"{percent(Decimal(tolerance), 2)}).</div>"
+            )
+        body = [
+            (
+                line.model,
+                f"{count_text(line.recorded_requests)} of {count_text(line.requests)}",
+                self._money(line.kit_cost),
+                self._money(line.recorded_cost),
+                self._money(line.difference),
+                percent(line.difference_pct, 2),
+                line.finding,
+            )
+            for line in lines
+        ]
+        table = html_table(
+            ["Model", "Requests recorded", "Kit price", "Recorded by the gateway",
+             "Difference", "Difference %", "Finding"],
+            body,
+            numeric=(1, 2, 3, 4, 5),
+            row_classes=["" if line.agrees else "ak-bad-row" for line in lines],
+        )  # fmt: skip
+        return Html(head) + table
+
     def counts(self) -> Html:
         c = self.ledger.counts
         rows = [

@@ -209,11 +209,12 @@ def aggregated_lines_sql() -> str:
         SELECT s.allocation_status, s.owner_team, s.application, g.environment, g.model, g.day,
             g.billable, g.priced, false AS dup_candidate, {items}, g.requests,
             g.successful_requests, {tokens}, {_cost_columns(lambda d: f"g.pico_{d}")},
-            CAST(0 AS BIGINT) AS duplicate_copies
+            CAST(0 AS BIGINT) AS duplicate_copies, g.recorded_cost, g.recorded_requests
         FROM (
             SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable, priced,
                 count(*) AS requests, count(*) FILTER (WHERE successful) AS successful_requests,
-                {sums}, {picos}
+                {sums}, {picos}, sum(recorded_cost) AS recorded_cost,
+                count(recorded_cost) AS recorded_requests
             FROM attributed WHERE NOT itemised GROUP BY ALL
         ) g JOIN tags s USING (tag_id)"""
 
@@ -226,7 +227,7 @@ def itemised_rows_sql() -> str:
     picos = ", ".join(f"pico_{d}" for d in DIRECTIONS)
     return f"""
         SELECT {keys}, successful, dup_candidate, {", ".join(ITEM_COLUMNS)}, detail,
-            {", ".join(TOKEN_SUMS)}, {picos}, hash({content}) AS content_hash
+            {", ".join(TOKEN_SUMS)}, {picos}, hash({content}) AS content_hash, recorded_cost
         FROM attributed WHERE itemised"""
 
 
@@ -262,7 +263,8 @@ def itemised_lines_sql() -> str:
             CAST(1 AS BIGINT) AS requests,
             CAST(CASE WHEN successful THEN 1 ELSE 0 END AS BIGINT) AS successful_requests,
             {", ".join(TOKEN_SUMS)}, {_cost_columns(lambda d: f"pico_{d}")},
-            CASE WHEN versions = 1 THEN copies - 1 ELSE 0 END AS duplicate_copies
+            CASE WHEN versions = 1 THEN copies - 1 ELSE 0 END AS duplicate_copies,
+            recorded_cost, CAST(recorded_cost IS NOT NULL AS BIGINT) AS recorded_requests
         FROM ({kept_items_sql()})"""
 
 

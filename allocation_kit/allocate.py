@@ -20,6 +20,7 @@ __all__ = [
     "AllocationLine",
     "UsageLine",
     "allocation_lines",
+    "direct_usage",
     "shared_weights",
     "split_exact",
 ]
@@ -123,6 +124,19 @@ def shared_weights(
     return {t: Decimal(1) for t in rule.teams}, f"shared: even across {', '.join(rule.teams)}"
 
 
+def direct_usage(usage: Sequence[UsageLine]) -> dict[str, dict[str, Decimal | int]]:
+    """team -> {"tokens", "cost", "requests"} of its directly allocated usage (the basis of
+    proportional shared splits)."""
+    direct: dict[str, dict[str, Decimal | int]] = {}
+    for line in usage:
+        if line.allocation_status == "allocated" and line.team:
+            acc = direct.setdefault(line.team, {"tokens": 0, "cost": Decimal(0), "requests": 0})
+            acc["tokens"] += line.input_tokens + line.output_tokens
+            acc["cost"] += line.cost
+            acc["requests"] += line.requests
+    return direct
+
+
 def _split_line(line: UsageLine, weights: Mapping[str, Decimal]) -> dict[str, dict[str, object]]:
     shares: dict[str, dict[str, object]] = {team: {} for team in weights}
     for field in COUNT_FIELDS:
@@ -137,13 +151,7 @@ def allocation_lines(usage: Sequence[UsageLine], registry: Registry) -> list[All
     """The owner lines of the period: direct, shared (split per receiving team), unallocated."""
     apps = {a.id: a for a in registry.applications}
     teams = {t.id: t for t in registry.teams}
-    direct: dict[str, dict[str, Decimal | int]] = {}
-    for line in usage:
-        if line.allocation_status == "allocated" and line.team:
-            acc = direct.setdefault(line.team, {"tokens": 0, "cost": Decimal(0), "requests": 0})
-            acc["tokens"] += line.input_tokens + line.output_tokens
-            acc["cost"] += line.cost
-            acc["requests"] += line.requests
+    direct = direct_usage(usage)
 
     lines: list[AllocationLine] = []
 

@@ -90,14 +90,16 @@ def duplicate_hashes(
 
 
 def bad_tokens_sql(row: str) -> tuple[str, str]:
-    """SQL (condition, detail) for token subsets larger than their totals: such rows are
-    quarantined whatever their tags say."""
+    """SQL (condition, detail) for token subsets larger than their totals, or rows an adapter
+    could read only in part (`source_problem`): such rows are quarantined whatever their tags
+    say."""
     r = row
     condition = (
         f"({r}.cached_input_tokens + {r}.cache_write_tokens > {r}.input_tokens "
-        f"OR {r}.reasoning_tokens > {r}.output_tokens)"
+        f"OR {r}.reasoning_tokens > {r}.output_tokens OR {r}.source_problem IS NOT NULL)"
     )
     detail = f"""CASE
+        WHEN {r}.source_problem IS NOT NULL THEN {r}.source_problem
         WHEN {r}.cached_input_tokens + {r}.cache_write_tokens > {r}.input_tokens
             THEN 'cached_input_tokens + cache_write_tokens exceed input_tokens'
         WHEN {r}.reasoning_tokens > {r}.output_tokens THEN 'reasoning_tokens exceed output_tokens'

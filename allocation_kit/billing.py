@@ -11,6 +11,9 @@ Two formats (kit.yaml `billing.format`):
   cost, mapped by `billing.columns` (`{date: Day, model: Model, cost: Amount, …}`). A date is a
   day (2026-10-05) or a month (2026-10); the billing period is that calendar month.
 
+- `openai-usage`: OpenAI's organization Usage API (completions) and Costs API responses as saved
+  JSON pages (see `_load_openai_usage`).
+
 Only this module reads the bill, in one pass per file. `billing_lines` is a view over one temp
 table per file (rows in file order, so row_number is exact without copying them). Every problem
 is one InputError line naming the file, the row and the column. Money stays exact:
@@ -20,7 +23,10 @@ DECIMAL(38,12), the ledger's scale (a BilledCost with more than 12 decimals is r
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import duckdb
@@ -146,7 +152,7 @@ class BillingLoaded:
     """The bill as the DuckDB view `billing_lines`, and the files behind it."""
 
     files: tuple[Path, ...]
-    format: str  # focus | generic
+    format: str  # focus | generic | openai-usage
     rows: int
     table: str = "billing_lines"
 
@@ -182,6 +188,8 @@ def load_billing(
     charge categories.
     """
     files = matching_files(root, source.path, "billing", config_name)
+    if source.format == "openai-usage":
+        return _load_openai_usage(con, files, root, config_name, source, currency)
     known = FOCUS_REQUIRED + FOCUS_OPTIONAL if source.format == "focus" else GENERIC_FIELDS
     for key in source.columns:
         if key not in known:
@@ -606,3 +614,275 @@ def _unreadable(path: Path, reader: str, exc: Exception) -> InputError:
                 line = reader_.line_num + 1
     kind = "Parquet" if reader.startswith("read_parquet") else "CSV"
     return InputError(path, None, f"cannot read as {kind}: {str(exc).strip().splitlines()[0]}")
+
+
+# --- OpenAI organization usage and costs --------------------------------------------------------
+
+OPENAI_USAGE = "organization.usage.completions.result"
+OPENAI_COSTS = "organization.costs.result"
+_PICO = Decimal(10) ** 12
+
+
+def _load_openai_usage(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    root: Path,
+    config_name: str,
+    source: BillingSource,
+    currency: str,
+) -> BillingLoaded:
+    """Create `billing_lines` from saved OpenAI Usage API (completions) and Costs API pages.
+
+    A file holds one page (`{"object": "page", "data": [buckets]}`), a JSON list of pages, or
+    one page per line (JSONL); pages of both APIs may be mixed. A usage result becomes one line
+    per token direction (uncached input = input_tokens - input_cached_tokens, cached input,
+    output), charged for its bucket, with num_model_requests as its request count. OpenAI does
+    not price usage per model, so a usage line's cost is its tokens at the pricing snapshot's
+    price in effect when the bucket starts (the `prices` table of the ledger's connection): per
+    model, the reconciliation compares the provider's metered tokens at the agreed price. The
+    Costs API's amounts are the money: for each bucket, what they charge beyond (or below) the
+    usage lines' cost is one line without a model, so the bill's total is the Costs API's total
+    and any difference from the agreed prices stays visible.
+    """
+    if source.columns:
+        raise ConfigError(
+            config_name, "billing.columns", "not used by format openai-usage; remove it"
+        )
+    prices = _snapshot_prices(con)
+    lines: list[dict[str, object]] = []
+    costs: dict[tuple[datetime, datetime], list[tuple[Decimal, str, str | None]]] = {}
+    for path in files:
+        name = _relative(path, root)
+        usage = _openai_file_lines(path, prices, currency, costs)
+        for number, line in enumerate(usage, start=1):
+            line["source_file"], line["row_number"] = name, number
+        lines += usage
+    # the Costs API pages may be files of their own: their lines come after every file's usage
+    for number, line in enumerate(_unexplained_costs(costs, lines, currency), start=1):
+        line["source_file"], line["row_number"] = "Costs API beyond usage", number
+        lines.append(line)
+    # the pages cover the span of their buckets, empty ones included (the API returns a bucket
+    # for every day asked for): that span is the export's billing period
+    spans = [b for path in files for b in _openai_bucket_spans(path)]
+    if spans:
+        first, last = min(a for a, _ in spans), max(b for _, b in spans)
+        for line in lines:
+            line["billing_period_start"], line["billing_period_end"] = first, last
+    columns = list(BILLING_COLUMNS)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE billing_openai ("
+        + ", ".join(f"{c} {t}" for c, t in BILLING_COLUMNS.items())
+        + ")"
+    )
+    if lines:
+        con.executemany(
+            f"INSERT INTO billing_openai VALUES ({', '.join('?' for _ in columns)})",
+            [[line.get(c) for c in columns] for line in lines],
+        )
+    con.execute("CREATE OR REPLACE TEMP VIEW billing_lines AS SELECT * FROM billing_openai")
+    return BillingLoaded(tuple(files), "openai-usage", len(lines))
+
+
+def _snapshot_prices(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    """model -> [(effective_from, effective_to, input, cached_input, output)] in picodollars."""
+    try:
+        rows = con.execute(
+            "SELECT model, effective_from, effective_to, input, cached_input, output "
+            "FROM prices ORDER BY model, effective_from"
+        ).fetchall()
+    except duckdb.Error:  # the pipeline registers `prices` before the bill is read
+        rows = []
+    prices: dict[str, list[tuple]] = {}
+    for model, *entry in rows:
+        prices.setdefault(model, []).append(tuple(entry))
+    return prices
+
+
+def _openai_pages(path: Path) -> list[tuple[str, object]]:
+    """(where, page) of every page in the file: a page, a list of pages, or JSONL."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, None, f"cannot read as UTF-8 JSON: {exc}") from None
+    try:
+        document = json.loads(text, parse_float=Decimal)
+        pages = document if isinstance(document, list) else [document]
+        return [(f"page {i + 1}", page) for i, page in enumerate(pages)]
+    except json.JSONDecodeError:
+        pass
+    pages = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                pages.append((f"line {number}", json.loads(line, parse_float=Decimal)))
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    path, f"line {number}", f"expected a JSON page object ({exc.msg})"
+                ) from None
+    return pages
+
+
+def _openai_bucket_spans(path: Path) -> list[tuple[datetime, datetime]]:
+    return [
+        (_unix_time(path, where, b.get("start_time")), _unix_time(path, where, b.get("end_time")))
+        for where, page in _openai_pages(path)
+        if isinstance(page, dict) and isinstance(page.get("data"), list)
+        for b in page["data"]
+        if isinstance(b, dict)
+    ]
+
+
+def _openai_file_lines(
+    path: Path,
+    prices: dict[str, list[tuple]],
+    currency: str,
+    costs: dict[tuple[datetime, datetime], list[tuple[Decimal, str, str | None]]],
+) -> list[dict[str, object]]:
+    """The file's usage lines; its Costs API amounts are added to `costs` by bucket."""
+    lines: list[dict[str, object]] = []
+    for where, page in _openai_pages(path):
+        if not isinstance(page, dict) or page.get("object") != "page":
+            raise InputError(path, where, 'expected a page object ({"object": "page", …})')
+        if not isinstance(page.get("data"), list):
+            raise InputError(path, f"{where}.data", "expected a list of buckets")
+        for b, bucket in enumerate(page["data"]):
+            at = f"{where}, data[{b}]"
+            start, end = (_unix_time(path, f"{at}.{k}", (bucket or {}).get(k))
+                          for k in ("start_time", "end_time"))  # fmt: skip
+            results = bucket.get("results")
+            if not isinstance(results, list):
+                raise InputError(path, f"{at}.results", "expected a list of results")
+            for r, result in enumerate(results):
+                spot = f"{at}.results[{r}]"
+                kind = result.get("object") if isinstance(result, dict) else None
+                if kind == OPENAI_USAGE:
+                    lines += _usage_lines(path, spot, result, start, end, prices, currency)
+                elif kind == OPENAI_COSTS:
+                    amount = result.get("amount") or {}
+                    value = _openai_number(path, f"{spot}.amount.value", amount.get("value"))
+                    unit = str(amount.get("currency") or currency).upper()
+                    costs.setdefault((start, end), []).append(
+                        (value, unit, result.get("line_item"))
+                    )
+                else:
+                    raise InputError(
+                        path, f"{spot}.object",
+                        f"got {kind!r}, expected {OPENAI_USAGE} or {OPENAI_COSTS}",
+                    )  # fmt: skip
+    return lines
+
+
+def _usage_lines(
+    path: Path,
+    spot: str,
+    result: dict,
+    start: datetime,
+    end: datetime,
+    prices: dict[str, list[tuple]],
+    currency: str,
+) -> list[dict[str, object]]:
+    optional = {"input_cached_tokens": 0}  # the other counts are always in a result
+    tokens = {
+        k: _openai_count(path, f"{spot}.{k}", result.get(k, optional.get(k)))
+        for k in ("input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests")
+    }
+    if tokens["input_cached_tokens"] > tokens["input_tokens"]:
+        raise InputError(
+            path, f"{spot}.input_cached_tokens", "expected at most input_tokens (a subset of them)"
+        )
+    model = result.get("model") or None
+    entry = next(
+        (e for e in prices.get(model, ()) if e[0] <= start and (e[1] is None or start < e[1])),
+        None,
+    )
+    parts = (
+        ("uncached_input", tokens["input_tokens"] - tokens["input_cached_tokens"], 2),
+        ("cached_input", tokens["input_cached_tokens"], 3),
+        ("output", tokens["output_tokens"], 4),
+    )
+    lines = []
+    for direction, quantity, column in parts:
+        if not quantity and direction != "uncached_input":
+            continue
+        price = None
+        if entry is not None:
+            price = entry[column] if entry[column] is not None else entry[2]
+        cost = Decimal(quantity) * Decimal(price or 0) / _PICO
+        lines.append(
+            {
+                "charge_period_start": start,
+                "charge_period_end": end,
+                "charge_category": "Usage",
+                "description": f"{model or 'no model'} {direction.replace('_', ' ')} tokens"
+                + ("" if entry else " (no price in the snapshot)"),
+                "billed_cost": cost,
+                "currency": currency,
+                "consumed_quantity": Decimal(quantity),
+                "consumed_unit": "Tokens",
+                "model": model,
+                "direction": direction,
+                "quantity": Decimal(quantity),
+                "quantity_unit": "tokens",
+                "provider_name": "OpenAI",
+                "service_name": "OpenAI API",
+                "tags": json.dumps({"project_id": result.get("project_id")}),
+                "request_count": tokens["num_model_requests"] if not lines else None,
+            }
+        )
+    return lines
+
+
+def _unexplained_costs(
+    costs: dict[tuple[datetime, datetime], list[tuple[Decimal, str, str | None]]],
+    usage: list[dict[str, object]],
+    currency: str,
+) -> list[dict[str, object]]:
+    """Per bucket and currency: the Costs API's amount less the usage lines' cost, when not 0."""
+    priced: dict[tuple, Decimal] = {}
+    for line in usage:
+        key = (line["charge_period_start"], line["charge_period_end"], line["currency"])
+        priced[key] = priced.get(key, Decimal(0)) + line["billed_cost"]
+    lines = []
+    for (start, end), amounts in sorted(costs.items()):
+        for unit in sorted({u for _, u, _ in amounts}):
+            total = sum((v for v, u, _ in amounts if u == unit), Decimal(0))
+            rest = total - priced.get((start, end, unit), Decimal(0))
+            if rest == 0:
+                continue
+            items = sorted({str(i) for _, u, i in amounts if u == unit and i})
+            lines.append(
+                {
+                    "charge_period_start": start,
+                    "charge_period_end": end,
+                    "charge_category": "Usage",
+                    "description": "Costs API amount beyond the usage at the snapshot's prices"
+                    + (f" ({', '.join(items)})" if items else ""),
+                    "billed_cost": rest,
+                    "currency": unit,
+                    "provider_name": "OpenAI",
+                    "service_name": "OpenAI API",
+                }
+            )
+    return lines
+
+
+def _unix_time(path: Path, where: str, value: object) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise InputError(path, where, f"got {value!r}, expected Unix seconds such as 1759276800")
+    return datetime.fromtimestamp(int(value), UTC).replace(tzinfo=None)
+
+
+def _openai_count(path: Path, where: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(path, where, f"got {value!r}, expected a whole number, 0 or more")
+    return value
+
+
+def _openai_number(path: Path, where: str, value: object) -> Decimal:
+    try:
+        number = Decimal(str(value)) if not isinstance(value, bool) and value is not None else None
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise InputError(path, where, f"got {value!r}, expected {_NUMBER_EXAMPLE} or its text")
+    return number

@@ -17,11 +17,13 @@ from matplotlib.ticker import FuncFormatter
 from .present import Html, money
 
 __all__ = [
+    "budget_bullet_chart",
     "coverage_chart",
     "daily_spend_chart",
     "figure_html",
     "spend_by_team_chart",
     "team_colours",
+    "unit_cost_trend_chart",
     "variance_by_model_chart",
 ]
 
@@ -169,4 +171,77 @@ def coverage_chart(cost_by_status: Mapping[str, Decimal], currency: str, title: 
     ax.set_title(title, loc="left", fontsize=11)
     ax.set_yticks([])
     fig.legend(ncols=6, fontsize=8, frameon=False, loc="outside lower center")
+    return fig
+
+
+STATUS_COLOURS = {"ok": "#59A14F", "warning": "#EDC948", "exceeded": "#E15759"}
+
+
+def budget_bullet_chart(
+    rows: Sequence[tuple[str, Decimal, Decimal, Decimal, str]],
+    thresholds_pct: Sequence[Decimal],
+    currency: str,
+    title: str,
+) -> Figure:
+    """A bullet chart per team: (team, budget, actual, forecast, status). The grey band is the
+    budget with its thresholds as ticks, the bar the actual (coloured by status), the black
+    diamond the forecast to period end."""
+    rows = list(reversed(rows))
+    fig, ax = _figure(9.0, max(2.4, 0.5 * len(rows) + 1.4))
+    ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
+    ax.grid(axis="y", visible=False)
+    for i, (_team, budget, actual, forecast, status) in enumerate(rows):
+        ax.barh(i, float(budget), height=0.7, color="#e4e9f0", zorder=1)
+        for pct in thresholds_pct:
+            x = float(budget * pct / 100)
+            ax.plot([x, x], [i - 0.35, i + 0.35], color="#7b8794", linewidth=1, zorder=2)
+        ax.barh(i, float(actual), height=0.3, color=STATUS_COLOURS.get(status, "#4E79A7"),
+                zorder=3)  # fmt: skip
+        if forecast != actual:
+            ax.plot(float(forecast), i, marker="D", color="#222222", markersize=5, zorder=4)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    _money_axis(ax, currency, "x")
+    ax.set_xlabel(f"Cost in the budget's environments ({currency})")
+    ax.set_title(title, loc="left", fontsize=11)
+    handles = [Patch(facecolor="#e4e9f0", label="Budget (ticks: thresholds)")]
+    handles += [Patch(facecolor=c, label=f"Actual, {s}") for s, c in STATUS_COLOURS.items()]
+    fig.legend(handles=handles, ncols=4, fontsize=8, frameon=False, loc="outside lower center")
+    return fig
+
+
+def unit_cost_trend_chart(
+    trends: Mapping[str, Sequence[tuple[str, Decimal | None, bool]]],
+    currency: str,
+    title: str,
+) -> Figure:
+    """One small panel per cost unit: its unit cost period by period. A hollow marker is a
+    period whose definition differs from the one before (not comparable)."""
+    names = list(trends)
+    columns = 2 if len(names) > 1 else 1
+    rows = (len(names) + columns - 1) // columns
+    fig = Figure(figsize=(9.0, 2.3 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(names):
+            ax.set_visible(False)
+            continue
+        points = trends[names[k]]
+        labels = [p[0] for p in points]
+        values = [float(p[1]) if p[1] is not None else float("nan") for p in points]
+        ax.plot(labels, values, color="#4E79A7", marker="o", markersize=4, linewidth=1.5)
+        for label, value, changed in points:
+            if changed and value is not None:
+                ax.plot(label, float(value), marker="o", markersize=9, markerfacecolor="none",
+                        markeredgecolor="#E15759")  # fmt: skip
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
+        ax.set_title(names[k], loc="left", fontsize=9)
+        ax.yaxis.set_major_formatter(
+            FuncFormatter(lambda v, _pos: f"{v:,.4f}" if abs(v) < 1 else f"{v:,.2f}")
+        )
+        ax.set_ylabel(currency, fontsize=8)
+        ax.tick_params(labelsize=8)
+        known = [v for v in values if v == v]
+        ax.set_ylim(0, max(known) * 1.15 if known and max(known) > 0 else 1)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
     return fig

@@ -7,6 +7,7 @@ Every problem is reported as one line naming the file, the key and what was expe
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,12 +29,15 @@ from pydantic import (
 from .errors import ConfigError
 
 __all__ = [
+    "ADAPTER_FORMATS",
     "Application",
     "KitConfig",
     "ModelPrice",
     "PriceTier",
     "PricingSnapshot",
     "Registry",
+    "RequestFields",
+    "RequestsSource",
     "SharedRule",
     "Team",
     "TokenPrices",
@@ -64,16 +69,103 @@ class _Strict(BaseModel):
 # --- kit.yaml -----------------------------------------------------------------------------------
 
 
+ADAPTER_FORMATS = ("litellm", "openai-usage")
+# Keys that hold prompt or response content (or the caller's IP address) in the exports the
+# adapters read: a field locator may never point into them, so content cannot become a label.
+CONTENT_KEYS = frozenset({
+    "messages", "input", "output", "choices", "content", "prompt", "instructions", "delta",
+    "tool_calls", "text", "proxy_server_request", "requester_ip_address", "error_message",
+    "traceback", "guardrail_information",
+})  # fmt: skip
+_LOCATOR = re.compile(r"^(tag:\S+|[A-Za-z_][\w-]*(\.[\w-]+)*)$")
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _checked_locator(locator: str) -> str:
+    if not _LOCATOR.match(locator):
+        raise ValueError(
+            "not a field locator; expected tag:<prefix> (e.g. tag:app:) or a dotted key path "
+            "(e.g. metadata.spend_logs_metadata.environment)"
+        )
+    content = CONTENT_KEYS.intersection(locator.split(".")) if locator[:4] != "tag:" else set()
+    if content:
+        raise ValueError(
+            f"points at prompt or response content ({min(content)}), which the kit never reads; "
+            "expected a tag or a metadata key"
+        )
+    return locator
+
+
+# One locator or a list tried in order (the first non-empty value wins); [] maps nothing.
+Locators = Annotated[
+    list[Annotated[str, AfterValidator(_checked_locator)]], BeforeValidator(_as_list)
+]
+
+
+class RequestFields(_Strict):
+    """Where an adapter finds each canonical label in the export (requests.fields)."""
+
+    team: Locators | None = None
+    application: Locators | None = None
+    environment: Locators | None = None
+    workload_class: Locators | None = None
+    feature: Locators | None = None
+    job_id: Locators | None = None
+    caller_id: Locators | None = None
+    endpoint: Locators | None = None
+    idempotency_key: Locators | None = None
+    model: Locators | None = None
+
+
 class RequestsSource(_Strict):
     path: str = Field(min_length=1)
-    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    format: Literal["auto", "csv", "parquet", "jsonl", "litellm", "openai-usage"] = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
+    fields: RequestFields | None = None  # only with an adapter format
+
+    @model_validator(mode="after")
+    def _mapping_fits_the_format(self) -> RequestsSource:
+        adapter = self.format in ADAPTER_FORMATS
+        if self.fields is not None and not adapter:
+            raise _KeyProblem(
+                "fields",
+                "only for format litellm or openai-usage; a canonical ledger maps its columns "
+                "with requests.columns",
+            )
+        if self.columns and adapter:
+            raise _KeyProblem(
+                "columns", f"not used by format {self.format}; map labels with requests.fields"
+            )
+        if self.format == "litellm" and self.fields is not None:
+            for name, locators in self.fields:
+                for locator in locators or []:
+                    if locator.split(".")[0] in {"messages", "response"}:
+                        raise _KeyProblem(
+                            f"fields.{name}",
+                            f"{locator!r} points at LiteLLM's {locator.split('.')[0]} column "
+                            "(prompt or response content), which the kit never reads",
+                        )
+        return self
 
 
 class BillingSource(_Strict):
     path: str = Field(min_length=1)
-    format: Literal["focus", "generic"] = "focus"
+    format: Literal["focus", "generic", "openai-usage"] = "focus"
     columns: dict[str, str] = Field(default_factory=dict)
+
+
+class FocusExport(_Strict):
+    """Who the FOCUS export (evidence/focus_allocated.csv) names as provider and account."""
+
+    provider_name: str = Field(default="Unspecified AI API provider", min_length=1)
+    publisher_name: str | None = None  # default: provider_name
+    invoice_issuer_name: str | None = None  # default: provider_name
+    service_name: str | None = None  # default: provider_name
+    billing_account_id: str | None = None  # default: the workspace name
+    billing_account_name: str | None = None  # default: the workspace name
 
 
 class Reconciliation(_Strict):
@@ -102,6 +194,7 @@ class KitConfig(_Strict):
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     review: Review = Field(default_factory=Review)
     expectations: Expectations = Field(default_factory=Expectations)
+    focus: FocusExport = Field(default_factory=FocusExport)
 
 
 # --- registry.yaml ------------------------------------------------------------------------------
@@ -355,7 +448,11 @@ def _location(loc: tuple[Any, ...], document: Any) -> str:
             label = f"[{item}]"
             if isinstance(node, list) and item < len(node):
                 node = node[item]
-                ident = node.get("id") or node.get("model") if isinstance(node, dict) else None
+                ident = (
+                    next((node[k] for k in ("id", "model", "name", "team") if node.get(k)), None)
+                    if isinstance(node, dict)
+                    else None
+                )
                 if ident:
                     label += f" ({ident})"
             parts.append(label)
@@ -446,6 +543,8 @@ class Workspace:
     kit: KitConfig
     registry: Registry
     pricing: PricingSnapshot
+    cost_units: Any = None  # economics.LoadedCostUnits, when kit.yaml names cost_units
+    budgets: Any = None  # budgets.Budgets, when kit.yaml names budgets
 
     @property
     def root(self) -> Path:
@@ -488,4 +587,9 @@ def load_workspace(config_path: str | Path) -> Workspace:
             f"the snapshot is in {pricing.currency} but kit.yaml says {kit.currency}; "
             "expected the same currency",
         )
-    return Workspace(config_path, kit, registry, pricing)
+    from .budgets import load_budgets
+    from .economics import load_cost_units
+
+    cost_units = load_cost_units(root / kit.cost_units, registry) if kit.cost_units else None
+    budgets = load_budgets(root / kit.budgets, registry) if kit.budgets else None
+    return Workspace(config_path, kit, registry, pricing, cost_units, budgets)

@@ -513,9 +513,27 @@ def write_demo_workspace(dest: Path, rows_per_month: int = 100_000, seed: int = 
     for period in DEMO_PERIODS:
         _write_bill(dest / "data" / "billing" / f"focus_{period}.csv", period, usage)
 
+    (dest / "data" / "events").mkdir(parents=True, exist_ok=True)
+    _write_ticket_events(dest / "data" / "events" / "support_tickets.csv", seed)
+    (dest / "cost_units.yaml").write_text(_COST_UNITS_YAML, encoding="utf-8")
+    (dest / "budgets.yaml").write_text(_BUDGETS_YAML, encoding="utf-8")
     config = dest / "kit.yaml"
     config.write_text(_KIT_YAML, encoding="utf-8")
     return config
+
+
+def _write_ticket_events(path: Path, seed: int) -> None:
+    """Support tickets closed per day (the business events behind cost per ticket): about 600 on
+    a weekday and 150 on a weekend day, steady month to month."""
+    rng = np.random.default_rng([seed, 7])
+    first, last = _month_start(DEMO_PERIODS[0]), _next_month(_month_start(DEMO_PERIODS[-1]))
+    lines = ["date,tickets_closed"]
+    day = first.date()
+    while day < last.date():
+        typical = 150 if day.weekday() >= 5 else 600
+        lines.append(f"{day.isoformat()},{int(rng.normal(typical, typical * 0.08))}")
+        day += timedelta(days=1)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 # --- the ledger -------------------------------------------------------------------------------
@@ -1094,11 +1112,74 @@ registry: registry.yaml
 # effect is an exception, never a zero.
 pricing: pricing.yaml
 
+# Cost units: signed-off definitions of what one unit of work costs (unit economics).
+cost_units: cost_units.yaml
+
+# Monthly budgets per team, with alert thresholds (prorated for weekly periods).
+budgets: budgets.yaml
+
 # Reconciliation passes when the ledger's cost is within this percent of the billed usage.
 reconciliation: {tolerance_pct: 1.0}
 
 # Role recorded on the review records and sign-off fields.
 review: {reviewer_role: finops-analyst}
+
+# Who evidence/focus_allocated.csv (the allocated cost in FOCUS) names as provider.
+focus: {provider_name: CometAPI}
+"""
+
+
+_COST_UNITS_YAML = """\
+# Cost units: what one unit of work costs. Each is a signed-off decision: the numerator is the
+# priced cost of the ledger rows matching the filter (successful, billable calls in any allocation
+# status); the denominator is exactly one of {distinct: column}, {count: requests},
+# {sum: <token column>, per: N} or {events: <csv>, column: <name>} (a CSV with a date column).
+# Changing a numerator or denominator later is flagged: the old and new numbers don't compare.
+cost_units:
+  - name: cost_per_kb_summarizer_run
+    description: one nightly knowledge-base summarisation job, end to end
+    numerator: {application: kb-summarizer}
+    denominator: {distinct: job_id}
+    owner: support-ops-lead
+    signed_off_by: finance-partner
+    signed_off_on: 2026-07-30
+  - name: cost_per_support_ticket
+    description: AI spend of the support team per ticket closed (tickets from the helpdesk export)
+    numerator: {team: support}
+    denominator: {events: data/events/support_tickets.csv, column: tickets_closed}
+    owner: support-ops-lead
+    signed_off_by: finance-partner
+    signed_off_on: 2026-07-30
+  - name: cost_per_1k_assistant_output_tokens
+    description: assistant chat replies, per thousand output tokens
+    numerator: {application: assistant-chat}
+    denominator: {sum: output_tokens, per: 1000}
+    owner: assistant-lead
+    signed_off_by: finance-partner
+    signed_off_on: 2026-07-30
+  - name: cost_per_search_answer
+    description: one production search-api call
+    numerator: {application: search-api, environment: production}
+    denominator: {count: requests}
+    owner: search-lead
+    signed_off_by: finance-partner
+    signed_off_on: 2026-07-30
+"""
+
+_BUDGETS_YAML = """\
+# Monthly budgets per team. A team's actual is its allocated and shared cost in the listed
+# environments (production when none are listed); its other environments are shown beside it.
+# Status: exceeded over 100%; warning once a threshold is crossed or the forecast is over budget.
+thresholds_pct: [80, 100]
+budgets:
+  - {team: search, monthly: 60.00}
+  - {team: assistant, monthly: 1000.00}
+  - {team: recommendations, monthly: 40.00}
+  - {team: support, monthly: 1000.00}
+  - {team: trust-safety, monthly: 60.00}
+  - {team: platform, monthly: 400.00, environments: [production, staging, development]}
+  - {team: data-science, monthly: 30.00, environments: [production, staging, development]}
+  - {team: finance-ops, monthly: 150.00}
 """
 
 

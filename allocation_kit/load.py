@@ -17,7 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from .config import RequestsSource
+from .adapters import adapted_requests
+from .config import ADAPTER_FORMATS, RequestsSource
 from .errors import ConfigError, InputError
 
 __all__ = [
@@ -51,6 +52,10 @@ CANONICAL_COLUMNS: dict[str, str] = {
     "status_code": "INTEGER",
     "idempotency_key": "VARCHAR",
     "batch": "BOOLEAN",
+    # extensions: the gateway's own cost of the call (a second opinion, never the kit's price),
+    # and why an adapter could read the row only in part (such rows are quarantined)
+    "recorded_cost": "DECIMAL(38, 12)",
+    "source_problem": "VARCHAR",
 }
 REQUIRED_COLUMNS = ("request_id", "timestamp", "model", "input_tokens", "output_tokens")
 TOKEN_COLUMNS = (
@@ -154,34 +159,26 @@ def _quote(name: str) -> str:
 def load_requests(
     con: duckdb.DuckDBPyConnection, source: RequestsSource, root: Path, config_name: str
 ) -> LoadedLedger:
-    """Create the view `requests` (canonical columns + `source_file`) over the ledger files.
+    """Create the view `requests` (canonical columns + `source_file`) over the ledger files,
+    read as they are or through the adapter `source.format` names (see `adapters`).
 
     Raises InputError for a missing or empty ledger, a missing required column, a missing
     required value, non-numeric, fractional or negative token counts and unparseable
     timestamps, naming the file and row.
     """
     files = matching_files(root, source.path, "requests", config_name)
-    formats = {str(f): _file_format(f, source.format, config_name) for f in files}
-    readers = []
-    for fmt in ("parquet", "csv", "jsonl"):
-        group = [f for f in files if formats[str(f)] == fmt]
-        if group:
-            try:
-                con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW raw_{fmt} AS SELECT * FROM {_reader(fmt, group)}"
-                )
-                con.execute(f"SELECT * FROM raw_{fmt} LIMIT 0")
-            except duckdb.Error as exc:
-                raise InputError(
-                    group[0], None, f"cannot read as {fmt}: {_first_line(exc)}"
-                ) from None
-            readers.append(f"raw_{fmt}")
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {r}" for r in readers)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_requests AS {union}")
+    adapter = source.format in ADAPTER_FORMATS
+    declared = "auto" if adapter else source.format
+    formats = {str(f): _file_format(f, declared, config_name) for f in files}
+    if adapter:
+        columns = adapted_requests(con, source, files, formats, config_name)
+    else:
+        columns = source.columns
+        _read_as_they_are(con, files, formats)
     source_types = {row[0]: row[1] for row in con.execute("DESCRIBE raw_requests").fetchall()}
 
     mapped: dict[str, str] = {}
-    unknown = set(source.columns) - set(CANONICAL_COLUMNS)
+    unknown = set(columns) - set(CANONICAL_COLUMNS)
     if unknown:
         raise ConfigError(
             config_name,
@@ -189,12 +186,12 @@ def load_requests(
             f"not a canonical column; expected one of {', '.join(CANONICAL_COLUMNS)}",
         )
     for column in CANONICAL_COLUMNS:
-        wanted = source.columns.get(column, column)
+        wanted = columns.get(column, column)
         mapped[column] = wanted if wanted in source_types else ""
     missing = [c for c in REQUIRED_COLUMNS if not mapped[c]]
     if missing:
         column = missing[0]
-        hint = f" (mapped from {source.columns[column]!r})" if column in source.columns else ""
+        hint = f" (mapped from {columns[column]!r})" if column in columns else ""
         found = ", ".join(c for c in source_types if c != "filename")
         raise InputError(
             files[0] if len(files) == 1 else source.path,
@@ -216,6 +213,28 @@ def load_requests(
 
     rows = _check_values(con, mapped, source_types, formats)
     return LoadedLedger(tuple(files), formats, mapped, rows)
+
+
+def _read_as_they_are(
+    con: duckdb.DuckDBPyConnection, files: list[Path], formats: dict[str, str]
+) -> None:
+    """Create the view `raw_requests` over the files, each read by its format."""
+    readers = []
+    for fmt in ("parquet", "csv", "jsonl"):
+        group = [f for f in files if formats[str(f)] == fmt]
+        if group:
+            try:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW raw_{fmt} AS SELECT * FROM {_reader(fmt, group)}"
+                )
+                con.execute(f"SELECT * FROM raw_{fmt} LIMIT 0")
+            except duckdb.Error as exc:
+                raise InputError(
+                    group[0], None, f"cannot read as {fmt}: {_first_line(exc)}"
+                ) from None
+            readers.append(f"raw_{fmt}")
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {r}" for r in readers)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_requests AS {union}")
 
 
 _REQUIRED = "a value (the column is required)"
@@ -301,6 +320,13 @@ def _problems(
             f"{sc} IS NOT NULL AND TRY_CAST({sc} AS INTEGER) IS NULL",
             "an HTTP status code such as 200",
         ))  # fmt: skip
+    if mapped["recorded_cost"] and source_types[mapped["recorded_cost"]] == "VARCHAR":
+        rc = _quote(mapped["recorded_cost"])
+        checks.append((
+            "recorded_cost",
+            f"NOT ({blank(rc, 'VARCHAR')}) AND TRY_CAST({rc} AS DECIMAL(38, 12)) IS NULL",
+            "an amount such as 0.0014",
+        ))  # fmt: skip
     return checks
 
 
@@ -366,12 +392,14 @@ def _row_number(
                     return f"line {number}"
     else:
         con = duckdb.connect()
-        found = con.execute(
-            f"SELECT file_row_number FROM read_parquet(?, file_row_number = true) "
-            f"WHERE CAST({_quote(id_column)} AS VARCHAR) IS NOT DISTINCT FROM ? "
-            f"AND CAST({_quote(column)} AS VARCHAR) IS NOT DISTINCT FROM ? LIMIT 1",
-            [str(path), request_id, value],
-        ).fetchall()
+        found = []
+        with contextlib.suppress(duckdb.Error):  # an adapter's column may be derived
+            found = con.execute(
+                f"SELECT file_row_number FROM read_parquet(?, file_row_number = true) "
+                f"WHERE CAST({_quote(id_column)} AS VARCHAR) IS NOT DISTINCT FROM ? "
+                f"AND CAST({_quote(column)} AS VARCHAR) IS NOT DISTINCT FROM ? LIMIT 1",
+                [str(path), request_id, value],
+            ).fetchall()
         if found:
             return f"row {found[0][0] + 1}"
     return f"request_id {request_id!r}"

@@ -21,8 +21,17 @@ from .attribute import UNALLOCATED_STATUSES
 from .config import load_workspace
 from .periods import parse_period
 from .pipeline import PeriodLedger, period_ledger
-from .present import Html, count_text, html_table, money, percent, rounded_to_total, tiles
-from .report import atomic_period_folder, write_evidence
+from .present import (
+    Html,
+    count_text,
+    html_table,
+    money,
+    percent,
+    rounded_to_total,
+    tiles,
+    unit_money,
+)
+from .report import Analysis, atomic_period_folder, write_evidence
 
 __all__ = ["ACTIONS", "Review", "period_review"]
 
@@ -54,6 +63,7 @@ class Review:
     generated_at: datetime
     reconciliation: dict | None = None
     validation: dict | None = None
+    analysis: Analysis | None = None
     _cache: dict = field(default_factory=dict)
 
     # --- basics ---------------------------------------------------------------------------
@@ -138,7 +148,7 @@ class Review:
         ]
         return tiles(items)
 
-    def findings(self, limit: int = 3) -> Html:
+    def findings(self, limit: int = 4) -> Html:
         """The findings that most need attention, in plain sentences, costliest first."""
         candidates: list[tuple[Decimal, str]] = []
         total = self.ledger.ledger_cost or Decimal(1)
@@ -176,6 +186,16 @@ class Review:
                 f"{self._money(cost)} ({share} of the ledger) is {label} across {_n(n, 'request')}."
             )
             candidates.append((cost, f"{text} {ACTIONS[reason]}"))
+        for a in self.analysis.anomalies if self.analysis else []:
+            if a.metric == "spend" and a.scope == "application" and a.baseline is not None:
+                candidates.append((a.actual - a.baseline, f"Spend spike in {a.explanation}."))
+        for b in self.analysis.budgets if self.analysis else []:
+            if b.status == "exceeded":
+                text = (
+                    f"Team {b.team} is over budget: {self._money(b.actual)} against "
+                    f"{self._money(b.budget)} ({percent(b.pct_used)} used)."
+                )
+                candidates.append((b.actual - b.budget, text))
         if not candidates:
             candidates.append((Decimal(0), "No exceptions: every request is owned and priced."))
         top = sorted(candidates, key=lambda c: -c[0])[:limit]
@@ -354,6 +374,146 @@ class Review:
             charts.coverage_chart(self.cost_by_status, self.currency, title), title
         )
 
+    # --- unit economics, budgets, anomalies, chargeback review ---------------------------------
+
+    def _none_configured(self, what: str, key: str, example: str) -> Html:
+        return Html(
+            f'<p class="ak-empty">No {html.escape(what)} configured: name a file as '
+            f"<code>{html.escape(key)}</code> in kit.yaml ({html.escape(example)}).</p>"
+        )
+
+    def unit_economics(self) -> Html:
+        units = self.analysis.unit_costs if self.analysis else []
+        if not units:
+            return self._none_configured("cost units", "cost_units", "see the README")
+        rows = []
+        for u in units:
+            if u.definition_changed:
+                change = "definition changed"
+            elif u.change_pct is None:
+                change = "—"
+            else:
+                change = percent(u.change_pct)
+            rows.append(
+                (
+                    u.name,
+                    f"{u.numerator_filter} ÷ {u.denominator_kind}",
+                    self._money(u.numerator_cost),
+                    _number_text(u.denominator_value),
+                    unit_money(u.unit_cost, self.currency),
+                    unit_money(u.previous_unit_cost, self.currency),
+                    change,
+                    f"{u.owner} / {u.signed_off_by}, {u.signed_off_on}",
+                    u.note or "",
+                )
+            )
+        return html_table(
+            ["Unit", "Definition (numerator ÷ denominator)", "Numerator", "Denominator",
+             "Unit cost", "Previous", "Change", "Owner / signed off", "Note"],
+            rows,
+            numeric=(2, 3, 4, 5, 6),
+        )  # fmt: skip
+
+    def unit_cost_trend_chart(self) -> Html:
+        trends = self.analysis.trends if self.analysis else {}
+        if not trends:
+            return Html("")
+        title = "Unit cost by period (hollow red ring: definition changed)"
+        return charts.figure_html(charts.unit_cost_trend_chart(trends, self.currency, title), title)
+
+    def budgets(self) -> Html:
+        lines = self.analysis.budgets if self.analysis else []
+        if not lines:
+            return self._none_configured("budgets", "budgets", "see the README")
+        rows = [
+            (
+                b.team,
+                b.environments,
+                self._money(b.budget),
+                self._money(b.actual),
+                percent(b.pct_used),
+                self._money(b.forecast),
+                b.status,
+                self._money(b.other_environments_actual),
+                b.reason or "",
+            )
+            for b in lines
+        ]
+        return html_table(
+            ["Team", "Environments", "Budget", "Actual", "Used", "Forecast", "Status",
+             "Other environments", "Why"],
+            rows,
+            numeric=(2, 3, 4, 5, 7),
+            row_classes=[f"ak-status-{b.status}" for b in lines],
+        )  # fmt: skip
+
+    def budget_chart(self) -> Html:
+        lines = self.analysis.budgets if self.analysis else []
+        if not lines:
+            return Html("")
+        title = f"Actual vs budget — {self.ledger.period.label}"
+        rows = [(b.team, b.budget, b.actual, b.forecast, b.status) for b in lines]
+        fig = charts.budget_bullet_chart(rows, self.analysis.thresholds_pct, self.currency, title)
+        return charts.figure_html(fig, title)
+
+    def anomalies(self) -> Html:
+        found = self.analysis.anomalies if self.analysis else []
+        notes = [a for a in found if a.metric == "history"]
+        flagged = [a for a in found if a.metric != "history"]
+        parts = [
+            Html(f'<div class="ak-banner ak-neutral">{html.escape(a.explanation)}</div>')
+            for a in notes
+        ]
+        labels = {
+            "spend": "spend spike",
+            "requests": "volume spike",
+            "input_output_ratio": "input/output ratio shift",
+            "new": "new",
+            "daily_spend": "day-level spike",
+        }
+        rows = [
+            (labels.get(a.metric, a.metric), f"{a.scope} {a.key}",
+             "" if a.score is None else f"{a.score}", a.explanation)
+            for a in flagged
+        ]  # fmt: skip
+        parts.append(
+            html_table(
+                ["Kind", "Where", "Score", "Explanation"],
+                rows,
+                numeric=(2,),
+                empty="No anomalies: spend, volume and token mix are in line with the baseline.",
+            )
+        )
+        return sum(parts[1:], parts[0])
+
+    def chargeback_review(self) -> Html:
+        rows_ = self.analysis.chargeback if self.analysis else []
+        rows = [
+            (r.team, r.cost_center, self._money(r.cost), r.allocation_rule,
+             r.review_result.replace("_", " "), r.reasons or "—", r.follow_up_owner or "—")
+            for r in rows_
+        ]  # fmt: skip
+        counts = {
+            k: sum(r.review_result == k for r in rows_) for k in ("pass", "needs_follow_up", "fail")
+        }
+        summary = tiles(
+            [
+                ("Pass", count_text(counts["pass"]), "ok"),
+                ("Needs follow-up", count_text(counts["needs_follow_up"]),
+                 "warn" if counts["needs_follow_up"] else "neutral"),
+                ("Fail", count_text(counts["fail"]), "bad" if counts["fail"] else "neutral"),
+            ]
+        )  # fmt: skip
+        table = html_table(
+            ["Team", "Cost center", "Cost", "Allocation rule", "Result", "Reasons",
+             "Follow-up owner"],
+            rows,
+            numeric=(2,),
+            row_classes=[f"ak-status-{r.review_result}" for r in rows_],
+            empty="No teams in the registry.",
+        )  # fmt: skip
+        return summary + table
+
     # --- exception queue --------------------------------------------------------------------
 
     def exception_reasons(self) -> Html:
@@ -480,6 +640,53 @@ class Review:
             numeric=(3,),
             empty="No tax, credit, adjustment or correction lines on the bill.",
         )
+
+    def recorded_spend(self) -> Html:
+        """Where the kit's price and the gateway's recorded spend (LiteLLM's `spend`) disagree,
+        per model, or that they agree."""
+        from .recorded import recorded_spend_by_model
+
+        tolerance = self.ledger.workspace.kit.reconciliation.tolerance_pct
+        lines = recorded_spend_by_model(self.ledger.con, tolerance)
+        if not lines:
+            return Html(
+                '<p class="ak-note">The ledger carries no cost recorded by the gateway '
+                "(LiteLLM spend logs do), so there is no second opinion on the prices.</p>"
+            )
+        off = [line for line in lines if not line.agrees]
+        names = ", ".join(html.escape(line.model) for line in off)
+        if off:
+            head = (
+                f'<div class="ak-banner ak-warn"><strong>The gateway priced {_n(len(off), "model")}'
+                f" differently: {names}.</strong> Check the pricing snapshot against the "
+                "gateway's price table; the packet uses the snapshot.</div>"
+            )
+        else:
+            head = (
+                "<div class=\"ak-banner ak-ok\"><strong>The kit's prices and the gateway's "
+                f"recorded spend agree</strong> for every model (within "
+                f"{percent(Decimal(tolerance), 2)}).</div>"
+            )
+        body = [
+            (
+                line.model,
+                f"{count_text(line.recorded_requests)} of {count_text(line.requests)}",
+                self._money(line.kit_cost),
+                self._money(line.recorded_cost),
+                self._money(line.difference),
+                percent(line.difference_pct, 2),
+                line.finding,
+            )
+            for line in lines
+        ]
+        table = html_table(
+            ["Model", "Requests recorded", "Kit price", "Recorded by the gateway",
+             "Difference", "Difference %", "Finding"],
+            body,
+            numeric=(1, 2, 3, 4, 5),
+            row_classes=["" if line.agrees else "ak-bad-row" for line in lines],
+        )  # fmt: skip
+        return Html(head) + table
 
     def counts(self) -> Html:
         c = self.ledger.counts
@@ -635,6 +842,13 @@ class Review:
         return "platform engineering (tagging) and the budget owners of the callers listed"
 
 
+def _number_text(value: Decimal) -> str:
+    """A denominator for people: whole numbers with separators, fractions as they are."""
+    if value == value.to_integral_value():
+        return f"{int(value):,}"
+    return f"{value:,f}"
+
+
 def _utc(iso: str) -> str:
     return datetime.fromisoformat(iso).strftime("%d %b %Y %H:%M UTC")
 
@@ -688,6 +902,7 @@ def period_review(
             generated_at=datetime.now(UTC),
             reconciliation=written.reconciliation,
             validation=written.validation,
+            analysis=written.analysis,
         )
 
     if period_dir:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from .errors import ConfigError
 
-__all__ = ["Period", "parse_period"]
+__all__ = ["Period", "parse_period", "prior_periods"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -75,3 +75,28 @@ def parse_period(text: str) -> Period:
             raise ConfigError(None, f"period {text!r}", "the range ends before it starts")
         return Period(text, "range", _midnight(first), _midnight(last + timedelta(days=1)))
     raise ConfigError(None, f"period {text!r}", f"expected {expected}")
+
+
+def prior_periods(period: Period, count: int) -> list[Period]:
+    """The `count` periods of the same kind just before `period`, the nearest first.
+
+    Months step back a calendar month, weeks an ISO week, and a range steps back by its own
+    length (labelled as a range), so a baseline always compares like with like.
+    """
+    found: list[Period] = []
+    current = period
+    for _ in range(count):
+        if current.kind == "month":
+            first = current.start.date()
+            previous = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+            current = parse_period(f"{previous:%Y-%m}")
+        elif current.kind == "week":
+            iso = (current.start - timedelta(days=7)).date().isocalendar()
+            current = parse_period(f"{iso.year}-W{iso.week:02d}")
+        else:
+            length = current.end - current.start
+            first = (current.start - length).date()
+            last = (current.start - timedelta(days=1)).date()
+            current = parse_period(f"{first.isoformat()}..{last.isoformat()}")
+        found.append(current)
+    return found

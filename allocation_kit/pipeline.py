@@ -211,11 +211,12 @@ def aggregated_lines_sql() -> str:
         SELECT s.allocation_status, s.owner_team, s.application, g.environment, g.model, g.day,
             g.billable, g.priced, false AS dup_candidate, {items}, g.requests,
             g.successful_requests, {tokens}, {_cost_columns(lambda d: f"g.pico_{d}")},
-            CAST(0 AS BIGINT) AS duplicate_copies
+            CAST(0 AS BIGINT) AS duplicate_copies, g.recorded_cost, g.recorded_requests
         FROM (
             SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable, priced,
                 count(*) AS requests, count(*) FILTER (WHERE successful) AS successful_requests,
-                {sums}, {picos}
+                {sums}, {picos}, sum(recorded_cost) AS recorded_cost,
+                count(recorded_cost) AS recorded_requests
             FROM attributed WHERE NOT itemised GROUP BY ALL
         ) g JOIN tags s USING (tag_id)"""
 
@@ -228,15 +229,14 @@ def itemised_rows_sql() -> str:
     picos = ", ".join(f"pico_{d}" for d in DIRECTIONS)
     return f"""
         SELECT {keys}, successful, dup_candidate, {", ".join(ITEM_COLUMNS)}, detail,
-            {", ".join(TOKEN_SUMS)}, {picos}, hash({content}) AS content_hash
+            {", ".join(TOKEN_SUMS)}, {picos}, hash({content}) AS content_hash, recorded_cost
         FROM attributed WHERE itemised"""
 
 
-def itemised_lines_sql() -> str:
-    """SQL: `items` as lines. Identical copies of one request_id collapse into one line (its
-    `duplicate_copies` counts the rest); different content under one id quarantines each copy."""
-    others = ", ".join(k for k in KEYS if k not in {"allocation_status", "owner_team"})
-    return f"""
+def kept_items_sql() -> str:
+    """SQL: the rows of `items` that count: the first of identical copies of one request_id,
+    and every copy when the copies differ (they are quarantined), with `versions` and `copies`."""
+    return """
         WITH versions AS (
             SELECT request_id, count(DISTINCT content_hash) AS versions, count(*) AS copies
             FROM items WHERE dup_candidate GROUP BY request_id
@@ -246,6 +246,14 @@ def itemised_lines_sql() -> str:
                                    ORDER BY i.source_file) AS copy
             FROM items i LEFT JOIN versions v USING (request_id)
         )
+        SELECT * FROM ranked WHERE versions > 1 OR copy = 1"""
+
+
+def itemised_lines_sql() -> str:
+    """SQL: `items` as lines. Identical copies of one request_id collapse into one line (its
+    `duplicate_copies` counts the rest); different content under one id quarantines each copy."""
+    others = ", ".join(k for k in KEYS if k not in {"allocation_status", "owner_team"})
+    return f"""
         SELECT
             CASE WHEN versions > 1 THEN 'quarantined' ELSE allocation_status END
                 AS allocation_status,
@@ -257,8 +265,9 @@ def itemised_lines_sql() -> str:
             CAST(1 AS BIGINT) AS requests,
             CAST(CASE WHEN successful THEN 1 ELSE 0 END AS BIGINT) AS successful_requests,
             {", ".join(TOKEN_SUMS)}, {_cost_columns(lambda d: f"pico_{d}")},
-            CASE WHEN versions = 1 THEN copies - 1 ELSE 0 END AS duplicate_copies
-        FROM ranked WHERE versions > 1 OR copy = 1"""
+            CASE WHEN versions = 1 THEN copies - 1 ELSE 0 END AS duplicate_copies,
+            recorded_cost, CAST(recorded_cost IS NOT NULL AS BIGINT) AS recorded_requests
+        FROM ({kept_items_sql()})"""
 
 
 def period_ledger(

@@ -22,6 +22,7 @@ __all__ = [
     "percent",
     "rounded_to_total",
     "tiles",
+    "unit_money",
 ]
 
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$"}
@@ -56,6 +57,18 @@ def money(value: Decimal | None, currency: str, *, exact_rounded: bool = True) -
     body = f"{abs(value):,.{places}f}"
     symbol = _SYMBOLS.get(currency)
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
+
+
+def unit_money(value: Decimal | None, currency: str) -> str:
+    """A unit cost or price: the minor unit from 1 upwards, four significant digits below it
+    ($0.002277), where rounding to cents would show nothing."""
+    if value is None:
+        return "—"
+    if abs(value) >= 1:
+        return money(value, currency)
+    body = format(Decimal(f"{value:.4g}").normalize(), "f")
+    symbol = _SYMBOLS.get(currency)
+    return f"{symbol}{body}" if symbol else f"{body} {currency}"
 
 
 def percent(value: Decimal | float | None, places: int = 1) -> str:

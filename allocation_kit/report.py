@@ -26,6 +26,7 @@ from . import __version__
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import KitError
+from .focus import write_focus_allocated
 from .load import file_sha256
 from .pipeline import PeriodLedger, _lit, period_filter_sql
 from .price import cost_sql, price_layout
@@ -305,12 +306,89 @@ def write_validation(path: Path, ledger: PeriodLedger) -> dict:
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """The analysis sections of the period: unit economics, budgets, anomalies, review records."""
+
+    unit_costs: list
+    budgets: list
+    anomalies: list
+    chargeback: list
+    spend_review: dict
+    profile: list[dict]
+    trends: dict  # unit name -> [(period, unit cost, definition changed)], oldest first
+    thresholds_pct: list
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_analysis(
+    evidence: Path, ledger: PeriodLedger, record: dict, reviewer_role: str
+) -> Analysis:
+    """Write unit_economics.csv, budgets.csv, spend_profile.csv, anomalies.csv,
+    chargeback_review.csv and spend_review.json; earlier periods are read from the folder that
+    holds this period's folder."""
+    from .anomalies import (
+        ANOMALY_COLUMNS,
+        PROFILE_COLUMNS,
+        anomalies,
+        anomaly_rows,
+        profile_rows,
+        spend_profile,
+    )
+    from .budgets import BUDGET_COLUMNS, budget_lines, budget_rows
+    from .economics import UNIT_ECONOMICS_COLUMNS, unit_economics, unit_economics_rows
+    from .history import prior_evidence
+    from .review import CHARGEBACK_COLUMNS, chargeback_review, chargeback_rows, spend_review
+
+    ws = ledger.workspace
+    out = evidence.parent.parent
+    now = datetime.now(UTC)
+    units = unit_economics(ledger, ws.cost_units, out) if ws.cost_units else []
+    _write_csv(evidence / "unit_economics.csv", UNIT_ECONOMICS_COLUMNS, unit_economics_rows(units))
+    through = ledger.con.execute("SELECT max(day) FROM lines WHERE requests > 0").fetchone()[0]
+    budgets = (
+        budget_lines(
+            ws.budgets, ledger.allocation, ws.registry, ledger.period, through, ws.kit.currency
+        )
+        if ws.budgets
+        else []
+    )
+    _write_csv(evidence / "budgets.csv", BUDGET_COLUMNS, budget_rows(budgets))
+    profile = spend_profile(ledger)
+    _write_csv(evidence / "spend_profile.csv", PROFILE_COLUMNS, profile_rows(profile))
+    flagged = anomalies(ledger, profile, out)
+    _write_csv(evidence / "anomalies.csv", ANOMALY_COLUMNS, anomaly_rows(flagged))
+    chargeback = chargeback_review(ledger, reviewer_role, now)
+    _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(chargeback))
+    spend = spend_review(ledger, profile, flagged, chargeback, budgets, record, reviewer_role, now)
+    (evidence / "spend_review.json").write_text(json.dumps(spend, indent=2) + "\n")
+    trends: dict[str, list] = {u.name: [] for u in units}
+    for earlier, rows in prior_evidence(out, ledger.period, "unit_economics.csv"):
+        for row in rows:
+            if row["name"] in trends:
+                cost = Decimal(row["unit_cost"]) if row["unit_cost"] else None
+                trends[row["name"]].append(
+                    (earlier.label, cost, row.get("definition_changed") == "true")
+                )
+    for u in units:
+        trends[u.name].append((u.period, u.unit_cost, u.definition_changed))
+    thresholds = list(ws.budgets.thresholds_pct) if ws.budgets else []
+    return Analysis(units, budgets, flagged, chargeback, spend, profile, trends, thresholds)
+
+
+@dataclass(frozen=True)
 class Evidence:
-    """What write_evidence wrote: the manifest and the reconciliation record."""
+    """What write_evidence wrote: the manifest, the reconciliation record and the analysis."""
 
     manifest: dict
     reconciliation: dict
     validation: dict
+    analysis: Analysis | None = None
 
 
 def write_evidence(
@@ -334,6 +412,7 @@ def write_evidence(
     evidence = folder / "evidence"
     evidence.mkdir(parents=True, exist_ok=True)
     write_allocation(evidence / "allocation.csv", ledger)
+    write_focus_allocated(evidence / "focus_allocated.csv", ledger)
     exceptions = write_exceptions(evidence / "exceptions.csv", ledger)
     if progress:
         progress(f"evidence   {exceptions:,} exception rows")
@@ -360,11 +439,18 @@ def write_evidence(
     if progress:
         progress(f"reconcile  {ledger.timings['reconcile']:6.2f} s  {record['result']}")
 
+    started = time.perf_counter()
+    role = reviewer_role or ws.kit.review.reviewer_role
+    analysis = write_analysis(evidence, ledger, record, role)
+    ledger.timings["analysis"] = time.perf_counter() - started
+    if progress:
+        progress(f"analysis   {ledger.timings['analysis']:6.2f} s")
+
     billing_files = tuple(billing.files) if billing else ()
     document = manifest(ledger, parameters, exceptions, billing_files)
     (evidence / "manifest.json").write_text(json.dumps(document, indent=2) + "\n")
     validation = json.loads((evidence / "validation.json").read_text())
-    return Evidence(document, record, validation)
+    return Evidence(document, record, validation, analysis)
 
 
 # --- the packet: execute the notebook, render it, index the periods ---------------------------

@@ -20,6 +20,8 @@ requests:                     # the request ledger: one row per API call attempt
 #   format: focus             # focus | generic
 registry: registry.yaml       # who owns what
 pricing: pricing.yaml         # the dated, reviewed price snapshot
+cost_units: cost_units.yaml   # signed-off unit cost definitions (unit economics)
+budgets: budgets.yaml         # monthly budgets per team, with alert thresholds
 reconciliation: {tolerance_pct: 1.0}
 review: {reviewer_role: finops-analyst}
 """
@@ -58,6 +60,31 @@ models:
     per_call: 0.04
 """
 
+COST_UNITS_YAML = """\
+# What one unit of work costs. Numerator: the priced cost of the ledger rows matching the filter
+# (team, application, feature, model, environment, workload_class, endpoint). Denominator: one of
+# {distinct: job_id} | {count: requests} | {sum: output_tokens, per: 1000}
+# | {events: data/events/orders.csv, column: orders}   (a CSV with a date column)
+cost_units:
+  - name: cost_per_search_answer
+    description: one production search-api call
+    numerator: {application: search-api, environment: production}
+    denominator: {count: requests}
+    owner: search-lead
+    signed_off_by: finance-partner
+    signed_off_on: 2026-10-01
+"""
+
+BUDGETS_YAML = """\
+# Monthly budgets per team (prorated day by day for weekly periods). Actual is the team's allocated
+# and shared cost in the listed environments (default: production only).
+thresholds_pct: [50, 80, 100]
+budgets:
+  - {team: search, monthly: 500.00}
+  - {team: support, monthly: 300.00}
+  - {team: platform, monthly: 200.00, environments: [production, staging, development]}
+"""
+
 SAMPLE_LEDGER = """\
 request_id,timestamp,team,application,environment,workload_class,feature,caller_id,endpoint,model,input_tokens,output_tokens,cached_input_tokens,reasoning_tokens,status_code,idempotency_key
 req-0001,2026-10-01T09:00:00Z,search,search-api,production,user_facing_chat,answers,svc-search,/v1/chat/completions,gpt-4o-mini,1200,300,400,0,200,k-0001
@@ -70,11 +97,14 @@ req-0006,2026-10-03T12:00:02Z,search,search-api,production,user_facing_chat,answ
 
 
 def write_starter_workspace(directory: Path) -> Path:
-    """Write kit.yaml, registry.yaml, pricing.yaml and a sample ledger; return kit.yaml's path."""
+    """Write kit.yaml, registry.yaml, pricing.yaml, cost_units.yaml, budgets.yaml and a sample
+    ledger; return kit.yaml's path."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data" / "requests").mkdir(parents=True, exist_ok=True)
     (directory / "registry.yaml").write_text(REGISTRY_YAML)
     (directory / "pricing.yaml").write_text(PRICING_YAML)
+    (directory / "cost_units.yaml").write_text(COST_UNITS_YAML)
+    (directory / "budgets.yaml").write_text(BUDGETS_YAML)
     (directory / "data" / "requests" / "sample.csv").write_text(SAMPLE_LEDGER)
     (directory / "kit.yaml").write_text(KIT_YAML)
     return directory / "kit.yaml"

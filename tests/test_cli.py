@@ -1,6 +1,7 @@
 """The command line: bad input is one line on stderr and a non-zero exit, never a traceback;
 a failed run leaves the previous good output in place."""
 
+import csv
 import json
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +38,10 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
     assert review(config) == 0
     evidence = tmp_path / "reports" / "2026-10" / "evidence"
     assert sorted(p.name for p in evidence.iterdir()) == [
-        "allocation.csv", "exceptions.csv", "manifest.json", "reconciliation.json",
-        "reconciliation_lines.csv", "validation.json",
+        "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback_review.csv",
+        "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
+        "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json",
+        "unit_economics.csv", "validation.json",
     ]  # fmt: skip
     allocation = (evidence / "allocation.csv").read_text().splitlines()
     assert allocation == [
@@ -155,6 +158,24 @@ def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
     assert review(target / "kit.yaml") == 0
     lines = (target / "reports" / "2026-10" / "evidence" / "allocation.csv").read_text()
     assert lines.count("\n") == 6
+    evidence = target / "reports" / "2026-10" / "evidence"
+    with (evidence / "unit_economics.csv").open() as handle:
+        [unit] = list(csv.DictReader(handle))
+    # req-0001 (0.00033) and req-0006 (0.00027); the 429 attempt req-0005 is not billable
+    assert [unit[c] for c in ("name", "numerator_cost", "denominator_value", "unit_cost")] == [
+        "cost_per_search_answer", "0.000600000000", "2", "0.000300000000"
+    ]  # fmt: skip
+    with (evidence / "budgets.csv").open() as handle:
+        budgets = [
+            (r["team"], r["budget"], r["actual"], r["status"]) for r in csv.DictReader(handle)
+        ]
+    # search: its 0.0006 plus 70% of llm-gateway's 0.000225; support: ticket-summarizer's
+    # 0.00123 plus 30% of it; platform's gateway cost is all split away
+    assert budgets == [
+        ("search", "500.00", "0.000757500000", "ok"),
+        ("support", "300.00", "0.001297500000", "ok"),
+        ("platform", "200.00", "0", "ok"),
+    ]
     assert run_cli("init", str(target)) == 2
     assert (
         last_line(capsys) == f"error: {target / 'kit.yaml'}: already exists; use --force to replace"

@@ -35,7 +35,8 @@ def test_unknown_key_lists_the_allowed_keys(workspace):
     line = error_line(workspace, kit=KIT + "reconcilation: {tolerance_pct: 2}\n")
     assert line.endswith(
         "kit.yaml: reconcilation: unknown key; expected one of name, currency, engine, requests, "
-        "billing, registry, pricing, cost_units, budgets, reconciliation, review, expectations"
+        "billing, registry, pricing, cost_units, budgets, reconciliation, review, expectations, "
+        "focus"
     )
 
 

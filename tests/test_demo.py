@@ -165,7 +165,7 @@ def test_same_seed_writes_identical_files_and_another_seed_differs(tmp_path: Pat
         file_digests(tmp_path / "again"),
         file_digests(tmp_path / "other"),
     )
-    assert len(first) == 3 + 2 * len(DEMO_PERIODS)
+    assert len(first) == 6 + 2 * len(DEMO_PERIODS)
     assert first == again
     for period in DEMO_PERIODS:
         name = f"data/requests/{period}.parquet"
@@ -173,7 +173,8 @@ def test_same_seed_writes_identical_files_and_another_seed_differs(tmp_path: Pat
 
 
 def test_returns_kit_yaml_and_writes_every_file(demo: Path):
-    expected = {"kit.yaml", "registry.yaml", "pricing.yaml"}
+    expected = {"kit.yaml", "registry.yaml", "pricing.yaml", "cost_units.yaml", "budgets.yaml"}
+    expected.add("data/events/support_tickets.csv")
     expected |= {f"data/requests/{p}.parquet" for p in DEMO_PERIODS}
     expected |= {f"data/billing/focus_{p}.csv" for p in DEMO_PERIODS}
     assert set(file_digests(demo)) == expected
@@ -404,8 +405,11 @@ def test_kit_yaml_points_at_the_workspace_files(demo):
         "billing": {"path": "data/billing/*.csv", "format": "focus"},
         "registry": "registry.yaml",
         "pricing": "pricing.yaml",
+        "cost_units": "cost_units.yaml",
+        "budgets": "budgets.yaml",
         "reconciliation": {"tolerance_pct": 1.0},
         "review": {"reviewer_role": "finops-analyst"},
+        "focus": {"provider_name": "CometAPI"},
     }
 
 

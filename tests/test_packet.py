@@ -19,6 +19,10 @@ SECTIONS = [
     "Shared costs",
     "Exception queue",
     "Reconciliation",
+    "Unit economics",
+    "Budgets",
+    "Anomalies",
+    "Chargeback review",
     "Data quality",
     "Provenance",
     "Sign-off",
@@ -87,8 +91,10 @@ def test_the_packet_shows_exact_money_rounded_once(packet):
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in packet.iterdir()) == ["evidence", "packet.html", "packet.ipynb"]
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
-        "allocation.csv", "exceptions.csv", "manifest.json", "reconciliation.json",
-        "reconciliation_lines.csv", "validation.json",
+        "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback_review.csv",
+        "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
+        "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json",
+        "unit_economics.csv", "validation.json",
     ]  # fmt: skip
 
 

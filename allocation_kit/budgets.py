@@ -1,0 +1,206 @@
+"""Budgets: each team's allocated cost against its budget, with thresholds and a run-rate forecast.
+
+`budgets.yaml` holds monthly budgets per team for a set of environments (production unless said
+otherwise); spend in the team's other environments is shown beside it, not counted against it.
+A weekly or date-range period prorates the monthly budget day by day (a week that spans two
+months takes each day's share of its own month). When the ledger stops before the period ends,
+the forecast extends the run rate of the days covered to the whole period.
+
+Status: `exceeded` when the actual cost is over budget; `warning` when it has crossed a threshold
+(or the forecast is over budget); `ok` otherwise.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from .allocate import AllocationLine
+from .config import Money, Percent, Registry, _KeyProblem, _Strict, parse_document
+from .errors import ConfigError
+from .history import cell_text
+from .periods import Period
+from .present import money
+
+__all__ = [
+    "BUDGET_COLUMNS",
+    "BudgetLine",
+    "Budgets",
+    "budget_lines",
+    "budget_rows",
+    "load_budgets",
+    "prorated_budget",
+]
+
+BUDGET_COLUMNS = (
+    "team",
+    "period",
+    "budget",
+    "actual",
+    "pct_used",
+    "forecast",
+    "status",
+    # after the issue's columns
+    "budget_owner",
+    "environments",
+    "other_environments_actual",
+    "threshold_crossed",
+    "data_through",
+    "reason",
+)
+CENT = Decimal("0.01")
+
+
+class TeamBudget(_Strict):
+    team: str = Field(min_length=1)
+    monthly: Money
+    environments: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["production"]
+    )
+
+
+class Budgets(_Strict):
+    thresholds_pct: list[Percent] = Field(
+        default_factory=lambda: [Decimal(50), Decimal(80), Decimal(100)]
+    )
+    budgets: list[TeamBudget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_teams(self) -> Budgets:
+        if list(self.thresholds_pct) != sorted(set(self.thresholds_pct)):
+            raise _KeyProblem("thresholds_pct", "expected distinct percentages in rising order")
+        seen: set[str] = set()
+        for i, budget in enumerate(self.budgets):
+            if budget.team in seen:
+                raise _KeyProblem(f"budgets[{i}].team", f"duplicate budget for {budget.team!r}")
+            seen.add(budget.team)
+        return self
+
+
+def load_budgets(path: Path, registry: Registry) -> Budgets:
+    """budgets.yaml, with every team and environment checked against the registry."""
+    parsed: Budgets = parse_document(path, Budgets)
+    teams = {t.id for t in registry.teams}
+    environments = set(registry.environments)
+    for i, budget in enumerate(parsed.budgets):
+        where = f"budgets[{i}] ({budget.team})"
+        if budget.team not in teams:
+            raise ConfigError(
+                path,
+                f"{where}.team",
+                f"unknown team {budget.team!r}; expected one of {', '.join(sorted(teams))}",
+            )
+        for env in budget.environments:
+            if environments and env not in environments:
+                raise ConfigError(
+                    path,
+                    f"{where}.environments",
+                    f"unknown environment {env!r}; expected one of "
+                    f"{', '.join(sorted(environments))}",
+                )
+    return parsed
+
+
+def prorated_budget(monthly: Decimal, period: Period) -> Decimal:
+    """The monthly budget's share for the period's days, each day 1/(days in its month); exact
+    until one rounding to the cent."""
+    share = Fraction(0)
+    day = period.first_day
+    while day <= period.last_day:
+        share += Fraction(1, calendar.monthrange(day.year, day.month)[1])
+        day += timedelta(days=1)
+    exact = Fraction(monthly) * share
+    return (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(CENT, ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One row of budgets.csv."""
+
+    team: str
+    period: str
+    budget: Decimal
+    actual: Decimal
+    pct_used: Decimal | None
+    forecast: Decimal
+    status: str
+    budget_owner: str
+    environments: str
+    other_environments_actual: Decimal
+    threshold_crossed: Decimal | None
+    data_through: date | None
+    reason: str
+
+
+def budget_lines(
+    budgets: Budgets,
+    allocation: list[AllocationLine],
+    registry: Registry,
+    period: Period,
+    data_through: date | None,
+    currency: str,
+) -> list[BudgetLine]:
+    """Every budget's actual (allocated and shared cost in its environments), use, forecast and
+    status. `data_through` is the last day the period's ledger has rows for."""
+    owners = {t.id: t.budget_owner for t in registry.teams}
+    covered = period.days
+    if data_through is not None and data_through < period.last_day:
+        covered = max((data_through - period.first_day).days + 1, 1)
+    lines = []
+    for b in budgets.budgets:
+        budget = prorated_budget(b.monthly, period)
+        actual = other = Decimal(0)
+        for line in allocation:
+            if line.team == b.team and line.allocation_status in ("allocated", "shared"):
+                if line.environment in b.environments:
+                    actual += line.cost
+                else:
+                    other += line.cost
+        forecast = (actual * period.days / covered).quantize(CENT, ROUND_HALF_EVEN)
+        pct = (actual / budget * 100).quantize(CENT, ROUND_HALF_EVEN) if budget else None
+        crossed = [t for t in budgets.thresholds_pct if pct is not None and pct >= t]
+        reasons = []
+        if actual > budget:
+            status = "exceeded"
+            reasons.append(f"over budget by {money(actual - budget, currency)}")
+        elif crossed:
+            status = "warning"
+            reasons.append(f"{pct}% of budget used (threshold {crossed[-1]}%)")
+        else:
+            status = "ok"
+        if covered < period.days:
+            reasons.append(
+                f"data through {data_through}: forecast at the run rate of {covered} day(s)"
+            )
+            if forecast > budget and status == "ok":
+                status = "warning"
+                reasons.append("the forecast is over budget")
+        lines.append(
+            BudgetLine(
+                team=b.team,
+                period=period.label,
+                budget=budget,
+                actual=actual,
+                pct_used=pct,
+                forecast=forecast,
+                status=status,
+                budget_owner=owners[b.team],
+                environments=", ".join(b.environments),
+                other_environments_actual=other,
+                threshold_crossed=crossed[-1] if crossed else None,
+                data_through=data_through,
+                reason="; ".join(reasons),
+            )
+        )
+    return lines
+
+
+def budget_rows(lines: list[BudgetLine]) -> list[dict[str, str]]:
+    return [{c: cell_text(getattr(line, c)) for c in BUDGET_COLUMNS} for line in lines]

@@ -1,0 +1,258 @@
+"""Review records: one chargeback review row per team, and the period's spend review record.
+
+A chargeback row passes when the team's cost can be charged as it stands. It fails when money is
+missing or unknown: usage without a price (the cost is understated) or requests the team tagged
+that map to no registered owner (their cost cannot reach the team). It needs follow-up when the
+rows are priced and owned but the ownership is in question: a tag conflict involving the team, or
+a shared application split by a fallback instead of its documented rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from .config import ProportionalSplit
+from .history import cell_text
+from .pipeline import PeriodLedger, kept_items_sql
+
+__all__ = [
+    "CHARGEBACK_COLUMNS",
+    "ChargebackRow",
+    "chargeback_review",
+    "chargeback_rows",
+    "spend_review",
+]
+
+CHARGEBACK_COLUMNS = (
+    "review_id",
+    "usage_period",
+    "team",
+    "cost_center",
+    "allocation_rule",
+    "usage_unit_checked",
+    "cost",
+    "review_result",
+    "reasons",
+    "follow_up_owner",
+    "reviewer_role",
+    "reviewed_at",
+)
+
+
+@dataclass(frozen=True)
+class ChargebackRow:
+    review_id: str
+    usage_period: str
+    team: str
+    cost_center: str
+    allocation_rule: str
+    usage_unit_checked: str
+    cost: Decimal
+    review_result: str
+    reasons: str
+    follow_up_owner: str
+    reviewer_role: str
+    reviewed_at: str
+
+
+def _ownership_issues(ledger: PeriodLedger) -> dict[str, list[tuple[str, str]]]:
+    """team -> [(result, reason, follow-up owner)] for unknown owners and conflicts it is in."""
+    registry = ledger.workspace.registry
+    teams = {t.id: t for t in registry.teams}
+    app_team = {a.id: a.team for a in registry.applications}
+    issues: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    rows = ledger.con.execute(
+        f"""SELECT allocation_status, team, application, count(*)
+        FROM ({kept_items_sql()})
+        WHERE allocation_status IN ('unknown_owner', 'conflict') GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    for status, tagged, application, n in rows:
+        requests = f"{n:,} request{'s' if n != 1 else ''}"
+        if status == "conflict":
+            owner = app_team.get(application)
+            for team in dict.fromkeys(t for t in (owner, tagged) if t in teams):
+                issues[team].append(
+                    (
+                        "needs_follow_up",
+                        f"tag conflict: {requests} tag application {application} "
+                        f"(registered to {owner}) with team {tagged}",
+                    )
+                )
+        else:
+            if tagged in teams:
+                what = f"application {application}" if application else "no application"
+                issues[tagged].append(
+                    (
+                        "fail",
+                        f"missing owner mapping: {requests} tagged {tagged} with {what} "
+                        "not in the registry",
+                    )
+                )
+            if application in app_team and app_team[application] in teams and tagged not in teams:
+                issues[app_team[application]].append(
+                    (
+                        "fail",
+                        f"missing owner mapping: {requests} of application {application} "
+                        f"tagged with unknown team {tagged}",
+                    )
+                )
+    return issues
+
+
+def chargeback_review(
+    ledger: PeriodLedger, reviewer_role: str, reviewed_at: datetime
+) -> list[ChargebackRow]:
+    """One review row per registered team, in registry order."""
+    ws = ledger.workspace
+    registry = ws.registry
+    shared_rules = {a.id: a.shared for a in registry.applications if a.shared}
+    app_owner = {a.id: a.team for a in registry.applications}
+    owners = {t.id: t.budget_owner for t in registry.teams}
+    ownership = _ownership_issues(ledger)
+    rows = []
+    for team in registry.teams:
+        lines = [
+            line
+            for line in ledger.allocation
+            if line.team == team.id and line.allocation_status in ("allocated", "shared")
+        ]
+        cost = sum((line.cost for line in lines), Decimal(0))
+        requests = sum(line.requests for line in lines)
+        tokens_in = sum(line.input_tokens for line in lines)
+        tokens_out = sum(line.output_tokens for line in lines)
+        rules = sorted({line.allocation_rule for line in lines})
+        problems: list[tuple[str, str, str]] = []  # (result, reason, follow-up owner)
+        unpriced = sum(line.unpriced_requests for line in lines)
+        if unpriced:
+            problems.append(
+                (
+                    "fail",
+                    f"unpriced usage: {unpriced:,} requests have no price in the snapshot "
+                    "(cost understated)",
+                    ws.pricing.reviewed_by,
+                )
+            )
+        for result, reason in ownership.get(team.id, []):
+            problems.append((result, reason, team.budget_owner))
+        for line in lines:
+            rule = shared_rules.get(line.application or "")
+            if isinstance(rule, ProportionalSplit) and "(no direct" in line.allocation_rule:
+                problems.append(
+                    (
+                        "needs_follow_up",
+                        f"shared usage without a documented split: {line.application} "
+                        f"{line.environment or ''} was split evenly because its rule "
+                        f"(proportional to {rule.basis}) had nothing to weigh by",
+                        owners[app_owner[line.application]],
+                    )
+                )
+        if not team.cost_center:
+            problems.append(("fail", "no cost center to charge", team.budget_owner))
+        results = {p[0] for p in problems}
+        result = "fail" if "fail" in results else "needs_follow_up" if results else "pass"
+        rows.append(
+            ChargebackRow(
+                review_id=f"CBR-{ledger.period.label}-{team.id}",
+                usage_period=ledger.period.label,
+                team=team.id,
+                cost_center=team.cost_center or "",
+                allocation_rule="; ".join(rules) if rules else "no usage",
+                usage_unit_checked=(
+                    f"{requests:,} requests; {tokens_in:,} input and {tokens_out:,} output "
+                    f"tokens; cost in {ws.kit.currency}"
+                ),
+                cost=cost,
+                review_result=result,
+                reasons="; ".join(dict.fromkeys(p[1] for p in problems)),
+                follow_up_owner=", ".join(dict.fromkeys(p[2] for p in problems)),
+                reviewer_role=reviewer_role,
+                reviewed_at=reviewed_at.isoformat(timespec="seconds"),
+            )
+        )
+    return rows
+
+
+def chargeback_rows(rows: list[ChargebackRow]) -> list[dict[str, str]]:
+    return [{c: cell_text(getattr(r, c)) for c in CHARGEBACK_COLUMNS} for r in rows]
+
+
+def _top(profile: list[dict], scope: str) -> dict | None:
+    candidates = [r for r in profile if r["scope"] == scope]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda r: (-int(r["requests"]), r["key"]))
+    return {scope: best["key"], "requests": int(best["requests"])}
+
+
+def spend_review(
+    ledger: PeriodLedger,
+    profile: list[dict],
+    flagged: list,
+    chargeback: list[ChargebackRow],
+    budgets: list,
+    reconciliation: dict,
+    reviewer_role: str,
+    reviewed_at: datetime,
+) -> dict:
+    """The period's spend review record (spend_review.json)."""
+    by_status = ledger.cost_by_status()
+    allocated = by_status.get("allocated", Decimal(0))
+    shared = by_status.get("shared", Decimal(0))
+    requests = defaultdict(int)
+    tokens = defaultdict(int)
+    for line in ledger.allocation:
+        requests[line.allocation_status] += line.requests
+        for field in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
+            tokens[field] += getattr(line, field)
+    total_requests = sum(requests.values())
+    classified = requests.get("allocated", 0) + requests.get("shared", 0)
+    rate = (
+        (Decimal(classified) / total_requests * 100).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+        if total_requests
+        else None
+    )
+    anomalies = [a for a in flagged if a.metric != "history"]
+    return {
+        "period": ledger.period.label,
+        "period_start": ledger.period.start.isoformat(),
+        "period_end": ledger.period.end.isoformat(),
+        "currency": ledger.workspace.kit.currency,
+        "totals": {
+            "ledger_cost": format(ledger.ledger_cost, "f"),
+            "allocated": format(allocated, "f"),
+            "shared": format(shared, "f"),
+            "unallocated": format(ledger.ledger_cost - allocated - shared, "f"),
+            "billed_cost": reconciliation.get("billed_cost"),
+            "reconciliation_result": reconciliation.get("result"),
+        },
+        "requests": {
+            "total": total_requests,
+            "classified": classified,
+            "unclassified": total_requests - classified,
+            "classification_rate_pct": cell_text(rate) or None,
+            "by_status": dict(sorted(requests.items())),
+        },
+        "top_endpoint": _top(profile, "endpoint"),
+        "top_caller": _top(profile, "caller"),
+        "tokens": dict(tokens),
+        "anomalies": {
+            "count": len(anomalies),
+            "baseline": "insufficient history"
+            if any(a.metric == "history" for a in flagged)
+            else "ok",
+            "flags": [f"{a.scope} {a.key}: {a.metric}" for a in anomalies],
+        },
+        "budgets": {
+            status: sum(b.status == status for b in budgets)
+            for status in ("ok", "warning", "exceeded")
+        },
+        "chargeback": {
+            result: sum(r.review_result == result for r in chargeback)
+            for result in ("pass", "needs_follow_up", "fail")
+        },
+        "reviewer_role": reviewer_role,
+        "reviewed_at": reviewed_at.isoformat(timespec="seconds"),
+    }

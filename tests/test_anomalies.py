@@ -1,0 +1,140 @@
+"""Anomalies against earlier periods' evidence: robust scores, spikes, new keys, no noise."""
+
+import csv
+from decimal import Decimal
+
+from allocation_kit.anomalies import robust_score
+from allocation_kit.config import load_workspace
+from allocation_kit.periods import parse_period
+from allocation_kit.pipeline import period_ledger
+from allocation_kit.report import write_analysis
+
+from .conftest import request
+
+MONTHS = ("2026-07", "2026-08", "2026-09", "2026-10")
+
+
+def calls(month: str, n: int, **values) -> list[dict]:
+    return [
+        request(f"{month}-{values.get('model', 'm')}-{i}", timestamp=f"{month}-10T12:00:00Z",
+                caller_id="svc-search", **values)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def review(workspace, tmp_path, rows, months=MONTHS):
+    """Run each month in order into tmp_path/reports; the last month's Analysis."""
+    ws = load_workspace(workspace(rows))
+    for month in months:
+        ledger = period_ledger(ws, parse_period(month), validate=False)
+        evidence = tmp_path / "reports" / month / "evidence"
+        evidence.mkdir(parents=True)
+        analysis = write_analysis(evidence, ledger, {}, "finops-analyst")
+    return analysis
+
+
+def flagged(analysis):
+    return [(a.scope, a.key, a.metric, a.baseline, a.actual, a.score) for a in analysis.anomalies]
+
+
+def test_robust_score_uses_median_and_mad_with_a_relative_floor():
+    assert robust_score([Decimal(10), Decimal(12), Decimal(11)], Decimal(20)) == (
+        Decimal(11), Decimal("6.07")
+    )  # MAD 1 → scale 1.4826  # fmt: skip
+    # one bad month in the history does not hide the next spike
+    assert robust_score([Decimal(10), Decimal(10), Decimal(90)], Decimal(50)) == (
+        Decimal(10), Decimal("40.00")
+    )  # MAD 0 → scale is 10% of the median  # fmt: skip
+    assert robust_score([Decimal(0), Decimal(0)], Decimal(5)) == (Decimal(0), Decimal(0))
+
+
+def test_a_spike_after_three_normal_periods_is_flagged_and_explained(workspace, tmp_path):
+    rows = [r for m in MONTHS[:3] for r in calls(m, 10)] + calls("2026-10", 50)
+    analysis = review(workspace, tmp_path, rows)
+    spend = (Decimal("0.014000000000"), Decimal("0.070000000000"), Decimal("40.00"))
+    volume = (Decimal(10), Decimal(50), Decimal("40.00"))
+    assert flagged(analysis) == [
+        ("application", "search-api", "spend", *spend),
+        ("application", "search-api", "requests", *volume),
+        ("model", "chat-small", "spend", *spend),
+        ("model", "chat-small", "requests", *volume),
+        ("team", "search", "spend", *spend),
+        ("team", "search", "requests", *volume),
+    ]
+    by_key = {(a.scope, a.metric): a for a in analysis.anomalies}
+    assert by_key["application", "spend"].explanation == (
+        "application search-api: spend $0.07 in 2026-10 against a median of $0.01 over the 3 "
+        "earlier periods (5.0× the baseline), score 40.00. Largest caller: svc-search, 50 "
+        "requests on 2026-10-10 (100% of the application's requests)"
+    )
+    assert by_key["team", "spend"].explanation == (
+        "team search: spend $0.07 in 2026-10 against a median of $0.01 over the 3 earlier "
+        "periods (5.0× the baseline), score 40.00; includes the spike of application "
+        "search-api (+$0.06)"
+    )
+    assert by_key["team", "spend"].change_pct == Decimal("400.00")
+    assert by_key["team", "spend"].baseline_periods == "2026-07, 2026-08, 2026-09"
+    assert analysis.spend_review["anomalies"]["count"] == 6
+    with (tmp_path / "reports" / "2026-10" / "evidence" / "anomalies.csv").open() as handle:
+        first = next(csv.DictReader(handle))
+    assert (first["scope"], first["key"], first["metric"], first["baseline"], first["actual"],
+            first["score"]) == (
+        "application", "search-api", "spend", "0.014000000000", "0.070000000000", "40.00"
+    )  # fmt: skip
+
+
+def test_a_steady_series_flags_nothing(workspace, tmp_path):
+    rows = [r for m in MONTHS for r in calls(m, 10)]
+    analysis = review(workspace, tmp_path, rows)
+    assert analysis.anomalies == []
+    assert analysis.spend_review["anomalies"] == {"count": 0, "baseline": "ok", "flags": []}
+
+
+def test_a_new_model_and_caller_are_flagged_without_a_score(workspace, tmp_path):
+    rows = [r for m in MONTHS for r in calls(m, 10)]
+    rows += [request("new", model="reasoner", timestamp="2026-10-11T00:00:00Z", caller_id="svc-x")]
+    analysis = review(workspace, tmp_path, rows)
+    assert flagged(analysis) == [
+        ("caller", "svc-x", "new", Decimal(0), Decimal(1), None),
+        ("model", "reasoner", "new", Decimal(0), Decimal(1), None),
+    ]
+    assert [a.explanation for a in analysis.anomalies] == [
+        "new caller svc-x: 1 request in 2026-10, none in the 3 earlier periods "
+        "(2026-07, 2026-08, 2026-09)",
+        "new model reasoner: 1 request, $0.0028 in 2026-10, none in the 3 earlier periods "
+        "(2026-07, 2026-08, 2026-09)",
+    ]
+
+
+def test_fewer_than_two_earlier_periods_say_so_instead_of_flagging(workspace, tmp_path):
+    rows = calls("2026-09", 10) + calls("2026-10", 50)
+    analysis = review(workspace, tmp_path, rows, months=("2026-09", "2026-10"))
+    [note] = analysis.anomalies
+    assert (note.scope, note.key, note.metric, note.actual, note.score) == (
+        "baseline", "2026-10", "history", Decimal(1), None
+    )  # fmt: skip
+    assert note.explanation == (
+        "only 2026-09 has evidence in reports/: spikes, shifts and new callers need a baseline "
+        "of at least 2 earlier periods, so none are flagged (day-level spikes inside the period "
+        "are still checked)"
+    )
+    assert analysis.spend_review["anomalies"] == {
+        "count": 0, "baseline": "insufficient history", "flags": []
+    }  # fmt: skip
+
+
+def test_a_day_far_above_the_periods_median_day_is_flagged(workspace, tmp_path):
+    rows = [
+        request(f"d{day}-{i}", timestamp=f"2026-10-{day:02d}T09:00:00Z")
+        for day in range(1, 11)
+        for i in range(10 if day != 7 else 40)
+    ]
+    analysis = review(workspace, tmp_path, rows, months=("2026-10",))
+    day = [a for a in analysis.anomalies if a.scope == "day"]
+    assert [(a.key, a.baseline, a.actual, a.score) for a in day] == [
+        ("2026-10-07", Decimal("0.014000000000"), Decimal("0.056000000000"), Decimal("30.00"))
+    ]
+    assert day[0].explanation == (
+        "2026-10-07: ledger cost $0.06 against a median day of $0.01 in 2026-10; most of the "
+        "extra came from application search-api (+$0.04)"
+    )

@@ -1,0 +1,124 @@
+"""Budgets: each status, the run-rate forecast of a partial period, weekly proration."""
+
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+import yaml
+
+from allocation_kit.allocate import AllocationLine
+from allocation_kit.budgets import Budgets, budget_lines, load_budgets, prorated_budget
+from allocation_kit.config import Registry
+from allocation_kit.errors import ConfigError
+from allocation_kit.periods import parse_period
+
+from .conftest import REGISTRY
+
+REG = Registry.model_validate(yaml.safe_load(REGISTRY))
+OCTOBER = parse_period("2026-10")
+
+
+def line(team, cost, environment="production", status="allocated"):
+    return AllocationLine(
+        business_unit=None, team=team, application=None, environment=environment,
+        cost_center=None, allocation_status=status, allocation_rule="direct: team tag",
+        requests=1, input_tokens=0, cached_input_tokens=0, cache_write_tokens=0,
+        output_tokens=0, reasoning_tokens=0, unpriced_requests=0, cost=Decimal(cost),
+    )  # fmt: skip
+
+
+def budgets(*entries, thresholds=(50, 80, 100)):
+    return Budgets.model_validate(
+        {"thresholds_pct": list(thresholds), "budgets": [dict(e) for e in entries]}
+    )
+
+
+def test_each_status_with_production_only_by_default():
+    config = budgets(
+        {"team": "search", "monthly": 1000},
+        {"team": "support", "monthly": 100},
+        {"team": "platform", "monthly": 50},
+    )
+    allocation = [
+        line("search", "400.00"),
+        line("search", "300.00", environment="staging"),  # shown beside, not counted
+        line("support", "60.00"),
+        line("support", "25.00", status="shared"),
+        line("platform", "50.000000000001"),
+        line(None, "999", status="untagged"),
+    ]
+    result = budget_lines(config, allocation, REG, OCTOBER, date(2026, 10, 31), "USD")
+    assert [(b.team, b.budget, b.actual, b.pct_used, b.status, b.threshold_crossed)
+            for b in result] == [
+        ("search", Decimal("1000.00"), Decimal("400.00"), Decimal("40.00"), "ok", None),
+        ("support", Decimal("100.00"), Decimal("85.00"), Decimal("85.00"), "warning", 80),
+        ("platform", Decimal("50.00"), Decimal("50.000000000001"), Decimal("100.00"),
+         "exceeded", 100),
+    ]  # fmt: skip
+    assert result[0].other_environments_actual == Decimal("300.00")
+    assert [b.reason for b in result] == [
+        "",
+        "85.00% of budget used (threshold 80%)",
+        "over budget by $0.00",
+    ]
+    assert [b.forecast for b in result] == [Decimal("400.00"), Decimal("85.00"), Decimal("50.00")]
+    assert result[1].budget_owner == "support-lead"
+
+
+def test_forecast_extends_the_run_rate_when_the_data_stops_early():
+    config = budgets({"team": "search", "monthly": 3000}, thresholds=(80, 100))
+    result = budget_lines(config, [line("search", "1000")], REG, OCTOBER, date(2026, 10, 10), "USD")
+    [b] = result
+    # 1,000 in 10 of 31 days: 3,100 by month end, over the 3,000 budget though only 33% is used
+    assert (b.pct_used, b.forecast, b.status) == (Decimal("33.33"), Decimal("3100.00"), "warning")
+    assert b.reason == (
+        "data through 2026-10-10: forecast at the run rate of 10 day(s); "
+        "the forecast is over budget"
+    )
+
+
+def test_weekly_periods_prorate_each_day_by_its_own_month():
+    # 2026-W44 is Monday 26 October to Sunday 1 November: 6 October days and 1 November day
+    week = parse_period("2026-W44")
+    exact = Fraction(3000) * (Fraction(6, 31) + Fraction(1, 30))
+    assert float(exact) == pytest.approx(680.6451612903226)
+    assert prorated_budget(Decimal(3000), week) == Decimal("680.65")
+    assert prorated_budget(Decimal(3000), parse_period("2026-W42")) == Decimal("677.42")
+    assert prorated_budget(Decimal("3000.00"), OCTOBER) == Decimal("3000.00")
+    assert prorated_budget(Decimal(3000), parse_period("2026-02")) == Decimal("3000.00")
+    config = budgets({"team": "search", "monthly": 3000})
+    [b] = budget_lines(config, [line("search", "700")], REG, week, date(2026, 11, 1), "USD")
+    assert (b.budget, b.status, b.reason) == (
+        Decimal("680.65"), "exceeded", "over budget by $19.35"
+    )  # fmt: skip
+
+
+def test_bad_budgets_are_one_line(tmp_path):
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n  - {team: ghosts, monthly: 10}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_budgets(path, REG)
+    assert caught.value.line() == (
+        f"{path}: budgets[0] (ghosts).team: unknown team 'ghosts'; expected one of platform, "
+        "search, support"
+    )
+    path.write_text("budgets:\n  - {team: search, monthly: 10, environments: [prod]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_budgets(path, REG)
+    assert caught.value.line() == (
+        f"{path}: budgets[0] (search).environments: unknown environment 'prod'; expected one of "
+        "production, staging"
+    )
+    path.write_text("thresholds_pct: [80, 50]\nbudgets: []\n")
+    with pytest.raises(ConfigError) as caught:
+        load_budgets(path, REG)
+    assert caught.value.line() == (
+        f"{path}: thresholds_pct: expected distinct percentages in rising order"
+    )
+    path.write_text("budgets:\n  - {team: search, monthly: -5}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_budgets(path, REG)
+    assert caught.value.line() == (
+        f"{path}: budgets[0] (search).monthly: got -5: Input should be greater than or equal to 0"
+    )

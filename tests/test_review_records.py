@@ -1,0 +1,179 @@
+"""Chargeback review rows (one per team, a row per failure reason) and the spend review record."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from allocation_kit.config import load_workspace
+from allocation_kit.demo import DEMO_PERIODS, write_demo_workspace
+from allocation_kit.periods import parse_period
+from allocation_kit.pipeline import period_ledger
+from allocation_kit.report import write_analysis
+from allocation_kit.review import chargeback_review, chargeback_rows
+
+from .conftest import request
+
+AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+
+
+def reviewed(workspace, rows):
+    ledger = period_ledger(load_workspace(workspace(rows)), parse_period("2026-10"), validate=False)
+    return {r.team: r for r in chargeback_review(ledger, "finops-analyst", AT)}
+
+
+def test_clean_usage_passes_with_its_rule_and_units(workspace):
+    rows = reviewed(workspace, [request("r1"), request("r2", application="gateway-fixed")])
+    search = rows["search"]
+    assert (search.review_id, search.usage_period, search.cost_center, search.cost) == (
+        "CBR-2026-10-search", "2026-10", "CC-100", Decimal("0.002380000000")
+    )  # fmt: skip
+    assert search.allocation_rule == (
+        "direct: application owner; shared: fixed split (search 70%, support 30%)"
+    )
+    assert search.usage_unit_checked == (
+        "2 requests; 1,700 input and 170 output tokens; cost in USD"
+    )
+    assert (search.review_result, search.reasons, search.follow_up_owner) == ("pass", "", "")
+    assert (search.reviewer_role, search.reviewed_at) == (
+        "finops-analyst", "2026-11-02T09:30:00+00:00"
+    )  # fmt: skip
+    assert (rows["platform"].allocation_rule, rows["platform"].cost) == ("no usage", Decimal(0))
+    assert list(rows) == ["search", "support", "platform"]  # registry order, every team
+
+
+def test_unpriced_usage_fails(workspace):
+    row = reviewed(workspace, [request("r1", model="mystery")])["search"]
+    assert (row.review_result, row.reasons, row.follow_up_owner) == (
+        "fail",
+        "unpriced usage: 1 requests have no price in the snapshot (cost understated)",
+        "finops-analyst",
+    )
+
+
+def test_a_missing_owner_mapping_fails_the_tagging_team(workspace):
+    rows = reviewed(workspace, [request("r1", application="ghost-app")])
+    assert (rows["search"].review_result, rows["search"].reasons) == (
+        "fail",
+        "missing owner mapping: 1 request tagged search with application ghost-app not in the "
+        "registry",
+    )
+    assert rows["search"].follow_up_owner == "search-lead"
+
+
+def test_a_tag_conflict_needs_follow_up_from_both_teams(workspace):
+    rows = reviewed(workspace, [request("r1", team="search", application="ticket-bot")])
+    reason = (
+        "tag conflict: 1 request tag application ticket-bot (registered to support) with team "
+        "search"
+    )
+    assert (rows["support"].review_result, rows["support"].reasons) == ("needs_follow_up", reason)
+    assert (rows["search"].review_result, rows["search"].reasons) == ("needs_follow_up", reason)
+    assert (rows["search"].follow_up_owner, rows["support"].follow_up_owner) == (
+        "search-lead", "support-lead"
+    )  # fmt: skip
+
+
+def test_shared_usage_without_its_documented_split_needs_follow_up(workspace):
+    # gateway-prop splits by the tokens of search and support; with no direct usage to weigh by
+    # it falls back to an even split, which nobody signed off
+    rows = reviewed(workspace, [request("r1", team="platform", application="gateway-prop")])
+    expected = (
+        "needs_follow_up",
+        "shared usage without a documented split: gateway-prop production was split evenly "
+        "because its rule (proportional to tokens) had nothing to weigh by",
+        "cto",  # the budget owner of platform, which owns the shared application
+    )
+    for team in ("search", "support"):
+        assert (rows[team].review_result, rows[team].reasons, rows[team].follow_up_owner) == (
+            expected
+        )
+        assert rows[team].cost == Decimal("0.000700000000")
+
+
+def test_rows_are_written_with_exact_cost_and_empty_cells(workspace):
+    [first, *_] = chargeback_rows(list(reviewed(workspace, [request("r1")]).values()))
+    assert first == {
+        "review_id": "CBR-2026-10-search",
+        "usage_period": "2026-10",
+        "team": "search",
+        "cost_center": "CC-100",
+        "allocation_rule": "direct: application owner",
+        "usage_unit_checked": "1 requests; 1,000 input and 100 output tokens; cost in USD",
+        "cost": "0.001400000000",
+        "review_result": "pass",
+        "reasons": "",
+        "follow_up_owner": "",
+        "reviewer_role": "finops-analyst",
+        "reviewed_at": "2026-11-02T09:30:00+00:00",
+    }
+
+
+def test_spend_review_record(workspace, tmp_path):
+    rows = [
+        request("r1", caller_id="svc-a", endpoint="/v1/responses"),
+        request("r2", caller_id="svc-a", endpoint="/v1/chat/completions"),
+        request("r3", caller_id="svc-b", endpoint="/v1/chat/completions", team=None,
+                application=None, reasoning_tokens=40),
+    ]  # fmt: skip
+    ws = load_workspace(workspace(rows))
+    ledger = period_ledger(ws, parse_period("2026-10"), validate=False)
+    evidence = tmp_path / "reports" / "2026-10" / "evidence"
+    evidence.mkdir(parents=True)
+    record = {"billed_cost": "0.005", "result": "fail"}
+    spend = write_analysis(evidence, ledger, record, "finops-analyst").spend_review
+    assert spend["totals"] == {
+        "ledger_cost": "0.004200000000",
+        "allocated": "0.002800000000",
+        "shared": "0",
+        "unallocated": "0.001400000000",
+        "billed_cost": "0.005",
+        "reconciliation_result": "fail",
+    }
+    assert spend["requests"] == {
+        "total": 3,
+        "classified": 2,
+        "unclassified": 1,
+        "classification_rate_pct": "66.67",
+        "by_status": {"allocated": 2, "untagged": 1},
+    }
+    assert spend["top_endpoint"] == {"endpoint": "/v1/chat/completions", "requests": 2}
+    assert spend["top_caller"] == {"caller": "svc-a", "requests": 2}
+    assert spend["tokens"] == {
+        "input_tokens": 3000,
+        "cached_input_tokens": 0,
+        "output_tokens": 300,
+        "reasoning_tokens": 40,
+    }
+    assert spend["chargeback"] == {"pass": 3, "needs_follow_up": 0, "fail": 0}
+    assert spend["reviewer_role"] == "finops-analyst"
+
+
+@pytest.fixture(scope="module")
+def demo_october(tmp_path_factory):
+    """The demo's three months reviewed in order (no notebook): October's analysis."""
+    root = tmp_path_factory.mktemp("demo-analysis")
+    ws = load_workspace(write_demo_workspace(root / "ws", rows_per_month=20_000))
+    for month in DEMO_PERIODS:
+        ledger = period_ledger(ws, parse_period(month), validate=False)
+        evidence = Path(root / "reports" / month / "evidence")
+        evidence.mkdir(parents=True)
+        analysis = write_analysis(evidence, ledger, {}, "finops-analyst")
+    return analysis
+
+
+def test_the_demos_runaway_job_is_flagged_and_no_steady_team_is(demo_october):
+    spikes = {(a.scope, a.key, a.metric) for a in demo_october.anomalies
+              if a.metric in {"spend", "requests"}}  # fmt: skip
+    assert ("application", "kb-summarizer", "spend") in spikes
+    teams = {key for scope, key, _ in spikes if scope == "team"}
+    assert teams == {"support"}  # the runaway job's team, and no steady team
+    key = ("application", "kb-summarizer", "spend")
+    runaway = next(a for a in demo_october.anomalies if (a.scope, a.key, a.metric) == key)
+    assert "Largest job: kb-summarizer-20261013" in runaway.explanation
+    assert "from 2026-10-13 to 2026-10-17" in runaway.explanation
+    days = sorted(a.key for a in demo_october.anomalies if a.scope == "day")
+    assert days and all("2026-10-13" <= d <= "2026-10-17" for d in days)
+    units = {u.name: u for u in demo_october.unit_costs}
+    assert units["cost_per_kb_summarizer_run"].change_pct > 100

@@ -148,13 +148,23 @@ def origin_charges(ledger: PeriodLedger) -> list[OriginCharge]:
     entries = {(e.model, _naive(e.effective_from)): e for e in ledger.workspace.pricing.models}
     # each (line, day) goes to the entry in effect when the day began (else the first that day)
     rows = ledger.con.execute(
-        """WITH dated AS (
+        """WITH daily AS (  -- the priced lines per owner line, model and day, numbered
+            SELECT row_number() OVER () AS id, allocation_status, owner_team, application,
+                environment, model, day, sum(input_tokens) AS input_tokens,
+                sum(cached_input_tokens) AS cached_input_tokens,
+                sum(cache_write_tokens) AS cache_write_tokens,
+                sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+                sum(requests) AS requests, sum(cost_uncached_input) AS cost_uncached_input,
+                sum(cost_cached_input) AS cost_cached_input,
+                sum(cost_cache_write) AS cost_cache_write, sum(cost_output) AS cost_output,
+                sum(cost_per_call) AS cost_per_call
+            FROM lines WHERE billable AND priced GROUP BY ALL
+        ), dated AS (
             SELECT l.*, p.effective_from AS entry_from
-            FROM lines l JOIN prices p ON p.model = l.model
+            FROM daily l JOIN prices p ON p.model = l.model
                 AND p.effective_from < CAST(l.day AS TIMESTAMP) + INTERVAL 1 DAY
                 AND (p.effective_to IS NULL OR p.effective_to > CAST(l.day AS TIMESTAMP))
-            WHERE l.billable AND l.priced
-            QUALIFY row_number() OVER (PARTITION BY l.rowid ORDER BY p.effective_from) = 1
+            QUALIFY row_number() OVER (PARTITION BY l.id ORDER BY p.effective_from) = 1
         )
         SELECT allocation_status, owner_team, application, environment, model, entry_from,
             sum(input_tokens - cached_input_tokens - cache_write_tokens)::HUGEINT,

@@ -538,6 +538,8 @@ def period_summary(folder: Path) -> dict | None:
     doc = json.loads(manifest_path.read_text())
     rec_path = folder / "evidence" / "reconciliation.json"
     rec = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
+    spend_path = folder / "evidence" / "spend_review.json"
+    spend = json.loads(spend_path.read_text()) if spend_path.is_file() else {}
     total = Decimal(doc["conservation"]["ledger_total"])
     unallocated = Decimal(doc["conservation"]["unallocated"])
     return {
@@ -550,6 +552,15 @@ def period_summary(folder: Path) -> dict | None:
         "verdict": rec.get("result", "no bill"),
         "coverage_pct": (total - unallocated) / total * 100 if total else None,
         "exceptions": doc["counts"]["exception_rows"],
+        "anomalies": (
+            None
+            if not spend
+            else spend["anomalies"]["count"]
+            if spend["anomalies"]["baseline"] == "ok"
+            else "no baseline yet"
+        ),
+        "budgets_exceeded": spend["budgets"]["exceeded"] if spend.get("budgets") else None,
+        "chargeback_fails": spend["chargeback"]["fail"] if spend else None,
         "created_at": doc["created_at"],
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
     }

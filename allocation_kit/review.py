@@ -248,7 +248,9 @@ def spend_review(
         "budgets": {
             status: sum(b.status == status for b in budgets)
             for status in ("ok", "warning", "exceeded")
-        },
+        }
+        if budgets
+        else None,  # no budgets configured
         "chargeback": {
             result: sum(r.review_result == result for r in chargeback)
             for result in ("pass", "needs_follow_up", "fail")

@@ -103,6 +103,11 @@ def test_the_index_lists_the_period(packet):
     assert '<a href="2026-10/packet.html">open packet</a>' in index
     assert '<td class="num">$0.03</td>' in index
     assert '<span class="verdict v-inconclusive">inconclusive</span>' in index
+    # anomalies (no earlier period yet), budgets exceeded, chargeback fails
+    assert (
+        '<td class="num">no baseline yet</td>\n  <td class="num">—</td>\n  <td class="num">1</td>'
+        in index
+    )
 
 
 def test_a_failed_run_exits_with_the_notebooks_error_and_keeps_the_packet(tmp_path, capsys):

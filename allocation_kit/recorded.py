@@ -14,9 +14,26 @@ from decimal import Decimal
 
 import duckdb
 
+from .history import cell_text
 from .price import COST_TYPE
 
-__all__ = ["RecordedSpendLine", "recorded_spend_by_model"]
+RECORDED_SPEND_COLUMNS = (
+    "model",
+    "requests",
+    "recorded_requests",
+    "kit_cost",
+    "recorded_cost",
+    "difference",
+    "difference_pct",
+    "finding",
+)
+
+__all__ = [
+    "RECORDED_SPEND_COLUMNS",
+    "RecordedSpendLine",
+    "recorded_spend_by_model",
+    "recorded_spend_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -74,3 +91,15 @@ def recorded_spend_by_model(
             )
         )
     return result
+
+
+def recorded_spend_rows(lines: list[RecordedSpendLine]) -> list[dict[str, str]]:
+    """recorded_spend.csv rows: exact decimals (the % to 4 places), empty for unknowns."""
+
+    def text(line: RecordedSpendLine, column: str) -> str:
+        value = getattr(line, column)
+        if column == "difference_pct" and value is not None:
+            value = value.quantize(Decimal("0.0001"))
+        return cell_text(value)
+
+    return [{c: text(line, c) for c in RECORDED_SPEND_COLUMNS} for line in lines]

@@ -343,6 +343,7 @@ def write_analysis(
     from .budgets import BUDGET_COLUMNS, budget_lines, budget_rows
     from .economics import UNIT_ECONOMICS_COLUMNS, unit_economics, unit_economics_rows
     from .history import prior_evidence
+    from .recorded import RECORDED_SPEND_COLUMNS, recorded_spend_by_model, recorded_spend_rows
     from .review import CHARGEBACK_COLUMNS, chargeback_review, chargeback_rows, spend_review
 
     ws = ledger.workspace
@@ -377,6 +378,11 @@ def write_analysis(
                 )
     for u in units:
         trends[u.name].append((u.period, u.unit_cost, u.definition_changed))
+    recorded = recorded_spend_by_model(ledger.con, ws.kit.reconciliation.tolerance_pct)
+    if recorded:  # only ledgers that carry the gateway's own cost (LiteLLM spend logs)
+        _write_csv(
+            evidence / "recorded_spend.csv", RECORDED_SPEND_COLUMNS, recorded_spend_rows(recorded)
+        )
     thresholds = list(ws.budgets.thresholds_pct) if ws.budgets else []
     return Analysis(units, budgets, flagged, chargeback, spend, profile, trends, thresholds)
 

@@ -19,6 +19,7 @@ from allocation_kit.packet import Review
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
 from allocation_kit.recorded import RecordedSpendLine, recorded_spend_by_model
+from allocation_kit.report import write_analysis
 
 from .conftest import PRICING, REGISTRY
 
@@ -372,6 +373,20 @@ def test_recorded_spend_is_compared_with_the_kits_price_per_model(tmp_path):
         RecordedSpendLine("reasoner", 1, 1, D("0.0066"), D("0.007"), D("-0.0004"),
                           D("-0.0004") / D("0.007") * 100, "differs"),
     ]  # fmt: skip
+
+
+def test_recorded_spend_is_written_as_evidence(tmp_path):
+    ledger = ledger_of(workspace_for(tmp_path, "litellm_spend_logs.csv", "litellm"))
+    evidence = tmp_path / "reports" / "2026-10" / "evidence"
+    evidence.mkdir(parents=True)
+    write_analysis(evidence, ledger, {}, "finops-analyst")
+    assert (evidence / "recorded_spend.csv").read_text().splitlines() == [
+        "model,requests,recorded_requests,kit_cost,recorded_cost,difference,difference_pct,"
+        "finding",
+        "cacher,1,1,0.030300000000,0.030300000000,0.000000000000,0.0000,agrees",
+        "chat-small,6,6,0.005340000000,0.005500000000,-0.000160000000,-2.9091,differs",
+        "reasoner,1,1,0.006600000000,0.007000000000,-0.000400000000,-5.7143,differs",
+    ]
 
 
 def test_a_ledger_without_recorded_spend_has_no_comparison(tmp_path):

@@ -40,8 +40,9 @@ from pathlib import Path
 
 from .allocate import direct_usage, shared_weights, split_exact
 from .attribute import UNALLOCATED_STATUSES
-from .config import EvenSplit, FixedSplit, ModelPrice, ProportionalSplit
+from .config import EvenSplit, FixedSplit, ModelPrice, ProportionalSplit, TokenPrices
 from .pipeline import PeriodLedger
+from .price import band_prices
 
 __all__ = ["FOCUS_ALLOCATED_COLUMNS", "focus_allocated_rows", "write_focus_allocated"]
 
@@ -141,6 +142,7 @@ class OriginCharge:
     entry: ModelPrice
     quantity: int  # tokens, or requests for per_call
     cost: Decimal
+    band: str = ""  # the entry's price block: '' or 'batch', 'tier1', 'tier1 batch', …
 
 
 def origin_charges(ledger: PeriodLedger) -> list[OriginCharge]:
@@ -150,7 +152,7 @@ def origin_charges(ledger: PeriodLedger) -> list[OriginCharge]:
     rows = ledger.con.execute(
         """WITH daily AS (  -- the priced lines per owner line, model and day, numbered
             SELECT row_number() OVER () AS id, allocation_status, owner_team, application,
-                environment, model, day, sum(input_tokens) AS input_tokens,
+                environment, model, day, price_band, sum(input_tokens) AS input_tokens,
                 sum(cached_input_tokens) AS cached_input_tokens,
                 sum(cache_write_tokens) AS cache_write_tokens,
                 sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
@@ -167,6 +169,7 @@ def origin_charges(ledger: PeriodLedger) -> list[OriginCharge]:
             QUALIFY row_number() OVER (PARTITION BY l.id ORDER BY p.effective_from) = 1
         )
         SELECT allocation_status, owner_team, application, environment, model, entry_from,
+            price_band,
             sum(input_tokens - cached_input_tokens - cache_write_tokens)::HUGEINT,
             sum(cached_input_tokens)::HUGEINT, sum(cache_write_tokens)::HUGEINT,
             sum(output_tokens)::HUGEINT, sum(reasoning_tokens)::HUGEINT, sum(requests)::HUGEINT,
@@ -175,7 +178,7 @@ def origin_charges(ledger: PeriodLedger) -> list[OriginCharge]:
         FROM dated GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
     charges = []
-    for status, team, app, env, model, entry_from, *numbers in rows:
+    for status, team, app, env, model, entry_from, band, *numbers in rows:
         entry = entries[(model, entry_from)]
         uncached, cached, write, output, reasoning, requests = (int(n) for n in numbers[:6])
         costs = dict(
@@ -192,23 +195,34 @@ def origin_charges(ledger: PeriodLedger) -> list[OriginCharge]:
             "output": output,
             "per_call": requests,
         }
-        _split_reasoning(entry, quantities, costs, reasoning)
+        _split_reasoning(band_prices(entry, band), quantities, costs, reasoning)
         for direction, cost in costs.items():
-            if cost == 0 and not (quantities[direction] and _unit_price(entry, direction)):
+            if cost == 0 and not (quantities[direction] and _unit_price(entry, direction, band)):
                 continue
             charges.append(
                 OriginCharge(
-                    status, team, app, env, model, direction, entry, quantities[direction], cost
+                    status,
+                    team,
+                    app,
+                    env,
+                    model,
+                    direction,
+                    entry,
+                    quantities[direction],
+                    cost,
+                    band,
                 )
             )
     return charges
 
 
 def _split_reasoning(
-    entry: ModelPrice, quantities: dict[str, int], costs: dict[str, Decimal], reasoning: int
+    prices: TokenPrices | None,
+    quantities: dict[str, int],
+    costs: dict[str, Decimal],
+    reasoning: int,
 ) -> None:
-    """Give reasoning tokens their own charge when the entry prices them apart from output."""
-    prices = entry.per_1m_tokens
+    """Give reasoning tokens their own charge when the prices put them apart from output."""
     if prices is None or prices.reasoning is None or prices.reasoning == prices.output:
         return
     cost = reasoning * prices.reasoning / TOKENS_PER_PRICING_UNIT
@@ -218,12 +232,12 @@ def _split_reasoning(
     costs["reasoning"], costs["output"] = cost, costs["output"] - cost
 
 
-def _unit_price(entry: ModelPrice, direction: str) -> Decimal | None:
-    """The snapshot's price of one pricing unit (1M tokens, or one call), as the ledger applies
-    it (cached input and cache writes fall back to the input price)."""
+def _unit_price(entry: ModelPrice, direction: str, band: str = "") -> Decimal | None:
+    """The snapshot's price of one pricing unit (1M tokens, or one call) in the price band, as
+    the ledger applies it (cached input and cache writes fall back to the input price)."""
     if direction == "per_call":
         return entry.per_call
-    t = entry.per_1m_tokens
+    t = band_prices(entry, band)
     if t is None:
         return None
     return {
@@ -262,9 +276,11 @@ def focus_allocated_rows(ledger: PeriodLedger) -> list[dict[str, str]]:
     rows = []
     for charge in origin_charges(ledger):
         details, words = _DIRECTIONS[charge.direction]
-        price = _unit_price(charge.entry, charge.direction)
+        price = _unit_price(charge.entry, charge.direction, charge.band)
         sku = f"{charge.model}/{charge.direction}"
         sku_price = f"{sku}/{charge.entry.effective_from:%Y-%m-%dT%H:%M:%SZ}"
+        if charge.band:  # batch and long-context prices are prices of their own
+            sku_price += "/" + charge.band.replace(" ", "-")
         per_call = charge.direction == "per_call"
         start = max(period.start, charge.entry.effective_from)
         end = min(period.end, charge.entry.effective_to or period.end)
@@ -288,6 +304,7 @@ def focus_allocated_rows(ledger: PeriodLedger) -> list[dict[str, str]]:
         )
         base = common | {
             "ChargeDescription": f"{charge.model} {words}"
+            + (f" ({charge.band} prices)" if charge.band else "")
             + (f" of {charge.application}" if charge.application else "")
             + (f" ({charge.environment})" if charge.environment else ""),
             "ChargePeriodStart": _stamp(start),

@@ -36,6 +36,7 @@ from .price import (
     billable_sql,
     direction_pico_sql,
     pico_to_cost,
+    price_band_sql,
     register_prices,
 )
 
@@ -168,6 +169,7 @@ def attributed_sql(
                 {candidate} AS dup_candidate, {billable} AS billable,
                 (r.status_code IS NULL OR r.status_code BETWEEN 200 AND 299) AS successful,
                 p.model IS NOT NULL AS priced,
+                {price_band_sql("r", "p", layout)} AS price_band,
                 {picos}
             FROM period_requests r
             JOIN tags s ON s.application IS NOT DISTINCT FROM r.application
@@ -178,7 +180,8 @@ def attributed_sql(
         )"""
 
 
-# The grain of `lines`: owner line × model × day × billability.
+# The grain of `lines`: owner line × model × day × billability (× price band, when the snapshot
+# has batch or tier prices).
 KEYS = (
     "allocation_status",
     "owner_team",
@@ -188,6 +191,7 @@ KEYS = (
     "day",
     "billable",
     "priced",
+    "price_band",
 )
 
 
@@ -199,9 +203,11 @@ def _cost_columns(pico: Callable[[str], str]) -> str:
     return ", ".join(parts)
 
 
-def aggregated_lines_sql() -> str:
+def aggregated_lines_sql(banded: bool = False) -> str:
     """SQL: the ordinary (not itemised) attempts, aggregated by tag pair, environment, model and
-    day on small keys, then given their status and owner from `tags`."""
+    day on small keys (and price band when `banded`), then given their status and owner from
+    `tags`."""
+    band = "price_band" if banded else "'' AS price_band"
     types = CANONICAL_COLUMNS | {"source_file": "VARCHAR", "detail": "VARCHAR"}
     items = ", ".join(f"CAST(NULL AS {types[c]}) AS {c}" for c in (*ITEM_COLUMNS, "detail"))
     sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_SUMS)
@@ -209,12 +215,14 @@ def aggregated_lines_sql() -> str:
     tokens = ", ".join(f"g.{c}" for c in TOKEN_SUMS)
     return f"""
         SELECT s.allocation_status, s.owner_team, s.application, g.environment, g.model, g.day,
-            g.billable, g.priced, false AS dup_candidate, {items}, g.requests,
+            g.billable, g.priced, {"g." if banded else ""}{band}, false AS dup_candidate,
+            {items}, g.requests,
             g.successful_requests, {tokens}, {_cost_columns(lambda d: f"g.pico_{d}")},
             CAST(0 AS BIGINT) AS duplicate_copies, g.recorded_cost, g.recorded_requests
         FROM (
             SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable, priced,
-                count(*) AS requests, count(*) FILTER (WHERE successful) AS successful_requests,
+                {"price_band, " if banded else ""}count(*) AS requests,
+                count(*) FILTER (WHERE successful) AS successful_requests,
                 {sums}, {picos}, sum(recorded_cost) AS recorded_cost,
                 count(recorded_cost) AS recorded_requests
             FROM attributed WHERE NOT itemised GROUP BY ALL
@@ -319,7 +327,8 @@ def period_ledger(
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE tags AS {tag_status_sql('period_requests')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql()}")
+    banded = bool(layout.tiers or layout.batch)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(banded)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql()}")
     con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
     stage("price", started)

@@ -30,10 +30,12 @@ __all__ = [
     "DIRECTIONS",
     "PER_TOKEN_SCALE",
     "PriceLayout",
+    "band_prices",
     "billable_sql",
     "cost_sql",
     "direction_pico_sql",
     "pico_to_cost",
+    "price_band_sql",
     "price_layout",
     "register_prices",
 ]
@@ -177,6 +179,38 @@ def _price_sql(row: str, price: str, layout: PriceLayout | None) -> dict[str, st
         )
         prices[name] = f"CASE {branches} ELSE {block('', name)} END"
     return prices
+
+
+def price_band_sql(row: str, price: str, layout: PriceLayout | None) -> str:
+    """SQL VARCHAR: which of the entry's price blocks the request pays: '' (per_1m_tokens),
+    'batch', 'tier<N>' or 'tier<N> batch' (the same choice `direction_pico_sql` makes), so
+    lines priced at different unit prices stay apart. '' for every row without batch or tiers."""
+    layout = layout or PriceLayout()
+    parts = []
+    if layout.tiers:
+        branches = " ".join(
+            f"WHEN {row}.input_tokens > {price}.tier{t}_above THEN 'tier{t}'"
+            for t in range(layout.tiers, 0, -1)
+        )
+        parts.append(f"CASE {branches} ELSE '' END")
+    if layout.batch:
+        parts.append(f"CASE WHEN {row}.batch THEN 'batch' ELSE '' END")
+    if not parts:
+        return "''"
+    return f"trim(concat_ws(' ', {', '.join(parts)}))"
+
+
+def band_prices(entry: ModelPrice, band: str) -> TokenPrices | None:
+    """The per-1M prices an entry charges in a price band (see `price_band_sql`); a block the
+    entry lacks falls back as `_entry_picos` does (batch to the plain prices of its tier)."""
+    words = band.split()
+    tier = next((int(w[4:]) for w in words if w.startswith("tier")), 0)
+    block = entry.tiers[tier - 1] if tier else None
+    plain = block.per_1m_tokens if block else entry.per_1m_tokens
+    if "batch" in words:
+        batch = block.batch if block else entry.batch
+        return batch or plain
+    return plain
 
 
 def direction_pico_sql(row: str, price: str, layout: PriceLayout | None = None) -> dict[str, str]:

@@ -381,8 +381,7 @@ def test_recorded_spend_is_written_as_evidence(tmp_path):
     evidence.mkdir(parents=True)
     write_analysis(evidence, ledger, {}, "finops-analyst")
     assert (evidence / "recorded_spend.csv").read_text().splitlines() == [
-        "model,requests,recorded_requests,kit_cost,recorded_cost,difference,difference_pct,"
-        "finding",
+        "model,requests,recorded_requests,kit_cost,recorded_cost,difference,difference_pct,finding",
         "cacher,1,1,0.030300000000,0.030300000000,0.000000000000,0.0000,agrees",
         "chat-small,6,6,0.005340000000,0.005500000000,-0.000160000000,-2.9091,differs",
         "reasoner,1,1,0.006600000000,0.007000000000,-0.000400000000,-5.7143,differs",

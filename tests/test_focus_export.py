@@ -328,3 +328,32 @@ def test_every_focus_10_column_is_present_and_mandatory_ones_filled(crafted):
             "Standard",
         )
         assert r["ServiceCategory"] == "AI and Machine Learning"
+
+
+def test_batch_and_long_context_usage_get_rows_at_their_own_unit_prices(workspace):
+    from .test_pricing_tiers import TIERED
+
+    rows = [
+        request("plain", model="long-ctx", input_tokens=1000, output_tokens=100),
+        request("tier", model="long-ctx", input_tokens=200_001, output_tokens=1000),
+        request("batch", model="long-ctx", input_tokens=1000, output_tokens=100, batch="true"),
+    ]
+    config = workspace(rows, pricing=TIERED)
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    exported = [
+        (r["SkuPriceId"], r["ConsumedQuantity"], r["ListUnitPrice"], r["BilledCost"])
+        for r in focus_allocated_rows(ledger)
+    ]
+    stamp = "2026-01-01T00:00:00Z"
+    assert sorted(exported) == [
+        (f"long-ctx/output/{stamp}", "100.0", "10.000000", "0.001000000000"),
+        (f"long-ctx/output/{stamp}/batch", "100.0", "5.000000", "0.000500000000"),
+        (f"long-ctx/output/{stamp}/tier1", "1000.0", "15.000000", "0.015000000000"),
+        (f"long-ctx/uncached_input/{stamp}", "1000.0", "1.250000", "0.001250000000"),
+        (f"long-ctx/uncached_input/{stamp}/batch", "1000.0", "0.625000", "0.000625000000"),
+        (f"long-ctx/uncached_input/{stamp}/tier1", "200001.0", "2.500000", "0.500002500000"),
+    ]
+    # every row's cost is its unit price times its pricing quantity, and the rows sum to the ledger
+    for _, quantity, price, cost in exported:
+        assert Decimal(quantity) * Decimal(price) / 1_000_000 == Decimal(cost)
+    assert sum(Decimal(r[3]) for r in exported) == ledger.ledger_cost

@@ -177,3 +177,11 @@ def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
         if c.cell_type == "code"
     )
     assert "6 requests, ledger total 0.03" in printed
+    # no earlier periods in its reports folder: the anomalies say there is no baseline yet
+    html = "".join(
+        o.get("data", {}).get("text/html", "")
+        for c in executed.cells
+        for o in c.get("outputs", [])
+        if c.cell_type == "code"
+    )
+    assert "spikes, shifts and new callers need a baseline of at least 2 earlier periods" in html

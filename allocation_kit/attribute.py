@@ -29,7 +29,9 @@ __all__ = [
     "UNALLOCATED_STATUSES",
     "bad_tokens_sql",
     "duplicate_hashes",
+    "hash_arrays",
     "register_registry",
+    "repeated_sorted",
     "tag_status_sql",
 ]
 
@@ -59,9 +61,22 @@ def register_registry(con: duckdb.DuckDBPyConnection, registry: Registry) -> Non
         con.executemany("INSERT INTO reg_apps VALUES (?, ?, ?, ?, ?)", rows)
 
 
-def duplicate_hashes(
-    con: duckdb.DuckDBPyConnection, source: str, rows: int
-) -> tuple[pa.Table, int]:
+def hash_arrays(con: duckdb.DuckDBPyConnection, query: str) -> list[np.ndarray]:
+    """The UBIGINT columns of `query` (64-bit hashes, never NULL) as writable numpy arrays.
+
+    `fetchnumpy` fills the arrays in parallel; streaming Arrow batches is two to three times
+    slower for 10M rows.
+    """
+    columns = con.execute(query).fetchnumpy()
+    return [np.asarray(values, dtype=np.uint64) for values in columns.values()]
+
+
+def repeated_sorted(values: np.ndarray) -> np.ndarray:
+    """The distinct values that occur more than once in the sorted array `values`."""
+    return np.unique(values[1:][values[1:] == values[:-1]])
+
+
+def duplicate_hashes(con: duckdb.DuckDBPyConnection, source: str) -> tuple[pa.Table, int]:
     """The 64-bit hashes of request_ids that occur more than once in `source`, and the number of
     logical calls (attempts grouped by idempotency_key; an attempt without one is its own call).
 
@@ -69,24 +84,15 @@ def duplicate_hashes(
     `resolve_duplicates` decides exactly on the few candidate rows. Sorting hashes in numpy is
     several times faster than a 10M-group hash aggregate on two cores, at 16 bytes a row.
     """
-    ids = np.empty(rows, dtype=np.uint64)
-    calls = np.empty(rows, dtype=np.uint64)
-    filled = 0
-    query = (
+    ids, calls = hash_arrays(
+        con,
         "SELECT hash(request_id) AS h, hash(COALESCE(idempotency_key, 'id:' || request_id)) AS k "
-        f"FROM {source}"
+        f"FROM {source}",
     )
-    for batch in con.sql(query).to_arrow_reader(1 << 20):
-        n = batch.num_rows
-        ids[filled : filled + n] = batch.column(0).to_numpy()
-        calls[filled : filled + n] = batch.column(1).to_numpy()
-        filled += n
-    ids, calls = ids[:filled], calls[:filled]
     ids.sort()
     calls.sort()
-    repeated = np.unique(ids[1:][ids[1:] == ids[:-1]])
-    logical_calls = int(np.count_nonzero(calls[1:] != calls[:-1]) + 1) if filled else 0
-    return pa.table({"h": pa.array(repeated, type=pa.uint64())}), logical_calls
+    logical_calls = int(np.count_nonzero(calls[1:] != calls[:-1]) + 1) if len(calls) else 0
+    return pa.table({"h": pa.array(repeated_sorted(ids), type=pa.uint64())}), logical_calls
 
 
 def bad_tokens_sql(row: str) -> tuple[str, str]:

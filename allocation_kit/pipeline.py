@@ -315,7 +315,7 @@ def period_ledger(
     stage("validate", started, f"{failed} expectation(s) failed, {len(quarantine)} quarantine")
 
     started = time.perf_counter()
-    candidates, logical_calls = duplicate_hashes(con, "period_requests", loaded.rows)
+    candidates, logical_calls = duplicate_hashes(con, "period_requests")
     con.register("dup_hashes_arrow", candidates)
     con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT h FROM dup_hashes_arrow")
     con.unregister("dup_hashes_arrow")

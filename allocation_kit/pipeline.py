@@ -35,8 +35,10 @@ from .price import (
     PriceLayout,
     billable_sql,
     direction_pico_sql,
+    band_of_tier_sql,
     pico_to_cost,
     price_band_sql,
+    price_tier_sql,
     register_prices,
 )
 
@@ -138,8 +140,9 @@ def attributed_sql(
     layout: PriceLayout | None = None,
 ) -> str:
     """SQL: every attempt of `period_requests` with its tag pair's status (table `tags`),
-    billability, cost per direction in picodollars, and whether it is itemised (a row a
-    reviewer must see: an exception, an unpriced call or a duplicate candidate)."""
+    billability, the price entry and tier it pays, cost per direction in picodollars, whether
+    it is an exception (unallocated, quarantined or unpriced) and whether it is itemised (an
+    exception or, `with_candidates`, a duplicate candidate: a row a reviewer must see)."""
     bad, bad_detail = bad_tokens_sql("r")
     if quarantine:  # rows failing a row-level expectation that no pipeline rule settles
         bad = "(" + " OR ".join([bad, *(f"({c})" for c in quarantine.values())]) + ")"
@@ -157,10 +160,13 @@ def attributed_sql(
         f"CASE WHEN {billable} AND p.model IS NOT NULL THEN {expr} ELSE 0 END AS pico_{name}"
         for name, expr in direction_pico_sql("r", "p", layout).items()
     )
+    batch = "r.batch" if layout and layout.batch else "false"
     return f"""
-        SELECT *, quarantined OR dup_candidate OR allocation_status IN ({unallocated})
-            OR (billable AND NOT priced) AS itemised
+        SELECT *, exception OR dup_candidate AS itemised
         FROM (
+            SELECT *, quarantined OR allocation_status IN ({unallocated})
+                OR (billable AND NOT priced) AS exception
+            FROM (
             SELECT r.*, s.tag_id, {bad} AS quarantined,
                 CASE WHEN {bad} THEN 'quarantined' ELSE s.allocation_status END
                     AS allocation_status,
@@ -170,6 +176,8 @@ def attributed_sql(
                 (r.status_code IS NULL OR r.status_code BETWEEN 200 AND 299) AS successful,
                 p.model IS NOT NULL AS priced,
                 {price_band_sql("r", "p", layout)} AS price_band,
+                p.effective_from AS price_from, {price_tier_sql("r", "p", layout)} AS price_tier,
+                {batch} AS batch_key,
                 {picos}
             FROM period_requests r
             JOIN tags s ON s.application IS NOT DISTINCT FROM r.application
@@ -177,7 +185,7 @@ def attributed_sql(
             {join_candidates}
             LEFT JOIN prices p ON p.model = r.model AND r.timestamp >= p.effective_from
                 AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
-        )"""
+        ))"""
 
 
 # The grain of `lines`: owner line × model × day × billability (× price band, when the snapshot
@@ -203,30 +211,80 @@ def _cost_columns(pico: Callable[[str], str]) -> str:
     return ", ".join(parts)
 
 
-def aggregated_lines_sql(banded: bool = False) -> str:
-    """SQL: the ordinary (not itemised) attempts, aggregated by tag pair, environment, model and
-    day on small keys (and price band when `banded`), then given their status and owner from
-    `tags`."""
-    band = "price_band" if banded else "'' AS price_band"
+# What identifies a group of ordinary attempts (and the price they pay) in `line_groups`.
+GROUP_KEYS = (
+    "tag_id",
+    "environment",
+    "model",
+    "day",
+    "billable",
+    "priced",
+    "price_from",
+    "price_tier",
+    "batch_key",
+)
+
+
+def line_groups_sql() -> str:
+    """SQL: the attempts that are no exception (duplicate candidates included: `net_groups_sql`
+    takes them out), grouped by tag pair, environment, model, day, billability and the price
+    entry and tier they pay, with their token sums.
+
+    Costing happens after grouping: these rows pass every token check (cached + cache writes
+    <= input, reasoning <= output), so their cost is linear in their token sums and the sums
+    priced once per group give the exact cost. The query reads no request_id.
+    """
+    sums = ", ".join(f"sum({c}) AS {c}" for c in TOKEN_SUMS)
+    return f"""
+        SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable, priced,
+            price_from, price_tier, batch_key, count(*) AS requests,
+            count(*) FILTER (WHERE successful) AS successful_requests, {sums},
+            sum(recorded_cost) AS recorded_cost, count(recorded_cost) AS recorded_requests
+        FROM attributed_plain WHERE NOT exception GROUP BY ALL"""
+
+
+def net_groups_sql() -> str:
+    """SQL: `line_groups` less the duplicate candidates in it (itemised in `items` instead)."""
+    keys = ", ".join(GROUP_KEYS)
+    negated = ", ".join(f"-{c} AS {c}" for c in TOKEN_SUMS)
+    sums = ", ".join(f"sum({c}) AS {c}" for c in TOKEN_SUMS)
+    return f"""
+        SELECT {keys}, sum(requests) AS requests,
+            sum(successful_requests) AS successful_requests, {sums},
+            sum(recorded_cost) AS recorded_cost, sum(recorded_requests) AS recorded_requests
+        FROM (
+            SELECT * FROM line_groups
+            UNION ALL BY NAME
+            SELECT {keys}, -1 AS requests, -CAST(successful AS INTEGER) AS successful_requests,
+                {negated}, -recorded_cost AS recorded_cost,
+                -CAST(recorded_cost IS NOT NULL AS INTEGER) AS recorded_requests
+            FROM items WHERE dup_candidate AND NOT exception
+        ) GROUP BY ALL HAVING sum(requests) > 0"""
+
+
+def aggregated_lines_sql(layout: PriceLayout | None = None) -> str:
+    """SQL: `net_groups_sql` as lines: given their status and owner from `tags`, their price
+    band, and their cost per direction from their token sums and the price entry they pay."""
     types = CANONICAL_COLUMNS | {"source_file": "VARCHAR", "detail": "VARCHAR"}
     items = ", ".join(f"CAST(NULL AS {types[c]}) AS {c}" for c in (*ITEM_COLUMNS, "detail"))
-    sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKEN_SUMS)
-    picos = ", ".join(f"sum(pico_{d}) AS pico_{d}" for d in DIRECTIONS)
-    tokens = ", ".join(f"g.{c}" for c in TOKEN_SUMS)
+    tokens = ", ".join(f"CAST(g.{c} AS BIGINT) AS {c}" for c in TOKEN_SUMS)
+    picos = direction_pico_sql("g", "p", layout, tier="price_tier")
+    picos["per_call"] = f"g.requests * {picos['per_call']}"
+    charged = {
+        d: f"(CASE WHEN g.billable AND g.priced THEN {e} ELSE 0 END)" for d, e in picos.items()
+    }
     return f"""
         SELECT s.allocation_status, s.owner_team, s.application, g.environment, g.model, g.day,
-            g.billable, g.priced, {"g." if banded else ""}{band}, false AS dup_candidate,
-            {items}, g.requests,
-            g.successful_requests, {tokens}, {_cost_columns(lambda d: f"g.pico_{d}")},
-            CAST(0 AS BIGINT) AS duplicate_copies, g.recorded_cost, g.recorded_requests
-        FROM (
-            SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable, priced,
-                {"price_band, " if banded else ""}count(*) AS requests,
-                count(*) FILTER (WHERE successful) AS successful_requests,
-                {sums}, {picos}, sum(recorded_cost) AS recorded_cost,
-                count(recorded_cost) AS recorded_requests
-            FROM attributed WHERE NOT itemised GROUP BY ALL
-        ) g JOIN tags s USING (tag_id)"""
+            g.billable, g.priced, {band_of_tier_sql("g.price_tier", "g.batch_key", layout)}
+                AS price_band,
+            false AS dup_candidate, {items}, CAST(g.requests AS BIGINT) AS requests,
+            CAST(g.successful_requests AS BIGINT) AS successful_requests, {tokens},
+            {_cost_columns(lambda d: charged[d])},
+            CAST(0 AS BIGINT) AS duplicate_copies, g.recorded_cost,
+            CAST(g.recorded_requests AS BIGINT) AS recorded_requests
+        FROM (SELECT *, batch_key AS batch FROM ({net_groups_sql()})) g
+        JOIN tags s USING (tag_id)
+        LEFT JOIN prices p ON p.model = g.model AND p.effective_from = g.price_from"""
 
 
 def itemised_rows_sql() -> str:
@@ -236,25 +294,29 @@ def itemised_rows_sql() -> str:
     keys = ", ".join(KEYS).replace("day", "CAST(timestamp AS DATE) AS day")
     picos = ", ".join(f"pico_{d}" for d in DIRECTIONS)
     return f"""
-        SELECT {keys}, successful, dup_candidate, {", ".join(ITEM_COLUMNS)}, detail,
-            {", ".join(TOKEN_SUMS)}, {picos}, hash({content}) AS content_hash, recorded_cost
+        SELECT {keys}, tag_id, price_from, price_tier, batch_key, exception, successful,
+            dup_candidate, {", ".join(ITEM_COLUMNS)}, detail, {", ".join(TOKEN_SUMS)}, {picos},
+            hash({content}) AS content_hash, recorded_cost
         FROM attributed WHERE itemised"""
 
 
 def kept_items_sql() -> str:
     """SQL: the rows of `items` that count: the first of identical copies of one request_id,
-    and every copy when the copies differ (they are quarantined), with `versions` and `copies`."""
+    and every copy when the copies differ (they are quarantined), with `versions` and `copies`.
+    Only duplicate candidates can have copies; the other items are kept as they are."""
     return """
         WITH versions AS (
             SELECT request_id, count(DISTINCT content_hash) AS versions, count(*) AS copies
             FROM items WHERE dup_candidate GROUP BY request_id
         ), ranked AS (
-            SELECT i.*, COALESCE(v.versions, 1) AS versions, COALESCE(v.copies, 1) AS copies,
+            SELECT i.*, v.versions, v.copies,
                 row_number() OVER (PARTITION BY i.request_id, i.content_hash
                                    ORDER BY i.source_file) AS copy
-            FROM items i LEFT JOIN versions v USING (request_id)
+            FROM items i JOIN versions v USING (request_id) WHERE i.dup_candidate
         )
-        SELECT * FROM ranked WHERE versions > 1 OR copy = 1"""
+        SELECT * FROM ranked WHERE versions > 1 OR copy = 1
+        UNION ALL BY NAME
+        SELECT *, 1 AS versions, 1 AS copies, 1 AS copy FROM items WHERE NOT dup_candidate"""
 
 
 def itemised_lines_sql() -> str:
@@ -325,11 +387,13 @@ def period_ledger(
     sql = attributed_sql(
         workspace.pricing.failed_calls_billable, candidates.num_rows > 0, quarantine, layout
     )
+    plain = attributed_sql(workspace.pricing.failed_calls_billable, False, quarantine, layout)
     con.execute(f"CREATE OR REPLACE TEMP TABLE tags AS {tag_status_sql('period_requests')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
-    banded = bool(layout.tiers or layout.batch)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(banded)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW attributed_plain AS {plain}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE line_groups AS {line_groups_sql()}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql()}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(layout)}")
     con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
     stage("price", started)
 

@@ -30,6 +30,7 @@ __all__ = [
     "DIRECTIONS",
     "PER_TOKEN_SCALE",
     "PriceLayout",
+    "band_of_tier_sql",
     "band_prices",
     "billable_sql",
     "cost_sql",
@@ -37,6 +38,7 @@ __all__ = [
     "pico_to_cost",
     "price_band_sql",
     "price_layout",
+    "price_tier_sql",
     "register_prices",
 ]
 
@@ -157,8 +159,12 @@ def billable_sql(row: str, failed_calls_billable: bool) -> str:
     return f"({row}.status_code IS NULL OR {row}.status_code BETWEEN 200 AND 299)"
 
 
-def _price_sql(row: str, price: str, layout: PriceLayout | None) -> dict[str, str]:
-    """SQL per token price name: the price that applies to the request (its block)."""
+def _price_sql(
+    row: str, price: str, layout: PriceLayout | None, tier: str | None = None
+) -> dict[str, str]:
+    """SQL per token price name: the price that applies to the request (its block). With
+    `tier`, the column of `row` holding the request's tier (`price_tier_sql`) picks the tier
+    instead of its input tokens (for rows that are sums of requests of one tier)."""
     layout = layout or PriceLayout()
 
     def block(prefix: str, name: str) -> str:
@@ -174,11 +180,43 @@ def _price_sql(row: str, price: str, layout: PriceLayout | None) -> dict[str, st
             continue
         # the highest threshold the input exceeds wins; an entry with fewer tiers has NULLs
         branches = " ".join(
-            f"WHEN {row}.input_tokens > {price}.tier{t}_above THEN {block(f'tier{t}_', name)}"
+            f"WHEN {_in_tier(row, price, t, tier)} THEN {block(f'tier{t}_', name)}"
             for t in range(layout.tiers, 0, -1)
         )
         prices[name] = f"CASE {branches} ELSE {block('', name)} END"
     return prices
+
+
+def _in_tier(row: str, price: str, t: int, tier: str | None) -> str:
+    if tier:
+        return f"{row}.{tier} = {t}"
+    return f"{row}.input_tokens > {price}.tier{t}_above"
+
+
+def price_tier_sql(row: str, price: str, layout: PriceLayout | None) -> str:
+    """SQL INTEGER: the long-context tier whose prices the request pays (the highest threshold
+    its input exceeds), 0 for the entry's base prices (and always 0 without tiers)."""
+    layout = layout or PriceLayout()
+    if not layout.tiers:
+        return "0"
+    branches = " ".join(
+        f"WHEN {_in_tier(row, price, t, None)} THEN {t}" for t in range(layout.tiers, 0, -1)
+    )
+    return f"CASE {branches} ELSE 0 END"
+
+
+def band_of_tier_sql(tier: str, batch: str, layout: PriceLayout | None) -> str:
+    """SQL VARCHAR: `price_band_sql` of rows whose tier (`price_tier_sql`) and batch flag are
+    the columns `tier` and `batch`."""
+    layout = layout or PriceLayout()
+    parts = []
+    if layout.tiers:
+        parts.append(f"CASE WHEN {tier} > 0 THEN 'tier' || {tier} ELSE '' END")
+    if layout.batch:
+        parts.append(f"CASE WHEN {batch} THEN 'batch' ELSE '' END")
+    if not parts:
+        return "''"
+    return f"trim(concat_ws(' ', {', '.join(parts)}))"
 
 
 def price_band_sql(row: str, price: str, layout: PriceLayout | None) -> str:
@@ -213,15 +251,18 @@ def band_prices(entry: ModelPrice, band: str) -> TokenPrices | None:
     return plain
 
 
-def direction_pico_sql(row: str, price: str, layout: PriceLayout | None = None) -> dict[str, str]:
+def direction_pico_sql(
+    row: str, price: str, layout: PriceLayout | None = None, tier: str | None = None
+) -> dict[str, str]:
     """SQL BIGINT expressions: the cost of one priced attempt per token direction, in pico.
 
     Directions follow FOCUS's SkuPriceDetails (TokenDirection × TokenCacheAction): uncached
     input, cached input (cache reads), cache writes, output (reasoning included), plus the
     per-call price. Subsets larger than their totals are capped at the total. `layout` is what
     `register_prices` returned: with batch or tier columns, each request pays its block's prices.
+    `tier` names a column of `row` that holds the tier (see `_price_sql`).
     """
-    p = _price_sql(row, price, layout)
+    p = _price_sql(row, price, layout, tier)
     cached = f"LEAST({row}.cached_input_tokens, {row}.input_tokens)"
     write = f"LEAST({row}.cache_write_tokens, {row}.input_tokens - {cached})"
     reasoning = f"LEAST({row}.reasoning_tokens, {row}.output_tokens)"

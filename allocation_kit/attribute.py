@@ -18,6 +18,8 @@ reported, not priced.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -28,6 +30,7 @@ __all__ = [
     "STATUSES",
     "UNALLOCATED_STATUSES",
     "bad_tokens_sql",
+    "duplicate_candidates",
     "duplicate_hashes",
     "hash_arrays",
     "register_registry",
@@ -77,20 +80,28 @@ def repeated_sorted(values: np.ndarray) -> np.ndarray:
 
 
 def duplicate_hashes(con: duckdb.DuckDBPyConnection, source: str) -> tuple[pa.Table, int]:
-    """The 64-bit hashes of request_ids that occur more than once in `source`, and the number of
-    logical calls (attempts grouped by idempotency_key; an attempt without one is its own call).
-
-    The hashes are a candidate set: equal hashes are necessary for equal ids, and
-    `resolve_duplicates` decides exactly on the few candidate rows. Sorting hashes in numpy is
-    several times faster than a 10M-group hash aggregate on two cores, at 16 bytes a row.
-    """
+    """`duplicate_candidates` of the attempts in `source`."""
     ids, calls = hash_arrays(
         con,
         "SELECT hash(request_id) AS h, hash(COALESCE(idempotency_key, 'id:' || request_id)) AS k "
         f"FROM {source}",
     )
-    ids.sort()
-    calls.sort()
+    return duplicate_candidates(ids, calls)
+
+
+def duplicate_candidates(ids: np.ndarray, calls: np.ndarray) -> tuple[pa.Table, int]:
+    """The 64-bit hashes of request_ids that occur more than once, and the number of logical
+    calls (attempts grouped by idempotency_key; an attempt without one is its own call), from
+    the hashes of every attempt's request_id (`ids`) and of its idempotency_key or, without
+    one, its request_id (`calls`). Sorts both arrays in place.
+
+    The hashes are a candidate set: equal hashes are necessary for equal ids, and the pipeline
+    decides exactly on the few candidate rows. Sorting hashes in numpy is several times faster
+    than a 10M-group hash aggregate on two cores, at 16 bytes a row.
+    """
+    # numpy sorts without the GIL: the two sorts run side by side on two cores
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(np.ndarray.sort, (ids, calls)))
     logical_calls = int(np.count_nonzero(calls[1:] != calls[:-1]) + 1) if len(calls) else 0
     return pa.table({"h": pa.array(repeated_sorted(ids), type=pa.uint64())}), logical_calls
 

@@ -12,7 +12,7 @@ import glob
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -84,7 +84,19 @@ class LoadedLedger:
     files: tuple[Path, ...]
     formats: dict[str, str]  # file -> csv | parquet | jsonl
     columns: dict[str, str]  # canonical column -> the source column it came from ('' = absent)
-    rows: int
+    rows: int  # -1 until the values are checked (`load_requests(check=False)`)
+    canonical: dict[str, str] = field(default_factory=dict)  # column -> SQL over raw_requests
+    source_types: dict[str, str] = field(default_factory=dict)  # source column -> DuckDB type
+
+    def problem_sql(self) -> str:
+        """SQL boolean over `raw_requests`: the row has a value `check_values` rejects."""
+        checks = _problems(self.columns, self.source_types, trim="csv" in self.formats.values())
+        return "COALESCE(" + " OR ".join(f"({c})" for _, c, _ in checks) + ", false)"
+
+    def check_values(self, con: duckdb.DuckDBPyConnection) -> int:
+        """The number of rows; raises InputError naming the file and row of the first bad
+        value (see `load_requests`)."""
+        return _check_values(con, self.columns, self.source_types, self.formats)
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -157,14 +169,21 @@ def _quote(name: str) -> str:
 
 
 def load_requests(
-    con: duckdb.DuckDBPyConnection, source: RequestsSource, root: Path, config_name: str
+    con: duckdb.DuckDBPyConnection,
+    source: RequestsSource,
+    root: Path,
+    config_name: str,
+    *,
+    check: bool = True,
 ) -> LoadedLedger:
     """Create the view `requests` (canonical columns + `source_file`) over the ledger files,
     read as they are or through the adapter `source.format` names (see `adapters`).
 
     Raises InputError for a missing or empty ledger, a missing required column, a missing
     required value, non-numeric, fractional or negative token counts and unparseable
-    timestamps, naming the file and row.
+    timestamps, naming the file and row. `check=False` leaves the values (the scan that checks
+    them) to the caller: `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
+    `LoadedLedger.check_values` reports them.
     """
     files = matching_files(root, source.path, "requests", config_name)
     adapter = source.format in ADAPTER_FORMATS
@@ -200,10 +219,11 @@ def load_requests(
         )
 
     trim = "csv" in formats.values()
-    selects = [
-        f"{_canonical(column, kind, mapped[column], source_types, trim)} AS {column}"
+    canonical = {
+        column: _canonical(column, kind, mapped[column], source_types, trim)
         for column, kind in CANONICAL_COLUMNS.items()
-    ]
+    }
+    selects = [f"{sql} AS {column}" for column, sql in canonical.items()]
     prefix = str(root.resolve()).rstrip("/") + "/"
     selects.append(f"replace(filename, {_literal(prefix)}, '') AS source_file")
     selects.append("filename AS source_path")
@@ -211,8 +231,8 @@ def load_requests(
         f"CREATE OR REPLACE TEMP VIEW requests AS SELECT {', '.join(selects)} FROM raw_requests"
     )
 
-    rows = _check_values(con, mapped, source_types, formats)
-    return LoadedLedger(tuple(files), formats, mapped, rows)
+    loaded = LoadedLedger(tuple(files), formats, mapped, -1, canonical, source_types)
+    return replace(loaded, rows=loaded.check_values(con)) if check else loaded
 
 
 def _read_as_they_are(

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import duckdb
+import numpy as np
 
 from .allocate import AllocationLine, UsageLine, allocation_lines
 from .attribute import (
     UNALLOCATED_STATUSES,
     bad_tokens_sql,
-    duplicate_hashes,
+    duplicate_candidates,
     register_registry,
     tag_status_sql,
 )
@@ -33,9 +34,9 @@ from .price import (
     COST_TYPE,
     DIRECTIONS,
     PriceLayout,
+    band_of_tier_sql,
     billable_sql,
     direction_pico_sql,
-    band_of_tier_sql,
     pico_to_cost,
     price_band_sql,
     price_tier_sql,
@@ -155,24 +156,22 @@ def attributed_sql(
     join_candidates = (
         "LEFT JOIN dup_hashes d ON d.h = hash(r.request_id)" if with_candidates else ""
     )
-    unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
     picos = ",\n                ".join(
         f"CASE WHEN {billable} AND p.model IS NOT NULL THEN {expr} ELSE 0 END AS pico_{name}"
         for name, expr in direction_pico_sql("r", "p", layout).items()
     )
     batch = "r.batch" if layout and layout.batch else "false"
+    # plain booleans (not the status strings) decide what is an exception: this runs per row
+    exception = f"({bad} OR s.unallocated OR ({billable} AND p.model IS NULL))"
     return f"""
         SELECT *, exception OR dup_candidate AS itemised
         FROM (
-            SELECT *, quarantined OR allocation_status IN ({unallocated})
-                OR (billable AND NOT priced) AS exception
-            FROM (
             SELECT r.*, s.tag_id, {bad} AS quarantined,
                 CASE WHEN {bad} THEN 'quarantined' ELSE s.allocation_status END
                     AS allocation_status,
                 CASE WHEN {bad} THEN NULL ELSE s.owner_team END AS owner_team,
                 COALESCE({bad_detail}, s.detail) AS detail,
-                {candidate} AS dup_candidate, {billable} AS billable,
+                {candidate} AS dup_candidate, {billable} AS billable, {exception} AS exception,
                 (r.status_code IS NULL OR r.status_code BETWEEN 200 AND 299) AS successful,
                 p.model IS NOT NULL AS priced,
                 {price_band_sql("r", "p", layout)} AS price_band,
@@ -185,7 +184,7 @@ def attributed_sql(
             {join_candidates}
             LEFT JOIN prices p ON p.model = r.model AND r.timestamp >= p.effective_from
                 AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
-        ))"""
+        )"""
 
 
 # The grain of `lines`: owner line × model × day × billability (× price band, when the snapshot
@@ -218,7 +217,6 @@ GROUP_KEYS = (
     "model",
     "day",
     "billable",
-    "priced",
     "price_from",
     "price_tier",
     "batch_key",
@@ -236,7 +234,7 @@ def line_groups_sql() -> str:
     """
     sums = ", ".join(f"sum({c}) AS {c}" for c in TOKEN_SUMS)
     return f"""
-        SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable, priced,
+        SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable,
             price_from, price_tier, batch_key, count(*) AS requests,
             count(*) FILTER (WHERE successful) AS successful_requests, {sums},
             sum(recorded_cost) AS recorded_cost, count(recorded_cost) AS recorded_requests
@@ -271,11 +269,13 @@ def aggregated_lines_sql(layout: PriceLayout | None = None) -> str:
     picos = direction_pico_sql("g", "p", layout, tier="price_tier")
     picos["per_call"] = f"g.requests * {picos['per_call']}"
     charged = {
-        d: f"(CASE WHEN g.billable AND g.priced THEN {e} ELSE 0 END)" for d, e in picos.items()
+        d: f"(CASE WHEN g.billable AND p.model IS NOT NULL THEN {e} ELSE 0 END)"
+        for d, e in picos.items()
     }
     return f"""
         SELECT s.allocation_status, s.owner_team, s.application, g.environment, g.model, g.day,
-            g.billable, g.priced, {band_of_tier_sql("g.price_tier", "g.batch_key", layout)}
+            g.billable, g.price_from IS NOT NULL AS priced,
+            {band_of_tier_sql("g.price_tier", "g.batch_key", layout)}
                 AS price_band,
             false AS dup_candidate, {items}, CAST(g.requests AS BIGINT) AS requests,
             CAST(g.successful_requests AS BIGINT) AS successful_requests, {tokens},
@@ -361,7 +361,11 @@ def period_ledger(
         say(f"{name:<10} {timings[name]:6.2f} s  {note}".rstrip())
 
     started = time.perf_counter()
-    loaded = load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
+    loaded = load_requests(
+        con, workspace.kit.requests, workspace.root, workspace.config_path.name, check=False
+    )
+    ids, calls, rows = _ledger_hashes(con, loaded, period)
+    loaded = replace(loaded, rows=rows)
     register_registry(con, workspace.registry)
     layout = register_prices(con, workspace.pricing)
     inside = period_filter_sql(period)
@@ -377,7 +381,8 @@ def period_ledger(
     stage("validate", started, f"{failed} expectation(s) failed, {len(quarantine)} quarantine")
 
     started = time.perf_counter()
-    candidates, logical_calls = duplicate_hashes(con, "period_requests")
+    candidates, logical_calls = duplicate_candidates(ids, calls)
+    del ids, calls
     con.register("dup_hashes_arrow", candidates)
     con.execute("CREATE OR REPLACE TEMP TABLE dup_hashes AS SELECT h FROM dup_hashes_arrow")
     con.unregister("dup_hashes_arrow")
@@ -388,7 +393,12 @@ def period_ledger(
         workspace.pricing.failed_calls_billable, candidates.num_rows > 0, quarantine, layout
     )
     plain = attributed_sql(workspace.pricing.failed_calls_billable, False, quarantine, layout)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE tags AS {tag_status_sql('period_requests')}")
+    unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE tags AS SELECT *, "
+        f"allocation_status IN ({unallocated}) AS unallocated "
+        f"FROM ({tag_status_sql('period_requests')})"
+    )
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed_plain AS {plain}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE line_groups AS {line_groups_sql()}")
@@ -426,6 +436,32 @@ def period_ledger(
         validation=suites,
         validation_parameters=parameters,
     )
+
+
+def _ledger_hashes(
+    con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One pass over the ledger files: the hashes `duplicate_candidates` reads, of the rows
+    inside the period, and the number of rows read. The same pass flags rows with values the
+    loader rejects; if there are any (or no rows at all), `check_values` names the first."""
+    c = loaded.canonical
+    rid, ts = f"({c['request_id']})", f"({c['timestamp']})"
+    inside = (
+        f"COALESCE({ts} >= {timestamp_sql(period.start)} "
+        f"AND {ts} < {timestamp_sql(period.end)}, false)"
+    )
+    found = con.execute(
+        f"""SELECT hash({rid}) AS h, hash(COALESCE(({c["idempotency_key"]}), 'id:' || {rid})) AS k,
+            {inside} AS inside, {loaded.problem_sql()} AS bad
+        FROM raw_requests"""
+    ).fetchnumpy()
+    ids, calls = (np.asarray(found[n], dtype=np.uint64) for n in ("h", "k"))
+    inside_mask, bad = (np.asarray(found[n], dtype=bool) for n in ("inside", "bad"))
+    if not len(bad) or bad.any():
+        loaded.check_values(con)  # raises InputError naming the file and row
+    if not inside_mask.all():
+        ids, calls = ids[inside_mask], calls[inside_mask]
+    return ids, calls, len(bad)
 
 
 def period_validation(

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from datetime import time as dt_time
 from decimal import Decimal
 
 import duckdb
@@ -28,7 +30,7 @@ from .attribute import (
 )
 from .config import Workspace
 from .errors import ConfigError
-from .load import CANONICAL_COLUMNS, LoadedLedger, connect, load_requests
+from .load import CANONICAL_COLUMNS, LoadedLedger, connect, file_sha256, load_requests
 from .periods import Period
 from .price import (
     COST_TYPE,
@@ -100,6 +102,7 @@ class PeriodLedger:
     timings: dict[str, float] = field(default_factory=dict)
     validation: list = field(default_factory=list)  # SuiteResult of every suite run
     validation_parameters: dict = field(default_factory=dict)
+    input_sha256: Future | None = None  # {path: SHA-256} of the ledger files, being computed
 
     @property
     def out_of_period_by_file(self) -> dict[str, int]:
@@ -134,6 +137,19 @@ def _lit(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _quarantined_sql(quarantine: dict[str, str] | None) -> tuple[str, str]:
+    """SQL (condition, detail) over the ledger row `r`: quarantined by a token check or by a
+    failed row-level expectation that no pipeline rule settles (`quarantine`)."""
+    bad, bad_detail = bad_tokens_sql("r")
+    if quarantine:
+        bad = "(" + " OR ".join([bad, *(f"({c})" for c in quarantine.values())]) + ")"
+        named = " ".join(
+            f"WHEN {c} THEN {_lit('failed expectation ' + name)}" for name, c in quarantine.items()
+        )
+        bad_detail = f"COALESCE({bad_detail}, CASE {named} END)"
+    return bad, bad_detail
+
+
 def attributed_sql(
     failed_calls_billable: bool,
     with_candidates: bool,
@@ -144,13 +160,7 @@ def attributed_sql(
     billability, the price entry and tier it pays, cost per direction in picodollars, whether
     it is an exception (unallocated, quarantined or unpriced) and whether it is itemised (an
     exception or, `with_candidates`, a duplicate candidate: a row a reviewer must see)."""
-    bad, bad_detail = bad_tokens_sql("r")
-    if quarantine:  # rows failing a row-level expectation that no pipeline rule settles
-        bad = "(" + " OR ".join([bad, *(f"({c})" for c in quarantine.values())]) + ")"
-        named = " ".join(
-            f"WHEN {c} THEN {_lit('failed expectation ' + name)}" for name, c in quarantine.items()
-        )
-        bad_detail = f"COALESCE({bad_detail}, CASE {named} END)"
+    bad, bad_detail = _quarantined_sql(quarantine)
     billable = billable_sql("r", failed_calls_billable)
     candidate = "d.h IS NOT NULL" if with_candidates else "false"
     join_candidates = (
@@ -223,22 +233,80 @@ GROUP_KEYS = (
 )
 
 
-def line_groups_sql() -> str:
-    """SQL: the attempts that are no exception (duplicate candidates included: `net_groups_sql`
-    takes them out), grouped by tag pair, environment, model, day, billability and the price
-    entry and tier they pay, with their token sums.
+def line_groups_sql(
+    con: duckdb.DuckDBPyConnection,
+    failed_calls_billable: bool,
+    quarantine: dict[str, str] | None,
+    layout: PriceLayout,
+) -> tuple[str, str]:
+    """SQL (raw groups, line groups). Line groups: the attempts that are no exception
+    (duplicate candidates included: `net_groups_sql` takes them out), grouped by tag pair,
+    environment, model, day, billability and the price entry and tier they pay, with their
+    token sums.
+
+    The ledger is grouped first on its own columns (raw groups, the table `raw_groups`; the tag
+    pairs of `tags` come from it), before any join: by tags, environment,
+    model and day, plus what decides the price without looking it up per row — the time
+    segment between price changes that fall inside a day, and the band of input tokens between
+    the snapshot's long-context thresholds. Each group then meets `tags` and `prices` once
+    (any of its timestamps finds its entry: no price changes inside a segment).
 
     Costing happens after grouping: these rows pass every token check (cached + cache writes
     <= input, reasoning <= output), so their cost is linear in their token sums and the sums
     priced once per group give the exact cost. The query reads no request_id.
     """
+    bad, _ = _quarantined_sql(quarantine)
+    billable = billable_sql("r", failed_calls_billable)
+    batch = "r.batch" if layout.batch else "false"
+    moments = sorted(
+        {
+            moment
+            for row in con.execute(
+                "SELECT effective_from FROM prices UNION SELECT effective_to FROM prices"
+            ).fetchall()
+            for moment in row
+            if moment is not None and moment.time() != dt_time(0)
+        }
+    )
+    segment = " + ".join(f"CAST(r.timestamp >= {timestamp_sql(m)} AS INTEGER)" for m in moments)
+    thresholds: list[int] = []
+    for t in range(1, layout.tiers + 1):
+        found = con.execute(f"SELECT DISTINCT tier{t}_above FROM prices").fetchall()
+        thresholds += [row[0] for row in found if row[0] is not None]
+    thresholds = sorted(set(thresholds), reverse=True)
+    floor = " ".join(f"WHEN r.input_tokens > {t} THEN {t}" for t in thresholds)
+    floor = f"CASE {floor} END" if thresholds else "CAST(NULL AS BIGINT)"
+    # the entry's tier: the highest whose threshold the band's floor reaches
+    tier = " ".join(
+        f"WHEN g.input_floor >= p.tier{t}_above THEN {t}" for t in range(layout.tiers, 0, -1)
+    )
+    tier = f"CASE {tier} ELSE 0 END" if layout.tiers else "0"
     sums = ", ".join(f"sum({c}) AS {c}" for c in TOKEN_SUMS)
-    return f"""
-        SELECT tag_id, environment, model, CAST(timestamp AS DATE) AS day, billable,
-            price_from, price_tier, batch_key, count(*) AS requests,
-            count(*) FILTER (WHERE successful) AS successful_requests, {sums},
-            sum(recorded_cost) AS recorded_cost, count(recorded_cost) AS recorded_requests
-        FROM attributed_plain WHERE NOT exception GROUP BY ALL"""
+    totals = ", ".join(f"sum(g.{c}) AS {c}" for c in TOKEN_SUMS)
+    grouped = f"""
+        SELECT s.tag_id, g.environment, g.model, g.day, g.billable,
+            p.effective_from AS price_from, {tier} AS price_tier, g.batch_key,
+            sum(g.requests) AS requests, sum(g.successful_requests) AS successful_requests,
+            {totals}, sum(g.recorded_cost) AS recorded_cost,
+            sum(g.recorded_requests) AS recorded_requests
+        FROM raw_groups g
+        JOIN tags s ON s.application IS NOT DISTINCT FROM g.application
+            AND s.team IS NOT DISTINCT FROM g.team
+        LEFT JOIN prices p ON p.model = g.model AND g.first_at >= p.effective_from
+            AND (p.effective_to IS NULL OR g.first_at < p.effective_to)
+        WHERE NOT (g.quarantined OR s.unallocated OR (g.billable AND p.model IS NULL))
+        GROUP BY ALL"""
+    raw = f"""
+            SELECT r.application, r.team, r.environment, r.model,
+                CAST(r.timestamp AS DATE) AS day, {segment or "0"} AS segment,
+                {billable} AS billable, {batch} AS batch_key, {floor} AS input_floor,
+                {bad} AS quarantined, min(r.timestamp) AS first_at, count(*) AS requests,
+                count(*) FILTER (WHERE r.status_code IS NULL OR r.status_code BETWEEN 200 AND 299)
+                    AS successful_requests,
+                {sums}, sum(r.recorded_cost) AS recorded_cost,
+                count(r.recorded_cost) AS recorded_requests
+            FROM period_requests r GROUP BY ALL"""
+    return raw, grouped
 
 
 def net_groups_sql() -> str:
@@ -364,6 +432,11 @@ def period_ledger(
     loaded = load_requests(
         con, workspace.kit.requests, workspace.root, workspace.config_path.name, check=False
     )
+    # The manifest's SHA-256 of every ledger file: hashlib releases the GIL, so the files are
+    # read and hashed on a thread while DuckDB works.
+    hashing = ThreadPoolExecutor(1)
+    input_sha256 = hashing.submit(lambda: {f: file_sha256(f) for f in loaded.files})
+    hashing.shutdown(wait=False)
     ids, calls, rows = _ledger_hashes(con, loaded, period)
     loaded = replace(loaded, rows=rows)
     register_registry(con, workspace.registry)
@@ -392,16 +465,16 @@ def period_ledger(
     sql = attributed_sql(
         workspace.pricing.failed_calls_billable, candidates.num_rows > 0, quarantine, layout
     )
-    plain = attributed_sql(workspace.pricing.failed_calls_billable, False, quarantine, layout)
+    raw, groups = line_groups_sql(con, workspace.pricing.failed_calls_billable, quarantine, layout)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_groups AS {raw}")
     unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE tags AS SELECT *, "
         f"allocation_status IN ({unallocated}) AS unallocated "
-        f"FROM ({tag_status_sql('period_requests')})"
+        f"FROM ({tag_status_sql('raw_groups')})"
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW attributed_plain AS {plain}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE line_groups AS {line_groups_sql()}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE line_groups AS {groups}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql()}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(layout)}")
     con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
@@ -435,6 +508,7 @@ def period_ledger(
         timings=timings,
         validation=suites,
         validation_parameters=parameters,
+        input_sha256=input_sha256,
     )
 
 

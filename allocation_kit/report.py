@@ -141,6 +141,7 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
     outside = f"'outside ' || {label} || ': excluded from the period'"
     layout = price_layout(ledger.workspace.pricing)
     stray_cost = f"CASE WHEN p.model IS NOT NULL THEN {cost_sql('r', 'p', layout)} END"
+    strays = any(ledger.rows_by_file[f][1] for f in ledger.period_files)
     parts = [
         f"SELECT allocation_status, detail, {item} FROM lines "
         f"WHERE request_id IS NOT NULL AND allocation_status IN ({unallocated})",
@@ -156,7 +157,7 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
             AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
         WHERE NOT ({period_filter_sql(period).replace("timestamp", "r.timestamp")})
             AND r.source_file IN ({strays_from})""",
-    ]
+    ][: 4 if strays else 3]  # the last part scans the whole ledger: only when there are strays
     names = ["reason", "detail", *tags.split(", ")]
     names += ["input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"]
     names += ["cost", "source_file"]
@@ -201,12 +202,13 @@ def input_files(
     ]
     entries += [("requests", f) for f in ledger.loaded.files]
     entries += [("billing", Path(f)) for f in billing_files]
+    hashed = ledger.input_sha256.result() if ledger.input_sha256 else {}
     return [
         {
             "role": role,
             "path": _relative(path, ws.root),
             "bytes": path.stat().st_size,
-            "sha256": file_sha256(path),
+            "sha256": hashed.get(path) or file_sha256(path),
         }
         for role, path in entries
     ]

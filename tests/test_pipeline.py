@@ -97,6 +97,23 @@ def test_the_price_in_effect_at_the_timestamp_applies(workspace):
     assert costs == [("14", Decimal("0.0014")), ("15", Decimal("0.00112"))]
 
 
+def test_a_price_change_inside_a_day_prices_each_side_of_it(workspace):
+    # Ordinary rows are grouped before they meet the prices: a change at noon splits the day.
+    pricing = PRICING.replace("2026-10-15\n", "2026-10-15T12:00:00Z\n")
+    ledger = run(workspace, [
+        request("morning-1", timestamp="2026-10-15T08:00:00Z"),
+        request("morning-2", timestamp="2026-10-15T11:59:59Z"),
+        request("noon", timestamp="2026-10-15T12:00:00Z"),
+        request("evening", timestamp="2026-10-15T20:00:00Z"),
+    ], pricing=pricing)  # fmt: skip
+    rows = ledger.con.execute(
+        "SELECT requests, cost FROM lines WHERE request_id IS NULL ORDER BY cost"
+    ).fetchall()
+    # 2 × 0.0014 at the old prices, 2 × 0.00112 at the new ones
+    assert rows == [(2, Decimal("0.00224")), (2, Decimal("0.0028"))]
+    assert ledger.ledger_cost == Decimal("0.00504")
+
+
 @pytest.mark.parametrize(
     ("values", "cost"),
     [

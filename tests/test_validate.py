@@ -231,6 +231,53 @@ def test_failing_rows_sql_selects_exactly_the_unexpected_rows(workspace):
     }
 
 
+def test_uniqueness_counts_every_copy_of_every_repeated_value(workspace):
+    # the repeated values are found from sorted 64-bit hashes, then grouped exactly
+    rows = [*CLEAN, request("r0"), request("r1"), request("r1"), request("solo")]
+    con = ledger(workspace, rows)
+    (suite,) = validation_results(con, SUITES, parameters(), relations={"requests": "requests"})
+    (result,) = [r for r in suite.results if r.name == "request_id_unique"]
+    assert (result.success, result.element_count, result.unexpected_count) == (False, 8, 5)
+    assert result.unexpected_percent == 62.5
+    assert result.sample_unexpected == ("r0", "r0", "r1", "r1", "r1")
+    assert (
+        con.execute(f"SELECT count(*) FROM requests WHERE {result.failing_rows_sql}").fetchone()[0]
+        == 5
+    )
+
+
+def test_repeated_values_leave_nulls_and_single_values_out():
+    from allocation_kit.validate import _repeated_values
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (NULL), (NULL), (NULL), ('x'), ('x'), ('y'), "
+        "('z'), ('z'), ('z')) v(team)"
+    )
+    table = _repeated_values(con, "t", "team")
+    assert con.execute(f"SELECT value FROM {table} ORDER BY value").fetchall() == [
+        ("x",), ("x",), ("z",), ("z",), ("z",)
+    ]  # fmt: skip
+    con.execute("CREATE TABLE u AS SELECT * FROM (VALUES ('a'), ('b'), (NULL)) v(team)")
+    empty = _repeated_values(con, "u", "team")
+    assert con.execute(f"SELECT count(*) FROM {empty}").fetchone() == (0,)
+
+
+def test_in_set_on_duckdb_counts_values_outside_the_set_and_ignores_nulls(workspace):
+    rows = [
+        *CLEAN,
+        request("n1", team=None, application=None),
+        request("o1", environment="prod"),
+        request("o2", environment="qa"),
+        request("o3", environment="qa"),
+    ]
+    con = ledger(workspace, rows)
+    (suite,) = validation_results(con, SUITES, parameters(), relations={"requests": "requests"})
+    got = outcome(suite)
+    assert got["environment_registered"] == (False, 8, 3)
+    assert got["team_registered"] == (True, 8, 0)  # the NULL team is not unexpected
+
+
 def test_failing_rows_sql_of_each_row_level_kind():
     """The SQL conditions, written out: NULLs are ignored like GX does."""
     assert failing_rows_sql(

@@ -1,10 +1,12 @@
 """The ledger pipeline of one period: load → attribute → price → allocate, on DuckDB.
 
-`period_ledger` wires the stage functions together. The row-level work is one pass of SQL over
-the ledger files that writes the small table `lines`: ordinary rows aggregated by owner, model
-and day; rows a reviewer must see (exceptions, duplicate candidates) itemised one by one. Every
-later stage reads `lines` or queries the `requests` view again; nothing pulls the ledger into
-pandas.
+`period_ledger` wires the stage functions together. The row-level work is three passes over the
+ledger files: one reads the hashes that find duplicates and logical calls (and flags values the
+loader rejects); one groups the ordinary rows on the ledger's own columns (`raw_groups`), which
+then meet the registry and the prices once per group; one lists the rows a reviewer must see
+(exceptions, duplicate candidates) one by one (`items`). Together they write the small table
+`lines`. Every later stage reads `lines` or queries the `requests` view again; nothing pulls the
+ledger into pandas.
 """
 
 from __future__ import annotations

@@ -157,11 +157,13 @@ def attributed_sql(
     with_candidates: bool,
     quarantine: dict[str, str] | None = None,
     layout: PriceLayout | None = None,
+    rows: str = "period_requests",
 ) -> str:
-    """SQL: every attempt of `period_requests` with its tag pair's status (table `tags`),
-    billability, the price entry and tier it pays, cost per direction in picodollars, whether
-    it is an exception (unallocated, quarantined or unpriced) and whether it is itemised (an
-    exception or, `with_candidates`, a duplicate candidate: a row a reviewer must see)."""
+    """SQL: every attempt of `rows` (by default `period_requests`) with its tag pair's status
+    (table `tags`), billability, the price entry and tier it pays, cost per direction in
+    picodollars, whether it is an exception (unallocated, quarantined or unpriced) and whether
+    it is itemised (an exception or, `with_candidates`, a duplicate candidate: a row a reviewer
+    must see)."""
     bad, bad_detail = _quarantined_sql(quarantine)
     billable = billable_sql("r", failed_calls_billable)
     candidate = "d.h IS NOT NULL" if with_candidates else "false"
@@ -190,7 +192,7 @@ def attributed_sql(
                 p.effective_from AS price_from, {price_tier_sql("r", "p", layout)} AS price_tier,
                 {batch} AS batch_key,
                 {picos}
-            FROM period_requests r
+            FROM {rows} r
             JOIN tags s ON s.application IS NOT DISTINCT FROM r.application
                 AND s.team IS NOT DISTINCT FROM r.team
             {join_candidates}
@@ -311,6 +313,15 @@ def line_groups_sql(
     return raw, grouped
 
 
+def unpriced_models_sql() -> str:
+    """SQL: the models of `raw_groups` with billable calls that no price entry covers."""
+    return """
+        SELECT DISTINCT g.model FROM raw_groups g
+        LEFT JOIN prices p ON p.model = g.model AND g.first_at >= p.effective_from
+            AND (p.effective_to IS NULL OR g.first_at < p.effective_to)
+        WHERE g.billable AND p.model IS NULL"""
+
+
 def net_groups_sql() -> str:
     """SQL: `line_groups` less the duplicate candidates in it (itemised in `items` instead)."""
     keys = ", ".join(GROUP_KEYS)
@@ -357,8 +368,30 @@ def aggregated_lines_sql(layout: PriceLayout | None = None) -> str:
         LEFT JOIN prices p ON p.model = g.model AND p.effective_from = g.price_from"""
 
 
-def itemised_rows_sql() -> str:
-    """SQL: the attempts a reviewer must see, one row each, with a hash of their content."""
+def item_candidates_sql(
+    failed_calls_billable: bool, quarantine: dict[str, str] | None, with_candidates: bool
+) -> str:
+    """SQL: the attempts of `period_requests` that may be itemised, found before any join so
+    that only these (a few percent) meet `tags`, the duplicate candidates and `prices`: a
+    quarantined row, a tag pair whose status is unallocated, a billable call of a model some
+    group found unpriced (`unpriced_models`), a repeated request_id hash. A superset: `itemised`
+    then decides exactly."""
+    bad, _ = _quarantined_sql(quarantine)
+    billable = billable_sql("r", failed_calls_billable)
+    parts = [
+        bad,
+        "hash(r.application, r.team) IN "
+        "(SELECT hash(application, team) FROM tags WHERE unallocated)",
+        f"({billable} AND r.model IN (SELECT model FROM unpriced_models))",
+    ]
+    if with_candidates:
+        parts.append("hash(r.request_id) IN (SELECT h FROM dup_hashes)")
+    return f"(SELECT * FROM period_requests r WHERE {' OR '.join(parts)})"
+
+
+def itemised_rows_sql(source: str = "attributed") -> str:
+    """SQL: the attempts of `source` (an `attributed_sql` view) a reviewer must see, one row
+    each, with a hash of their content."""
     # what makes two rows the same logged request (the file it came from does not)
     content = ", ".join(c for c in CANONICAL_COLUMNS if c != "request_id")
     keys = ", ".join(KEYS).replace("day", "CAST(timestamp AS DATE) AS day")
@@ -367,7 +400,7 @@ def itemised_rows_sql() -> str:
         SELECT {keys}, tag_id, price_from, price_tier, batch_key, exception, successful,
             dup_candidate, {", ".join(ITEM_COLUMNS)}, detail, {", ".join(TOKEN_SUMS)}, {picos},
             hash({content}) AS content_hash, recorded_cost
-        FROM attributed WHERE itemised"""
+        FROM {source} WHERE itemised"""
 
 
 def kept_items_sql() -> str:
@@ -477,7 +510,11 @@ def period_ledger(
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE line_groups AS {groups}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql()}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE unpriced_models AS {unpriced_models_sql()}")
+    billable_failed = workspace.pricing.failed_calls_billable
+    some = item_candidates_sql(billable_failed, quarantine, candidates.num_rows > 0)
+    items = attributed_sql(billable_failed, candidates.num_rows > 0, quarantine, layout, some)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql(f'({items})')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(layout)}")
     con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
     stage("price", started)

@@ -11,7 +11,7 @@ import csv
 import glob
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +29,7 @@ __all__ = [
     "file_sha256",
     "load_requests",
     "matching_files",
+    "unordered",
 ]
 
 # column -> DuckDB type of the canonical request ledger (DESIGN.md), in order.
@@ -109,6 +110,17 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
+
+
+@contextlib.contextmanager
+def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB return rows of queries without ORDER BY in any order (and so write and scan
+    in parallel) for the statements inside; only for results whose order nothing reads."""
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute("SET preserve_insertion_order = true")
 
 
 def file_sha256(path: Path) -> str:

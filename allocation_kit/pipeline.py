@@ -32,7 +32,14 @@ from .attribute import (
 )
 from .config import Workspace
 from .errors import ConfigError
-from .load import CANONICAL_COLUMNS, LoadedLedger, connect, file_sha256, load_requests
+from .load import (
+    CANONICAL_COLUMNS,
+    LoadedLedger,
+    connect,
+    file_sha256,
+    load_requests,
+    unordered,
+)
 from .periods import Period
 from .price import (
     COST_TYPE,
@@ -472,7 +479,8 @@ def period_ledger(
     hashing = ThreadPoolExecutor(1)
     input_sha256 = hashing.submit(lambda: {f: file_sha256(f) for f in loaded.files})
     hashing.shutdown(wait=False)
-    ids, calls, rows = _ledger_hashes(con, loaded, period)
+    with unordered(con):  # the hashes are sorted anyway
+        ids, calls, rows = _ledger_hashes(con, loaded, period)
     loaded = replace(loaded, rows=rows)
     register_registry(con, workspace.registry)
     layout = register_prices(con, workspace.pricing)
@@ -500,23 +508,25 @@ def period_ledger(
     sql = attributed_sql(
         workspace.pricing.failed_calls_billable, candidates.num_rows > 0, quarantine, layout
     )
-    raw, groups = line_groups_sql(con, workspace.pricing.failed_calls_billable, quarantine, layout)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_groups AS {raw}")
-    unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE tags AS SELECT *, "
-        f"allocation_status IN ({unallocated}) AS unallocated "
-        f"FROM ({tag_status_sql('raw_groups')})"
-    )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE line_groups AS {groups}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE unpriced_models AS {unpriced_models_sql()}")
-    billable_failed = workspace.pricing.failed_calls_billable
-    some = item_candidates_sql(billable_failed, quarantine, candidates.num_rows > 0)
-    items = attributed_sql(billable_failed, candidates.num_rows > 0, quarantine, layout, some)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql(f'({items})')}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(layout)}")
-    con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
+    # Temp tables whose row order nothing reads: every later query groups or orders them.
+    with unordered(con):
+        billable_failed = workspace.pricing.failed_calls_billable
+        raw, groups = line_groups_sql(con, billable_failed, quarantine, layout)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_groups AS {raw}")
+        unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE tags AS SELECT *, "
+            f"allocation_status IN ({unallocated}) AS unallocated "
+            f"FROM ({tag_status_sql('raw_groups')})"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW attributed AS {sql}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE line_groups AS {groups}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE unpriced_models AS {unpriced_models_sql()}")
+        some = item_candidates_sql(billable_failed, quarantine, candidates.num_rows > 0)
+        items = attributed_sql(billable_failed, candidates.num_rows > 0, quarantine, layout, some)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql(f'({items})')}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(layout)}")
+        con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
     stage("price", started)
 
     started = time.perf_counter()

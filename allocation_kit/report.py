@@ -27,7 +27,7 @@ from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import KitError
 from .focus import write_focus_allocated
-from .load import file_sha256
+from .load import file_sha256, unordered
 from .pipeline import PeriodLedger, _lit, period_filter_sql
 from .price import cost_sql, price_layout
 
@@ -175,12 +175,18 @@ def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
         "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%fZ') AS timestamp" if c == "timestamp" else c
         for c in EXCEPTION_COLUMNS
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE exception_queue AS {_exceptions_sql(ledger)}")
     target = str(path).replace("'", "''")
-    con.execute(
-        f"COPY (SELECT {columns} FROM exception_queue) TO '{target}' (HEADER, DELIMITER ',')"
-    )
-    return con.execute("SELECT count(*) FROM exception_queue").fetchall()[0][0]
+    # every column breaks ties, so the file's order is the same on every run, and DuckDB may
+    # build and write it in parallel
+    order = ", ".join(c for c in EXCEPTION_COLUMNS if c not in {"reason", "cost", "request_id"})
+    with unordered(con):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE exception_queue AS {_exceptions_sql(ledger)}")
+        (written,) = con.execute(
+            f"""COPY (SELECT {columns} FROM exception_queue
+                ORDER BY reason, cost DESC NULLS FIRST, request_id, {order})
+            TO '{target}' (HEADER, DELIMITER ',')"""
+        ).fetchone()
+    return written
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -9,6 +9,10 @@ peak RSS is its own:
 - pipeline: allocation-kit's load → attribute → price → allocate plus the evidence files
   (allocation.csv, exceptions.csv, manifest.json with the SHA-256 of every input);
 - duckdb:   a plain DuckDB scan + price join + group-by of the same file (the floor);
+- read-all: DuckDB reading every column of the file once and nothing else (hash of each row):
+            the floor of any tool that must list some rows in full, as the exception file does;
+- duckdb-dedupe: plain DuckDB SQL doing what the pandas contender does (SELECT DISTINCT *,
+            registry and price joins, group-by): the same allocation written directly in SQL;
 - pandas:   a naive pandas implementation of the same allocation (read, dedupe, merge, group).
 
 Prints medians of --repeat runs and the ratios. Not a test: figures go in the closing note.
@@ -144,6 +148,42 @@ def run_duckdb(config: Path) -> None:
     ).fetchall()
 
 
+def run_read_all(config: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    source = "read_parquet('{}')".format(config.parent / "requests.parquet")
+    described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    columns = ", ".join(name for name, *_ in described)
+    con.execute(f"SELECT sum(hash({columns})) FROM {source}").fetchall()
+
+
+def run_duckdb_dedupe(config: Path) -> None:
+    import duckdb
+    import yaml
+
+    con = duckdb.connect()
+    registry = yaml.safe_load((config.parent / "registry.yaml").read_text())
+    apps = ", ".join(f"('{a['id']}', '{a['team']}')" for a in registry["applications"])
+    prices = ", ".join(
+        f"('{m}', {i}::DECIMAL(18,6), {c}::DECIMAL(18,6), {o}::DECIMAL(18,6))"
+        for m, (i, c, o) in MODELS.items()
+    )
+    con.execute(
+        f"""WITH r AS (SELECT DISTINCT * FROM read_parquet('{config.parent / "requests.parquet"}'))
+        SELECT CASE WHEN r.application IS NULL AND r.team IS NULL THEN 'untagged'
+                    ELSE 'allocated' END AS status,
+            a.app_team, r.application, r.environment, count(*),
+            sum(CASE WHEN r.status_code BETWEEN 200 AND 299
+                THEN ((r.input_tokens - r.cached_input_tokens) * p.i
+                      + r.cached_input_tokens * p.c + r.output_tokens * p.o) / 1000000
+                ELSE 0 END)
+        FROM r LEFT JOIN (VALUES {apps}) a(application, app_team) USING (application)
+        LEFT JOIN (VALUES {prices}) p(model, i, c, o) USING (model)
+        GROUP BY ALL"""
+    ).fetchall()
+
+
 def run_pandas(config: Path) -> None:
     from decimal import Decimal
 
@@ -178,7 +218,13 @@ def run_pandas(config: Path) -> None:
     Decimal(str(result["cost"].sum()))
 
 
-CONTENDERS = {"pipeline": run_pipeline, "duckdb": run_duckdb, "pandas": run_pandas}
+CONTENDERS = {
+    "pipeline": run_pipeline,
+    "duckdb": run_duckdb,
+    "read-all": run_read_all,
+    "duckdb-dedupe": run_duckdb_dedupe,
+    "pandas": run_pandas,
+}
 
 
 def child(name: str, config: Path) -> None:
@@ -188,8 +234,9 @@ def child(name: str, config: Path) -> None:
 
 
 def child_run(script: str, name: str, args: list[str]) -> tuple[dict, float]:
-    """(the JSON the child printed, its peak RSS in MB) of `script --child NAME ARGS` run in a
-    fresh process, so each contender's peak memory is its own."""
+    """(the JSON the child printed plus its CPU seconds as "cpu", its peak RSS in MB) of
+    `script --child NAME ARGS` run in a fresh process, so each contender's peak memory is its
+    own."""
     proc = subprocess.Popen(
         [sys.executable, script, "--child", name, *args], stdout=subprocess.PIPE, text=True
     )
@@ -197,13 +244,14 @@ def child_run(script: str, name: str, args: list[str]) -> tuple[dict, float]:
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(f"{name} failed with status {status}")
-    return json.loads(out), usage.ru_maxrss / 1024
+    return json.loads(out) | {"cpu": usage.ru_utime + usage.ru_stime}, usage.ru_maxrss / 1024
 
 
-def measure(name: str, config: Path) -> tuple[float, float]:
-    """(wall seconds inside the child, peak RSS in MB) of one run in a fresh process."""
+def measure(name: str, config: Path) -> tuple[float, float, float]:
+    """(wall seconds inside the child, peak RSS in MB, CPU seconds of the whole child) of one
+    run in a fresh process."""
     out, peak = child_run(__file__, name, ["--config", str(config)])
-    return out["seconds"], peak
+    return out["seconds"], peak, out["cpu"]
 
 
 def main() -> None:
@@ -233,13 +281,20 @@ def main() -> None:
         runs = [measure(name, config) for _ in range(args.repeat)]
         seconds = statistics.median(r[0] for r in runs)
         peak = max(r[1] for r in runs)
+        cpu = statistics.median(r[2] for r in runs)
         results[name] = (seconds, peak)
-        print(f"{name:<9} median {seconds:7.2f} s  peak RSS {peak:7.0f} MB  "
+        print(f"{name:<13} median {seconds:7.2f} s  CPU {cpu:6.2f} s  peak RSS {peak:7.0f} MB  "
               f"runs {', '.join(f'{r[0]:.2f}' for r in runs)}")  # fmt: skip
-    if "pipeline" in results and "duckdb" in results:
-        print(f"pipeline / plain duckdb = {results['pipeline'][0] / results['duckdb'][0]:.2f}x")
-    if "pipeline" in results and "pandas" in results:
-        print(f"pandas / pipeline       = {results['pandas'][0] / results['pipeline'][0]:.2f}x")
+    ratios = [  # (numerator, denominator): how many times the first takes the second's time
+        ("pipeline", "duckdb"),
+        ("read-all", "duckdb"),
+        ("pipeline", "read-all"),
+        ("duckdb-dedupe", "pipeline"),
+        ("pandas", "pipeline"),
+    ]
+    for top, bottom in ratios:
+        if top in results and bottom in results:
+            print(f"{top + ' / ' + bottom:<26} = {results[top][0] / results[bottom][0]:.2f}x")
 
 
 if __name__ == "__main__":

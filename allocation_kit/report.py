@@ -176,15 +176,17 @@ def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
         for c in EXCEPTION_COLUMNS
     )
     target = str(path).replace("'", "''")
-    # Costliest first per reason. A hash of the whole row breaks the rare ties (copies of one
-    # request_id), so the file's order is the same on every run while DuckDB builds and writes
-    # it in parallel; sorting on every column instead costs more than the sort itself.
-    order = f"hash({', '.join(EXCEPTION_COLUMNS)})"
+    # Costliest first per reason. A hash of the whole row (`tie`) breaks the rare ties (copies
+    # of one request_id), so the file's order is the same on every run while DuckDB builds and
+    # writes it in parallel; sorting on every column instead costs more than the sort itself.
     with unordered(con):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE exception_queue AS {_exceptions_sql(ledger)}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE exception_queue AS SELECT *, "
+            f"hash({', '.join(EXCEPTION_COLUMNS)}) AS tie FROM ({_exceptions_sql(ledger)})"
+        )
         (written,) = con.execute(
             f"""COPY (SELECT {columns} FROM exception_queue
-                ORDER BY reason, cost DESC NULLS FIRST, request_id, {order})
+                ORDER BY reason, cost DESC NULLS FIRST, request_id, tie)
             TO '{target}' (HEADER, DELIMITER ',')"""
         ).fetchone()
     return written

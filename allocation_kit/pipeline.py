@@ -249,6 +249,7 @@ def line_groups_sql(
     failed_calls_billable: bool,
     quarantine: dict[str, str] | None,
     layout: PriceLayout,
+    absent: frozenset[str] = frozenset(),
 ) -> tuple[str, str]:
     """SQL (raw groups, line groups). Line groups: the attempts that are no exception
     (duplicate candidates included: `net_groups_sql` takes them out), grouped by tag pair,
@@ -264,7 +265,9 @@ def line_groups_sql(
 
     Costing happens after grouping: these rows pass every token check (cached + cache writes
     <= input, reasoning <= output), so their cost is linear in their token sums and the sums
-    priced once per group give the exact cost. The query reads no request_id.
+    priced once per group give the exact cost. The query reads no request_id, and does not sum
+    the canonical columns the ledger does not have (`absent`: constant 0 tokens or no recorded
+    cost), whose sums it knows.
     """
     bad, _ = _quarantined_sql(quarantine)
     billable = billable_sql("r", failed_calls_billable)
@@ -292,7 +295,14 @@ def line_groups_sql(
         f"WHEN g.input_floor >= p.tier{t}_above THEN {t}" for t in range(layout.tiers, 0, -1)
     )
     tier = f"CASE {tier} ELSE 0 END" if layout.tiers else "0"
-    sums = ", ".join(f"sum({c}) AS {c}" for c in TOKEN_SUMS)
+    sums = ", ".join(
+        f"CAST(0 AS HUGEINT) AS {c}" if c in absent else f"sum({c}) AS {c}" for c in TOKEN_SUMS
+    )
+    recorded = (
+        "CAST(NULL AS DECIMAL(38, 12)) AS recorded_cost, CAST(0 AS BIGINT) AS recorded_requests"
+        if "recorded_cost" in absent
+        else "sum(r.recorded_cost) AS recorded_cost, count(r.recorded_cost) AS recorded_requests"
+    )
     totals = ", ".join(f"sum(g.{c}) AS {c}" for c in TOKEN_SUMS)
     grouped = f"""
         SELECT s.tag_id, g.environment, g.model, g.day, g.billable,
@@ -314,8 +324,7 @@ def line_groups_sql(
                 {bad} AS quarantined, min(r.timestamp) AS first_at, count(*) AS requests,
                 count(*) FILTER (WHERE r.status_code IS NULL OR r.status_code BETWEEN 200 AND 299)
                     AS successful_requests,
-                {sums}, sum(r.recorded_cost) AS recorded_cost,
-                count(r.recorded_cost) AS recorded_requests
+                {sums}, {recorded}
             FROM period_requests r GROUP BY ALL"""
     return raw, grouped
 
@@ -511,7 +520,8 @@ def period_ledger(
     # Temp tables whose row order nothing reads: every later query groups or orders them.
     with unordered(con):
         billable_failed = workspace.pricing.failed_calls_billable
-        raw, groups = line_groups_sql(con, billable_failed, quarantine, layout)
+        absent = frozenset(c for c, source in loaded.columns.items() if not source)
+        raw, groups = line_groups_sql(con, billable_failed, quarantine, layout, absent)
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw_groups AS {raw}")
         unallocated = ", ".join(_lit(s) for s in UNALLOCATED_STATUSES)
         con.execute(

@@ -89,11 +89,12 @@ def duplicate_hashes(con: duckdb.DuckDBPyConnection, source: str) -> tuple[pa.Ta
     return duplicate_candidates(ids, calls)
 
 
-def duplicate_candidates(ids: np.ndarray, calls: np.ndarray) -> tuple[pa.Table, int]:
+def duplicate_candidates(ids: np.ndarray, calls: np.ndarray | None) -> tuple[pa.Table, int]:
     """The 64-bit hashes of request_ids that occur more than once, and the number of logical
     calls (attempts grouped by idempotency_key; an attempt without one is its own call), from
     the hashes of every attempt's request_id (`ids`) and of its idempotency_key or, without
-    one, its request_id (`calls`). Sorts both arrays in place.
+    one, its request_id (`calls`; None when the ledger has no idempotency_key column: every
+    distinct request_id is then a call). Sorts both arrays in place.
 
     The hashes are a candidate set: equal hashes are necessary for equal ids, and the pipeline
     decides exactly on the few candidate rows. Sorting hashes in numpy is several times faster
@@ -101,7 +102,8 @@ def duplicate_candidates(ids: np.ndarray, calls: np.ndarray) -> tuple[pa.Table, 
     """
     # numpy sorts without the GIL: the two sorts run side by side on two cores
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(np.ndarray.sort, (ids, calls)))
+        list(pool.map(np.ndarray.sort, (ids,) if calls is None else (ids, calls)))
+    calls = ids if calls is None else calls
     logical_calls = int(np.count_nonzero(calls[1:] != calls[:-1]) + 1) if len(calls) else 0
     return pa.table({"h": pa.array(repeated_sorted(ids), type=pa.uint64())}), logical_calls
 

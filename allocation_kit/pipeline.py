@@ -573,27 +573,34 @@ def period_ledger(
 
 def _ledger_hashes(
     con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray | None, int]:
     """One pass over the ledger files: the hashes `duplicate_candidates` reads, of the rows
-    inside the period, and the number of rows read. The same pass flags rows with values the
-    loader rejects; if there are any (or no rows at all), `check_values` names the first."""
+    inside the period (no idempotency_key hashes when the ledger has no such column), and the
+    number of rows read. The same pass flags rows with values the loader rejects; if there are
+    any (or no rows at all), `check_values` names the first."""
     c = loaded.canonical
     rid, ts = f"({c['request_id']})", f"({c['timestamp']})"
     inside = (
         f"COALESCE({ts} >= {timestamp_sql(period.start)} "
         f"AND {ts} < {timestamp_sql(period.end)}, false)"
     )
+    calls = (
+        f"hash(COALESCE(({c['idempotency_key']}), 'id:' || {rid})) AS k, "
+        if loaded.columns["idempotency_key"]
+        else ""
+    )
     found = con.execute(
-        f"""SELECT hash({rid}) AS h, hash(COALESCE(({c["idempotency_key"]}), 'id:' || {rid})) AS k,
-            {inside} AS inside, {loaded.problem_sql()} AS bad
+        f"""SELECT hash({rid}) AS h, {calls}{inside} AS inside, {loaded.problem_sql()} AS bad
         FROM raw_requests"""
     ).fetchnumpy()
-    ids, calls = (np.asarray(found[n], dtype=np.uint64) for n in ("h", "k"))
+    ids = np.asarray(found["h"], dtype=np.uint64)
+    calls = np.asarray(found["k"], dtype=np.uint64) if "k" in found else None
     inside_mask, bad = (np.asarray(found[n], dtype=bool) for n in ("inside", "bad"))
     if not len(bad) or bad.any():
         loaded.check_values(con)  # raises InputError naming the file and row
     if not inside_mask.all():
-        ids, calls = ids[inside_mask], calls[inside_mask]
+        ids = ids[inside_mask]
+        calls = None if calls is None else calls[inside_mask]
     return ids, calls, len(bad)
 
 

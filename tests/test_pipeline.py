@@ -145,6 +145,21 @@ def test_failed_calls_are_counted_and_free_by_default(workspace):
     assert ledger.ledger_cost == Decimal("0.0014")
 
 
+@pytest.mark.parametrize("with_column", [False, True])
+def test_without_idempotency_keys_each_request_id_is_one_logical_call(workspace, with_column):
+    """With no idempotency_key column (or only empty keys), a logged duplicate is still one
+    call and a row outside the period is none."""
+    extra = {"idempotency_key": None} if with_column else {}
+    rows = [
+        request("a1", status_code=429, **extra),
+        request("a2", **extra),
+        request("a2", **extra),
+        request("a3", timestamp="2026-11-02T00:00:00Z", **extra),
+    ]
+    counts = run(workspace, rows).counts
+    assert (counts.attempted, counts.duplicate_copies, counts.logical_calls) == (2, 1, 2)
+
+
 def test_failed_calls_billable_prices_them(workspace):
     pricing = PRICING.replace("failed_calls_billable: false", "failed_calls_billable: true")
     ledger = run(workspace, [request("a1", status_code=500), request("a2")], pricing=pricing)

@@ -117,17 +117,23 @@ def write_workspace(root: Path, rows: int) -> Path:
 # --- the three contenders, each run in a child process ---------------------------------------
 
 
-def run_pipeline(config: Path) -> None:
+def run_pipeline(config: Path) -> dict[str, float]:
     """load → attribute → price → allocate, plus the evidence files (what `run` does before the
-    packet notebook renders it)."""
+    packet notebook renders it). Returns the seconds of each stage."""
+    started = time.perf_counter()
     from allocation_kit import load_workspace, parse_period, period_ledger
     from allocation_kit.report import atomic_period_folder, write_evidence
 
+    stages = {"imports": time.perf_counter() - started}
     workspace = load_workspace(config)
     period = parse_period("2026-10")
     with atomic_period_folder(config.parent / "reports", period.label) as folder:
         ledger = period_ledger(workspace, period, validate=False)  # validate_bench.py times GX
+        stages |= {k: v for k, v in ledger.timings.items() if k != "validate"}
+        started = time.perf_counter()
         write_evidence(folder, ledger, {"period": period.label})
+        stages["evidence"] = time.perf_counter() - started
+    return stages
 
 
 def run_duckdb(config: Path) -> None:
@@ -229,8 +235,8 @@ CONTENDERS = {
 
 def child(name: str, config: Path) -> None:
     started = time.perf_counter()
-    CONTENDERS[name](config)
-    print(json.dumps({"seconds": time.perf_counter() - started}))
+    stages = CONTENDERS[name](config)
+    print(json.dumps({"seconds": time.perf_counter() - started, "stages": stages or {}}))
 
 
 def child_run(script: str, name: str, args: list[str]) -> tuple[dict, float]:
@@ -247,11 +253,11 @@ def child_run(script: str, name: str, args: list[str]) -> tuple[dict, float]:
     return json.loads(out) | {"cpu": usage.ru_utime + usage.ru_stime}, usage.ru_maxrss / 1024
 
 
-def measure(name: str, config: Path) -> tuple[float, float, float]:
-    """(wall seconds inside the child, peak RSS in MB, CPU seconds of the whole child) of one
-    run in a fresh process."""
+def measure(name: str, config: Path) -> tuple[float, float, float, dict[str, float]]:
+    """(wall seconds inside the child, peak RSS in MB, CPU seconds of the whole child, seconds
+    per stage) of one run in a fresh process."""
     out, peak = child_run(__file__, name, ["--config", str(config)])
-    return out["seconds"], peak, out["cpu"]
+    return out["seconds"], peak, out["cpu"], out["stages"]
 
 
 def main() -> None:
@@ -285,6 +291,9 @@ def main() -> None:
         results[name] = (seconds, peak)
         print(f"{name:<13} median {seconds:7.2f} s  CPU {cpu:6.2f} s  peak RSS {peak:7.0f} MB  "
               f"runs {', '.join(f'{r[0]:.2f}' for r in runs)}")  # fmt: skip
+        if runs[0][3]:  # the median of each stage
+            stages = {k: statistics.median(r[3][k] for r in runs) for k in runs[0][3]}
+            print(" " * 14 + "  ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     ratios = [  # (numerator, denominator): how many times the first takes the second's time
         ("pipeline", "duckdb"),
         ("read-all", "duckdb"),

@@ -33,6 +33,7 @@ __all__ = [
     "duplicate_candidates",
     "duplicate_hashes",
     "hash_arrays",
+    "hash_table",
     "register_registry",
     "repeated_sorted",
     "tag_status_sql",
@@ -74,6 +75,15 @@ def hash_arrays(con: duckdb.DuckDBPyConnection, query: str) -> list[np.ndarray]:
     return [np.asarray(values, dtype=np.uint64) for values in columns.values()]
 
 
+def hash_table(values: np.ndarray) -> pa.Table:
+    """The 64-bit hashes `values` as a one-column Arrow table `h` (UBIGINT) for DuckDB, without
+    a copy. Built from the array's buffer: `pa.array` on numpy would import pandas, half a
+    second the pipeline has no other use for."""
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    column = pa.Array.from_buffers(pa.uint64(), len(values), [None, pa.py_buffer(values)])
+    return pa.table({"h": column})
+
+
 def repeated_sorted(values: np.ndarray) -> np.ndarray:
     """The distinct values that occur more than once in the sorted array `values`."""
     return np.unique(values[1:][values[1:] == values[:-1]])
@@ -105,7 +115,7 @@ def duplicate_candidates(ids: np.ndarray, calls: np.ndarray | None) -> tuple[pa.
         list(pool.map(np.ndarray.sort, (ids,) if calls is None else (ids, calls)))
     calls = ids if calls is None else calls
     logical_calls = int(np.count_nonzero(calls[1:] != calls[:-1]) + 1) if len(calls) else 0
-    return pa.table({"h": pa.array(repeated_sorted(ids), type=pa.uint64())}), logical_calls
+    return hash_table(repeated_sorted(ids)), logical_calls
 
 
 def bad_tokens_sql(row: str) -> tuple[str, str]:

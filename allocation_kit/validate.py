@@ -38,7 +38,6 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pyarrow as pa
 
 from .errors import ConfigError
 
@@ -607,7 +606,7 @@ def _repeated_values(con: duckdb.DuckDBPyConnection, relation: str, column: str)
     rows whose hash repeats are grouped exactly (equal values have equal hashes; a hash
     collision of different values is grouped apart and dropped by HAVING).
     """
-    from .attribute import hash_arrays, repeated_sorted
+    from .attribute import hash_arrays, hash_table, repeated_sorted
 
     col = _ident(column, None)
     table = "ak_repeated_" + re.sub(r"\W", "_", f"{relation}_{column}")
@@ -619,7 +618,7 @@ def _repeated_values(con: duckdb.DuckDBPyConnection, relation: str, column: str)
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {col} AS value FROM {relation} LIMIT 0"
         )
         return table
-    con.register("ak_repeated_hashes", pa.table({"h": pa.array(repeated, type=pa.uint64())}))
+    con.register("ak_repeated_hashes", hash_table(repeated))
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {table} AS

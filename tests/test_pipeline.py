@@ -2,8 +2,11 @@
 
 from decimal import Decimal
 
+import duckdb
+import numpy as np
 import pytest
 
+from allocation_kit.attribute import hash_table
 from allocation_kit.config import load_workspace
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
@@ -236,3 +239,13 @@ def test_even_split_hands_leftover_units_by_largest_remainder(workspace):
         "support": Decimal("0.000466666666"),
     }
     assert sum(shares.values()) == ledger.ledger_cost == Decimal("0.0014")
+
+
+def test_hash_table_hands_duckdb_every_64_bit_value():
+    values = np.array([2**64 - 1, 0, 2**63, 12345], dtype=np.uint64)
+    con = duckdb.connect()
+    con.register("hashes", hash_table(values))
+    assert con.execute("SELECT h FROM hashes").fetchall() == [
+        (2**64 - 1,), (0,), (2**63,), (12345,)
+    ]  # fmt: skip
+    assert con.execute("SELECT typeof(h) FROM hashes LIMIT 1").fetchone() == ("UBIGINT",)

@@ -223,19 +223,7 @@ def price_band_sql(row: str, price: str, layout: PriceLayout | None) -> str:
     """SQL VARCHAR: which of the entry's price blocks the request pays: '' (per_1m_tokens),
     'batch', 'tier<N>' or 'tier<N> batch' (the same choice `direction_pico_sql` makes), so
     lines priced at different unit prices stay apart. '' for every row without batch or tiers."""
-    layout = layout or PriceLayout()
-    parts = []
-    if layout.tiers:
-        branches = " ".join(
-            f"WHEN {row}.input_tokens > {price}.tier{t}_above THEN 'tier{t}'"
-            for t in range(layout.tiers, 0, -1)
-        )
-        parts.append(f"CASE {branches} ELSE '' END")
-    if layout.batch:
-        parts.append(f"CASE WHEN {row}.batch THEN 'batch' ELSE '' END")
-    if not parts:
-        return "''"
-    return f"trim(concat_ws(' ', {', '.join(parts)}))"
+    return band_of_tier_sql(price_tier_sql(row, price, layout), f"{row}.batch", layout)
 
 
 def band_prices(entry: ModelPrice, band: str) -> TokenPrices | None:

@@ -31,7 +31,6 @@ __all__ = [
     "UNALLOCATED_STATUSES",
     "bad_tokens_sql",
     "duplicate_candidates",
-    "duplicate_hashes",
     "hash_arrays",
     "hash_table",
     "register_registry",
@@ -87,16 +86,6 @@ def hash_table(values: np.ndarray) -> pa.Table:
 def repeated_sorted(values: np.ndarray) -> np.ndarray:
     """The distinct values that occur more than once in the sorted array `values`."""
     return np.unique(values[1:][values[1:] == values[:-1]])
-
-
-def duplicate_hashes(con: duckdb.DuckDBPyConnection, source: str) -> tuple[pa.Table, int]:
-    """`duplicate_candidates` of the attempts in `source`."""
-    ids, calls = hash_arrays(
-        con,
-        "SELECT hash(request_id) AS h, hash(COALESCE(idempotency_key, 'id:' || request_id)) AS k "
-        f"FROM {source}",
-    )
-    return duplicate_candidates(ids, calls)
 
 
 def duplicate_candidates(ids: np.ndarray, calls: np.ndarray | None) -> tuple[pa.Table, int]:

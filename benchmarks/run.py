@@ -240,7 +240,8 @@ def child(name: str, config: Path) -> None:
 
 
 def child_run(script: str, name: str, args: list[str]) -> tuple[dict, float]:
-    """(the JSON the child printed plus its CPU seconds as "cpu", its peak RSS in MB) of
+    """(the JSON the child printed plus its CPU seconds as "cpu", of which "sys" in the kernel,
+    and its minor page faults as "faults"; its peak RSS in MB) of
     `script --child NAME ARGS` run in a fresh process, so each contender's peak memory is its
     own."""
     proc = subprocess.Popen(
@@ -250,14 +251,15 @@ def child_run(script: str, name: str, args: list[str]) -> tuple[dict, float]:
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(f"{name} failed with status {status}")
-    return json.loads(out) | {"cpu": usage.ru_utime + usage.ru_stime}, usage.ru_maxrss / 1024
+    cpu = {"cpu": usage.ru_utime + usage.ru_stime, "sys": usage.ru_stime, "faults": usage.ru_minflt}
+    return json.loads(out) | cpu, usage.ru_maxrss / 1024
 
 
-def measure(name: str, config: Path) -> tuple[float, float, float, dict[str, float]]:
-    """(wall seconds inside the child, peak RSS in MB, CPU seconds of the whole child, seconds
-    per stage) of one run in a fresh process."""
+def measure(name: str, config: Path) -> tuple[float, float, dict[str, float], dict[str, float]]:
+    """(wall seconds inside the child, peak RSS in MB, the whole child's CPU seconds, kernel
+    seconds and page faults, seconds per stage) of one run in a fresh process."""
     out, peak = child_run(__file__, name, ["--config", str(config)])
-    return out["seconds"], peak, out["cpu"], out["stages"]
+    return out["seconds"], peak, {k: out[k] for k in ("cpu", "sys", "faults")}, out["stages"]
 
 
 def main() -> None:
@@ -287,9 +289,11 @@ def main() -> None:
         runs = [measure(name, config) for _ in range(args.repeat)]
         seconds = statistics.median(r[0] for r in runs)
         peak = max(r[1] for r in runs)
-        cpu = statistics.median(r[2] for r in runs)
+        usage = {k: statistics.median(r[2][k] for r in runs) for k in runs[0][2]}
+        cpu, kernel, faults = usage["cpu"], usage["sys"], usage["faults"]
         results[name] = (seconds, peak)
-        print(f"{name:<13} median {seconds:7.2f} s  CPU {cpu:6.2f} s  peak RSS {peak:7.0f} MB  "
+        print(f"{name:<13} median {seconds:7.2f} s  CPU {cpu:6.2f} s (sys {kernel:5.2f}, "
+              f"{faults / 1000:5.0f}k page faults)  peak RSS {peak:7.0f} MB  "
               f"runs {', '.join(f'{r[0]:.2f}' for r in runs)}")  # fmt: skip
         if runs[0][3]:  # the median of each stage
             stages = {k: statistics.median(r[3][k] for r in runs) for k in runs[0][3]}

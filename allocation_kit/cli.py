@@ -41,7 +41,7 @@ def run_period(
 
     period = parse_period(period_label)
     workspace = load_workspace(config)  # config errors surface here, before any kernel starts
-    out = (out or workspace.root / "reports").resolve()
+    out = _folder_to_write(out or workspace.root / "reports", "--out")
     started = time.perf_counter()
     with atomic_period_folder(out, period.label) as folder:
         notebook = execute_packet(workspace.config_path, period.label, out, folder, reviewer_role)
@@ -54,6 +54,16 @@ def run_period(
         progress(f"packet     {time.perf_counter() - started:6.2f} s → {out / period.label}")
         progress(f"index      {index}")
     return out / period.label
+
+
+def _folder_to_write(path: Path, option: str) -> Path:
+    """`path`, resolved, if it is a folder or can become one; ConfigError otherwise."""
+    path = path.resolve()
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        what = "is a file" if blocker == path else f"is inside {blocker}, a file"
+        raise ConfigError(path, option, f"{what}; expected a folder")
+    return path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,6 +135,7 @@ def demo(out: Path, rows: int) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing kit.yaml.")
 def init(directory: Path, with_demo: bool, force: bool) -> None:
     """Scaffold a workspace: kit.yaml, registry.yaml, pricing.yaml and a sample ledger."""
+    directory = _folder_to_write(directory, "DIRECTORY")
     if (directory / "kit.yaml").exists() and not force:
         raise ConfigError(directory / "kit.yaml", None, "already exists; use --force to replace")
     if with_demo:
@@ -238,6 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     except KitError as exc:
         click.echo(f"error: {exc.line()}", err=True)
         _quiet_exit(exc.exit_code) if argv is None else sys.exit(exc.exit_code)
+    except OSError as exc:  # a folder or file the kit could not write or read
+        where = exc.filename or exc.filename2
+        click.echo(f"error: {where}: {exc.strerror or exc}" if where else f"error: {exc}", err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -507,8 +507,10 @@ def execute_packet(
             progress_bar=False,
             stderr_file=sys.stderr,
             kernel_name="python3",
-            # the kernel's own start-up warnings (transport) are not the reviewer's business
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # The kernel's own log (start-up transport warnings; "KeyboardInterrupt caught in
+            # kernel" when papermill stops it after a failed cell) is not the reviewer's
+            # business: a failed cell reaches the user as one line through NotebookError.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except PapermillExecutionError as exc:
         error = NotebookError(None, None, f"{exc.evalue}")

@@ -241,3 +241,20 @@ def test_a_bad_parquet_row_is_named_by_its_row_number(workspace, tmp_path, capsy
         f"error: {tmp_path / 'requests.parquet'}: row 3, column 'input_tokens': got '-4', "
         "expected a token count of 0 or more"
     )
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder\n")
+    assert run_cli("init", str(blocker)) == 2
+    assert last_line(capsys) == f"error: {blocker}: DIRECTORY: is a file; expected a folder"
+    assert run_cli("init", str(blocker / "ws")) == 2
+    assert last_line(capsys) == (
+        f"error: {blocker / 'ws'}: DIRECTORY: is inside {blocker}, a file; expected a folder"
+    )
+    assert (
+        run_cli("run", "--config", str(config), "--period", "2026-10", "--out", str(blocker)) == 2
+    )
+    assert last_line(capsys) == f"error: {blocker}: --out: is a file; expected a folder"
+    assert blocker.read_text() == "not a folder\n"

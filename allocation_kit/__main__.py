@@ -1,0 +1,5 @@
+"""`python -m allocation_kit ...` is the `allocation-kit` command."""
+
+from .cli import main
+
+main()

@@ -92,16 +92,23 @@ def run(config: Path, period: str, out: Path | None, reviewer_role: str) -> None
 @click.option("--period", required=True, help="2026-10, 2026-W42 or 2026-10-01..2026-10-15.")
 def validate(config: Path, period: str) -> None:
     """Run the data-quality suites on the period's inputs; exit 1 if a blocking suite fails."""
+    from .billing import load_billing
     from .errors import ConfigError as BlockingFailure
     from .load import connect, load_requests
     from .pipeline import period_validation
+    from .report import billing_validation
     from .validate import validation_table
 
     workspace, parsed = load_workspace(config), parse_period(period)
     con = connect()
     load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
+    ws = workspace
     try:
-        suites, _ = period_validation(con, workspace, parsed)
+        suites, parameters = period_validation(con, workspace, parsed)
+        if ws.kit.billing is not None:  # the bill's suite too, as `run` runs it
+            kit = ws.kit
+            billing = load_billing(con, kit.billing, ws.root, ws.config_path.name, kit.currency)
+            suites += billing_validation(con, workspace, parameters, billing)
     except BlockingFailure as exc:
         if "blocking expectation failed" not in exc.expected:
             raise

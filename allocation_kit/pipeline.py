@@ -641,11 +641,16 @@ def period_validation(
             "pricing": pricing_frame(read_yaml(workspace.pricing_path)),
         },
     )
+    stop_if_blocking_failed(suites)
+    return suites, parameters
+
+
+def stop_if_blocking_failed(suites: list) -> None:
+    """ConfigError naming the first failed expectation of a failed blocking suite, if any."""
     for suite in suites:
         if suite.blocking and not suite.success:
             failed = next(r for r in suite.results if r.success is False)
             raise ConfigError(suite.path, failed.name, "blocking expectation failed")
-    return suites, parameters
 
 
 def _settled_by_expectations(suites: list) -> dict[str, str]:

@@ -286,22 +286,26 @@ def manifest(
     }
 
 
-def _validate_billing(ledger: PeriodLedger, billing) -> None:
-    """Run the billing suite on the FOCUS files as they are (view `billing`)."""
+def billing_validation(con, workspace, parameters: dict, billing) -> list:
+    """The billing suite's results on the FOCUS files as they are (view `billing`); none for
+    other billing formats, whose adapters check their files while reading them. A failed
+    blocking suite stops the review, as in `period_validation`."""
+    from .pipeline import stop_if_blocking_failed
     from .validate import validation_results
 
+    if billing is None or billing.format != "focus":
+        return []
     paths = _sql_paths(billing.files)
     reader = "read_parquet" if str(billing.files[0]).endswith(".parquet") else "read_csv"
-    ledger.con.execute(
+    con.execute(
         f"CREATE OR REPLACE TEMP VIEW billing AS SELECT * FROM {reader}({paths}, "
         "union_by_name = true)"
     )
-    ledger.validation += validation_results(
-        ledger.con,
-        ledger.workspace.suites_dir,
-        ledger.validation_parameters,
-        relations={"billing": "billing"},
+    suites = validation_results(
+        con, workspace.suites_dir, parameters, relations={"billing": "billing"}
     )
+    stop_if_blocking_failed(suites)
+    return suites
 
 
 def _sql_paths(paths) -> str:
@@ -440,8 +444,10 @@ def write_evidence(
         billing = load_billing(
             ledger.con, ws.kit.billing, ws.root, ws.config_path.name, ws.kit.currency
         )
-    if billing is not None and billing.format == "focus" and ledger.validation_parameters:
-        _validate_billing(ledger, billing)
+    if ledger.validation_parameters:
+        ledger.validation += billing_validation(
+            ledger.con, ws, ledger.validation_parameters, billing
+        )
     write_validation(evidence / "validation.json", ledger)
     recon = reconciliation(ledger, billing)
     record = reconciliation_record(

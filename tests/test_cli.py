@@ -258,3 +258,22 @@ def test_an_output_folder_that_is_a_file_is_one_line(workspace, tmp_path, capsys
     )
     assert last_line(capsys) == f"error: {blocker}: --out: is a file; expected a folder"
     assert blocker.read_text() == "not a folder\n"
+
+
+def test_validate_runs_the_billing_suite_as_run_does(workspace, capsys):
+    from .test_billing import focus_row, write_csv
+    from .test_reconcile import KIT_WITH_BILL
+
+    config = workspace([request("r1")], kit=KIT_WITH_BILL)
+    bill = [focus_row(), focus_row(BillingCurrency="EUR")]
+    write_csv(config.parent / "bill.csv", bill)
+    assert run_cli("validate", "--config", str(config), "--period", "2026-10") == 0
+    out = capsys.readouterr().out
+    failed = [line.split()[:3] for line in out.splitlines() if " FAIL " in line]
+    assert failed == [
+        ["billing", "currency_is_workspace_currency", "FAIL"],
+        ["billing", "currency_single_valued", "FAIL"],
+    ]
+    assert out.rstrip().splitlines()[-1] == (
+        "40 expectations in 4 suites: 38 passed, 2 failed, 0 not run"
+    )

@@ -211,6 +211,14 @@ def input_files(
     ]
     entries += [("requests", f) for f in ledger.loaded.files]
     entries += [("billing", Path(f)) for f in billing_files]
+    if ws.cost_units is not None:
+        entries.append(("cost_units", ws.cost_units.path))
+        events = {ws.cost_units.events_path(u) for u in ws.cost_units.units if u.denominator.events}
+        entries += [("events", path) for path in sorted(events)]
+    if ws.budgets is not None:
+        entries.append(("budgets", ws.resolve(ws.kit.budgets)))
+    if ledger.validation:  # the suites behind validation.json
+        entries += [("expectations", path) for path in sorted({s.path for s in ledger.validation})]
     hashed = ledger.input_sha256.result() if ledger.input_sha256 else {}
     return [
         {

@@ -64,8 +64,11 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
         "unallocated": "0.001400000000",
         "ledger_total": "0.002800000000",
     }
-    assert [i["role"] for i in manifest["inputs"]] == ["config", "registry", "pricing", "requests"]
+    roles = [i["role"] for i in manifest["inputs"]]
+    assert roles == ["config", "registry", "pricing", "requests", *["expectations"] * 3]
     assert manifest["inputs"][3]["path"] == "requests.csv"
+    suites = sorted(Path(i["path"]).name for i in manifest["inputs"][4:])
+    assert suites == ["pricing.json", "registry.json", "requests.json"]
     assert len(manifest["inputs"][3]["sha256"]) == 64
     assert manifest["pricing_snapshot"]["id"] == "2026-09-28/finops-analyst"
 
@@ -175,6 +178,15 @@ def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
         ("search", "500.00", "0.000757500000", "ok"),
         ("support", "300.00", "0.001297500000", "ok"),
         ("platform", "200.00", "0", "ok"),
+    ]
+    manifest = json.loads((evidence / "manifest.json").read_text())
+    assert [(i["role"], i["path"]) for i in manifest["inputs"][:-3]] == [
+        ("config", "kit.yaml"),
+        ("registry", "registry.yaml"),
+        ("pricing", "pricing.yaml"),
+        ("requests", "data/requests/sample.csv"),
+        ("cost_units", "cost_units.yaml"),
+        ("budgets", "budgets.yaml"),
     ]
     assert run_cli("init", str(target)) == 2
     assert (

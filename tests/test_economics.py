@@ -211,3 +211,25 @@ def test_an_events_file_without_the_column_or_with_bad_values_names_it(tmp_path,
         f"{tmp_path / 'events.csv'}: row 2 (line 3): expected a date in 'date' and a number ≥ 0 "
         "in 'orders', got 'x' and '-1'"
     )
+
+
+def test_the_manifest_hashes_the_cost_units_and_their_events_files(tmp_path, workspace):
+    import hashlib
+
+    from allocation_kit.report import input_files
+
+    config = workspace(ROWS, kit=KIT + "cost_units: cost_units.yaml\n")
+    (tmp_path / "cost_units.yaml").write_text(one(denominator="{events: events.csv, column: n}"))
+    (tmp_path / "events.csv").write_text("date,n\n2026-10-01,4\n")
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    inputs = input_files(ledger)
+    assert [(i["role"], i["path"]) for i in inputs] == [
+        ("config", "kit.yaml"),
+        ("registry", "registry.yaml"),
+        ("pricing", "pricing.yaml"),
+        ("requests", "requests.csv"),
+        ("cost_units", "cost_units.yaml"),
+        ("events", "events.csv"),
+    ]
+    assert inputs[-1]["bytes"] == 20
+    assert inputs[-1]["sha256"] == hashlib.sha256(b"date,n\n2026-10-01,4\n").hexdigest()

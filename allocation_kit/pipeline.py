@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 
@@ -31,7 +31,7 @@ from .attribute import (
     tag_status_sql,
 )
 from .config import Workspace
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .load import (
     CANONICAL_COLUMNS,
     LoadedLedger,
@@ -493,6 +493,8 @@ def period_ledger(
     with unordered(con):  # the hashes are sorted anyway
         ids, calls, rows = _ledger_hashes(con, loaded, period)
     loaded = replace(loaded, rows=rows)
+    if not len(ids):
+        raise _nothing_in_period(con, loaded, period)
     register_registry(con, workspace.registry)
     layout = register_prices(con, workspace.pricing)
     inside = period_filter_sql(period)
@@ -609,6 +611,21 @@ def _ledger_hashes(
         ids = ids[inside_mask]
         calls = None if calls is None else calls[inside_mask]
     return ids, calls, len(bad)
+
+
+def _nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period):
+    """InputError for a ledger none of whose rows fall in the period, with the span they cover
+    (most likely the period or the ledger path is mistyped)."""
+    first, last = con.execute("SELECT min(timestamp), max(timestamp) FROM requests").fetchone()
+    files = ", ".join(str(f) for f in loaded.files)
+    span = f"{period.start:%Y-%m-%d} to {period.end - timedelta(days=1):%Y-%m-%d}"
+    return InputError(
+        files,
+        None,
+        f"none of its {loaded.rows:,} rows falls in {period.label} ({span} UTC); they run from "
+        f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: check the period or the "
+        "ledger path",
+    )
 
 
 def period_validation(

@@ -289,3 +289,14 @@ def test_validate_runs_the_billing_suite_as_run_does(workspace, capsys):
     assert out.rstrip().splitlines()[-1] == (
         "40 expectations in 4 suites: 38 passed, 2 failed, 0 not run"
     )
+
+
+def test_a_period_none_of_the_rows_fall_in_is_one_line(workspace, tmp_path, capsys):
+    config = workspace([request("r1"), request("r2", timestamp="2026-10-20T08:30:00Z")])
+    assert review(config, "2025-10") == 3
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'requests.csv'}: none of its 2 rows falls in 2025-10 (2025-10-01 "
+        "to 2025-10-31 UTC); they run from 2026-10-10 12:00 to 2026-10-20 08:30 UTC: check the "
+        "period or the ledger path"
+    )
+    assert not (tmp_path / "reports" / "2025-10").exists()

@@ -27,6 +27,7 @@ from .present import (
     html_table,
     money,
     percent,
+    rounded_rows,
     rounded_to_total,
     tiles,
     unit_money,
@@ -218,9 +219,12 @@ class Review:
             env = "production" if line.environment == "production" else "non-production"
             rows[key][env] += line.cost
         ordered = sorted(rows, key=lambda k: (k[0] == "(unallocated)", k[0], k[1], k[2]))
-        prod = rounded_to_total([rows[k]["production"] for k in ordered], self.currency)
-        nonprod = rounded_to_total([rows[k]["non-production"] for k in ordered], self.currency)
-        shown = {k: (p, n) for k, p, n in zip(ordered, prod, nonprod, strict=True)}
+        cells = [[rows[k]["production"], rows[k]["non-production"]] for k in ordered]
+        shown = {
+            k: tuple(r) for k, r in zip(ordered, rounded_rows(cells, self.currency), strict=True)
+        }
+        prod = [p for p, _ in shown.values()]
+        nonprod = [n for _, n in shown.values()]
         body: list[tuple] = []
         classes: list[str] = []
 

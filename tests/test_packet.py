@@ -185,3 +185,26 @@ def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
         if c.cell_type == "code"
     )
     assert "spikes, shifts and new callers need a baseline of at least 2 earlier periods" in html
+
+
+def test_table_rounding_foots_both_ways_and_keeps_each_rows_total():
+    """Rounding each column on its own would show [1.01, 1.01] in the first row: a row total of
+    2.02 for an owner whose exact 2.008 reads 2.01 everywhere else, and a grand total of 2.02
+    for an exact 2.014."""
+    from decimal import Decimal as D
+
+    from allocation_kit.present import rounded_rows
+
+    rows = [[D("1.004"), D("1.004")], [D("0.003"), D("0.003")], [D(0), D(0)]]
+    assert rounded_rows(rows, "USD") == [
+        [D("1.01"), D("1.00")],
+        [D("0.00"), D("0.00")],
+        [D("0.00"), D("0.00")],
+    ]
+    # with a credit the cells are rounded one by one, half up
+    assert rounded_rows([[D("1.005"), D("-0.125")]], "USD") == [[D("1.01"), D("-0.13")]]
+    # JPY has no minor unit
+    assert rounded_rows([[D("10.4"), D("10.4")], [D("0.4"), D("0")]], "JPY") == [
+        [D("11"), D("10")],
+        [D("0"), D("0")],
+    ]

@@ -133,6 +133,26 @@ def test_config_errors_exit_2(workspace, tmp_path, capsys):
     assert last_line(capsys).startswith(f"error: {tmp_path / 'pricing.yaml'}: line 3, column 1:")
 
 
+@pytest.mark.parametrize(
+    ("name", "old", "new", "where"),
+    [
+        ("pricing.yaml", "effective_from: 2026-01-01   #", "effective_from: 2026-13-01   #",
+         "models[0] (gpt-4o-mini).effective_from (line 9): got '2026-13-01'"),
+        ("pricing.yaml", "reviewed_on: 2026-10-01", "reviewed_on: 2026-10-32",
+         "reviewed_on (line 4): got '2026-10-32'"),
+        ("cost_units.yaml", "signed_off_on: 2026-10-01", "signed_off_on: 2026-02-30",
+         "cost_units[0] (cost_per_search_answer).signed_off_on (line 12): got '2026-02-30'"),
+    ],
+)  # fmt: skip
+def test_an_impossible_date_exits_2_with_one_line(tmp_path, capsys, name, old, new, where):
+    main(["init", str(tmp_path)])
+    path = tmp_path / name
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    assert review(tmp_path / "kit.yaml") == 2
+    assert last_line(capsys) == f"error: {path}: {where}, expected a valid date such as 2026-10-01"
+
+
 def test_bad_period_exits_2(workspace, capsys):
     assert review(workspace([request("r1")]), period="Q4") == 2
     assert last_line(capsys).startswith("error: period 'Q4': expected a period like 2026-10")

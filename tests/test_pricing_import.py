@@ -247,6 +247,7 @@ def test_names_and_texts_yaml_would_misread_are_quoted():
             "reviewed_by": "yes",
             "models": [
                 {"model": "1:20", "effective_from": DAY, "per_call": "0.04"},
+                {"model": "2026-13-01", "effective_from": DAY, "per_call": 1},
                 {"model": "a: b", "effective_from": DAY, "per_call": 1},
                 {"model": "null", "effective_from": DAY, "per_call": "0.000000000001"},
             ],
@@ -254,6 +255,7 @@ def test_names_and_texts_yaml_would_misread_are_quoted():
     )
     text = snapshot_yaml(snapshot)
     assert 'reviewed_by: "yes"' in text and '- model: "1:20"' in text
+    assert '- model: "2026-13-01"' in text  # plain, it would be an impossible date
     assert "per_call: 0.000000000001" in text
     assert PricingSnapshot.model_validate(yaml.safe_load(text)) == snapshot
 

@@ -284,7 +284,7 @@ class TokenPrices(_Strict):
     input: Money
     cached_input: Money | None = None
     cache_write: Money | None = None
-    output: Money = Decimal(0)
+    output: Money  # required: a model whose output is free says `output: 0`
     reasoning: Money | None = None
 
     @model_validator(mode="after")
@@ -321,14 +321,6 @@ class PriceTier(_Strict):
     batch: TokenPrices | None = None  # batch requests in the tier; else the tier's prices apply
 
 
-def _explicit_output(block: TokenPrices | None, key: str) -> None:
-    # Outside per_1m_tokens a missing output price must not default to free output.
-    if block is not None and "output" not in block.model_fields_set:
-        raise _KeyProblem(
-            f"{key}.output", "required key is missing (no default inside batch or tiers)"
-        )
-
-
 class ModelPrice(_Strict):
     model: str = Field(min_length=1)
     effective_from: UtcDateTime
@@ -355,11 +347,8 @@ class ModelPrice(_Strict):
         for key in ("batch", "tiers"):
             if getattr(self, key) and self.per_1m_tokens is None:
                 raise _KeyProblem(key, "needs per_1m_tokens (batch and tier prices are per token)")
-        _explicit_output(self.batch, "batch")
         previous = 0
         for i, tier in enumerate(self.tiers):
-            _explicit_output(tier.per_1m_tokens, f"tiers[{i}].per_1m_tokens")
-            _explicit_output(tier.batch, f"tiers[{i}].batch")
             if tier.above_input_tokens <= previous:
                 raise _KeyProblem(
                     f"tiers[{i}].above_input_tokens",

@@ -117,6 +117,33 @@ def test_a_model_needs_a_price(workspace):
     )
 
 
+@pytest.mark.parametrize("direction", ["input", "output"])
+def test_a_token_price_needs_input_and_output(workspace, direction):
+    # a model without an output price is not free output: one whose output is free says 0
+    old = "{input: 2.00, output: 8.00, reasoning: 10.00}"
+    prices = {
+        "input": "{output: 8.00, reasoning: 10.00}",
+        "output": "{input: 2.00, reasoning: 10.00}",
+    }
+    line = error_line(workspace, pricing=PRICING.replace(old, prices[direction]))
+    assert line.endswith(
+        f"pricing.yaml: models[2] (reasoner).per_1m_tokens.{direction}: required key is missing"
+    )
+
+
+def test_a_free_output_direction_is_written_as_zero(workspace):
+    pricing = PRICING.replace(
+        "    per_call: 0.04\n",
+        "    per_call: 0.04\n  - model: embedder\n    effective_from: 2026-01-01\n"
+        "    per_1m_tokens: {input: 0.02, output: 0}\n",
+    )
+    embedder = load_workspace(workspace([request("r1")], pricing=pricing)).pricing.models[5]
+    assert (embedder.per_1m_tokens.input, embedder.per_1m_tokens.output) == (
+        Decimal("0.02"),
+        Decimal(0),
+    )
+
+
 def test_more_than_six_places_per_million_is_rejected(workspace):
     pricing = PRICING.replace("reasoning: 10.00", "reasoning: 10.0000001")
     line = error_line(workspace, pricing=pricing)

@@ -137,6 +137,22 @@ def test_known_openai_entries_import_as_listed(table):
     assert "input_cost_per_token_priority" in result.unmapped["gpt-4o"]
 
 
+def test_an_embedding_model_writes_its_free_output_as_an_explicit_zero(table):
+    # pricing.yaml requires output: the table's 0.0 is written, never left out
+    result = imported(table, models=["text-embedding-3-small", "mistral/mistral-embed"])
+    text = litellm_snapshot_yaml(result, TABLE.name)
+    assert text.split("models:\n")[1] == (
+        "  - model: text-embedding-3-small\n"
+        "    effective_from: 2026-10-01\n"
+        "    per_1m_tokens: {input: 0.02, output: 0}\n"
+        "    batch: {input: 0.01, output: 0}\n"
+    )
+    # an entry listing no output price at all is not imported: a missing price is not a zero
+    assert result.skipped == {
+        "mistral/mistral-embed": "no output_cost_per_token (a token price needs both)"
+    }
+
+
 CRAFTED = {
     "sample_spec": {"input_cost_per_token": "0.0", "litellm_provider": "one of …"},
     "complete": {

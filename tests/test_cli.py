@@ -5,10 +5,12 @@ import csv
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from allocation_kit.cli import main
+from allocation_kit.config import BillingSource, RequestsSource
 
 from .conftest import request, write_ledger
 
@@ -200,6 +202,21 @@ def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
     assert (
         last_line(capsys) == f"error: {target / 'kit.yaml'}: already exists; use --force to replace"
     )
+
+
+def test_the_starter_kit_yaml_lists_every_format_the_config_accepts(tmp_path):
+    main(["init", str(tmp_path)])
+    lines = (tmp_path / "kit.yaml").read_text().splitlines()
+    requests = next(line for line in lines if line.startswith("  format: "))
+    billing = next(line for line in lines if line.startswith("#   format: "))
+    assert (requests, billing) == (
+        "  format: auto                # auto | csv | parquet | jsonl | litellm | openai-usage",
+        "#   format: focus             # focus | generic | openai-usage",
+    )
+    for line, source in ((requests, RequestsSource), (billing, BillingSource)):
+        assert line.split("# ")[-1].split(" | ") == list(
+            get_args(source.model_fields["format"].annotation)
+        )
 
 
 def test_strays_in_the_periods_files_are_listed_other_files_only_counted(workspace, tmp_path):

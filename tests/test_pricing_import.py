@@ -5,7 +5,7 @@ import gzip
 import hashlib
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -306,8 +306,9 @@ def test_the_command_writes_the_snapshot_and_reports_what_it_left_out(tmp_path, 
         "--reviewed-by", "finops-analyst", "--source-url", "https://example.com/p.json",
         "--effective-from", "2026-09-01", "--out", str(out),
     )  # fmt: skip
-    printed = capsys.readouterr().out.splitlines()
-    assert code == 0
+    captured = capsys.readouterr()
+    printed = captured.out.splitlines()
+    assert (code, captured.err) == (0, "")  # no note: the effective day was given
     assert printed == [
         "not imported: no-output: no output_cost_per_token (a token price needs both)",
         "left out: input_cost_per_audio_token (1 model)",
@@ -320,6 +321,36 @@ def test_the_command_writes_the_snapshot_and_reports_what_it_left_out(tmp_path, 
         date.today(),
         date(2026, 9, 1),
     )
+
+
+@pytest.mark.parametrize(
+    ("reviewed_on", "effective", "which", "earlier"),
+    [
+        ([], date.today(), "today",
+         (date.today().replace(day=1) - timedelta(days=1)).replace(day=1)),
+        (["--reviewed-on", "2026-10-15"], date(2026, 10, 15), "the review day", date(2026, 9, 1)),
+        (["--reviewed-on", "2027-01-04"], date(2027, 1, 4), "the review day", date(2026, 12, 1)),
+    ],
+)  # fmt: skip
+def test_without_effective_from_a_note_says_when_the_prices_start(
+    tmp_path, capsys, reviewed_on, effective, which, earlier
+):
+    source = tmp_path / "prices.json"
+    source.write_text(json.dumps(CRAFTED, default=float))
+    out = tmp_path / "pricing.yaml"
+    code = cli(
+        "pricing", "import", "--from", "litellm", str(source), "--models", "complete",
+        "--reviewed-by", "finops-analyst", "--source-url", "https://example.com/p.json",
+        *reviewed_on, "--out", str(out),
+    )  # fmt: skip
+    assert (code, capsys.readouterr().err.splitlines()) == (
+        0,
+        [
+            f"note: entries take effect from {effective.isoformat()} ({which}); pass "
+            f"--effective-from {earlier.isoformat()} to price earlier periods"
+        ],
+    )
+    assert parse_document(out, PricingSnapshot).models[0].effective_from.date() == effective
 
 
 def test_nothing_importable_exits_3_with_one_line(tmp_path, capsys):

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -210,6 +210,14 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
         f"prices, {sum(bool(e.tiers) for e in entries)} with long-context tiers), "
         f"{len(result.skipped)} not imported: {out}"
     )
+    if effective_from is None:  # a snapshot dated today leaves last month's requests unpriced
+        earlier = (day.replace(day=1) - timedelta(days=1)).replace(day=1)  # last month's first
+        which = "the review day" if reviewed_on else "today"
+        click.echo(
+            f"note: entries take effect from {day} ({which}); pass --effective-from {earlier} "
+            "to price earlier periods",
+            err=True,
+        )
 
 
 @pricing.command("diff")

@@ -44,6 +44,7 @@ __all__ = [
     "Workspace",
     "load_workspace",
     "read_yaml",
+    "yaml_document",
 ]
 
 
@@ -283,7 +284,7 @@ class TokenPrices(_Strict):
     input: Money
     cached_input: Money | None = None
     cache_write: Money | None = None
-    output: Money = Decimal(0)
+    output: Money  # required: a model whose output is free says `output: 0`
     reasoning: Money | None = None
 
     @model_validator(mode="after")
@@ -320,14 +321,6 @@ class PriceTier(_Strict):
     batch: TokenPrices | None = None  # batch requests in the tier; else the tier's prices apply
 
 
-def _explicit_output(block: TokenPrices | None, key: str) -> None:
-    # Outside per_1m_tokens a missing output price must not default to free output.
-    if block is not None and "output" not in block.model_fields_set:
-        raise _KeyProblem(
-            f"{key}.output", "required key is missing (no default inside batch or tiers)"
-        )
-
-
 class ModelPrice(_Strict):
     model: str = Field(min_length=1)
     effective_from: UtcDateTime
@@ -354,11 +347,8 @@ class ModelPrice(_Strict):
         for key in ("batch", "tiers"):
             if getattr(self, key) and self.per_1m_tokens is None:
                 raise _KeyProblem(key, "needs per_1m_tokens (batch and tier prices are per token)")
-        _explicit_output(self.batch, "batch")
         previous = 0
         for i, tier in enumerate(self.tiers):
-            _explicit_output(tier.per_1m_tokens, f"tiers[{i}].per_1m_tokens")
-            _explicit_output(tier.batch, f"tiers[{i}].batch")
             if tier.above_input_tokens <= previous:
                 raise _KeyProblem(
                     f"tiers[{i}].above_input_tokens",
@@ -424,20 +414,91 @@ def _unknown(value: str, known: set[str]) -> str:
     return f"unknown team {value!r}; expected one of {', '.join(sorted(known))}"
 
 
+class _KitLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that an impossible date (2026-13-01) is kept as its text and
+    remembered: PyYAML raises a bare ValueError for it, with neither the key nor the line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.impossible_dates: list[yaml.ScalarNode] = []
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            self.impossible_dates.append(node)
+            return self.construct_scalar(node)
+
+
+_KitLoader.add_constructor("tag:yaml.org,2002:timestamp", _KitLoader.construct_yaml_timestamp)
+
+
 def read_yaml(path: Path) -> Any:
-    """The parsed YAML document at path, or a ConfigError naming the line of a syntax error."""
+    """The parsed YAML document at path, or a ConfigError naming the line of a syntax error or
+    the key and line of an impossible date."""
     if not path.is_file():
         raise ConfigError(path, None, "file not found")
     try:
-        with path.open(encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(path, None, "expected UTF-8 text") from None
+    return yaml_document(text, path)
+
+
+def yaml_document(text: str, source: str | Path) -> Any:
+    """The YAML document in text (the contents of source), or a one-line ConfigError: every
+    YAML the kit reads goes through here."""
+    loader = _KitLoader(text)
+    try:
+        root = loader.get_single_node()
+        document = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(path, where, f"malformed YAML ({problem})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "expected UTF-8 text") from None
+        raise ConfigError(source, where, f"malformed YAML ({problem})") from None
+    finally:
+        loader.dispose()
+    if loader.impossible_dates:
+        node = loader.impossible_dates[0]
+        key = _location(_node_path(root, node), document)
+        line = f"line {node.start_mark.line + 1}"
+        timed = loader.timestamp_regexp.match(node.value)["hour"]
+        example = (
+            "date and time such as 2026-10-01T09:00:00Z" if timed else "date such as 2026-10-01"
+        )
+        raise ConfigError(
+            source,
+            f"{key} ({line})" if key else line,
+            f"got {node.value!r}, expected a valid {example}"
+            + _more_problems(len(loader.impossible_dates) - 1),
+        )
+    return document
+
+
+def _node_path(root: yaml.Node, target: yaml.Node) -> tuple[Any, ...]:
+    """The keys and list indexes that lead from root to target (a scalar in the document)."""
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen:  # an alias: YAML documents may refer to themselves
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in reversed(node.value):
+                if key is target:
+                    return (*path, key.value)
+                stack.append((value, (*path, key.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(node.value))))
+    return ()
+
+
+def _more_problems(count: int) -> str:
+    return f" (and {count} more problem{'s' if count > 1 else ''} in this file)" if count else ""
 
 
 def _location(loc: tuple[Any, ...], document: Any) -> str:
@@ -529,9 +590,7 @@ def parse_document(path: Path, model: type[BaseModel], document: Any | None = No
             expected = ctx_error.expected
         else:
             expected = _expected(first, model, loc)
-        more = len(errors) - 1
-        if more:
-            expected += f" (and {more} more problem{'s' if more > 1 else ''} in this file)"
+        expected += _more_problems(len(errors) - 1)
         raise ConfigError(path, where or None, expected) from None
 
 

@@ -1247,7 +1247,9 @@ def _pricing_yaml() -> str:
         if price.per_call is not None:
             lines.append(f"    per_call: {price.per_call}")
         else:
-            listed = ", ".join(f"{f}: {getattr(price, f)}" for f in fields if getattr(price, f))
+            listed = ", ".join(
+                f"{f}: {getattr(price, f)}" for f in fields if getattr(price, f) is not None
+            )
             lines.append(f"    per_1m_tokens: {{{listed}}}")
     lines.append("")
     return "\n".join(lines)

@@ -34,11 +34,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from .config import ModelPrice, PricingSnapshot, TokenPrices
-from .errors import InputError
+from .config import ModelPrice, PricingSnapshot, TokenPrices, yaml_document
+from .errors import ConfigError, InputError
 from .price import TOKEN_PRICES
 
 __all__ = [
@@ -341,9 +340,14 @@ _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@+:-]*")
 
 
 def _text(value: str) -> str:
-    """A YAML scalar for value: plain when YAML reads it back as the same string."""
-    if _PLAIN.fullmatch(value) and not value.endswith(":") and yaml.safe_load(value) == value:
-        return value
+    """A YAML scalar for value: plain when the kit's YAML reader reads it back as the same
+    string (an impossible date such as 2026-13-01 it rejects, so that is quoted)."""
+    if _PLAIN.fullmatch(value) and not value.endswith(":"):
+        try:
+            if yaml_document(value, "") == value:
+                return value
+        except ConfigError:
+            pass
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
@@ -419,7 +423,7 @@ def snapshot_yaml(
         lines += [line for note in notes.get(entry.model, []) for line in _comment(note, "  ")]
         lines += _entry_lines(entry)
     text = "\n".join(lines) + "\n"
-    if PricingSnapshot.model_validate(yaml.safe_load(text)) != snapshot.model_copy(
+    if PricingSnapshot.model_validate(yaml_document(text, "pricing.yaml")) != snapshot.model_copy(
         update={"models": sorted(snapshot.models, key=lambda e: (e.model, e.effective_from))}
     ):
         raise AssertionError("the written pricing.yaml does not read back as the snapshot")

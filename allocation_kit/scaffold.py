@@ -13,11 +13,11 @@ currency: USD                 # ISO 4217; the pricing snapshot must use the same
 engine: duckdb                # row-level work runs in-process on DuckDB
 requests:                     # the request ledger: one row per API call attempt
   path: data/requests/*.csv   # CSV, Parquet or JSONL (by suffix), many files allowed
-  format: auto                # auto | csv | parquet | jsonl
+  format: auto                # auto | csv | parquet | jsonl | litellm | openai-usage
   columns: {}                 # canonical name: your column, e.g. {team: owner_tag}
 # billing:                    # the provider's bill, for reconciliation
 #   path: data/billing/*.csv
-#   format: focus             # focus | generic
+#   format: focus             # focus | generic | openai-usage
 registry: registry.yaml       # who owns what
 pricing: pricing.yaml         # the dated, reviewed price snapshot
 cost_units: cost_units.yaml   # signed-off unit cost definitions (unit economics)

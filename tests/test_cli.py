@@ -5,10 +5,12 @@ import csv
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from allocation_kit.cli import main
+from allocation_kit.config import BillingSource, RequestsSource
 
 from .conftest import request, write_ledger
 
@@ -136,6 +138,26 @@ def test_config_errors_exit_2(workspace, tmp_path, capsys):
     assert last_line(capsys).startswith(f"error: {tmp_path / 'pricing.yaml'}: line 3, column 1:")
 
 
+@pytest.mark.parametrize(
+    ("name", "old", "new", "where"),
+    [
+        ("pricing.yaml", "effective_from: 2026-01-01   #", "effective_from: 2026-13-01   #",
+         "models[0] (gpt-4o-mini).effective_from (line 9): got '2026-13-01'"),
+        ("pricing.yaml", "reviewed_on: 2026-10-01", "reviewed_on: 2026-10-32",
+         "reviewed_on (line 4): got '2026-10-32'"),
+        ("cost_units.yaml", "signed_off_on: 2026-10-01", "signed_off_on: 2026-02-30",
+         "cost_units[0] (cost_per_search_answer).signed_off_on (line 12): got '2026-02-30'"),
+    ],
+)  # fmt: skip
+def test_an_impossible_date_exits_2_with_one_line(tmp_path, capsys, name, old, new, where):
+    main(["init", str(tmp_path)])
+    path = tmp_path / name
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    assert review(tmp_path / "kit.yaml") == 2
+    assert last_line(capsys) == f"error: {path}: {where}, expected a valid date such as 2026-10-01"
+
+
 def test_bad_period_exits_2(workspace, capsys):
     assert review(workspace([request("r1")]), period="Q4") == 2
     assert last_line(capsys).startswith("error: period 'Q4': expected a period like 2026-10")
@@ -192,6 +214,21 @@ def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
     assert (
         last_line(capsys) == f"error: {target / 'kit.yaml'}: already exists; use --force to replace"
     )
+
+
+def test_the_starter_kit_yaml_lists_every_format_the_config_accepts(tmp_path):
+    main(["init", str(tmp_path)])
+    lines = (tmp_path / "kit.yaml").read_text().splitlines()
+    requests = next(line for line in lines if line.startswith("  format: "))
+    billing = next(line for line in lines if line.startswith("#   format: "))
+    assert (requests, billing) == (
+        "  format: auto                # auto | csv | parquet | jsonl | litellm | openai-usage",
+        "#   format: focus             # focus | generic | openai-usage",
+    )
+    for line, source in ((requests, RequestsSource), (billing, BillingSource)):
+        assert line.split("# ")[-1].split(" | ") == list(
+            get_args(source.model_fields["format"].annotation)
+        )
 
 
 def test_strays_in_the_periods_files_are_listed_other_files_only_counted(workspace, tmp_path):

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from allocation_kit.config import load_workspace
+from allocation_kit.config import load_workspace, read_yaml
 from allocation_kit.errors import ConfigError
 
 from .conftest import KIT, PRICING, REGISTRY, request
@@ -117,6 +117,33 @@ def test_a_model_needs_a_price(workspace):
     )
 
 
+@pytest.mark.parametrize("direction", ["input", "output"])
+def test_a_token_price_needs_input_and_output(workspace, direction):
+    # a model without an output price is not free output: one whose output is free says 0
+    old = "{input: 2.00, output: 8.00, reasoning: 10.00}"
+    prices = {
+        "input": "{output: 8.00, reasoning: 10.00}",
+        "output": "{input: 2.00, reasoning: 10.00}",
+    }
+    line = error_line(workspace, pricing=PRICING.replace(old, prices[direction]))
+    assert line.endswith(
+        f"pricing.yaml: models[2] (reasoner).per_1m_tokens.{direction}: required key is missing"
+    )
+
+
+def test_a_free_output_direction_is_written_as_zero(workspace):
+    pricing = PRICING.replace(
+        "    per_call: 0.04\n",
+        "    per_call: 0.04\n  - model: embedder\n    effective_from: 2026-01-01\n"
+        "    per_1m_tokens: {input: 0.02, output: 0}\n",
+    )
+    embedder = load_workspace(workspace([request("r1")], pricing=pricing)).pricing.models[5]
+    assert (embedder.per_1m_tokens.input, embedder.per_1m_tokens.output) == (
+        Decimal("0.02"),
+        Decimal(0),
+    )
+
+
 def test_more_than_six_places_per_million_is_rejected(workspace):
     pricing = PRICING.replace("reasoning: 10.00", "reasoning: 10.0000001")
     line = error_line(workspace, pricing=pricing)
@@ -145,3 +172,57 @@ def test_missing_registry_file_is_named(workspace, tmp_path):
 def test_top_level_must_be_a_mapping(workspace):
     line = error_line(workspace, pricing=textwrap.dedent("- just\n- a list\n"))
     assert line.endswith("pricing.yaml: expected a mapping of keys at the top level")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("reviewed_on: 2026-09-28", "reviewed_on: 2026-09-31",
+         "pricing.yaml: reviewed_on (line 4): got '2026-09-31', expected a valid date such as "
+         "2026-10-01"),
+        ("effective_to: 2026-10-15", "effective_to: 2026-13-15",
+         "pricing.yaml: models[0] (chat-small).effective_to (line 10): got '2026-13-15', "
+         "expected a valid date such as 2026-10-01"),
+        ("effective_from: 2026-10-15", "effective_from: 2026-10-15 24:00:00",
+         "pricing.yaml: models[1] (chat-small).effective_from (line 13): got "
+         "'2026-10-15 24:00:00', expected a valid date and time such as 2026-10-01T09:00:00Z"),
+        ("effective_from: 2026-01-01", "effective_from: 2026-02-29",
+         "pricing.yaml: models[0] (chat-small).effective_from (line 9): got '2026-02-29', "
+         "expected a valid date such as 2026-10-01 (and 3 more problems in this file)"),
+    ],
+)  # fmt: skip
+def test_an_impossible_date_names_the_key_and_the_line(workspace, old, new, expected):
+    line = error_line(workspace, pricing=PRICING.replace(old, new))
+    assert line.endswith(expected)
+
+
+def test_an_impossible_date_in_cost_units_is_one_line_too(workspace, tmp_path):
+    kit = workspace([request("r1")], kit=KIT + "cost_units: cost_units.yaml\n")
+    (tmp_path / "cost_units.yaml").write_text(
+        textwrap.dedent("""\
+            cost_units:
+              - name: per_request
+                numerator: {}
+                denominator: {count: requests}
+                owner: search-lead
+                signed_off_by: finance-partner
+                signed_off_on: 2026-02-30
+        """)
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(kit)
+    assert (caught.value.exit_code, caught.value.line()) == (
+        2,
+        f"{tmp_path / 'cost_units.yaml'}: cost_units[0] (per_request).signed_off_on (line 7): "
+        "got '2026-02-30', expected a valid date such as 2026-10-01",
+    )
+
+
+def test_an_impossible_date_as_a_whole_document_names_the_line(tmp_path):
+    (tmp_path / "registry.yaml").write_text("# a date, not a registry\n2026-13-01\n")
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(tmp_path / "registry.yaml")
+    assert caught.value.line() == (
+        f"{tmp_path / 'registry.yaml'}: line 2: got '2026-13-01', expected a valid date such as "
+        "2026-10-01"
+    )

@@ -449,6 +449,12 @@ def test_ledger_tags_use_the_registry_vocabulary(ledgers, registry):
         assert all(r["batch"] == (r["workload_class"] == "batch") for r in rows)
 
 
+def test_every_token_price_lists_its_output_price_even_when_free(pricing):
+    tokens = {e["model"]: e["per_1m_tokens"] for e in pricing["models"] if "per_1m_tokens" in e}
+    assert [m for m, prices in tokens.items() if "output" not in prices] == []
+    assert tokens["text-embedding-3-small"] == {"input": 0.02, "output": 0}
+
+
 def test_pricing_yaml_has_dated_entries_and_the_planted_price_change(pricing):
     assert pricing["currency"] == "USD"
     assert pricing["failed_calls_billable"] is False

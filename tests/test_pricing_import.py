@@ -5,7 +5,7 @@ import gzip
 import hashlib
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -137,6 +137,22 @@ def test_known_openai_entries_import_as_listed(table):
     assert "input_cost_per_token_priority" in result.unmapped["gpt-4o"]
 
 
+def test_an_embedding_model_writes_its_free_output_as_an_explicit_zero(table):
+    # pricing.yaml requires output: the table's 0.0 is written, never left out
+    result = imported(table, models=["text-embedding-3-small", "mistral/mistral-embed"])
+    text = litellm_snapshot_yaml(result, TABLE.name)
+    assert text.split("models:\n")[1] == (
+        "  - model: text-embedding-3-small\n"
+        "    effective_from: 2026-10-01\n"
+        "    per_1m_tokens: {input: 0.02, output: 0}\n"
+        "    batch: {input: 0.01, output: 0}\n"
+    )
+    # an entry listing no output price at all is not imported: a missing price is not a zero
+    assert result.skipped == {
+        "mistral/mistral-embed": "no output_cost_per_token (a token price needs both)"
+    }
+
+
 CRAFTED = {
     "sample_spec": {"input_cost_per_token": "0.0", "litellm_provider": "one of …"},
     "complete": {
@@ -247,6 +263,7 @@ def test_names_and_texts_yaml_would_misread_are_quoted():
             "reviewed_by": "yes",
             "models": [
                 {"model": "1:20", "effective_from": DAY, "per_call": "0.04"},
+                {"model": "2026-13-01", "effective_from": DAY, "per_call": 1},
                 {"model": "a: b", "effective_from": DAY, "per_call": 1},
                 {"model": "null", "effective_from": DAY, "per_call": "0.000000000001"},
             ],
@@ -254,6 +271,7 @@ def test_names_and_texts_yaml_would_misread_are_quoted():
     )
     text = snapshot_yaml(snapshot)
     assert 'reviewed_by: "yes"' in text and '- model: "1:20"' in text
+    assert '- model: "2026-13-01"' in text  # plain, it would be an impossible date
     assert "per_call: 0.000000000001" in text
     assert PricingSnapshot.model_validate(yaml.safe_load(text)) == snapshot
 
@@ -288,8 +306,9 @@ def test_the_command_writes_the_snapshot_and_reports_what_it_left_out(tmp_path, 
         "--reviewed-by", "finops-analyst", "--source-url", "https://example.com/p.json",
         "--effective-from", "2026-09-01", "--out", str(out),
     )  # fmt: skip
-    printed = capsys.readouterr().out.splitlines()
-    assert code == 0
+    captured = capsys.readouterr()
+    printed = captured.out.splitlines()
+    assert (code, captured.err) == (0, "")  # no note: the effective day was given
     assert printed == [
         "not imported: no-output: no output_cost_per_token (a token price needs both)",
         "left out: input_cost_per_audio_token (1 model)",
@@ -302,6 +321,36 @@ def test_the_command_writes_the_snapshot_and_reports_what_it_left_out(tmp_path, 
         date.today(),
         date(2026, 9, 1),
     )
+
+
+@pytest.mark.parametrize(
+    ("reviewed_on", "effective", "which", "earlier"),
+    [
+        ([], date.today(), "today",
+         (date.today().replace(day=1) - timedelta(days=1)).replace(day=1)),
+        (["--reviewed-on", "2026-10-15"], date(2026, 10, 15), "the review day", date(2026, 9, 1)),
+        (["--reviewed-on", "2027-01-04"], date(2027, 1, 4), "the review day", date(2026, 12, 1)),
+    ],
+)  # fmt: skip
+def test_without_effective_from_a_note_says_when_the_prices_start(
+    tmp_path, capsys, reviewed_on, effective, which, earlier
+):
+    source = tmp_path / "prices.json"
+    source.write_text(json.dumps(CRAFTED, default=float))
+    out = tmp_path / "pricing.yaml"
+    code = cli(
+        "pricing", "import", "--from", "litellm", str(source), "--models", "complete",
+        "--reviewed-by", "finops-analyst", "--source-url", "https://example.com/p.json",
+        *reviewed_on, "--out", str(out),
+    )  # fmt: skip
+    assert (code, capsys.readouterr().err.splitlines()) == (
+        0,
+        [
+            f"note: entries take effect from {effective.isoformat()} ({which}); pass "
+            f"--effective-from {earlier.isoformat()} to price earlier periods"
+        ],
+    )
+    assert parse_document(out, PricingSnapshot).models[0].effective_from.date() == effective
 
 
 def test_nothing_importable_exits_3_with_one_line(tmp_path, capsys):

@@ -192,16 +192,14 @@ def pricing_error(workspace, models: str) -> str:
            per_1m_tokens: {input: 1, output: 2}
            batch: {input: 0.5}
          """,
-         "models[0] (m).batch.output: required key is missing (no default inside batch or "
-         "tiers)"),
+         "models[0] (m).batch.output: required key is missing"),
         ("""
          - model: m
            effective_from: 2026-01-01
            per_1m_tokens: {input: 1, output: 2}
            tiers: [{above_input_tokens: 1000, per_1m_tokens: {input: 2}}]
          """,
-         "models[0] (m).tiers[0].per_1m_tokens.output: required key is missing (no default "
-         "inside batch or tiers)"),
+         "models[0] (m).tiers[0].per_1m_tokens.output: required key is missing"),
         ("""
          - model: m
            effective_from: 2026-01-01

@@ -191,8 +191,8 @@ def load_requests(
     """Create the view `requests` (canonical columns + `source_file`) over the ledger files,
     read as they are or through the adapter `source.format` names (see `adapters`).
 
-    Raises InputError for a missing or empty ledger, a missing required column, a missing
-    required value, non-numeric, fractional or negative token counts and unparseable
+    Raises InputError for a missing or empty ledger, a missing required or mapped column, a
+    missing required value, non-numeric, fractional or negative token counts and unparseable
     timestamps, naming the file and row. `check=False` leaves the values (the scan that checks
     them) to the caller: `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
     `LoadedLedger.check_values` reports them.
@@ -219,15 +219,22 @@ def load_requests(
     for column in CANONICAL_COLUMNS:
         wanted = columns.get(column, column)
         mapped[column] = wanted if wanted in source_types else ""
-    missing = [c for c in REQUIRED_COLUMNS if not mapped[c]]
+    # A required column must be there; so must any column kit.yaml maps (a typo in a mapping
+    # would otherwise turn its values into the canonical default).
+    missing = [
+        c
+        for c in CANONICAL_COLUMNS
+        if not mapped[c] and (c in REQUIRED_COLUMNS or c in source.columns)
+    ]
     if missing:
         column = missing[0]
+        kind = "required column" if column in REQUIRED_COLUMNS else "column"
         hint = f" (mapped from {columns[column]!r})" if column in columns else ""
         found = ", ".join(c for c in source_types if c != "filename")
         raise InputError(
             files[0] if len(files) == 1 else source.path,
             None,
-            f"missing required column {column!r}{hint}; columns found: {found}",
+            f"missing {kind} {column!r}{hint}; columns found: {found}",
         )
 
     trim = "csv" in formats.values()

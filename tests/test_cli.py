@@ -126,6 +126,35 @@ def test_empty_ledger_is_refused(workspace, tmp_path, capsys):
     assert last_line(capsys) == f"error: {tmp_path / 'requests.csv'}: the ledger has no rows"
 
 
+_HEADER = "request_id,timestamp,model,input_tokens,output_tokens\n"
+_ROW = "r{},2026-10-05T00:00:00Z,chat-small,10,1\n"
+_RECORD = (
+    '{{"request_id": "r{}", "timestamp": "2026-10-05T00:00:00Z", "model": "chat-small", '
+    '"input_tokens": 10, "output_tokens": 1}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("requests", "ledger", "text", "message"),
+    [
+        ("{path: requests.csv, columns: {team: ownr_tag}}", "requests.csv",
+         _HEADER.replace("model", "team,model") + _ROW.format(1).replace(",chat", ",search,chat"),
+         "missing column 'team' (mapped from 'ownr_tag'); columns found: request_id, timestamp, "
+         "team, model, input_tokens, output_tokens"),
+    ],
+    ids=["mapped-optional-column"],
+)  # fmt: skip
+def test_a_malformed_ledger_is_one_line_naming_file_and_row(
+    workspace, tmp_path, capsys, requests, ledger, text, message
+):
+    config = workspace([request("r1")])
+    kit = config.read_text().replace("requests: {path: requests.csv}", f"requests: {requests}")
+    config.write_text(kit)
+    (tmp_path / ledger).write_text(text)
+    assert review(config) == 3
+    assert last_line(capsys) == f"error: {tmp_path / ledger}: {message}"
+
+
 def test_config_errors_exit_2(workspace, tmp_path, capsys):
     config = workspace([request("r1")])
     (tmp_path / "pricing.yaml").write_text("currency: USD\nmodels: [\n")

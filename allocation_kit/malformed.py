@@ -22,7 +22,7 @@ from .errors import InputError
 
 __all__ = ["EMPTY_FILE", "bad_json_line", "is_empty", "malformed_json_error", "ragged_row"]
 
-EMPTY_FILE = "the file is empty; expected a header line and one line per record"
+EMPTY_FILE = "the file is empty"
 _NEVER_SKIPPED = "fix or remove the record (records are never skipped)"
 
 

@@ -141,8 +141,16 @@ _RECORD = (
          _HEADER.replace("model", "team,model") + _ROW.format(1).replace(",chat", ",search,chat"),
          "missing column 'team' (mapped from 'ownr_tag'); columns found: request_id, timestamp, "
          "team, model, input_tokens, output_tokens"),
+        ("{path: requests.csv}", "requests.csv",
+         _HEADER + _ROW.format(1).replace(",10,", ",1,0,") + _ROW.format(2),
+         "row 1 (line 2): got 6 fields, expected 5 like the header"),
+        ("{path: requests.jsonl}", "requests.jsonl",
+         "".join(_RECORD.format(i) for i in (1, 2, 3)) + '{"request_id": "r4", "timestamp": }\n',
+         "line 4: not valid JSON (Expecting value at column 35); fix or remove the record "
+         "(records are never skipped)"),
+        ("{path: requests.csv}", "requests.csv", "", "the file is empty"),
     ],
-    ids=["mapped-optional-column"],
+    ids=["mapped-optional-column", "ragged-row", "broken-jsonl-line", "empty-file"],
 )  # fmt: skip
 def test_a_malformed_ledger_is_one_line_naming_file_and_row(
     workspace, tmp_path, capsys, requests, ledger, text, message

@@ -1,6 +1,8 @@
 """Load: a ledger the kit cannot use is one line naming the file, the row or key and what was
 expected, whether `load_requests` checks the values or the pipeline's own pass flags them."""
 
+import json
+
 import pytest
 
 from allocation_kit.config import load_workspace
@@ -74,3 +76,105 @@ def test_a_mapped_optional_column_is_read_and_an_absent_unmapped_one_takes_its_d
     assert con.execute("SELECT team, feature, batch FROM requests").fetchall() == [
         ("support", None, False)
     ]
+
+
+# --- ragged and empty CSV files -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([GOOD.format(1) + ",extra", GOOD.format(2), GOOD.format(3)],
+         "row 1 (line 2): got 6 fields, expected 5 like the header"),
+        ([GOOD.format(1), "r2,2026-10-05T00:00:00Z,chat-small", GOOD.format(3)],
+         "row 2 (line 3): got 3 fields, expected 5 like the header"),
+        ([GOOD.format(1), "", '"r,2",2026-10-05T00:00:00Z,chat-small,10,1', "r3,x"],
+         "row 3 (line 5): got 2 fields, expected 5 like the header"),
+        ([GOOD.format(1), GOOD.format(2) + ",,"],  # a ragged last row, not the header
+         "row 2 (line 3): got 7 fields, expected 5 like the header"),
+    ],
+)  # fmt: skip
+def test_a_row_whose_fields_do_not_match_the_header_is_named(workspace, tmp_path, rows, message):
+    config = workspace([])
+    (tmp_path / "requests.csv").write_text(csv_text(*rows))
+    assert load_error(config) == (3, f"{tmp_path / 'requests.csv'}: {message}")
+
+
+def test_a_ragged_row_past_the_rows_duckdb_samples_is_named(workspace, tmp_path):
+    config = workspace([])
+    rows = [GOOD.format(i) for i in range(30_000)]
+    rows.insert(25_000, GOOD.format("x") + ",extra")
+    (tmp_path / "requests.csv").write_text(csv_text(*rows))
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 25001 (line 25002): got 6 fields, expected 5 like "
+        "the header",
+    )
+
+
+def test_a_ragged_row_in_one_of_several_files_is_named(workspace, tmp_path):
+    config = workspace([], kit=kit_reading("{path: 'ledger/*.csv'}"))
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "ledger" / "a.csv").write_text(csv_text(GOOD.format(1), GOOD.format(2)))
+    (tmp_path / "ledger" / "b.csv").write_text(csv_text(GOOD.format(3), GOOD.format(4) + ",,"))
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'ledger' / 'b.csv'}: row 2 (line 3): got 7 fields, expected 5 like the "
+        "header",
+    )
+
+
+@pytest.mark.parametrize("text", ["", "\n\n"])
+def test_an_empty_ledger_file_says_so(workspace, tmp_path, text):
+    config = workspace([])
+    (tmp_path / "requests.csv").write_text(text)
+    assert load_error(config) == (3, f"{tmp_path / 'requests.csv'}: the file is empty")
+
+
+def test_an_empty_parquet_ledger_says_so(workspace, tmp_path):
+    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
+    (tmp_path / "requests.parquet").write_bytes(b"")
+    assert load_error(config) == (3, f"{tmp_path / 'requests.parquet'}: the file is empty")
+
+
+def test_an_empty_file_beside_others_adds_no_rows(workspace, tmp_path):
+    config = workspace([], kit=kit_reading("{path: 'ledger/*.csv'}"))
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "ledger" / "a.csv").write_text(csv_text(GOOD.format(1)))
+    (tmp_path / "ledger" / "b.csv").write_text("")
+    assert loaded_requests(config)[1].rows == 1
+
+
+# --- JSONL --------------------------------------------------------------------------------------
+
+
+def jsonl_workspace(workspace, tmp_path, lines: list[str]):
+    config = workspace([], kit=kit_reading("{path: requests.jsonl}"))
+    (tmp_path / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    return config
+
+
+RECORD = {"timestamp": "2026-10-05T00:00:00Z", "model": "chat-small", "input_tokens": 10,
+          "output_tokens": 1}  # fmt: skip
+
+
+def test_a_jsonl_line_that_is_not_json_is_named_by_its_line(workspace, tmp_path):
+    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, 7)]
+    lines[3] = '{"request_id": "r4", "timestamp": }'
+    config = jsonl_workspace(workspace, tmp_path, lines)
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.jsonl'}: line 4: not valid JSON (Expecting value at column 35); "
+        "fix or remove the record (records are never skipped)",
+    )
+
+
+def test_a_jsonl_line_that_is_not_an_object_is_named_by_its_line(workspace, tmp_path):
+    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, 4)]
+    lines[2] = '["r3", 10, 1]'
+    config = jsonl_workspace(workspace, tmp_path, lines)
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.jsonl'}: line 3: not a JSON object; fix or remove the record "
+        "(records are never skipped)",
+    )

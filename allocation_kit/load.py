@@ -204,8 +204,8 @@ def load_requests(
     Raises InputError for a missing or empty ledger, an empty file, a CSV row whose number of
     fields differs from the header's, a JSONL line that is not a JSON object, a missing
     required or mapped column, a missing required value, non-numeric, fractional or negative
-    token counts and unparseable timestamps and status codes, naming the file and row.
-    `check=False` leaves the values (the scan that checks them) to the caller:
+    token counts, unparseable timestamps, status codes and batch flags, naming the file and
+    row. `check=False` leaves the values (the scan that checks them) to the caller:
     `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
     `LoadedLedger.check_values` reports them.
     """
@@ -309,6 +309,8 @@ def _canonical(column: str, kind: str, src: str, source_types: dict[str, str], t
         if src_type.startswith("TIMESTAMP"):
             return f"CAST({ref} AS TIMESTAMP)"
         return f"CAST(TRY_CAST({ref} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if kind == "BOOLEAN" and src_type == "VARCHAR" and trim:
+        return f"TRY_CAST(TRIM({ref}) AS BOOLEAN)"
     if kind == "BIGINT" and src_type in _INTEGER_TYPES:
         value = ref if src_type == "BIGINT" else f"CAST({ref} AS BIGINT)"
     else:
@@ -418,6 +420,18 @@ def _problems(
             f"{sc} IS NOT NULL AND TRY_CAST({sc} AS INTEGER) IS NULL",
             "an HTTP status code such as 200",
         ))  # fmt: skip
+    batch_type = source_types.get(mapped["batch"])
+    if batch_type == "VARCHAR":  # DuckDB's spellings: true/false, t/f, yes/no, y/n, 1/0, any case
+        b = _quote(mapped["batch"])
+        value = f"TRIM({b})" if trim else b
+        checks.append((
+            "batch",
+            f"NOT ({blank(b, 'VARCHAR')}) AND TRY_CAST({value} AS BOOLEAN) IS NULL",
+            "true or false",
+        ))  # fmt: skip
+    elif batch_type in _INTEGER_TYPES:
+        b = _quote(mapped["batch"])
+        checks.append(("batch", f"{b} NOT IN (0, 1)", "true or false"))
     if mapped["recorded_cost"] and source_types[mapped["recorded_cost"]] == "VARCHAR":
         rc = _quote(mapped["recorded_cost"])
         checks.append((

@@ -149,8 +149,12 @@ _RECORD = (
          "line 4: not valid JSON (Expecting value at column 35); fix or remove the record "
          "(records are never skipped)"),
         ("{path: requests.csv}", "requests.csv", "", "the file is empty"),
+        ("{path: requests.csv}", "requests.csv",
+         _HEADER.replace("\n", ",batch\n") + _ROW.format(1).replace("\n", ",yes\n")
+         + _ROW.format(2).replace("\n", ",maybe\n"),
+         "row 2 (line 3), column 'batch': got 'maybe', expected true or false"),
     ],
-    ids=["mapped-optional-column", "ragged-row", "broken-jsonl-line", "empty-file"],
+    ids=["mapped-optional-column", "ragged-row", "broken-jsonl-line", "empty-file", "batch"],
 )  # fmt: skip
 def test_a_malformed_ledger_is_one_line_naming_file_and_row(
     workspace, tmp_path, capsys, requests, ledger, text, message

@@ -2,6 +2,7 @@
 expected, whether `load_requests` checks the values or the pipeline's own pass flags them."""
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -177,4 +178,47 @@ def test_a_jsonl_line_that_is_not_an_object_is_named_by_its_line(workspace, tmp_
         3,
         f"{tmp_path / 'requests.jsonl'}: line 3: not a JSON object; fix or remove the record "
         "(records are never skipped)",
+    )
+
+
+# --- batch --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["maybe", "on", "2"])
+def test_a_batch_value_that_is_not_a_boolean_is_named(workspace, tmp_path, value):
+    config = workspace([request("r1", batch="true"), request("r2", batch=value)])
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 2 (line 3), column 'batch': got {value!r}, expected "
+        "true or false",
+    )
+
+
+def test_batch_takes_the_spellings_it_always_took(workspace):
+    spellings = ["true", "FALSE", "Yes", "no", "y", "N", "t", "F", "1", "0", " true ", ""]
+    config = workspace([request(f"r{i:02d}", batch=v) for i, v in enumerate(spellings)])
+    con, _ = loaded_requests(config)
+    batch = con.execute("SELECT batch FROM requests ORDER BY request_id").fetchall()
+    assert [b for (b,) in batch] == [
+        True, False, True, False, True, False, True, False, True, False, True, None
+    ]  # fmt: skip
+
+
+def test_an_integer_batch_column_takes_only_0_and_1(workspace, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
+    table = pa.table({
+        "request_id": ["a", "b", "c"],
+        "timestamp": pa.array([datetime(2026, 10, 2)] * 3, pa.timestamp("us")),
+        "model": ["chat-small"] * 3,
+        "input_tokens": pa.array([10, 20, 30], pa.int64()),
+        "output_tokens": pa.array([1, 2, 3], pa.int64()),
+        "batch": pa.array([0, 1, 2], pa.int64()),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "requests.parquet")
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.parquet'}: row 3, column 'batch': got '2', expected true or false",
     )

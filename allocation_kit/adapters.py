@@ -25,7 +25,6 @@ InputError naming the file and line: it has no id or tokens to keep.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import duckdb
 
 from .config import RequestFields, RequestsSource
 from .errors import ConfigError, InputError
+from .malformed import malformed_json_error
 
 __all__ = ["LITELLM_FIELDS", "OPENAI_USAGE_FIELDS", "adapted_requests"]
 
@@ -197,45 +197,11 @@ def _materialised(con: duckdb.DuckDBPyConnection, query: str, files: list[Path])
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE adapted_requests AS {query}")
     except duckdb.Error as exc:
-        message = str(exc)
-        if "Malformed JSON" not in message:
-            first = message.strip().splitlines()[0]
-            raise InputError(files[0], None, f"cannot read: {first}") from None
-        named = re.search(r'in file "(.+?)"', message)
-        path = Path(named.group(1)) if named else files[0]
-        line = re.search(r"in line (\d+)", message)
-        where, problem = _first_bad_json_line(path)
-        if where is None:
-            where = f"line {line.group(1)}" if line else None
-            problem = "not valid JSON"
-        raise InputError(
-            path, where, f"{problem}; fix or remove the record (records are never skipped)"
+        first = str(exc).strip().splitlines()[0]
+        raise malformed_json_error(exc, files) or InputError(
+            files[0], None, f"cannot read: {first}"
         ) from None
     con.execute("CREATE OR REPLACE TEMP VIEW raw_requests AS SELECT * FROM adapted_requests")
-
-
-def _first_bad_json_line(path: Path) -> tuple[str | None, str]:
-    """(line N, what is wrong) of the first record that is not JSON (error path only). The
-    message names the position, never the record's text, which may hold prompt content."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        head = handle.read(1 << 16).lstrip()
-    if head.startswith("["):  # one JSON array
-        try:
-            json.loads(path.read_text(encoding="utf-8", errors="replace"))
-        except ValueError as exc:
-            return f"line {exc.lineno}", f"not valid JSON ({exc.msg} at column {exc.colno})"
-        return None, ""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line.rstrip("\r\n"))
-            except ValueError as exc:
-                return f"line {number}", f"not valid JSON ({exc.msg} at column {exc.colno})"
-            if not isinstance(record, dict):
-                return f"line {number}", "not a JSON object"
-    return None, ""
 
 
 # --- LiteLLM_SpendLogs --------------------------------------------------------------------------

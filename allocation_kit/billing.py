@@ -34,6 +34,7 @@ import duckdb
 from .config import BillingSource
 from .errors import ConfigError, InputError
 from .load import matching_files
+from .malformed import ragged_row
 from .price import COST_TYPE, DIRECTIONS
 
 __all__ = [
@@ -599,19 +600,9 @@ def _unreadable(path: Path, reader: str, exc: Exception) -> InputError:
     """The error for a file DuckDB cannot read; for a CSV, the first row whose number of fields
     differs from the header's, when that is the cause."""
     if reader.startswith("read_csv") and path.suffix.lower() in {".csv", ".tsv"}:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            reader_ = csv.reader(handle, delimiter=delimiter)
-            header = next(reader_, [])
-            line = reader_.line_num + 1
-            for number, record in enumerate(reader_, start=1):
-                if len(record) != len(header):
-                    return InputError(
-                        path,
-                        f"row {number} (line {line})",
-                        f"got {len(record)} fields, expected {len(header)} like the header",
-                    )
-                line = reader_.line_num + 1
+        ragged = ragged_row(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+        if ragged:
+            return InputError(path, *ragged)
     kind = "Parquet" if reader.startswith("read_parquet") else "CSV"
     return InputError(path, None, f"cannot read as {kind}: {str(exc).strip().splitlines()[0]}")
 

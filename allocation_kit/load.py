@@ -20,6 +20,7 @@ import duckdb
 from .adapters import adapted_requests
 from .config import ADAPTER_FORMATS, RequestsSource
 from .errors import ConfigError, InputError
+from .malformed import EMPTY_FILE, bad_json_line, is_empty, malformed_json_error, ragged_row
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -97,7 +98,14 @@ class LoadedLedger:
     def check_values(self, con: duckdb.DuckDBPyConnection) -> int:
         """The number of rows; raises InputError naming the file and row of the first bad
         value (see `load_requests`)."""
-        return _check_values(con, self.columns, self.source_types, self.formats)
+        return _check_values(con, self)
+
+    def unreadable(self, exc: duckdb.Error) -> InputError:
+        """The error for a scan of `raw_requests` that DuckDB failed (a CSV row past the part
+        its sniffer read, say): the first malformed record, else DuckDB's first line."""
+        return _malformed(list(self.files), self.formats, exc) or InputError(
+            ", ".join(sorted(self.formats)), None, f"cannot read: {_first_line(exc)}"
+        )
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -166,9 +174,11 @@ def _reader(fmt: str, files: list[Path]) -> str:
     if fmt == "parquet":
         return f"read_parquet({paths}, union_by_name = true, filename = true)"
     if fmt == "csv":
+        # the header is the first line: left to guess, DuckDB's sniffer skips lines down to a
+        # ragged last row and takes that for the header (the rows above it vanish)
         return (
             f"read_csv({paths}, all_varchar = true, union_by_name = true, filename = true, "
-            "header = true)"
+            "header = true, skip = 0)"
         )
     return (
         f"read_json({paths}, format = 'newline_delimited', union_by_name = true, "
@@ -191,10 +201,12 @@ def load_requests(
     """Create the view `requests` (canonical columns + `source_file`) over the ledger files,
     read as they are or through the adapter `source.format` names (see `adapters`).
 
-    Raises InputError for a missing or empty ledger, a missing required column, a missing
-    required value, non-numeric, fractional or negative token counts and unparseable
-    timestamps, naming the file and row. `check=False` leaves the values (the scan that checks
-    them) to the caller: `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
+    Raises InputError for a missing or empty ledger, an empty file, a CSV row whose number of
+    fields differs from the header's, a JSONL line that is not a JSON object, a missing
+    required or mapped column, a missing required value, non-numeric, fractional or negative
+    token counts, unparseable timestamps, status codes and batch flags, naming the file and
+    row. `check=False` leaves the values (the scan that checks them) to the caller:
+    `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
     `LoadedLedger.check_values` reports them.
     """
     files = matching_files(root, source.path, "requests", config_name)
@@ -219,15 +231,22 @@ def load_requests(
     for column in CANONICAL_COLUMNS:
         wanted = columns.get(column, column)
         mapped[column] = wanted if wanted in source_types else ""
-    missing = [c for c in REQUIRED_COLUMNS if not mapped[c]]
+    # A required column must be there; so must any column kit.yaml maps (a typo in a mapping
+    # would otherwise turn its values into the canonical default).
+    missing = [
+        c
+        for c in CANONICAL_COLUMNS
+        if not mapped[c] and (c in REQUIRED_COLUMNS or c in source.columns)
+    ]
     if missing:
         column = missing[0]
+        kind = "required column" if column in REQUIRED_COLUMNS else "column"
         hint = f" (mapped from {columns[column]!r})" if column in columns else ""
         found = ", ".join(c for c in source_types if c != "filename")
-        raise InputError(
+        raise _misread(files, formats, source_types) or InputError(
             files[0] if len(files) == 1 else source.path,
             None,
-            f"missing required column {column!r}{hint}; columns found: {found}",
+            f"missing {kind} {column!r}{hint}; columns found: {found}",
         )
 
     trim = "csv" in formats.values()
@@ -261,7 +280,7 @@ def _read_as_they_are(
                 )
                 con.execute(f"SELECT * FROM raw_{fmt} LIMIT 0")
             except duckdb.Error as exc:
-                raise InputError(
+                raise _malformed(group, formats, exc) or InputError(
                     group[0], None, f"cannot read as {fmt}: {_first_line(exc)}"
                 ) from None
             readers.append(f"raw_{fmt}")
@@ -290,6 +309,8 @@ def _canonical(column: str, kind: str, src: str, source_types: dict[str, str], t
         if src_type.startswith("TIMESTAMP"):
             return f"CAST({ref} AS TIMESTAMP)"
         return f"CAST(TRY_CAST({ref} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if kind == "BOOLEAN" and src_type == "VARCHAR" and trim:
+        return f"TRY_CAST(TRIM({ref}) AS BOOLEAN)"
     if kind == "BIGINT" and src_type in _INTEGER_TYPES:
         value = ref if src_type == "BIGINT" else f"CAST({ref} AS BIGINT)"
     else:
@@ -305,6 +326,53 @@ def _literal(text: str) -> str:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
+
+
+def _delimiter(path: Path) -> str:
+    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+
+
+def _first_malformed_record(files: list[Path], formats: dict[str, str]) -> InputError | None:
+    """The first ragged CSV row or JSONL line that is not a JSON object (reads the files)."""
+    for path in files:
+        fmt = formats[str(path)]
+        if fmt == "csv":
+            found = ragged_row(path, _delimiter(path))
+        else:
+            found = bad_json_line(path) if fmt == "jsonl" else None
+        if found:
+            return InputError(path, *found)
+    return None
+
+
+def _malformed(files: list[Path], formats: dict[str, str], exc: duckdb.Error) -> InputError | None:
+    """Why DuckDB could not read the files, when a file is to blame (error path only): an empty
+    Parquet file, the first line of JSONL that is not JSON, the first ragged CSV row."""
+    for path in files:
+        if formats[str(path)] == "parquet" and is_empty(path):
+            return InputError(path, None, EMPTY_FILE)
+    jsonl = [f for f in files if formats[str(f)] == "jsonl"]
+    return (jsonl and malformed_json_error(exc, jsonl)) or _first_malformed_record(
+        [f for f in files if formats[str(f)] == "csv"], formats
+    )
+
+
+def _misread(
+    files: list[Path], formats: dict[str, str], source_types: dict[str, str]
+) -> InputError | None:
+    """Why DuckDB read the files into columns that cannot be right, when a file is to blame
+    (error path only): every file empty, or a file read as one column: a CSV whose header its
+    sniffer took as one name (a row with too many or too few fields), JSONL whose records it
+    took whole (a line that is not a JSON object)."""
+    empty = [f for f in files if is_empty(f)]
+    if len(empty) == len(files):
+        return InputError(files[0], None, EMPTY_FILE)
+    one_column = source_types.get("json") == "JSON" or any(
+        "," in name or "\t" in name for name in source_types
+    )
+    if not one_column:
+        return None
+    return _first_malformed_record([f for f in files if f not in empty], formats)
 
 
 def _problems(
@@ -352,6 +420,18 @@ def _problems(
             f"{sc} IS NOT NULL AND TRY_CAST({sc} AS INTEGER) IS NULL",
             "an HTTP status code such as 200",
         ))  # fmt: skip
+    batch_type = source_types.get(mapped["batch"])
+    if batch_type == "VARCHAR":  # DuckDB's spellings: true/false, t/f, yes/no, y/n, 1/0, any case
+        b = _quote(mapped["batch"])
+        value = f"TRIM({b})" if trim else b
+        checks.append((
+            "batch",
+            f"NOT ({blank(b, 'VARCHAR')}) AND TRY_CAST({value} AS BOOLEAN) IS NULL",
+            "true or false",
+        ))  # fmt: skip
+    elif batch_type in _INTEGER_TYPES:
+        b = _quote(mapped["batch"])
+        checks.append(("batch", f"{b} NOT IN (0, 1)", "true or false"))
     if mapped["recorded_cost"] and source_types[mapped["recorded_cost"]] == "VARCHAR":
         rc = _quote(mapped["recorded_cost"])
         checks.append((
@@ -362,19 +442,21 @@ def _problems(
     return checks
 
 
-def _check_values(
-    con: duckdb.DuckDBPyConnection,
-    mapped: dict[str, str],
-    source_types: dict[str, str],
-    formats: dict[str, str],
-) -> int:
+def _check_values(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger) -> int:
+    mapped, formats, source_types = loaded.columns, loaded.formats, loaded.source_types
     checks = _problems(mapped, source_types, trim="csv" in formats.values())
     counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for _, cond, _ in checks)
-    total, *bad = con.execute(f"SELECT count(*), {counts} FROM raw_requests").fetchall()[0]
+    try:
+        total, *bad = con.execute(f"SELECT count(*), {counts} FROM raw_requests").fetchall()[0]
+    except duckdb.Error as exc:
+        raise loaded.unreadable(exc) from None
     if total == 0:
         raise InputError(", ".join(sorted(formats)), None, "the ledger has no rows")
     for (column, condition, expected), n in zip(checks, bad, strict=True):
         if n:
+            misread = _misread(list(loaded.files), formats, source_types)
+            if misread:  # a file DuckDB read as one column: its values are all wrong
+                raise misread
             src = _quote(mapped[column])
             rid = _quote(mapped["request_id"])
             file, value, request_id = con.execute(

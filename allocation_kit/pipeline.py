@@ -594,10 +594,13 @@ def _ledger_hashes(
         f"AND {ts} < {timestamp_sql(period.end)}, false)"
     )
     calls = f"hash({c['idempotency_key']}) AS k, " if loaded.columns["idempotency_key"] else ""
-    found = con.execute(
-        f"""SELECT hash({rid}) AS h, {calls}{inside} AS inside, {loaded.problem_sql()} AS bad
-        FROM raw_requests"""
-    ).fetchnumpy()
+    try:
+        found = con.execute(
+            f"""SELECT hash({rid}) AS h, {calls}{inside} AS inside, {loaded.problem_sql()} AS bad
+            FROM raw_requests"""
+        ).fetchnumpy()
+    except duckdb.Error as exc:  # a CSV row past the part DuckDB's sniffer read, say
+        raise loaded.unreadable(exc) from None
     ids = np.asarray(found["h"], dtype=np.uint64)
     calls = np.asarray(found["k"], dtype=np.uint64) if "k" in found else None
     inside_mask, bad = (np.asarray(found[n], dtype=bool) for n in ("inside", "bad"))

@@ -131,6 +131,47 @@ def test_empty_ledger_is_refused(workspace, tmp_path, capsys):
     assert last_line(capsys) == f"error: {tmp_path / 'requests.csv'}: the ledger has no rows"
 
 
+_HEADER = "request_id,timestamp,model,input_tokens,output_tokens\n"
+_ROW = "r{},2026-10-05T00:00:00Z,chat-small,10,1\n"
+_RECORD = (
+    '{{"request_id": "r{}", "timestamp": "2026-10-05T00:00:00Z", "model": "chat-small", '
+    '"input_tokens": 10, "output_tokens": 1}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("requests", "ledger", "text", "message"),
+    [
+        ("{path: requests.csv, columns: {team: ownr_tag}}", "requests.csv",
+         _HEADER.replace("model", "team,model") + _ROW.format(1).replace(",chat", ",search,chat"),
+         "missing column 'team' (mapped from 'ownr_tag'); columns found: request_id, timestamp, "
+         "team, model, input_tokens, output_tokens"),
+        ("{path: requests.csv}", "requests.csv",
+         _HEADER + _ROW.format(1).replace(",10,", ",1,0,") + _ROW.format(2),
+         "row 1 (line 2): got 6 fields, expected 5 like the header"),
+        ("{path: requests.jsonl}", "requests.jsonl",
+         "".join(_RECORD.format(i) for i in (1, 2, 3)) + '{"request_id": "r4", "timestamp": }\n',
+         "line 4: not valid JSON (Expecting value at column 35); fix or remove the record "
+         "(records are never skipped)"),
+        ("{path: requests.csv}", "requests.csv", "", "the file is empty"),
+        ("{path: requests.csv}", "requests.csv",
+         _HEADER.replace("\n", ",batch\n") + _ROW.format(1).replace("\n", ",yes\n")
+         + _ROW.format(2).replace("\n", ",maybe\n"),
+         "row 2 (line 3), column 'batch': got 'maybe', expected true or false"),
+    ],
+    ids=["mapped-optional-column", "ragged-row", "broken-jsonl-line", "empty-file", "batch"],
+)  # fmt: skip
+def test_a_malformed_ledger_is_one_line_naming_file_and_row(
+    workspace, tmp_path, capsys, requests, ledger, text, message
+):
+    config = workspace([request("r1")])
+    kit = config.read_text().replace("requests: {path: requests.csv}", f"requests: {requests}")
+    config.write_text(kit)
+    (tmp_path / ledger).write_text(text)
+    assert review(config) == 3
+    assert last_line(capsys) == f"error: {tmp_path / ledger}: {message}"
+
+
 def test_config_errors_exit_2(workspace, tmp_path, capsys):
     config = workspace([request("r1")])
     (tmp_path / "pricing.yaml").write_text("currency: USD\nmodels: [\n")

@@ -1,0 +1,108 @@
+"""Malformed data files, found on the error path: an empty file, the first CSV row whose number
+of fields differs from the header's, the first JSONL line that is not a JSON object.
+
+The loaders (`load`, `billing`, `adapters`) call these only once DuckDB has failed to read a
+file or has read it in a way that cannot be right, so the success path never pays for a second
+pass over the data. Messages name positions, never the record's text, which may hold prompt
+content.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+from pathlib import Path
+from typing import IO
+
+import duckdb
+
+from .errors import InputError
+
+__all__ = ["EMPTY_FILE", "bad_json_line", "is_empty", "malformed_json_error", "ragged_row"]
+
+EMPTY_FILE = "the file is empty"
+_NEVER_SKIPPED = "fix or remove the record (records are never skipped)"
+
+
+def _text(path: Path) -> IO[str]:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    return opener(path, "rt", newline="", encoding="utf-8", errors="replace")
+
+
+def is_empty(path: Path) -> bool:
+    """Whether the file holds nothing but white space (reads up to its first other character)."""
+    try:
+        with _text(path) as handle:
+            for block in iter(lambda: handle.read(1 << 16), ""):
+                if block.strip():
+                    return False
+    except (OSError, EOFError):  # not gzip after all: not empty either
+        return False
+    return True
+
+
+def ragged_row(path: Path, delimiter: str = ",") -> tuple[str, str] | None:
+    """('row N (line L)', 'got F fields, expected H like the header') of the first CSV row whose
+    number of fields differs from the header's; None if every row has the header's. Lines count
+    quoted line breaks; blank lines, which readers skip, are no rows."""
+    with _text(path) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, [])
+        line = reader.line_num + 1
+        number = 0
+        for record in reader:
+            if record:
+                number += 1
+                if len(record) != len(header):
+                    return (
+                        f"row {number} (line {line})",
+                        f"got {len(record)} fields, expected {len(header)} like the header",
+                    )
+            line = reader.line_num + 1
+    return None
+
+
+def bad_json_line(path: Path) -> tuple[str, str] | None:
+    """('line N', what is wrong) of the first record of a JSONL file (or a JSON array) that is
+    not a JSON object; None if every record is one."""
+    with _text(path) as handle:
+        head = handle.read(1 << 16).lstrip()
+    if head.startswith("["):  # one JSON array
+        with _text(path) as handle:
+            try:
+                json.load(handle)
+            except ValueError as exc:
+                return f"line {exc.lineno}", _not_json(exc)
+        return None
+    with _text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.rstrip("\r\n"))
+            except ValueError as exc:
+                return f"line {number}", _not_json(exc)
+            if not isinstance(record, dict):
+                return f"line {number}", f"not a JSON object; {_NEVER_SKIPPED}"
+    return None
+
+
+def _not_json(exc: json.JSONDecodeError) -> str:
+    return f"not valid JSON ({exc.msg} at column {exc.colno}); {_NEVER_SKIPPED}"
+
+
+def malformed_json_error(exc: duckdb.Error, files: list[Path]) -> InputError | None:
+    """The InputError naming the file and line of DuckDB's "Malformed JSON" error (DuckDB's own
+    line number is off); None for any other error."""
+    message = str(exc)
+    if "Malformed JSON" not in message:
+        return None
+    named = re.search(r'in file "(.+?)"', message)
+    path = Path(named.group(1)) if named else files[0]
+    found = bad_json_line(path)
+    if found is None:
+        line = re.search(r"in line (\d+)", message)
+        found = (f"line {line.group(1)}" if line else "", f"not valid JSON; {_NEVER_SKIPPED}")
+    return InputError(path, *found)

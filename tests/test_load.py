@@ -1,0 +1,224 @@
+"""Load: a ledger the kit cannot use is one line naming the file, the row or key and what was
+expected, whether `load_requests` checks the values or the pipeline's own pass flags them."""
+
+import json
+from datetime import datetime
+
+import pytest
+
+from allocation_kit.config import load_workspace
+from allocation_kit.errors import KitError
+from allocation_kit.load import connect, load_requests
+from allocation_kit.periods import parse_period
+from allocation_kit.pipeline import period_ledger
+
+from .conftest import KIT, request, write_ledger
+
+HEADER = "request_id,timestamp,model,input_tokens,output_tokens"
+
+
+def kit_reading(requests: str) -> str:
+    """kit.yaml with `requests:` set to the given flow mapping."""
+    return KIT.replace("requests: {path: requests.csv}", f"requests: {requests}")
+
+
+def loaded_requests(config):
+    """(connection, LoadedLedger) of the workspace's ledger, its values checked."""
+    workspace = load_workspace(config)
+    con = connect()
+    loaded = load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
+    return con, loaded
+
+
+def load_error(config) -> tuple[int, str]:
+    """(exit code, line) of the error loading the ledger; the pipeline, which flags bad rows in
+    its own pass, must end with the same line."""
+    with pytest.raises(KitError) as checked:
+        loaded_requests(config)
+    with pytest.raises(KitError) as piped:
+        period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    assert piped.value.line() == checked.value.line()
+    return checked.value.exit_code, checked.value.line()
+
+
+def csv_text(*rows: str) -> str:
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+GOOD = "r{},2026-10-05T00:00:00Z,chat-small,10,1"
+
+
+# --- column mapping -----------------------------------------------------------------------------
+
+
+def test_a_mapping_to_a_column_the_file_lacks_is_named_even_for_an_optional_column(
+    workspace, tmp_path
+):
+    config = workspace(
+        [request("r1")], kit=kit_reading("{path: requests.csv, columns: {team: ownr_tag}}")
+    )
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: missing column 'team' (mapped from 'ownr_tag'); columns "
+        "found: request_id, timestamp, team, application, environment, workload_class, model, "
+        "input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, status_code",
+    )
+
+
+def test_a_mapped_optional_column_is_read_and_an_absent_unmapped_one_takes_its_default(
+    workspace, tmp_path
+):
+    config = workspace([], kit=kit_reading("{path: requests.csv, columns: {team: owner_tag}}"))
+    row = request("r1", owner_tag="support")
+    del row["team"]
+    write_ledger(tmp_path / "requests.csv", [row])
+    con, loaded = loaded_requests(config)
+    assert (loaded.columns["team"], loaded.columns["feature"]) == ("owner_tag", "")
+    assert con.execute("SELECT team, feature, batch FROM requests").fetchall() == [
+        ("support", None, False)
+    ]
+
+
+# --- ragged and empty CSV files -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([GOOD.format(1) + ",extra", GOOD.format(2), GOOD.format(3)],
+         "row 1 (line 2): got 6 fields, expected 5 like the header"),
+        ([GOOD.format(1), "r2,2026-10-05T00:00:00Z,chat-small", GOOD.format(3)],
+         "row 2 (line 3): got 3 fields, expected 5 like the header"),
+        ([GOOD.format(1), "", '"r,2",2026-10-05T00:00:00Z,chat-small,10,1', "r3,x"],
+         "row 3 (line 5): got 2 fields, expected 5 like the header"),
+        ([GOOD.format(1), GOOD.format(2) + ",,"],  # a ragged last row, not the header
+         "row 2 (line 3): got 7 fields, expected 5 like the header"),
+    ],
+)  # fmt: skip
+def test_a_row_whose_fields_do_not_match_the_header_is_named(workspace, tmp_path, rows, message):
+    config = workspace([])
+    (tmp_path / "requests.csv").write_text(csv_text(*rows))
+    assert load_error(config) == (3, f"{tmp_path / 'requests.csv'}: {message}")
+
+
+def test_a_ragged_row_past_the_rows_duckdb_samples_is_named(workspace, tmp_path):
+    config = workspace([])
+    rows = [GOOD.format(i) for i in range(30_000)]
+    rows.insert(25_000, GOOD.format("x") + ",extra")
+    (tmp_path / "requests.csv").write_text(csv_text(*rows))
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 25001 (line 25002): got 6 fields, expected 5 like "
+        "the header",
+    )
+
+
+def test_a_ragged_row_in_one_of_several_files_is_named(workspace, tmp_path):
+    config = workspace([], kit=kit_reading("{path: 'ledger/*.csv'}"))
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "ledger" / "a.csv").write_text(csv_text(GOOD.format(1), GOOD.format(2)))
+    (tmp_path / "ledger" / "b.csv").write_text(csv_text(GOOD.format(3), GOOD.format(4) + ",,"))
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'ledger' / 'b.csv'}: row 2 (line 3): got 7 fields, expected 5 like the "
+        "header",
+    )
+
+
+@pytest.mark.parametrize("text", ["", "\n\n"])
+def test_an_empty_ledger_file_says_so(workspace, tmp_path, text):
+    config = workspace([])
+    (tmp_path / "requests.csv").write_text(text)
+    assert load_error(config) == (3, f"{tmp_path / 'requests.csv'}: the file is empty")
+
+
+def test_an_empty_parquet_ledger_says_so(workspace, tmp_path):
+    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
+    (tmp_path / "requests.parquet").write_bytes(b"")
+    assert load_error(config) == (3, f"{tmp_path / 'requests.parquet'}: the file is empty")
+
+
+def test_an_empty_file_beside_others_adds_no_rows(workspace, tmp_path):
+    config = workspace([], kit=kit_reading("{path: 'ledger/*.csv'}"))
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "ledger" / "a.csv").write_text(csv_text(GOOD.format(1)))
+    (tmp_path / "ledger" / "b.csv").write_text("")
+    assert loaded_requests(config)[1].rows == 1
+
+
+# --- JSONL --------------------------------------------------------------------------------------
+
+
+def jsonl_workspace(workspace, tmp_path, lines: list[str]):
+    config = workspace([], kit=kit_reading("{path: requests.jsonl}"))
+    (tmp_path / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    return config
+
+
+RECORD = {"timestamp": "2026-10-05T00:00:00Z", "model": "chat-small", "input_tokens": 10,
+          "output_tokens": 1}  # fmt: skip
+
+
+def test_a_jsonl_line_that_is_not_json_is_named_by_its_line(workspace, tmp_path):
+    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, 7)]
+    lines[3] = '{"request_id": "r4", "timestamp": }'
+    config = jsonl_workspace(workspace, tmp_path, lines)
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.jsonl'}: line 4: not valid JSON (Expecting value at column 35); "
+        "fix or remove the record (records are never skipped)",
+    )
+
+
+def test_a_jsonl_line_that_is_not_an_object_is_named_by_its_line(workspace, tmp_path):
+    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, 4)]
+    lines[2] = '["r3", 10, 1]'
+    config = jsonl_workspace(workspace, tmp_path, lines)
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.jsonl'}: line 3: not a JSON object; fix or remove the record "
+        "(records are never skipped)",
+    )
+
+
+# --- batch --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["maybe", "on", "2"])
+def test_a_batch_value_that_is_not_a_boolean_is_named(workspace, tmp_path, value):
+    config = workspace([request("r1", batch="true"), request("r2", batch=value)])
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 2 (line 3), column 'batch': got {value!r}, expected "
+        "true or false",
+    )
+
+
+def test_batch_takes_the_spellings_it_always_took(workspace):
+    spellings = ["true", "FALSE", "Yes", "no", "y", "N", "t", "F", "1", "0", " true ", ""]
+    config = workspace([request(f"r{i:02d}", batch=v) for i, v in enumerate(spellings)])
+    con, _ = loaded_requests(config)
+    batch = con.execute("SELECT batch FROM requests ORDER BY request_id").fetchall()
+    assert [b for (b,) in batch] == [
+        True, False, True, False, True, False, True, False, True, False, True, None
+    ]  # fmt: skip
+
+
+def test_an_integer_batch_column_takes_only_0_and_1(workspace, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
+    table = pa.table({
+        "request_id": ["a", "b", "c"],
+        "timestamp": pa.array([datetime(2026, 10, 2)] * 3, pa.timestamp("us")),
+        "model": ["chat-small"] * 3,
+        "input_tokens": pa.array([10, 20, 30], pa.int64()),
+        "output_tokens": pa.array([1, 2, 3], pa.int64()),
+        "batch": pa.array([0, 1, 2], pa.int64()),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "requests.parquet")
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.parquet'}: row 3, column 'batch': got '2', expected true or false",
+    )

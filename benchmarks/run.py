@@ -15,7 +15,13 @@ peak RSS is its own:
             registry and price joins, group-by): the same allocation written directly in SQL;
 - pandas:   a naive pandas implementation of the same allocation (read, dedupe, merge, group).
 
-Prints medians of --repeat runs and the ratios. Not a test: figures go in the closing note.
+Prints medians of --repeat runs and the ratios, with each contender's CPU seconds, kernel
+seconds and minor page faults. Not a test: figures go in the closing note.
+
+On a virtual machine whose balloon driver hands free memory back to the host, the first touch of
+that memory is slow (measured on the project's 2-core VM: 80 MB in 0.43 s when it had been
+returned, 0.012 s when not), so a contender's time also depends on how much memory it touches
+and on what ran just before it; compare contenders within one run, or interleave runs.
 """
 
 from __future__ import annotations

@@ -159,26 +159,21 @@ RECORD = {"timestamp": "2026-10-05T00:00:00Z", "model": "chat-small", "input_tok
           "output_tokens": 1}  # fmt: skip
 
 
-def test_a_jsonl_line_that_is_not_json_is_named_by_its_line(workspace, tmp_path):
-    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, 7)]
-    lines[3] = '{"request_id": "r4", "timestamp": }'
+@pytest.mark.parametrize(
+    ("count", "broken", "message"),
+    [
+        (6, (3, '{"request_id": "r4", "timestamp": }'),
+         "line 4: not valid JSON (Expecting value at column 35); fix or remove the record "
+         "(records are never skipped)"),
+        (3, (2, '["r3", 10, 1]'),
+         "line 3: not a JSON object; fix or remove the record (records are never skipped)"),
+    ],
+)  # fmt: skip
+def test_a_bad_jsonl_line_is_named_by_its_line(workspace, tmp_path, count, broken, message):
+    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, count + 1)]
+    lines[broken[0]] = broken[1]
     config = jsonl_workspace(workspace, tmp_path, lines)
-    assert load_error(config) == (
-        3,
-        f"{tmp_path / 'requests.jsonl'}: line 4: not valid JSON (Expecting value at column 35); "
-        "fix or remove the record (records are never skipped)",
-    )
-
-
-def test_a_jsonl_line_that_is_not_an_object_is_named_by_its_line(workspace, tmp_path):
-    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, 4)]
-    lines[2] = '["r3", 10, 1]'
-    config = jsonl_workspace(workspace, tmp_path, lines)
-    assert load_error(config) == (
-        3,
-        f"{tmp_path / 'requests.jsonl'}: line 3: not a JSON object; fix or remove the record "
-        "(records are never skipped)",
-    )
+    assert load_error(config) == (3, f"{tmp_path / 'requests.jsonl'}: {message}")
 
 
 # --- batch --------------------------------------------------------------------------------------

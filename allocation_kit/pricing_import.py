@@ -4,9 +4,14 @@ LiteLLM's `model_prices_and_context_window.json` gives prices per token; the sna
 per 1M tokens. Every imported price is the table's value × 1,000,000 in Decimal arithmetic (the
 JSON is parsed with `parse_float=Decimal`), so it is exact. Nothing is guessed:
 
-- an entry without both an input and an output price per token (and no per-image price), with a
-  price finer than the snapshot holds (float noise in the table) or priced through LiteLLM's
-  `tiered_pricing` ranges is not imported, with the reason;
+- an entry without both an input and an output price per token (and no per-image price), or
+  with a price finer than the snapshot holds (float noise in the table), is not imported, with
+  the reason; an embedding entry (`mode: embedding`) without an output price is imported with
+  `output: 0`, as LiteLLM prices it (an embedding produces no output tokens), and says so;
+- `tiered_pricing` ranges of input tokens become the base price (the first range) and tiers
+  above each later range's start: LiteLLM prices a request wholly at the range its input falls
+  in, as the snapshot prices tiers (`_ranged_price`); ranges over anything else (search results)
+  are not imported;
 - cost fields the kit does not map (priority and flex service tiers, audio and image tokens,
   1-hour cache writes, search, …) are listed above the entry they belong to;
 - a long-context tier is read as LiteLLM reads it: it exists when the table has its input price,
@@ -24,6 +29,7 @@ without token prices → `per_call` (one image a call).
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 import textwrap
@@ -221,11 +227,14 @@ def _model_price(
     if not isinstance(entry, dict):
         raise _NotImported("expected an object of prices")
     if entry.get("tiered_pricing"):
-        raise _NotImported("priced by tiered_pricing ranges, which the importer does not map")
+        return _ranged_price(name, entry, effective_from)
     blocks, unmapped = _blocks(entry)
     notes: list[str] = []
     base = blocks.pop((0, False), {})
     document: dict[str, Any] = {"model": name, "effective_from": effective_from}
+    if base and "output" not in base and entry.get("mode") == "embedding":
+        base["output"] = Decimal(0)  # LiteLLM prices the missing output so; none is produced
+        notes.append("output: 0: an embedding entry lists no output price and produces no output")
     if base:
         missing = [k for k, n in _TOKEN_KEYS.items() if n in ("input", "output") and n not in base]
         if missing:
@@ -269,6 +278,72 @@ def _model_price(
             tiers.append(tier)
     if tiers:
         document["tiers"] = tiers
+    try:
+        return ModelPrice.model_validate(document), sorted(unmapped), notes
+    except ValidationError as exc:
+        raise _NotImported(exc.errors()[0]["msg"]) from None
+
+
+def _range_bounds(key: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise _NotImported(f"{key} is {value!r}, expected [start, end] in input tokens")
+    start, end = (_number(key, v) for v in value)
+    if start != start.to_integral_value() or end != end.to_integral_value() or end <= start:
+        raise _NotImported(f"{key} is {value!r}, expected whole token counts, start < end")
+    return int(start), int(end)
+
+
+def _ranged_price(
+    name: str, entry: dict[str, Any], effective_from: datetime
+) -> tuple[ModelPrice, list[str], list[str]]:
+    """The ModelPrice of an entry priced by `tiered_pricing` ranges of input tokens.
+
+    LiteLLM (`select_tier_for_input`, the Dashscope and Volcengine calculators) picks the one
+    range a request's input tokens fall in (start < input <= end; above the last, the last)
+    and prices every token of the request at it. That is the snapshot's tier rule: the first
+    range is the base price, each later range a tier above its start. Inside a range a missing
+    cache or reasoning price falls back to the range's input or output price, in both."""
+    ranges = entry["tiered_pricing"]
+    if not isinstance(ranges, list) or not all(isinstance(r, dict) for r in ranges):
+        raise _NotImported("tiered_pricing is not a list of ranges")
+    if not all("range" in r for r in ranges):
+        keys = sorted({k for r in ranges for k in r if k.endswith("range")})
+        raise _NotImported(
+            f"priced by tiered_pricing over {', '.join(keys) or 'no range'} (not input tokens), "
+            "which the kit does not price"
+        )
+    blocks, unmapped = _blocks({k: v for k, v in entry.items() if k != "tiered_pricing"})
+    if set(blocks) - {(0, False)}:
+        raise _NotImported("both tiered_pricing ranges and batch or _above_ prices")
+    bounded = sorted(
+        (_range_bounds(f"tiered_pricing[{i}].range", r["range"]), i) for i, r in enumerate(ranges)
+    )
+    if bounded[0][0][0] != 0 or any(a[0][1] != b[0][0] for a, b in itertools.pairwise(bounded)):
+        spans = ", ".join(f"{s:,}-{e:,}" for (s, e), _ in bounded)
+        raise _NotImported(f"tiered_pricing ranges {spans} do not run on from 0 without gaps")
+    prices: list[tuple[int, dict[str, Decimal]]] = []
+    for (start, _), i in bounded:
+        found, left_out = _blocks({k: v for k, v in ranges[i].items() if k != "range"})
+        unmapped += [f"tiered_pricing[{i}].{key}" for key in left_out]
+        plain = found.pop((0, False), {})
+        if found or "input" not in plain or "output" not in plain:
+            raise _NotImported(
+                f"tiered_pricing[{i}] needs an input and an output price per token, and no "
+                "batch or _above_ prices"
+            )
+        prices.append((start, plain))
+    notes = [
+        "tiered_pricing: a request pays every token at the range its input tokens fall in "
+        "(start < input <= end; above the last range, the last), as LiteLLM prices it"
+    ]
+    if blocks.get((0, False)) and blocks[(0, False)] != prices[0][1]:
+        notes.append("the entry's own per-token prices differ from its first range: not used")
+    document = {
+        "model": name,
+        "effective_from": effective_from,
+        "per_1m_tokens": prices[0][1],
+        "tiers": [{"above_input_tokens": s, "per_1m_tokens": p} for s, p in prices[1:]],
+    }
     try:
         return ModelPrice.model_validate(document), sorted(unmapped), notes
     except ValidationError as exc:

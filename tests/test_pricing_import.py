@@ -138,19 +138,24 @@ def test_known_openai_entries_import_as_listed(table):
 
 
 def test_an_embedding_model_writes_its_free_output_as_an_explicit_zero(table):
-    # pricing.yaml requires output: the table's 0.0 is written, never left out
-    result = imported(table, models=["text-embedding-3-small", "mistral/mistral-embed"])
+    # pricing.yaml requires output: the table's 0.0 is written, never left out; an embedding
+    # entry listing no output price gets 0 too (LiteLLM prices it so) and a comment says why
+    result = imported(
+        table, models=["text-embedding-3-small", "mistral/mistral-embed", "gpt-image-1"]
+    )
     text = litellm_snapshot_yaml(result, TABLE.name)
     assert text.split("models:\n")[1] == (
+        "  # output: 0: an embedding entry lists no output price and produces no output\n"
+        "  - model: mistral/mistral-embed\n"
+        "    effective_from: 2026-10-01\n"
+        "    per_1m_tokens: {input: 0.1, output: 0}\n"
         "  - model: text-embedding-3-small\n"
         "    effective_from: 2026-10-01\n"
         "    per_1m_tokens: {input: 0.02, output: 0}\n"
         "    batch: {input: 0.01, output: 0}\n"
     )
-    # an entry listing no output price at all is not imported: a missing price is not a zero
-    assert result.skipped == {
-        "mistral/mistral-embed": "no output_cost_per_token (a token price needs both)"
-    }
+    # any other entry without an output price is not imported: a missing price is not a zero
+    assert result.skipped == {"gpt-image-1": "no output_cost_per_token (a token price needs both)"}
 
 
 CRAFTED = {
@@ -173,9 +178,37 @@ CRAFTED = {
         "output_cost_per_token": Decimal("0.000015"),
     },
     "ranges": {
-        "tiered_pricing": [{"input_cost_per_token": Decimal("5E-8"), "range": [0, 256000]}],
-        "input_cost_per_token": Decimal("5E-8"),
+        "tiered_pricing": [  # out of order, as a table may list them
+            {
+                "input_cost_per_token": Decimal("2.5E-7"),
+                "output_cost_per_token": Decimal("0.000002"),
+                "input_cost_per_query": Decimal("0.01"),
+                "range": [Decimal("256000.0"), Decimal("1000000.0")],
+            },
+            {
+                "input_cost_per_token": Decimal("5E-8"),
+                "cache_read_input_token_cost": Decimal("1E-8"),
+                "output_cost_per_token": Decimal("4E-7"),
+                "range": [0, Decimal("256000.0")],
+            },
+        ],
+        "input_cost_per_token": Decimal("6E-8"),
         "output_cost_per_token": Decimal("4E-7"),
+    },
+    "gappy-ranges": {
+        "tiered_pricing": [
+            {"input_cost_per_token": 0, "output_cost_per_token": 0, "range": [0, 32000]},
+            {"input_cost_per_token": 0, "output_cost_per_token": 0, "range": [64000, 128000]},
+        ]
+    },
+    "ranges-without-output": {
+        "tiered_pricing": [{"input_cost_per_token": Decimal("5E-8"), "range": [0, 256000]}]
+    },
+    "search-ranges": {
+        "tiered_pricing": [
+            {"input_cost_per_query": Decimal("0.005"), "max_results_range": [0, 25]},
+            {"input_cost_per_query": Decimal("0.025"), "max_results_range": [26, 100]},
+        ]
     },
     "half-batch": {
         "input_cost_per_token": Decimal("0.000001"),
@@ -198,14 +231,25 @@ def test_partial_and_unknown_entries_are_reported_never_guessed():
         "no-output": "no output_cost_per_token (a token price needs both)",
         "per-second": "no input and output price per token; priced by input_cost_per_second, "
         "which the importer does not map",
-        "ranges": "priced by tiered_pricing ranges, which the importer does not map",
+        "gappy-ranges": "tiered_pricing ranges 0-32,000, 64,000-128,000 do not run on from 0 "
+        "without gaps",
+        "ranges-without-output": "tiered_pricing[0] needs an input and an output price per "
+        "token, and no batch or _above_ prices",
         "sample_spec": "LiteLLM's template entry, not a model",
+        "search-ranges": "priced by tiered_pricing over max_results_range (not input tokens), "
+        "which the kit does not price",
         "wrong-type": "input_cost_per_token is 'cheap', expected a number",
     }
-    assert [e.model for e in result.snapshot.models] == ["complete", "half-batch", "painter"]
+    assert [e.model for e in result.snapshot.models] == [
+        "complete",
+        "half-batch",
+        "painter",
+        "ranges",
+    ]
     assert result.unmapped == {
         "complete": ["input_cost_per_audio_token", "input_cost_per_token_priority"],
         "painter": ["input_cost_per_image"],
+        "ranges": ["tiered_pricing[0].input_cost_per_query"],
     }
     assert result.notes == {
         "complete": [
@@ -219,11 +263,16 @@ def test_partial_and_unknown_entries_are_reported_never_guessed():
             "pay the interactive prices"
         ],
         "painter": ["per_call is output_cost_per_image: one image a call"],
+        "ranges": [
+            "tiered_pricing: a request pays every token at the range its input tokens fall in "
+            "(start < input <= end; above the last range, the last), as LiteLLM prices it",
+            "the entry's own per-token prices differ from its first range: not used",
+        ],
     }
 
 
 def test_crafted_entries_write_the_expected_yaml():
-    result = imported(CRAFTED, models=["complete", "painter"])
+    result = imported(CRAFTED, models=["complete", "painter", "ranges"])
     text = litellm_snapshot_yaml(result, "prices.json")
     assert (
         text.split("currency:")[1]
@@ -250,6 +299,16 @@ models:
   - model: painter
     effective_from: 2026-10-01
     per_call: 0.04
+  # not imported: tiered_pricing[0].input_cost_per_query
+  # tiered_pricing: a request pays every token at the range its input tokens fall in (start < input
+  #   <= end; above the last range, the last), as LiteLLM prices it
+  # the entry's own per-token prices differ from its first range: not used
+  - model: ranges
+    effective_from: 2026-10-01
+    per_1m_tokens: {input: 0.05, cached_input: 0.01, output: 0.4}
+    tiers:
+      - above_input_tokens: 256000
+        per_1m_tokens: {input: 0.25, output: 2}
 """
     )
 
@@ -287,6 +346,40 @@ def test_an_imported_tier_prices_a_long_request_through_the_pipeline(table, work
     )
     # 272,000 × 2.50 + 1,000 × 15.00, then batch above the tier: 272,001 × 2.50 + 1,000 × 11.25
     assert ledger.ledger_cost == Decimal("0.695") + Decimal("0.6912525")
+
+
+def test_imported_ranges_price_a_request_wholly_at_the_range_its_input_falls_in(table, workspace):
+    # dashscope/qwen-plus-latest: 0-256,000 input tokens at 0.4 / 1.2 (reasoning 4) per 1M,
+    # 256,000-1,000,000 at 1.2 / 3.6 (reasoning 12); LiteLLM's range is start < input <= end
+    result = imported(table, models=["dashscope/qwen-plus-latest"])
+    assert result.skipped == {}
+    rows = [
+        request("at", model="dashscope/qwen-plus-latest", input_tokens=256_000,
+                output_tokens=1000, reasoning_tokens=400),
+        request("above", model="dashscope/qwen-plus-latest", input_tokens=256_001,
+                output_tokens=1000, reasoning_tokens=400),
+    ]  # fmt: skip
+    text = litellm_snapshot_yaml(result, TABLE.name)
+    ledger = period_ledger(
+        load_workspace(workspace(rows, pricing=text)), parse_period("2026-10"), validate=False
+    )
+    # at:    256,000 × 0.4 + 600 × 1.2 + 400 × 4   = 104,720 per 1M
+    # above: 256,001 × 1.2 + 600 × 3.6 + 400 × 12  = 314,161.2 per 1M
+    assert ledger.ledger_cost == Decimal("0.10472") + Decimal("0.3141612")
+
+
+def test_every_token_ranged_entry_of_the_table_imports_or_says_why(table):
+    ranged = [m for m, e in table.items() if isinstance(e, dict) and e.get("tiered_pricing")]
+    result = imported(table, models=ranged)
+    reasons = sorted(set(result.skipped.values()))
+    assert (len(ranged), len(result.snapshot.models), len(result.skipped)) == (56, 50, 6)
+    assert [r.split(" is ")[0] if "finer" in r else r for r in reasons] == [
+        "input_cost_per_token 1.0000000000000001E-7",
+        "input_cost_per_token 2.0000000000000002E-7",
+        "input_cost_per_token 4.0000000000000003E-7",
+        "priced by tiered_pricing over max_results_range (not input tokens), which the kit "
+        "does not price",
+    ]
 
 
 def cli(*args: str) -> int:

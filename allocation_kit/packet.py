@@ -27,8 +27,7 @@ from .present import (
     html_table,
     money,
     percent,
-    rounded_rows,
-    rounded_to_total,
+    rounding_note,
     tiles,
     unit_money,
 )
@@ -206,7 +205,8 @@ class Review:
     # --- allocation -------------------------------------------------------------------------
 
     def allocation_table(self) -> Html:
-        """Business unit → team → application, production vs non-production, with subtotals."""
+        """Business unit → team → application, production vs non-production, with subtotals.
+        Every amount, subtotals and totals included, is its exact value rounded on its own."""
         rows: dict[tuple, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for line in self.ledger.allocation:
             if line.allocation_status in UNALLOCATED_STATUSES:
@@ -219,43 +219,41 @@ class Review:
             env = "production" if line.environment == "production" else "non-production"
             rows[key][env] += line.cost
         ordered = sorted(rows, key=lambda k: (k[0] == "(unallocated)", k[0], k[1], k[2]))
-        cells = [[rows[k]["production"], rows[k]["non-production"]] for k in ordered]
-        shown = {
-            k: tuple(r) for k, r in zip(ordered, rounded_rows(cells, self.currency), strict=True)
-        }
-        prod = [p for p, _ in shown.values()]
-        nonprod = [n for _, n in shown.values()]
         body: list[tuple] = []
         classes: list[str] = []
+        sums: list[tuple[list[Decimal], Decimal]] = []  # (parts, total) as the table shows them
 
-        def emit(label: tuple, keys: list[tuple], css: str) -> None:
-            p = sum((shown[k][0] for k in keys), Decimal(0))
-            n = sum((shown[k][1] for k in keys), Decimal(0))
-            body.append((*label, self._money(p), self._money(n), self._money(p + n)))
-            classes.append(css)
+        def line(label: tuple, keys: list[tuple]) -> tuple:
+            p = sum((rows[k]["production"] for k in keys), Decimal(0))
+            n = sum((rows[k]["non-production"] for k in keys), Decimal(0))
+            sums.append(([p, n], p + n))
+            if len(keys) > 1:
+                sums.append(([rows[k]["production"] for k in keys], p))
+                sums.append(([rows[k]["non-production"] for k in keys], n))
+            return (*label, self._money(p), self._money(n), self._money(p + n))
 
         for unit in dict.fromkeys(k[0] for k in ordered):
             unit_keys = [k for k in ordered if k[0] == unit]
             for team in dict.fromkeys(k[1] for k in unit_keys):
                 team_keys = [k for k in unit_keys if k[1] == team]
                 for key in team_keys:
-                    emit(key, [key], "")
+                    body.append(line(key, [key]))
+                    classes.append("")
                 if len(team_keys) > 1:
-                    emit(("", f"{team} total", ""), team_keys, "ak-subtotal")
+                    body.append(line(("", f"{team} total", ""), team_keys))
+                    classes.append("ak-subtotal")
             if unit != "(unallocated)" and len({k[1] for k in unit_keys}) > 1:
-                emit((f"{unit} total", "", ""), unit_keys, "ak-subtotal ak-unit")
-        total_p, total_n = sum(prod, Decimal(0)), sum(nonprod, Decimal(0))
-        total = (
-            "Ledger total", "", "", self._money(total_p), self._money(total_n),
-            self._money(total_p + total_n),
-        )  # fmt: skip
-        return html_table(
+                body.append(line((f"{unit} total", "", ""), unit_keys))
+                classes.append("ak-subtotal ak-unit")
+        total = line(("Ledger total", "", ""), ordered)
+        table = html_table(
             ["Business unit", "Team", "Application", "Production", "Non-production", "Total"],
             body,
             numeric=(3, 4, 5),
             total=total,
             row_classes=classes,
         )
+        return table + rounding_note(sums, self.currency, "evidence/allocation.csv")
 
     def showback(self) -> Html:
         """Showback per cost center: what each cost center's teams consumed."""
@@ -265,7 +263,6 @@ class Review:
             if line.allocation_status not in UNALLOCATED_STATUSES:
                 by_center[line.cost_center] += line.cost
         centers = sorted(by_center, key=lambda c: -by_center[c])
-        shown = rounded_to_total([by_center[c] for c in centers], self.currency)
         owners = defaultdict(list)
         for team in ws.registry.teams:
             owners[team.cost_center].append(team)
@@ -275,18 +272,22 @@ class Review:
                 ", ".join(sorted({t.business_unit for t in owners[c]})),
                 ", ".join(t.id for t in owners[c]),
                 ", ".join(t.budget_owner for t in owners[c]),
-                self._money(v),
-                percent(v / self.ledger.ledger_cost * 100) if self.ledger.ledger_cost else "—",
+                self._money(by_center[c]),
+                percent(by_center[c] / self.ledger.ledger_cost * 100)
+                if self.ledger.ledger_cost
+                else "—",
             )
-            for c, v in zip(centers, shown, strict=True)
+            for c in centers
         ]
-        total = ("Allocated", "", "", "", self._money(sum(shown, Decimal(0))), "")
-        return html_table(
+        allocated = sum(by_center.values(), Decimal(0))
+        total = ("Allocated", "", "", "", self._money(allocated), "")
+        table = html_table(
             ["Cost center", "Business unit", "Teams", "Budget owners", "Cost", "Share of ledger"],
             body,
             numeric=(4, 5),
             total=total,
         )
+        return table + rounding_note([(list(by_center.values()), allocated)], self.currency)
 
     def shared_costs(self) -> Html:
         """Each shared application: its rule and what each receiving team got."""
@@ -299,20 +300,20 @@ class Review:
         for app, rule, team, cost in rows:
             merged[(app, rule, team)] += cost
         keys = sorted(merged)
-        shown = rounded_to_total([merged[k] for k in keys], self.currency)
-        return html_table(
+        shared = sum(merged.values(), Decimal(0))
+        table = html_table(
             ["Shared application", "Rule", "Receiving team", "Cost"],
-            [(*k, self._money(v)) for k, v in zip(keys, shown, strict=True)],
+            [(*k, self._money(merged[k])) for k in keys],
             numeric=(3,),
-            total=("Total shared", "", "", self._money(sum(shown, Decimal(0)))),
+            total=("Total shared", "", "", self._money(shared)),
             empty="No shared applications had traffic in this period.",
         )
+        return table + rounding_note([(list(merged.values()), shared)], self.currency)
 
     def coverage(self) -> Html:
         by_status = self.cost_by_status
         order = ["allocated", "shared", *UNALLOCATED_STATUSES]
         statuses = [s for s in order if s in by_status]
-        shown = rounded_to_total([by_status[s] for s in statuses], self.currency)
         requests: dict[str, int] = defaultdict(int)
         for line in self.ledger.allocation:
             requests[line.allocation_status] += line.requests
@@ -321,22 +322,23 @@ class Review:
             (
                 s.replace("_", " "),
                 count_text(requests[s]),
-                self._money(v),
+                self._money(by_status[s]),
                 percent(by_status[s] / total * 100) if total else "—",
             )
-            for s, v in zip(statuses, shown, strict=True)
+            for s in statuses
         ]
-        return html_table(
+        table = html_table(
             ["Allocation status", "Requests", "Cost", "Share"],
             body,
             numeric=(1, 2, 3),
             total=(
                 "Ledger total",
                 count_text(sum(requests.values())),
-                self._money(sum(shown, Decimal(0))),
+                self._money(total),
                 "100.0%",
             ),
         )
+        return table + rounding_note([([by_status[s] for s in statuses], total)], self.currency)
 
     def team_model_costs(self) -> dict[tuple[str, str], Decimal]:
         """Cost per (owner, model): direct by owner, shared split by the same rule per model."""

@@ -1,7 +1,9 @@
 """Presentation helpers: money and numbers for people, HTML tables and tiles for the packet.
 
-Rounding happens here, once, at the currency's minor unit. Columns shown with a total are
-rounded with largest remainder so the shown rows add up to the shown total.
+Rounding happens here, once, at the currency's minor unit: every amount shown, totals included,
+is its exact value rounded half-up on its own, so any figure can be checked against the evidence
+files; a table whose total then differs from the sum of its rounded rows says so
+(`rounding_note`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 __all__ = [
     "Html",
@@ -18,8 +20,8 @@ __all__ = [
     "minor_unit",
     "money",
     "percent",
-    "rounded_rows",
-    "rounded_to_total",
+    "rounded",
+    "rounding_note",
     "tiles",
     "unit_money",
 ]
@@ -80,46 +82,30 @@ def count_text(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
-def _to_total(values: Sequence[Decimal], total: Decimal, unit: Decimal) -> list[Decimal]:
-    """Non-negative `values` in multiples of `unit` summing to `total` (itself a multiple, at
-    least the sum of the floors and at most that plus one unit per value): each value floored,
-    then the leftover units one each to the largest remainders (ties to the first). Every value
-    is then its own rounding or one unit from it."""
-    floors = [(v / unit).to_integral_value(rounding=ROUND_FLOOR) for v in values]
-    leftover = int(total / unit - sum(floors, Decimal(0)))
-    order = sorted(range(len(values)), key=lambda i: (-(values[i] / unit - floors[i]), i))
-    for i in order[:leftover]:
-        floors[i] += 1
-    return [(f * unit).quantize(unit) for f in floors]
+def rounded(value: Decimal, currency: str) -> Decimal:
+    """The value rounded half-up to the currency's minor unit, as `money` shows it."""
+    return Decimal(value).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
-def rounded_to_total(values: Sequence[Decimal], currency: str) -> list[Decimal]:
-    """Values rounded to the minor unit so that they sum to the rounded total (largest remainder:
-    floored, the leftover cents to the largest remainders).
-
-    Negative parts are rounded on their own (half-up); the largest-remainder pass applies to the
-    non-negative parts, which is where a split's rows come from.
-    """
-    unit = minor_unit(currency)
-    if any(v < 0 for v in values):
-        return [Decimal(v).quantize(unit, rounding=ROUND_HALF_UP) for v in values]
-    total = sum(values, Decimal(0)).quantize(unit, rounding=ROUND_HALF_UP)
-    return _to_total([Decimal(v) for v in values], total, unit)
-
-
-def rounded_rows(rows: Sequence[Sequence[Decimal]], currency: str) -> list[list[Decimal]]:
-    """A table of amounts rounded to the minor unit so that it foots both ways: the row totals
-    are `rounded_to_total` of the exact row totals (they sum to the rounded grand total), and
-    each row's cells share its rounded total by largest remainder. A row's total then reads as
-    that owner's amount does elsewhere in the packet (but for a leftover cent), which rounding
-    each column on its own does not give."""
-    unit = minor_unit(currency)
-    if any(v < 0 for row in rows for v in row):
-        return [[Decimal(v).quantize(unit, rounding=ROUND_HALF_UP) for v in row] for row in rows]
-    totals = rounded_to_total([sum(row, Decimal(0)) for row in rows], currency)
-    return [
-        _to_total([Decimal(v) for v in row], t, unit) for row, t in zip(rows, totals, strict=True)
+def rounding_note(
+    sums: Iterable[tuple[Sequence[Decimal], Decimal]], currency: str, evidence: str = ""
+) -> Html:
+    """A note under a table whose shown total differs from the sum of its shown parts (each
+    `(parts, total)` of exact amounts); nothing when every shown total adds up."""
+    gaps = [
+        rounded(total, currency) - sum((rounded(p, currency) for p in parts), Decimal(0))
+        for parts, total in sums
     ]
+    if not any(gaps):
+        return Html("")
+    largest = max((abs(g) for g in gaps), key=abs)
+    source = f" ({evidence})" if evidence else ""
+    return Html(
+        '<p class="ak-note">Each amount is its exact value'
+        f"{html.escape(source)} rounded to the {'unit' if minor_unit(currency) == 1 else 'cent'} "
+        "on its own, totals included, so a total can differ from the sum of the rounded amounts "
+        f"it covers (here by up to {html.escape(money(largest, currency))}).</p>"
+    )
 
 
 def html_table(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from allocation_kit.cli import main, run_period
+from allocation_kit.present import Html
 
 from .conftest import KIT, PRICING, REGISTRY, request, write_ledger
 
@@ -187,24 +188,42 @@ def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
     assert "spikes, shifts and new callers need a baseline of at least 2 earlier periods" in html
 
 
-def test_table_rounding_foots_both_ways_and_keeps_each_rows_total():
-    """Rounding each column on its own would show [1.01, 1.01] in the first row: a row total of
-    2.02 for an owner whose exact 2.008 reads 2.01 everywhere else, and a grand total of 2.02
-    for an exact 2.014."""
+def test_every_amount_is_its_own_rounding_and_a_table_that_does_not_add_up_says_so():
+    """Nudging cells so a table foots shows an owner's amount a cent away from its rounding
+    elsewhere in the packet and in the evidence; rounding each on its own never does."""
     from decimal import Decimal as D
 
-    from allocation_kit.present import rounded_rows
+    from allocation_kit.present import rounded, rounding_note
 
-    rows = [[D("1.004"), D("1.004")], [D("0.003"), D("0.003")], [D(0), D(0)]]
-    assert rounded_rows(rows, "USD") == [
-        [D("1.01"), D("1.00")],
-        [D("0.00"), D("0.00")],
-        [D("0.00"), D("0.00")],
+    assert [rounded(v, "USD") for v in (D("1.004"), D("1.005"), D("-0.125"))] == [
+        D("1.00"),
+        D("1.01"),
+        D("-0.13"),
     ]
-    # with a credit the cells are rounded one by one, half up
-    assert rounded_rows([[D("1.005"), D("-0.125")]], "USD") == [[D("1.01"), D("-0.13")]]
+    # 1.004 + 1.004 = 2.008: the rows show 1.00 and 1.00, the total 2.01
+    assert rounding_note([([D("1.004"), D("1.004")], D("2.008"))], "USD", "evidence/x.csv") == (
+        Html(
+            '<p class="ak-note">Each amount is its exact value (evidence/x.csv) rounded to the '
+            "cent on its own, totals included, so a total can differ from the sum of the rounded "
+            "amounts it covers (here by up to $0.01).</p>"
+        )
+    )
+    assert rounding_note([([D("1.006"), D("1.001")], D("2.007"))], "USD") == Html("")
     # JPY has no minor unit
-    assert rounded_rows([[D("10.4"), D("10.4")], [D("0.4"), D("0")]], "JPY") == [
-        [D("11"), D("10")],
-        [D("0"), D("0")],
-    ]
+    assert "rounded to the unit" in rounding_note([([D("10.4"), D("10.4")], D("20.8"))], "JPY").text
+
+
+def test_the_allocation_table_rounds_each_cell_on_its_own(packet):
+    page = (packet / "packet.html").read_text()
+    table = page[page.index('<th class="txt">Business unit</th>') :]
+    table = table[: table.index("</table>")]
+    rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r) for r in re.findall(r"<tr.*?</tr>", table)]
+    # search: search-api 0.0014 + its gateway share 0.01428 = 0.01568 → $0.02 over rows of
+    # $0.00 and $0.01; the ledger: production 0.0246, non-production 0.0014, total 0.026
+    assert rows[5] == ["", "search total", "", "$0.02", "$0.00", "$0.02"]
+    assert rows[-1] == ["Ledger total", "", "", "$0.02", "$0.00", "$0.03"]
+    assert (
+        '<p class="ak-note">Each amount is its exact value (evidence/allocation.csv) rounded '
+        "to the cent on its own, totals included, so a total can differ from the sum of the "
+        "rounded amounts it covers (here by up to $0.01).</p>"
+    ) in page

@@ -737,7 +737,7 @@ class Review:
         }
         if not per_model:
             return Html('<p class="ak-empty">No per-model variance to chart.</p>')
-        title = "Variance by model (ledger − billed)"
+        title = f"Variance by model (ledger − billed) — {self.ledger.period.label}"
         fig = charts.variance_by_model_chart(per_model, self.currency, title)
         return charts.figure_html(fig, title)
 
@@ -752,7 +752,7 @@ class Review:
                 ("Identical logging duplicates", count_text(c.duplicate_copies),
                  "counted once; extra copies listed as duplicate"),
                 ("Rows outside the period", count_text(c.out_of_period),
-                 "excluded and counted per file"),
+                 "excluded; counted per file below"),
                 ("Quarantined rows", count_text(c.quarantined),
                  "kept in the total, unallocated, listed in the queue"),
                 ("Billable but unpriced", count_text(c.unpriced),
@@ -760,6 +760,19 @@ class Review:
             ],
             numeric=(1,),
         )  # fmt: skip
+        own = set(self.ledger.period_files)
+        files = html_table(
+            ["Ledger file", "Rows in the period", "Rows outside", "Rows outside are"],
+            [
+                (f, count_text(inside), count_text(outside),
+                 "—" if not outside else
+                 "strays of this period's file: validated, listed in the queue" if f in own else
+                 "another period's rows: only counted")
+                for f, (inside, outside) in sorted(self.ledger.rows_by_file.items())
+            ],
+            numeric=(1, 2),
+        )  # fmt: skip
+        rules += files
         doc = self.validation
         if not doc:
             return rules + Html('<p class="ak-note">Expectation suites: not run.</p>')
@@ -767,7 +780,9 @@ class Review:
         summary = Html(
             f"<p>Great Expectations ran {stats['evaluated']} expectations in "
             f"{len(doc['suites'])} suites: {stats['successful']} met, {stats['failed']} not met"
-            f"{', ' + str(stats['not_run']) + ' not run' if stats['not_run'] else ''}.</p>"
+            f"{', ' + str(stats['not_run']) + ' not run' if stats['not_run'] else ''}. The "
+            "ledger suite checks the rows this review covers: every row in the period and the "
+            "strays of its own files.</p>"
         )
         rows, classes = [], []
         for suite in doc["suites"]:

@@ -501,10 +501,13 @@ def period_ledger(
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW period_requests AS SELECT * FROM requests WHERE {inside}"
     )
+    by_file = rows_by_file(con, period, workspace.root)
     stage("load", started, f"{loaded.rows:,} rows from {len(loaded.files)} file(s)")
 
     started = time.perf_counter()
-    suites, parameters = period_validation(con, workspace, period) if validate else ([], {})
+    suites, parameters = (
+        period_validation(con, workspace, period, by_file=by_file) if validate else ([], {})
+    )
     quarantine = _settled_by_expectations(suites)
     failed = sum(r.success is False for s in suites for r in s.results)
     stage("validate", started, f"{failed} expectation(s) failed, {len(quarantine)} quarantine")
@@ -556,7 +559,7 @@ def period_ledger(
         ).fetchall()
     ]
     allocation = allocation_lines(usage, workspace.registry)
-    counts, ledger_cost, by_file = _counts(con, inside, loaded.rows, logical_calls, workspace)
+    counts, ledger_cost = _counts(con, loaded.rows, logical_calls, by_file)
     stage("allocate", started)
     return PeriodLedger(
         workspace=workspace,
@@ -567,7 +570,7 @@ def period_ledger(
         allocation=allocation,
         counts=counts,
         ledger_cost=ledger_cost,
-        rows_by_file=by_file,
+        rows_by_file={f: (inside, outside) for f, (_, inside, outside) in by_file.items()},
         timings=timings,
         validation=suites,
         validation_parameters=parameters,
@@ -631,14 +634,43 @@ def _nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, per
     )
 
 
+def rows_by_file(
+    con: duckdb.DuckDBPyConnection, period: Period, root
+) -> dict[str, tuple[str, int, int]]:
+    """{ledger file relative to the workspace: (its name in the view `requests`, rows inside
+    the period, rows outside it)}."""
+    inside = period_filter_sql(period)
+    prefix = str(root.resolve()).rstrip("/") + "/"
+    return {  # grouped by the raw file name (cheap) and made relative here
+        (name[len(prefix) :] if name.startswith(prefix) else name): (name, n_in, n_out)
+        for name, n_in, n_out in con.execute(
+            f"""SELECT source_path, count(*) FILTER (WHERE {inside})::BIGINT,
+                count(*) FILTER (WHERE NOT ({inside}))::BIGINT
+            FROM requests GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
+    }
+
+
+def reviewed_rows_sql(period: Period, by_file: dict[str, tuple[str, int, int]]) -> str:
+    """SQL: the ledger rows a period's review covers: every row inside the period, and the
+    strays of the period's own files (most of whose rows fall inside it). Other files' rows
+    outside the period (the months beside it, when the ledger path is a wildcard) are only
+    counted."""
+    own = [name for name, inside, outside in by_file.values() if inside > outside and outside]
+    strays = f" OR source_path IN ({', '.join(_lit(n) for n in own)})" if own else ""
+    return f"SELECT * FROM requests WHERE ({period_filter_sql(period)}){strays}"
+
+
 def period_validation(
     con: duckdb.DuckDBPyConnection,
     workspace: Workspace,
     period: Period,
     relations: dict[str, str] | None = None,
+    by_file: dict[str, tuple[str, int, int]] | None = None,
 ) -> tuple[list, dict]:
-    """Run the Great Expectations suites on the ledger (view `requests`), the registry and the
-    pricing snapshot; a failed blocking suite stops the review (ConfigError naming it)."""
+    """Run the Great Expectations suites on the ledger rows the review covers (view
+    `reviewed_requests`, see `reviewed_rows_sql`), the registry and the pricing snapshot; a
+    failed blocking suite stops the review (ConfigError naming it)."""
     from .config import read_yaml
     from .validate import (
         pricing_frame,
@@ -651,11 +683,17 @@ def period_validation(
     parameters = suite_parameters(
         period, registry, workspace.kit.currency, workspace.kit.expectations.mostly_registered
     )
+    if relations is None:
+        by_file = by_file if by_file is not None else rows_by_file(con, period, workspace.root)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW reviewed_requests AS {reviewed_rows_sql(period, by_file)}"
+        )
+        relations = {"requests": "reviewed_requests"}
     suites = validation_results(
         con,
         workspace.suites_dir,
         parameters,
-        relations=relations or {"requests": "requests"},
+        relations=relations,
         frames={
             "registry": registry_frame(registry),
             "pricing": pricing_frame(read_yaml(workspace.pricing_path)),
@@ -681,21 +719,10 @@ def _settled_by_expectations(suites: list) -> dict[str, str]:
 
 def _counts(
     con: duckdb.DuckDBPyConnection,
-    inside: str,
     rows_read: int,
     logical_calls: int,
-    workspace: Workspace,
-) -> tuple[Counts, Decimal, dict[str, tuple[int, int]]]:
-    # Group by the raw file name (cheap) and make it relative in Python.
-    prefix = str(workspace.root.resolve()).rstrip("/") + "/"
-    by_file = {
-        (name[len(prefix) :] if name.startswith(prefix) else name): (n_in, n_out)
-        for name, n_in, n_out in con.execute(
-            f"""SELECT source_path, count(*) FILTER (WHERE {inside})::BIGINT,
-                count(*) FILTER (WHERE NOT ({inside}))::BIGINT
-            FROM requests GROUP BY ALL ORDER BY ALL"""
-        ).fetchall()
-    }
+    by_file: dict[str, tuple[str, int, int]],
+) -> tuple[Counts, Decimal]:
     (attempted, successful, billable, unpriced, quarantined, copies, cost) = con.execute(
         f"""SELECT COALESCE(sum(requests), 0)::BIGINT,
             COALESCE(sum(successful_requests), 0)::BIGINT,
@@ -706,7 +733,7 @@ def _counts(
             CAST(COALESCE(sum(cost), 0) AS {COST_TYPE})
         FROM lines"""
     ).fetchall()[0]
-    out = sum(outside for _, outside in by_file.values())
+    out = sum(outside for _, _, outside in by_file.values())
     counts = Counts(
         rows_read=rows_read,
         out_of_period=out,
@@ -720,4 +747,4 @@ def _counts(
         unpriced=unpriced,
         quarantined=quarantined,
     )
-    return counts, cost, by_file
+    return counts, cost

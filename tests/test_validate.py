@@ -697,3 +697,32 @@ def test_validation_document_and_table(workspace, tmp_path):
         "2 expectations in 1 suites: 1 passed, 1 failed, 0 not run; "
         "blocking suite failed: requests",
     ]
+
+
+def test_the_ledger_suite_covers_the_periods_rows_not_the_months_beside_it(workspace, tmp_path):
+    """A wildcard ledger path reads every month's file; October's review validates October's
+    rows and the strays of October's own file, not September's file."""
+    from allocation_kit.pipeline import period_ledger
+
+    from .conftest import KIT, write_ledger
+
+    september = [
+        request(f"s{i}", timestamp="2026-09-15T12:00:00Z", team="nobody") for i in range(3)
+    ]
+    september += [request("s0", timestamp="2026-09-16T12:00:00Z")]  # repeated in September
+    september += [request("s-late", timestamp="2026-10-01T00:00:05Z")]  # a stray into October
+    october = [request(f"o{i}") for i in range(3)]
+    october += [request("o-early", timestamp="2026-09-30T23:59:50Z")]  # October's own stray
+    config = workspace(october[:1], kit=KIT.replace("requests.csv", "'requests/*.csv'"))
+    (tmp_path / "requests.csv").unlink()
+    (tmp_path / "requests").mkdir()
+    write_ledger(tmp_path / "requests" / "2026-09.csv", september)
+    write_ledger(tmp_path / "requests" / "2026-10.csv", october)
+    ledger = period_ledger(load_workspace(config), PERIOD)
+    (suite,) = [s for s in ledger.validation if s.name == "requests"]
+    # 3 October rows + s-late (inside) + o-early (October file, outside) = 5 rows; September's
+    # 3 unknown teams and its repeated s0 are not October's findings
+    only_failures(suite, {"timestamp_in_period": (5, 1)})
+    assert suite.target == "reviewed_requests"
+    assert ledger.rows_by_file == {"requests/2026-09.csv": (1, 4), "requests/2026-10.csv": (3, 1)}
+    assert (ledger.counts.rows_read, ledger.counts.out_of_period) == (9, 5)

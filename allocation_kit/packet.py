@@ -24,6 +24,7 @@ from .pipeline import PeriodLedger, period_ledger
 from .present import (
     Html,
     count_text,
+    counted,
     html_table,
     money,
     percent,
@@ -182,9 +183,8 @@ class Review:
                 continue
             share = percent(cost / total * 100)
             label = reason.replace("_", " ")
-            text = (
-                f"{self._money(cost)} ({share} of the ledger) is {label} across {_n(n, 'request')}."
-            )
+            across = counted(n, "request")
+            text = f"{self._money(cost)} ({share} of the ledger) is {label} across {across}."
             candidates.append((cost, f"{text} {ACTIONS[reason]}"))
         for a in self.analysis.anomalies if self.analysis else []:
             if a.metric == "spend" and a.scope == "application" and a.baseline is not None:
@@ -663,7 +663,8 @@ class Review:
         names = ", ".join(html.escape(line.model) for line in off)
         if off:
             head = (
-                f'<div class="ak-banner ak-warn"><strong>The gateway priced {_n(len(off), "model")}'
+                '<div class="ak-banner ak-warn"><strong>The gateway priced '
+                f"{counted(len(off), 'model')}"
                 f" differently: {names}.</strong> Check the pricing snapshot against the "
                 "gateway's price table; the packet uses the snapshot.</div>"
             )
@@ -835,32 +836,35 @@ class Review:
         return html_table(["", ""], facts, css_class="ak-table ak-facts") + inputs
 
     def sign_off(self) -> Html:
-        verdict = self.verdict
-        unallocated = self.unallocated_cost
-        if verdict == "fail":
-            status, tone = "fail", "bad"
-        elif verdict == "inconclusive" or unallocated > 0 or self.ledger.counts.unpriced:
-            status, tone = "needs follow-up", "warn"
-        else:
-            status, tone = "pass", "ok"
-        owner = self._follow_up_owner(status)
+        """The proposed result with every finding behind it (spend_review.json's `sign_off`)."""
+        proposal = (self.analysis.spend_review if self.analysis else {}).get("sign_off") or {
+            "proposed_result": "needs_follow_up" if self.unallocated_cost else "pass",
+            "findings": [],
+        }
+        status = proposal["proposed_result"]
+        tone = {"fail": "bad", "needs_follow_up": "warn"}.get(status, "ok")
         facts = [
             ("Reviewer role", self.reviewer_role),
             ("Prepared at (UTC)", self.generated_at.strftime("%Y-%m-%d %H:%M")),
-            ("Proposed result", status),
-            ("Follow-up owner", owner),
+            ("Proposed result", status.replace("_", " ")),
             ("Reviewer decision", "☐ approve   ☐ reject   ☐ approve with follow-up"),
             ("Signature / date", ""),
         ]
-        banner = Html(f'<div class="ak-banner ak-{tone}"><strong>Sign-off: {status}</strong></div>')
-        return banner + html_table(["", ""], facts, css_class="ak-table ak-facts")
-
-    def _follow_up_owner(self, status: str) -> str:
-        if status == "pass":
-            return "—"
-        if self.verdict in {"fail", "inconclusive"}:
-            return f"{self.reviewer_role} (reconciliation with the provider)"
-        return "platform engineering (tagging) and the budget owners of the callers listed"
+        banner = Html(
+            f'<div class="ak-banner ak-{tone}"><strong>Sign-off: '
+            f"{html.escape(status.replace('_', ' '))}</strong></div>"
+        )
+        findings = html_table(
+            ["Result", "Finding", "Follow-up owner"],
+            [
+                (f["result"].replace("_", " "), f["finding"], f["follow_up_owner"] or "—")
+                for f in proposal["findings"]
+            ],
+            row_classes=[f"ak-status-{f['result']}" for f in proposal["findings"]],
+            empty="Nothing open: the bill reconciles, every request is owned and priced, no "
+            "budget is exceeded and no anomaly is flagged.",
+        )
+        return banner + findings + html_table(["", ""], facts, css_class="ak-table ak-facts")
 
 
 def _number_text(value: Decimal) -> str:
@@ -872,10 +876,6 @@ def _number_text(value: Decimal) -> str:
 
 def _utc(iso: str) -> str:
     return datetime.fromisoformat(iso).strftime("%d %b %Y %H:%M UTC")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _dec(value: object) -> Decimal | None:

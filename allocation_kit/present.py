@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 __all__ = [
     "Html",
     "count_text",
+    "counted",
     "html_table",
     "minor_unit",
     "money",
@@ -80,6 +81,11 @@ def percent(value: Decimal | float | None, places: int = 1) -> str:
 
 def count_text(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 request', '2,000 requests'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def rounded(value: Decimal, currency: str) -> Decimal:

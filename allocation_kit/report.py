@@ -594,6 +594,10 @@ def period_summary(folder: Path) -> dict | None:
         ),
         "budgets_exceeded": spend["budgets"]["exceeded"] if spend.get("budgets") else None,
         "chargeback_fails": spend["chargeback"]["fail"] if spend else None,
+        "chargeback_follow_ups": spend["chargeback"]["needs_follow_up"] if spend else None,
+        "sign_off": spend.get("sign_off", {})
+        .get("proposed_result", "not recorded")
+        .replace("_", " "),
         "created_at": doc["created_at"],
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
     }

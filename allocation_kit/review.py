@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from .config import ProportionalSplit
 from .history import cell_text
 from .pipeline import PeriodLedger, kept_items_sql
+from .present import counted
 
 __all__ = [
     "CHARGEBACK_COLUMNS",
@@ -70,7 +71,7 @@ def _ownership_issues(ledger: PeriodLedger) -> dict[str, list[tuple[str, str]]]:
         WHERE allocation_status IN ('unknown_owner', 'conflict') GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
     for status, tagged, application, n in rows:
-        requests = f"{n:,} request{'s' if n != 1 else ''}"
+        requests = counted(n, "request")
         if status == "conflict":
             owner = app_team.get(application)
             for team in dict.fromkeys(t for t in (owner, tagged) if t in teams):
@@ -130,7 +131,8 @@ def chargeback_review(
             problems.append(
                 (
                     "fail",
-                    f"unpriced usage: {unpriced:,} requests have no price in the snapshot "
+                    f"unpriced usage: {counted(unpriced, 'request')} "
+                    f"{'has' if unpriced == 1 else 'have'} no price in the snapshot "
                     "(cost understated)",
                     ws.pricing.reviewed_by,
                 )
@@ -255,6 +257,103 @@ def spend_review(
             result: sum(r.review_result == result for r in chargeback)
             for result in ("pass", "needs_follow_up", "fail")
         },
+        "sign_off": sign_off_proposal(
+            ledger, flagged, chargeback, budgets, reconciliation, reviewer_role
+        ),
         "reviewer_role": reviewer_role,
         "reviewed_at": reviewed_at.isoformat(timespec="seconds"),
+    }
+
+
+def sign_off_proposal(
+    ledger: PeriodLedger,
+    flagged: list,
+    chargeback: list[ChargebackRow],
+    budgets: list,
+    reconciliation: dict,
+    reviewer_role: str,
+) -> dict:
+    """The period's proposed sign-off: `fail` when the reconciliation or a team's chargeback
+    fails, `needs_follow_up` when anything else is open (an inconclusive reconciliation,
+    unallocated cost, unpriced calls, a chargeback row to follow up, a budget exceeded, an
+    anomaly), else `pass`; with every finding behind it, worst first, and who follows it up."""
+    from .present import money, percent, unit_money
+
+    currency = ledger.workspace.kit.currency
+    findings: list[tuple[str, str, str]] = []  # (result, finding, follow-up owner)
+    result = reconciliation.get("result")
+    if result in ("fail", "inconclusive"):
+        # the reason that decided the verdict, as the reconciliation section words it
+        decided = [r["message"] for r in reconciliation.get("reasons", []) if r["effect"] == result]
+        findings.append(
+            (
+                "fail" if result == "fail" else "needs_follow_up",
+                f"Reconciliation {result}: "
+                + (decided[0] if decided else "see the reconciliation section"),
+                f"{reviewer_role} (reconciliation with the provider)",
+            )
+        )
+    for row in chargeback:
+        if row.review_result != "pass":
+            findings.append(
+                (
+                    row.review_result,
+                    f"Chargeback {row.review_result.replace('_', ' ')} for {row.team}: "
+                    f"{row.reasons}",
+                    row.follow_up_owner,
+                )
+            )
+    for b in budgets:
+        if b.status == "exceeded":
+            findings.append(
+                (
+                    "needs_follow_up",
+                    f"Budget exceeded by {b.team}: {money(b.actual, currency)} against "
+                    f"{money(b.budget, currency)} ({percent(b.pct_used)} used)",
+                    b.budget_owner,
+                )
+            )
+    by_status = ledger.cost_by_status()
+    unallocated = ledger.ledger_cost - by_status.get("allocated", 0) - by_status.get("shared", 0)
+    if unallocated:
+        requests = sum(
+            line.requests
+            for line in ledger.allocation
+            if line.allocation_status not in ("allocated", "shared")
+        )
+        findings.append(
+            (
+                "needs_follow_up",
+                f"Unallocated: {unit_money(unallocated, currency)} of "
+                f"{counted(requests, 'request')} no team owns yet "
+                "(untagged, unknown owner, conflict or quarantined)",
+                "platform engineering (tagging)",
+            )
+        )
+    if ledger.counts.unpriced:
+        findings.append(
+            (
+                "needs_follow_up",
+                f"Unpriced: {counted(ledger.counts.unpriced, 'billable call')} of a model with no "
+                "price in effect: cost unknown, not in the ledger total",
+                f"{reviewer_role} (pricing snapshot)",
+            )
+        )
+    anomalies = [a for a in flagged if a.metric != "history"]
+    if anomalies:
+        findings.append(
+            (
+                "needs_follow_up",
+                f"Anomalies: {len(anomalies)} flagged against the baseline of earlier periods",
+                "the budget owners of the teams concerned",
+            )
+        )
+    order = {"fail": 0, "needs_follow_up": 1}
+    findings.sort(key=lambda f: order[f[0]])  # stable: worst first, then in the order above
+    proposed = findings[0][0] if findings else "pass"
+    return {
+        "proposed_result": proposed,
+        "findings": [
+            {"result": r, "finding": text, "follow_up_owner": owner} for r, text, owner in findings
+        ],
     }

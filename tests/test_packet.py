@@ -103,12 +103,66 @@ def test_the_index_lists_the_period(packet):
     index = (packet.parent / "index.html").read_text()
     assert '<a href="2026-10/packet.html">open packet</a>' in index
     assert '<td class="num">$0.03</td>' in index
-    assert '<span class="verdict v-inconclusive">inconclusive</span>' in index
-    # anomalies (no earlier period yet), budgets exceeded, chargeback fails
+    # the proposed sign-off (search's chargeback fails), then the reconciliation (no bill)
     assert (
-        '<td class="num">no baseline yet</td>\n  <td class="num">—</td>\n  <td class="num">1</td>'
-        in index
-    )
+        '<td><span class="verdict v-fail">fail</span></td>\n'
+        '  <td><span class="verdict v-inconclusive">inconclusive</span></td>'
+    ) in index
+    # anomalies (no earlier period yet), budgets exceeded, chargeback fail · follow-up
+    assert (
+        '<td class="num">no baseline yet</td>\n  <td class="num">—</td>\n'
+        '  <td class="num">1 · 1</td>'
+    ) in index
+    assert '<a href="2026-10/evidence/manifest.json">manifest</a>' in index
+
+
+def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet):
+    spend = json.loads((packet / "evidence" / "spend_review.json").read_text())
+    assert spend["sign_off"] == {
+        "proposed_result": "fail",
+        "findings": [
+            {
+                "result": "fail",
+                "finding": "Chargeback fail for search: unpriced usage: 1 request has no price "
+                "in the snapshot (cost understated); tag conflict: 1 request tag application "
+                "ticket-bot (registered to support) with team search",
+                "follow_up_owner": "finops-analyst, search-lead",
+            },
+            {
+                "result": "needs_follow_up",
+                "finding": "Reconciliation inconclusive: kit.yaml has no billing section: there "
+                "is no bill to reconcile against.",
+                "follow_up_owner": "finops-analyst (reconciliation with the provider)",
+            },
+            {
+                "result": "needs_follow_up",
+                "finding": "Chargeback needs follow up for support: tag conflict: 1 request tag "
+                "application ticket-bot (registered to support) with team search",
+                "follow_up_owner": "support-lead",
+            },
+            {
+                "result": "needs_follow_up",
+                # r4 conflict 0.0014 + r5 untagged 0.0014
+                "finding": "Unallocated: $0.0028 of 2 requests no team owns yet (untagged, "
+                "unknown owner, conflict or quarantined)",
+                "follow_up_owner": "platform engineering (tagging)",
+            },
+            {
+                "result": "needs_follow_up",
+                "finding": "Unpriced: 1 billable call of a model with no price in effect: cost "
+                "unknown, not in the ledger total",
+                "follow_up_owner": "finops-analyst (pricing snapshot)",
+            },
+        ],
+    }
+    page = (packet / "packet.html").read_text()
+    assert '<div class="ak-banner ak-bad"><strong>Sign-off: fail</strong></div>' in page
+    assert (
+        '<tr class="ak-status-needs_follow_up"><td class="txt">needs follow up</td>'
+        '<td class="txt">Unpriced: 1 billable call of a model with no price in effect: cost '
+        'unknown, not in the ledger total</td><td class="txt">finops-analyst (pricing '
+        "snapshot)</td></tr>"
+    ) in page
 
 
 def test_a_failed_run_exits_with_the_notebooks_error_and_keeps_the_packet(tmp_path, capsys):

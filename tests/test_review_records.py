@@ -47,7 +47,7 @@ def test_unpriced_usage_fails(workspace):
     row = reviewed(workspace, [request("r1", model="mystery")])["search"]
     assert (row.review_result, row.reasons, row.follow_up_owner) == (
         "fail",
-        "unpriced usage: 1 requests have no price in the snapshot (cost understated)",
+        "unpriced usage: 1 request has no price in the snapshot (cost understated)",
         "finops-analyst",
     )
 

@@ -271,7 +271,7 @@ def _spike(flag, scope, key, metric, row, seen, total, currency, history, ledger
     if score < SCORE_CUTOFF or actual - base < MATERIALITY * total:
         return
     change = ((actual - base) / base * 100).quantize(_Q) if base else None
-    shown = (lambda v: money(v, currency)) if metric == "spend" else (lambda v: f"{v:,.0f}")
+    shown = (lambda v: money(v, currency)) if metric == "spend" else _count
     noun = "spend" if metric == "spend" else "requests"
     times = f" ({(actual / base).quantize(Decimal('0.1'))}× the baseline)" if base else ""
     text = (
@@ -281,6 +281,11 @@ def _spike(flag, scope, key, metric, row, seen, total, currency, history, ledger
     if scope == "application":
         text += _driver(ledger, key)
     flag(scope, key, metric, base, actual, score, text, change)
+
+
+def _count(value: Decimal) -> str:
+    """A request count or a median of counts (1,504.5 stays 1,504.5)."""
+    return f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.1f}"
 
 
 def _ratio_shift(flag, scope, key, row, seen, labels) -> None:

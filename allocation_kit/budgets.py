@@ -157,10 +157,12 @@ def budget_lines(
     for b in budgets.budgets:
         budget = prorated_budget(b.monthly, period)
         actual = other = Decimal(0)
+        unpriced = 0
         for line in allocation:
             if line.team == b.team and line.allocation_status in ("allocated", "shared"):
                 if line.environment in b.environments:
                     actual += line.cost
+                    unpriced += line.unpriced_requests
                 else:
                     other += line.cost
         forecast = (actual * period.days / covered).quantize(CENT, ROUND_HALF_EVEN)
@@ -175,6 +177,9 @@ def budget_lines(
             reasons.append(f"{pct}% of budget used (threshold {crossed[-1]}%)")
         else:
             status = "ok"
+        if unpriced:
+            calls = f"{unpriced:,} unpriced call{'s' if unpriced != 1 else ''}"
+            reasons.append(f"actual leaves out {calls} (no price in the snapshot: cost unknown)")
         if covered < period.days:
             reasons.append(
                 f"data through {data_through}: forecast at the run rate of {covered} day(s)"

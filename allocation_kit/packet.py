@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import charts
 from .allocate import shared_weights, split_exact
+from .anomalies import MATERIALITY, SCORE_CUTOFF
 from .attribute import UNALLOCATED_STATUSES
 from .config import load_workspace
 from .periods import parse_period
@@ -155,10 +156,11 @@ class Review:
         total = self.ledger.ledger_cost or Decimal(1)
         rec = self.reconciliation
         if rec and rec.get("result") in {"fail", "inconclusive"}:
-            sentences = [r.get("sentence") or r.get("message") for r in rec.get("reasons", [])]
-            sentence = next((s for s in sentences if s), "")
+            # the reason that decided the verdict
+            decided = [r["message"] for r in rec.get("reasons", []) if r["effect"] == rec["result"]]
             weight = abs(Decimal(rec.get("variance") or 0)) + total  # the bill outranks all
-            candidates.append((weight, f"Reconciliation is {rec['result']}: {sentence}"))
+            text = f"Reconciliation {rec['result']}: {decided[0] if decided else ''}".rstrip(": ")
+            candidates.append((weight, text))
         for reason, n, cost in self.exceptions_by_reason():
             if reason in {"duplicate", "out_of_period"}:
                 text = (
@@ -208,6 +210,7 @@ class Review:
         """Business unit → team → application, production vs non-production, with subtotals.
         Every amount, subtotals and totals included, is its exact value rounded on its own."""
         rows: dict[tuple, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        unpriced: dict[tuple, int] = defaultdict(int)
         for line in self.ledger.allocation:
             if line.allocation_status in UNALLOCATED_STATUSES:
                 key = ("(unallocated)", line.allocation_status.replace("_", " "), "")
@@ -218,6 +221,7 @@ class Review:
                 key = (line.business_unit, line.team, app)
             env = "production" if line.environment == "production" else "non-production"
             rows[key][env] += line.cost
+            unpriced[key] += line.unpriced_requests
         ordered = sorted(rows, key=lambda k: (k[0] == "(unallocated)", k[0], k[1], k[2]))
         body: list[tuple] = []
         classes: list[str] = []
@@ -237,7 +241,8 @@ class Review:
             for team in dict.fromkeys(k[1] for k in unit_keys):
                 team_keys = [k for k in unit_keys if k[1] == team]
                 for key in team_keys:
-                    body.append(line(key, [key]))
+                    mark = (*key[:2], key[2] + " †") if unpriced[key] else key
+                    body.append(line(mark if key[2] else key, [key]))
                     classes.append("")
                 if len(team_keys) > 1:
                     body.append(line(("", f"{team} total", ""), team_keys))
@@ -253,7 +258,15 @@ class Review:
             total=total,
             row_classes=classes,
         )
-        return table + rounding_note(sums, self.currency, "evidence/allocation.csv")
+        note = rounding_note(sums, self.currency, "evidence/allocation.csv")
+        marked = sum(n for k, n in unpriced.items() if k[2])  # owned lines, marked †
+        if marked:
+            calls = counted(marked, "billable call")
+            note += Html(
+                f'<p class="ak-note">† leaves out {calls} of a model with no price in the '
+                "snapshot: their cost is unknown, not zero (see the exception queue).</p>"
+            )
+        return table + note
 
     def showback(self) -> Html:
         """Showback per cost center: what each cost center's teams consumed."""
@@ -487,9 +500,20 @@ class Review:
                 ["Kind", "Where", "Score", "Explanation"],
                 rows,
                 numeric=(2,),
-                empty="No anomalies: spend, volume and token mix are in line with the baseline.",
+                empty="No day-level spikes inside the period."
+                if notes
+                else "No anomalies: spend, volume and token mix are in line with the baseline.",
             )
         )
+        if rows:
+            parts.append(
+                Html(
+                    '<p class="ak-note">Score: a modified z-score, (actual − median of the earlier '
+                    "periods) ÷ max(1.4826 × their median absolute deviation, 10% of the median); "
+                    f"flagged from {SCORE_CUTOFF} up when the change is also at least "
+                    f"{MATERIALITY * 100:.0f}% of the period's total.</p>"
+                )
+            )
         return sum(parts[1:], parts[0])
 
     def chargeback_review(self) -> Html:
@@ -525,15 +549,20 @@ class Review:
     def exception_reasons(self) -> Html:
         rows = self.exceptions_by_reason()
         body = [
-            (reason.replace("_", " "), count_text(n), self._money(cost), ACTIONS[reason])
+            (reason.replace("_", " "), count_text(n), self._exception_cost(reason, cost),
+             ACTIONS[reason])
             for reason, n, cost in rows
-        ]
+        ]  # fmt: skip
         return html_table(
             ["Reason", "Rows", "Cost", "What to do"],
             body,
             numeric=(1, 2),
             empty="The exception queue is empty.",
         )
+
+    def _exception_cost(self, reason: str, cost: Decimal | None) -> str:
+        """An unpriced request has no cost, which is not a zero."""
+        return "unknown (no price)" if reason == "unpriced" else self._money(cost)
 
     def exceptions_by_caller(self, limit: int = 12) -> Html:
         rows = self._sql(
@@ -543,9 +572,10 @@ class Review:
             f"GROUP BY ALL ORDER BY 5 DESC, 4 DESC LIMIT {int(limit)}"
         )
         body = [
-            (caller, app, reason.replace("_", " "), count_text(n), self._money(cost))
+            (caller, app, reason.replace("_", " "), count_text(n),
+             self._exception_cost(reason, cost))
             for caller, app, reason, n, cost in rows
-        ]
+        ]  # fmt: skip
         return html_table(
             ["Caller", "Application (as tagged)", "Reason", "Rows", "Cost"],
             body,
@@ -559,7 +589,9 @@ class Review:
             "COALESCE(team, ''), COALESCE(application, ''), model, cost FROM exception_queue "
             f"ORDER BY cost DESC NULLS LAST, request_id LIMIT {int(limit)}"
         )
-        body = [(r[0], r[1].replace("_", " "), *r[2:6], self._money(r[6])) for r in rows]
+        body = [
+            (r[0], r[1].replace("_", " "), *r[2:6], self._exception_cost(r[1], r[6])) for r in rows
+        ]
         return html_table(
             ["Request", "Reason", "Time (UTC)", "Team tag", "Application tag", "Model", "Cost"],
             body,

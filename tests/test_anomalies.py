@@ -138,3 +138,13 @@ def test_a_day_far_above_the_periods_median_day_is_flagged(workspace, tmp_path):
         "2026-10-07: ledger cost $0.06 against a median day of $0.01 in 2026-10; most of the "
         "extra came from application search-api (+$0.04)"
     )
+
+
+def test_a_median_of_request_counts_keeps_its_half():
+    from allocation_kit.anomalies import _count
+
+    assert [_count(Decimal(v)) for v in ("1504.5", "1504", "12000")] == [
+        "1,504.5",
+        "1,504",
+        "12,000",
+    ]

@@ -66,6 +66,23 @@ def test_each_status_with_production_only_by_default():
     assert result[1].budget_owner == "support-lead"
 
 
+def test_a_budget_whose_actual_leaves_out_unpriced_calls_says_so():
+    from dataclasses import replace
+
+    config = budgets({"team": "search", "monthly": 1000})
+    allocation = [
+        replace(line("search", "100.00"), unpriced_requests=3),
+        replace(line("search", "5.00", environment="staging"), unpriced_requests=7),  # not counted
+        line("search", "20.00"),
+    ]
+    (result,) = budget_lines(config, allocation, REG, OCTOBER, date(2026, 10, 31), "USD")
+    assert (result.actual, result.status, result.reason) == (
+        Decimal("120.00"),
+        "ok",
+        "actual leaves out 3 unpriced calls (no price in the snapshot: cost unknown)",
+    )
+
+
 def test_forecast_extends_the_run_rate_when_the_data_stops_early():
     config = budgets({"team": "search", "monthly": 3000}, thresholds=(80, 100))
     result = budget_lines(config, [line("search", "1000")], REG, OCTOBER, date(2026, 10, 10), "USD")

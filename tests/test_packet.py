@@ -275,6 +275,18 @@ def test_the_allocation_table_rounds_each_cell_on_its_own(packet):
     # search: search-api 0.0014 + its gateway share 0.01428 = 0.01568 → $0.02 over rows of
     # $0.00 and $0.01; the ledger: production 0.0246, non-production 0.0014, total 0.026
     assert rows[5] == ["", "search total", "", "$0.02", "$0.00", "$0.02"]
+    # search-api's unpriced request is marked: its cost is unknown, not zero
+    assert rows[4] == ["product", "search", "search-api †", "$0.00", "$0.00", "$0.00"]
+    assert (
+        '<p class="ak-note">† leaves out 1 billable call of a model with no price in the '
+        "snapshot: their cost is unknown, not zero (see the exception queue).</p>"
+    ) in page
+    assert (
+        '<td class="txt">unpriced</td><td class="num">1</td><td class="num">unknown (no price)</td>'
+    ) in page
+    # no earlier periods: the anomaly table does not claim the spend is in line with a baseline
+    assert '<p class="ak-empty">No day-level spikes inside the period.</p>' in page
+    assert "in line with the baseline" not in page
     assert rows[-1] == ["Ledger total", "", "", "$0.02", "$0.00", "$0.03"]
     assert (
         '<p class="ak-note">Each amount is its exact value (evidence/allocation.csv) rounded '

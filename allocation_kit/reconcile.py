@@ -163,6 +163,11 @@ class LedgerUsage:
     quarantined_requests: int
     quantity: dict[str, int]  # direction -> tokens (requests for per_call)
     cost: dict[str, Decimal]  # direction -> cost
+    # request_ids logged more than once with different content (quarantined: every copy counts)
+    # and, per direction, the fewest and most tokens their copies add beyond the one a provider
+    # bills (which copy it billed is unknown)
+    conflicting_ids: int = 0
+    beyond_one_copy: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def total_cost(self) -> Decimal:
@@ -258,6 +263,7 @@ def ledger_usage(
             sum(cost_output), sum(cost_per_call)
         FROM lines WHERE billable GROUP BY model ORDER BY model"""
     ).fetchall()
+    copies = _beyond_one_copy(con)
     usage = {}
     for model, requests, unpriced, quarantined, *values in rows:
         quantities = dict(zip(TOKEN_DIRECTIONS, (int(v) for v in values[:4]), strict=True))
@@ -277,8 +283,53 @@ def ledger_usage(
             quarantined_requests=int(quarantined),
             quantity={d: quantities[d] for d in DIRECTIONS if d in keep},
             cost={d: costs[d] for d in DIRECTIONS if d in keep},
+            conflicting_ids=copies.get(model, (0, {}))[0],
+            beyond_one_copy=copies.get(model, (0, {}))[1],
         )
     return usage
+
+
+def _beyond_one_copy(
+    con: duckdb.DuckDBPyConnection,
+) -> dict[str, tuple[int, dict[str, tuple[int, int]]]]:
+    """model -> (request_ids logged with different content, {direction: (fewest, most) tokens
+    their billable copies of the model add beyond the single copy a provider bills}). The
+    billed copy may be any copy: the fewest assumes the largest of this model, the most the
+    smallest (or, when the id also has copies of another model, none of this model)."""
+    directions = {
+        "uncached_input": "input_tokens - cached_input_tokens - cache_write_tokens",
+        "cached_input": "cached_input_tokens",
+        "cache_write": "cache_write_tokens",
+        "output": "output_tokens",
+    }
+    per_id = ", ".join(
+        f"sum({e}) - max({e}) AS lo_{d}, "
+        f"CASE WHEN count(*) < any_value(copies) THEN sum({e}) ELSE sum({e}) - min({e}) END "
+        f"AS hi_{d}"
+        for d, e in directions.items()
+    )
+    totals = ", ".join(f"sum(lo_{d})::HUGEINT, sum(hi_{d})::HUGEINT" for d in directions)
+    rows = con.execute(
+        f"""WITH copies AS (
+            SELECT *, count(*) OVER (PARTITION BY request_id) AS copies FROM lines
+            WHERE request_id IS NOT NULL AND allocation_status = 'quarantined'
+                AND detail LIKE 'request_id logged % times with different content'
+        ), per_id AS (
+            SELECT model, request_id, {per_id} FROM copies WHERE billable GROUP BY ALL
+        )
+        SELECT model, count(*)::BIGINT, {totals} FROM per_id GROUP BY model"""
+    ).fetchall()
+    return {
+        model: (
+            int(ids),
+            {
+                d: (int(values[2 * i]), int(values[2 * i + 1]))
+                for i, d in enumerate(directions)
+                if values[2 * i + 1]
+            },
+        )
+        for model, ids, *values in rows
+    }
 
 
 def _overlaps(start: str, end: str, period: Period) -> str:
@@ -402,7 +453,11 @@ def _folded(ledger: LedgerUsage, bill: BilledUsage) -> tuple[LedgerUsage, bool]:
     quantity, cost = dict(ledger.quantity), dict(ledger.cost)
     quantity["uncached_input"] = quantity.get("uncached_input", 0) + quantity.pop("cache_write")
     cost["uncached_input"] = cost.get("uncached_input", _ZERO) + cost.pop("cache_write")
-    return replace(ledger, quantity=quantity, cost=cost), True
+    beyond = dict(ledger.beyond_one_copy)
+    if "cache_write" in beyond:
+        (lo, hi), (w_lo, w_hi) = beyond.get("uncached_input", (0, 0)), beyond.pop("cache_write")
+        beyond["uncached_input"] = (lo + w_lo, hi + w_hi)
+    return replace(ledger, quantity=quantity, cost=cost, beyond_one_copy=beyond), True
 
 
 def reconciliation_lines(
@@ -757,11 +812,22 @@ class _Sentences:
     def __init__(self, currency: str, tolerance: Decimal, period: Period) -> None:
         self.currency, self.tolerance, self.period = currency, tolerance, period
 
-    def money(self, value: Decimal) -> str:
-        """$1,234.57 from a dollar up (half-up to cents); smaller amounts keep up to 6 places,
-        so a sub-cent ledger is not shown as $0.00 vs $0.00."""
+    def compared(self, billed: Decimal, computed: Decimal) -> str:
+        """'billed $1.0004 vs $1.0016 computed': as `money`, with the places (up to 6) that
+        tell two different amounts apart."""
+        places = 2
+        while places < 6 and billed != computed and all(abs(v) >= 1 for v in (billed, computed)):
+            step = Decimal(1).scaleb(-places)
+            if billed.quantize(step, ROUND_HALF_UP) != computed.quantize(step, ROUND_HALF_UP):
+                break
+            places += 1
+        return f"billed {self.money(billed, places)} vs {self.money(computed, places)} computed"
+
+    def money(self, value: Decimal, places: int = 2) -> str:
+        """$1,234.57 from a dollar up (half-up to cents, or `places`); smaller amounts keep up
+        to 6 places, so a sub-cent ledger is not shown as $0.00 vs $0.00."""
         if abs(value) >= 1:
-            shown = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+            shown = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
         else:
             shown = value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP).normalize()
             if -shown.as_tuple().exponent < 2:
@@ -1069,9 +1135,9 @@ class _Sentences:
         counts: dict[str, int],
     ) -> list[Reason]:
         reasons = [
-            self.line_reason(
-                line, used[line.model].quarantined_requests if line.model in used else 0
-            )
+            self.line_reason(line, _folded(used[line.model], bill[line.model])[0])
+            if line.model in used and line.model in bill
+            else self.line_reason(line, used.get(line.model))
             for line in self._detail_lines(lines)
         ]
         reasons = [r for r in reasons if r is not None]
@@ -1196,14 +1262,14 @@ class _Sentences:
             line for line in lines if line.level == "direction" or line.model not in with_directions
         ]
 
-    def line_reason(self, line: ReconciliationLine, quarantined: int) -> Reason | None:
+    def line_reason(self, line: ReconciliationLine, usage: LedgerUsage | None) -> Reason | None:
         """The sentence for one line that differs: a stale price, or traffic on one side only."""
         if line.finding not in {"price_mismatch", "token_mismatch", "cost_mismatch"}:
             return None
         what = f"{line.model} {_LABELS[line.direction]}"
         subject = f"{line.model} {line.direction}" if line.direction else line.model
         noun = _noun(line.unit)
-        money = f"billed {self.money(line.billed_cost)} vs {self.money(line.ledger_cost)} computed"
+        money = self.compared(line.billed_cost, line.ledger_cost)
         numbers = _strings(
             model=line.model,
             direction=line.direction,
@@ -1234,16 +1300,33 @@ class _Sentences:
                     "ledger (unlogged callers or lost log rows)"
                 )
             else:
-                tail = (
-                    f"the ledger has {_plural(-extra, noun)} more: logged traffic the "
-                    "provider did not bill (failed calls logged as successful, or calls routed "
-                    "elsewhere)"
-                )
-                if quarantined:
-                    tail += (
-                        f"; {quarantined:,} quarantined calls of {line.model} count in the "
-                        "ledger, e.g. one request logged twice with different content"
+                lo, hi = usage.beyond_one_copy.get(line.direction, (0, 0)) if usage else (0, 0)
+                ids = usage.conflicting_ids if usage else 0
+                if ids and lo <= -extra <= hi:
+                    within = (
+                        f"exactly the {_plural(lo, noun)}"
+                        if lo == hi
+                        else (f"within the {lo:,}–{_plural(hi, noun)}")
                     )
+                    tail = (
+                        f"the ledger has {_plural(-extra, noun)} more, {within} that "
+                        f"{_plural(ids, 'request_id')} logged more than once with different "
+                        "content add beyond one copy each: the provider bills such a call "
+                        "once, the ledger keeps every copy (quarantined, in the exception "
+                        "queue) until the log is corrected"
+                    )
+                else:
+                    tail = (
+                        f"the ledger has {_plural(-extra, noun)} more: logged traffic the "
+                        "provider did not bill (failed calls logged as successful, or calls "
+                        "routed elsewhere)"
+                    )
+                    quarantined = usage.quarantined_requests if usage else 0
+                    if quarantined:
+                        tail += (
+                            f"; {quarantined:,} quarantined calls of {line.model} count in "
+                            "the ledger, e.g. one request logged twice with different content"
+                        )
             message = f"{what} {counted} ({money}): {tail}."
         return Reason(line.finding, "info", subject, numbers, message)
 

@@ -700,3 +700,36 @@ def test_lines_add_up_to_the_totals_whatever_the_bill(workspace, calls, billed):
             assert sum(d.billed_cost for d in parts) == model.billed_cost
     assert recon.result in {"pass", "fail", "inconclusive"}
     assert all(r.message and r.effect in {"fail", "inconclusive", "info"} for r in recon.reasons)
+
+
+def test_excess_ledger_tokens_within_what_conflicting_copies_add_are_explained_so(workspace):
+    """r5 is logged twice with different content (both copies quarantined, both counted); the
+    provider billed one copy. The ledger's excess is what the second copy adds."""
+    rows = [
+        *ROWS,
+        request("r5", input_tokens=1000, output_tokens=100),
+        request("r5", input_tokens=1000, output_tokens=300),
+    ]
+    bill = [
+        usage("chat-small", "uncached_input", 601_000, "0.601"),
+        usage("chat-small", "cached_input", 400_000, "0.20"),
+        usage("chat-small", "output", 250_100, "1.0004"),  # the copy with 100 output tokens
+        *CLEAN_BILL[3:],
+    ]
+    recon = reconcile(workspace, rows, bill)
+    found = [r.message for r in recon.reasons if r.code == "token_mismatch"]
+    # uncached input: 602,000 logged, 601,000 billed; either copy adds 1,000 beyond the other.
+    # output: 250,400 logged, 250,100 billed; the second copy adds 100 (if the 300-token copy
+    # was billed) to 300 (if the 100-token one was). 250,400 × 4.00 / 1M = 1.0016
+    assert found == [
+        "chat-small uncached input tokens billed 601,000 vs 602,000 logged (billed $0.601 vs "
+        "$0.602 computed): the ledger has 1,000 tokens more, exactly the 1,000 tokens that 1 "
+        "request_id logged more than once with different content add beyond one copy each: "
+        "the provider bills such a call once, the ledger keeps every copy (quarantined, in the "
+        "exception queue) until the log is corrected.",
+        "chat-small output tokens billed 250,100 vs 250,400 logged (billed $1.000 vs $1.002 "
+        "computed): the ledger has 300 tokens more, within the 100–300 tokens that 1 "
+        "request_id logged more than once with different content add beyond one copy each: "
+        "the provider bills such a call once, the ledger keeps every copy (quarantined, in the "
+        "exception queue) until the log is corrected.",
+    ]

@@ -101,6 +101,9 @@ def split_exact(
     return {k: floors[k] * quantum for k in keys}
 
 
+_BASIS = {"tokens": "input + output tokens", "cost": "cost", "requests": "requests"}
+
+
 def shared_weights(
     rule: FixedSplit | ProportionalSplit | EvenSplit,
     direct: Mapping[str, Mapping[str, Decimal | int]],
@@ -116,7 +119,10 @@ def shared_weights(
     if isinstance(rule, ProportionalSplit):
         weights = {t: Decimal(direct.get(t, {}).get(rule.basis, 0)) for t in rule.teams}
         if sum(weights.values()) > 0:
-            return weights, f"shared: proportional to {rule.basis} of {', '.join(rule.teams)}"
+            return weights, (
+                f"shared: proportional to the direct {_BASIS[rule.basis]} of "
+                f"{', '.join(rule.teams)} in the period (all environments)"
+            )
         return (
             {t: Decimal(1) for t in rule.teams},
             f"shared: even across {', '.join(rule.teams)} (no direct {rule.basis} to weigh by)",

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
@@ -205,7 +206,12 @@ def budget_bullet_chart(
     ax.set_title(title, loc="left", fontsize=11)
     handles = [Patch(facecolor="#e4e9f0", label="Budget (ticks: thresholds)")]
     handles += [Patch(facecolor=c, label=f"Actual, {s}") for s, c in STATUS_COLOURS.items()]
-    fig.legend(handles=handles, ncols=4, fontsize=8, frameon=False, loc="outside lower center")
+    if any(forecast != actual for _, _, actual, forecast, _ in rows):
+        handles.append(
+            Line2D([], [], marker="D", color="#222222", linestyle="none", markersize=5,
+                   label="Forecast to period end")
+        )  # fmt: skip
+    fig.legend(handles=handles, ncols=5, fontsize=8, frameon=False, loc="outside lower center")
     return fig
 
 

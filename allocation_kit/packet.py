@@ -426,12 +426,18 @@ class Review:
                     u.note or "",
                 )
             )
-        return html_table(
+        table = html_table(
             ["Unit", "Definition (numerator ÷ denominator)", "Numerator", "Denominator",
              "Unit cost", "Previous", "Change", "Owner / signed off", "Note"],
             rows,
             numeric=(2, 3, 4, 5, 6),
         )  # fmt: skip
+        return table + Html(
+            '<p class="ak-note">A numerator is the priced cost of the ledger requests whose tags '
+            "match its filter, as logged: billable calls in any allocation status, without "
+            "shares of shared applications. It can therefore differ from the same team's or "
+            "application's allocated cost above.</p>"
+        )
 
     def unit_cost_trend_chart(self) -> Html:
         trends = self.analysis.trends if self.analysis else {}

@@ -217,7 +217,10 @@ def test_proportional_split_weighs_by_direct_tokens(workspace):
     rule = {
         line.allocation_rule for line in ledger.allocation if line.allocation_status == "shared"
     }
-    assert rule == {"shared: proportional to tokens of search, support"}
+    assert rule == {
+        "shared: proportional to the direct input + output tokens of search, support in the "
+        "period (all environments)"
+    }
 
 
 def test_proportional_split_without_direct_usage_falls_back_to_even(workspace):

@@ -193,10 +193,18 @@ def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
 
 
 def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path.resolve())
+    """The path relative to the workspace; the kit's own files (its default expectation
+    suites) as `allocation-kit/<name>/<file>`, not a path of this machine's installation."""
+    resolved = path.resolve()
+    from .validate import default_suites_dir
+
+    for base in (root.resolve(), default_suites_dir().resolve().parent):
+        try:
+            relative = resolved.relative_to(base)
+        except ValueError:
+            continue
+        return str(relative) if base == root.resolve() else f"allocation-kit/{relative}"
+    return str(resolved)
 
 
 def input_files(

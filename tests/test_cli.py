@@ -69,8 +69,13 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
     roles = [i["role"] for i in manifest["inputs"]]
     assert roles == ["config", "registry", "pricing", "requests", *["expectations"] * 3]
     assert manifest["inputs"][3]["path"] == "requests.csv"
-    suites = sorted(Path(i["path"]).name for i in manifest["inputs"][4:])
-    assert suites == ["pricing.json", "registry.json", "requests.json"]
+    suites = sorted(i["path"] for i in manifest["inputs"][4:])
+    # the kit's own suites are named in the kit, not by this machine's installation path
+    assert suites == [
+        "allocation-kit/expectations/pricing.json",
+        "allocation-kit/expectations/registry.json",
+        "allocation-kit/expectations/requests.json",
+    ]
     assert len(manifest["inputs"][3]["sha256"]) == 64
     assert manifest["pricing_snapshot"]["id"] == "2026-09-28/finops-analyst"
 

@@ -634,7 +634,7 @@ class Review:
         rec = self.reconciliation or {}
         body = [
             (
-                line.get("model"),
+                line.get("model") or "(no model id)",
                 (line.get("direction") or "all directions").replace("_", " "),
                 count_text(line.get("ledger_tokens")),
                 count_text(line.get("billed_tokens")),
@@ -770,7 +770,7 @@ class Review:
     def variance_chart(self) -> Html:
         rec = self.reconciliation or {}
         per_model = {
-            line["model"]: Decimal(line["variance"])
+            line["model"] or "(no model id)": Decimal(line["variance"])
             for line in rec.get("lines", [])
             if not line.get("direction") and line.get("variance") is not None
         }

@@ -79,8 +79,15 @@ def percent(value: Decimal | float | None, places: int = 1) -> str:
     return f"{Decimal(value):,.{places}f}%".replace("-", "−")
 
 
-def count_text(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
+def count_text(value: int | Decimal | str | None) -> str:
+    """1,234; a fractional quantity (a bill may meter 200,000.5 tokens; evidence carries it as
+    exact text) keeps its decimals: 200,000.5."""
+    if value is None:
+        return "—"
+    number = Decimal(value)
+    if number == number.to_integral_value():
+        return f"{int(number):,}"
+    return f"{number.normalize():,f}"
 
 
 def counted(count: int, noun: str) -> str:

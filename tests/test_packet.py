@@ -293,3 +293,23 @@ def test_the_allocation_table_rounds_each_cell_on_its_own(packet):
         "to the cent on its own, totals included, so a total can differ from the sum of the "
         "rounded amounts it covers (here by up to $0.01).</p>"
     ) in page
+
+
+def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_path):
+    """A fee line without a model id and a metered half token once crashed the packet."""
+    config = make_workspace(tmp_path, [request("r1")])  # chat-small: 1,000 in, 100 out
+    kit = config.read_text().replace(
+        "registry: registry.yaml",
+        "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml",
+    )
+    config.write_text(kit)
+    (tmp_path / "bill.csv").write_text(
+        "date,model,direction,quantity,cost\n"
+        "2026-10-10,chat-small,input,1000.5,0.001\n"
+        "2026-10-10,chat-small,output,100,0.0004\n"
+        "2026-10-31,,,,0.35\n"
+    )
+    folder = run_period(config, "2026-10", tmp_path / "reports", progress=None)
+    page = (folder / "packet.html").read_text()
+    assert '<td class="txt">(no model id)</td><td class="txt">all directions</td>' in page
+    assert '<td class="num">1,000</td><td class="num">1,000.5</td>' in page

@@ -354,6 +354,15 @@ def _require(
             f"missing required {what} column {field!r}{hint}; expected "
             f"{', '.join(required)}; columns found: {', '.join(found) or 'none'}",
         )
+    # any column kit.yaml maps must be there too: a typo would silently drop what it carries
+    for field, name in mapping.items():
+        if not fields.get(field):
+            raise InputError(
+                path,
+                None,
+                f"missing {what} column {field!r} (mapped to {name!r}); columns found: "
+                f"{', '.join(found) or 'none'}",
+            )
 
 
 # --- FOCUS --------------------------------------------------------------------------------------

@@ -406,6 +406,29 @@ def test_a_generic_bill_without_its_mapped_column_says_so(tmp_path):
     )
 
 
+def test_a_typo_in_an_optional_mapping_is_an_error_not_a_silent_drop(tmp_path):
+    # without the check the direction column was silently unmapped: no per-direction lines
+    (tmp_path / "bill.csv").write_text(
+        "Day,Model,Usage type,Tokens,Amount\n2026-10-05,chat-small,input,100,1\n"
+    )
+    columns = {"date": "Day", "model": "Model", "direction": "UsageType", "cost": "Amount"}
+    assert error_line(tmp_path, "bill.csv", "generic", columns) == (
+        f"{tmp_path / 'bill.csv'}: missing billing column 'direction' (mapped to 'UsageType'); "
+        "columns found: Day, Model, Usage type, Tokens, Amount"
+    )
+
+
+@needs_examples
+def test_a_typo_in_a_focus_mapping_is_an_error(tmp_path):
+    focus = FOCUS_EXAMPLES / "ai_prompt_caching" / "ai_prompt_caching_a.csv"
+    (tmp_path / "focus.csv").write_bytes(focus.read_bytes())
+    line = error_line(tmp_path, "focus.csv", "focus", {"SkuPriceDetails": "SkuPriceDetail"})
+    assert line.startswith(
+        f"{tmp_path / 'focus.csv'}: missing FOCUS column 'SkuPriceDetails' (mapped to "
+        "'SkuPriceDetail'); columns found: "
+    )
+
+
 def test_no_matching_file_unknown_suffix_and_unknown_mapping_are_one_line(tmp_path):
     assert error_line(tmp_path, "bills/*.csv") == (
         f"kit.yaml: billing.path: no files match 'bills/*.csv' (looked in {tmp_path})"

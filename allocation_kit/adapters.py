@@ -3,7 +3,8 @@
 `requests.format` picks one:
 
 - `litellm`: an export of LiteLLM proxy's `LiteLLM_SpendLogs` table (CSV, JSONL or JSON, or
-  Parquet, by suffix). LiteLLM's own `spend` is kept as `recorded_cost`, a second opinion.
+  Parquet, by suffix). LiteLLM's own `spend` is kept as `recorded_cost`, a second opinion; a
+  response LiteLLM served from its cache (`cache_hit`) is counted and never billable.
 - `openai-usage`: JSONL of OpenAI-compatible responses (chat.completions or responses objects),
   bare or wrapped by a gateway log record (`{request_id, timestamp, tags, status_code, request,
   response}`). Streamed chunks of one response become one row with the last chunk's usage.
@@ -84,6 +85,7 @@ _OBJECT_ENDPOINTS = {
 _LITELLM_COLUMNS = (
     "request_id", "call_type", "api_key", "spend", "prompt_tokens", "completion_tokens",
     "startTime", "model", "model_group", "status", "team_id", "metadata", "request_tags",
+    "cache_hit",
 )  # fmt: skip
 _LITELLM_REQUIRED = ("request_id", "startTime", "prompt_tokens", "completion_tokens")
 _NO_USAGE = "no usage object in the response: token counts unknown"
@@ -376,6 +378,7 @@ def _litellm(
         "reasoning_tokens": "reasoning_tokens",
         "cache_write_tokens": "cache_write_tokens",
         "status_code": "status",
+        "cache_hit": "cache_hit",
         "recorded_cost": "spend",
         "source_problem": "source_problem",
     }
@@ -392,6 +395,7 @@ def _litellm(
         f"{reasoning} AS reasoning_tokens",
         f"{cache_write} AS cache_write_tokens",
         f"{status} AS status",
+        "NULLIF(TRIM(cache_hit), '') AS cache_hit",  # LiteLLM writes 'True', 'False' or ''
         "spend",
         f"{problem} AS source_problem",
     ]

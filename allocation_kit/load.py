@@ -54,8 +54,10 @@ CANONICAL_COLUMNS: dict[str, str] = {
     "status_code": "INTEGER",
     "idempotency_key": "VARCHAR",
     "batch": "BOOLEAN",
-    # extensions: the gateway's own cost of the call (a second opinion, never the kit's price),
-    # and why an adapter could read the row only in part (such rows are quarantined)
+    # extensions: served from the gateway's cache (counted, never billable: the provider did not
+    # see it), the gateway's own cost of the call (a second opinion, never the kit's price), and
+    # why an adapter could read the row only in part (such rows are quarantined)
+    "cache_hit": "BOOLEAN",
     "recorded_cost": "DECIMAL(38, 12)",
     "source_problem": "VARCHAR",
 }
@@ -296,7 +298,7 @@ def _canonical(column: str, kind: str, src: str, source_types: dict[str, str], t
     """The SQL for one canonical column; plain column references where the type already fits,
     so DuckDB can push the period filter down into Parquet."""
     if not src:
-        default = "0" if column in TOKEN_COLUMNS else ("false" if column == "batch" else "NULL")
+        default = "0" if column in TOKEN_COLUMNS else ("false" if kind == "BOOLEAN" else "NULL")
         return f"CAST({default} AS {kind})"
     ref, src_type = _quote(src), source_types[src]
     if kind == "VARCHAR":
@@ -420,18 +422,18 @@ def _problems(
             f"{sc} IS NOT NULL AND TRY_CAST({sc} AS INTEGER) IS NULL",
             "an HTTP status code such as 200",
         ))  # fmt: skip
-    batch_type = source_types.get(mapped["batch"])
-    if batch_type == "VARCHAR":  # DuckDB's spellings: true/false, t/f, yes/no, y/n, 1/0, any case
-        b = _quote(mapped["batch"])
-        value = f"TRIM({b})" if trim else b
-        checks.append((
-            "batch",
-            f"NOT ({blank(b, 'VARCHAR')}) AND TRY_CAST({value} AS BOOLEAN) IS NULL",
-            "true or false",
-        ))  # fmt: skip
-    elif batch_type in _INTEGER_TYPES:
-        b = _quote(mapped["batch"])
-        checks.append(("batch", f"{b} NOT IN (0, 1)", "true or false"))
+    for flag in ("batch", "cache_hit"):
+        flag_type = source_types.get(mapped[flag])
+        b = _quote(mapped[flag])
+        if flag_type == "VARCHAR":  # DuckDB's spellings: true/false, t/f, yes/no, y/n, 1/0
+            value = f"TRIM({b})" if trim else b
+            checks.append((
+                flag,
+                f"NOT ({blank(b, 'VARCHAR')}) AND TRY_CAST({value} AS BOOLEAN) IS NULL",
+                "true or false",
+            ))  # fmt: skip
+        elif flag_type in _INTEGER_TYPES:
+            checks.append((flag, f"{b} NOT IN (0, 1)", "true or false"))
     if mapped["recorded_cost"] and source_types[mapped["recorded_cost"]] == "VARCHAR":
         rc = _quote(mapped["recorded_cost"])
         checks.append((

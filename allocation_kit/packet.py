@@ -743,6 +743,11 @@ class Review:
             ("Logical calls (retries grouped)", c.logical_calls),
             ("Successful (2xx)", c.successful),
             ("Failed (not billable by default)", c.failed),
+            *(
+                [("Served from the gateway's cache (not billable)", c.served_from_cache)]
+                if c.served_from_cache
+                else []
+            ),
             ("Billable", c.billable),
             ("Billable but unpriced", c.unpriced),
             ("Quarantined", c.quarantined),

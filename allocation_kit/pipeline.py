@@ -95,6 +95,7 @@ class Counts:
     billable: int
     unpriced: int  # billable attempts whose model had no price in effect
     quarantined: int
+    served_from_cache: int = 0  # successful attempts the gateway answered from its cache
 
 
 @dataclass
@@ -723,14 +724,16 @@ def _counts(
     logical_calls: int,
     by_file: dict[str, tuple[str, int, int]],
 ) -> tuple[Counts, Decimal]:
-    (attempted, successful, billable, unpriced, quarantined, copies, cost) = con.execute(
+    (attempted, successful, billable, unpriced, quarantined, copies, cost, cached) = con.execute(
         f"""SELECT COALESCE(sum(requests), 0)::BIGINT,
             COALESCE(sum(successful_requests), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE billable), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE billable AND NOT priced), 0)::BIGINT,
             COALESCE(sum(requests) FILTER (WHERE allocation_status = 'quarantined'), 0)::BIGINT,
             COALESCE(sum(duplicate_copies), 0)::BIGINT,
-            CAST(COALESCE(sum(cost), 0) AS {COST_TYPE})
+            CAST(COALESCE(sum(cost), 0) AS {COST_TYPE}),
+            -- successful but not billable: only a cache hit is (see `billable_sql`)
+            COALESCE(sum(successful_requests) FILTER (WHERE NOT billable), 0)::BIGINT
         FROM lines"""
     ).fetchall()[0]
     out = sum(outside for _, _, outside in by_file.values())
@@ -746,5 +749,6 @@ def _counts(
         billable=billable,
         unpriced=unpriced,
         quarantined=quarantined,
+        served_from_cache=cached,
     )
     return counts, cost

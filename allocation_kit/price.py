@@ -153,10 +153,12 @@ def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) ->
 
 
 def billable_sql(row: str, failed_calls_billable: bool) -> str:
-    """SQL boolean: is this attempt billable? (2xx, or unknown status, or failed calls billable)."""
+    """SQL boolean: is this attempt billable? Not when the gateway served it from its cache;
+    else when 2xx, or its status is unknown, or the snapshot bills failed calls."""
+    served = f"NOT COALESCE({row}.cache_hit, false)"
     if failed_calls_billable:
-        return "true"
-    return f"({row}.status_code IS NULL OR {row}.status_code BETWEEN 200 AND 299)"
+        return served
+    return f"({served} AND ({row}.status_code IS NULL OR {row}.status_code BETWEEN 200 AND 299))"
 
 
 def _price_sql(

@@ -411,3 +411,40 @@ def test_the_packet_says_when_the_gateways_price_agrees(tmp_path):
     ledger = ledger_of(workspace_for(tmp_path, "parity_litellm.csv", "litellm"))
     page = review_of(ledger).recorded_spend().text
     assert "recorded spend agree</strong> for every model (within 1.00%)" in page
+
+
+def test_a_response_litellm_served_from_its_cache_is_counted_and_never_billable(tmp_path):
+    """LiteLLM logs a cache hit with the original's tokens, spend 0 and cache_hit True; the
+    provider never saw it. chat-small before 15 October: 1,200 in × 1.00 + 300 out × 4.00."""
+    (tmp_path / "spend_logs.csv").write_text(
+        "request_id,call_type,startTime,model,status,prompt_tokens,completion_tokens,spend,"
+        "cache_hit,team_id\n"
+        "chatcmpl-a1,acompletion,2026-10-02 08:00:00,chat-small,success,1200,300,0.0024,False,"
+        "search\n"
+        "chatcmpl-a1_cache_hit1759309500.12,acompletion,2026-10-02 08:05:00,chat-small,success,"
+        "1200,300,0.0,True,search\n"
+    )
+    ledger = ledger_of(workspace_for(tmp_path, "spend_logs.csv", "litellm"))
+    counts = ledger.counts
+    assert (counts.attempted, counts.successful, counts.billable, counts.served_from_cache) == (
+        2, 2, 1, 1
+    )  # fmt: skip
+    assert ledger.ledger_cost == D("0.0024")
+    assert recorded_spend_by_model(ledger.con, tolerance_pct=D(1)) == [
+        RecordedSpendLine("chat-small", 2, 2, D("0.0024"), D("0.0024"), D(0), D(0), "agrees")
+    ]
+
+
+def test_a_cache_hit_flag_that_is_not_a_boolean_is_a_bad_value(tmp_path, capsys):
+    (tmp_path / "requests.csv").write_text(
+        "request_id,timestamp,model,input_tokens,output_tokens,cache_hit\n"
+        "r1,2026-10-02T08:00:00Z,chat-small,10,1,maybe\n"
+    )
+    config = workspace_for(tmp_path, "requests.csv", "auto")
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--config", str(config), "--period", "2026-10", "--out", str(tmp_path / "o")])
+    assert caught.value.code == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'requests.csv'}: row 1 (line 2), column 'cache_hit': got 'maybe', "
+        "expected true or false"
+    )

@@ -350,14 +350,21 @@ def _scopes(period: Period) -> dict[str, str]:
     }
 
 
+# What a usage line costs in the comparison: its BilledCost, or its EffectiveCost when part of it
+# was paid in advance (usage drawn down from a prepaid commitment bills $0; its EffectiveCost is
+# the share of the prepayment it consumed, which is what the ledger's price should match).
+USAGE_COST_SQL = "CASE WHEN effective_cost > billed_cost THEN effective_cost ELSE billed_cost END"
+
+
 def billed_usage(
     con: duckdb.DuckDBPyConnection, period: Period, table: str = "billing_lines"
 ) -> dict[str | None, BilledUsage]:
-    """The bill's usage charged in the period, per model (None: no model id) and direction."""
+    """The bill's usage charged in the period, per model (None: no model id) and direction, at
+    `USAGE_COST_SQL`."""
     rows = con.execute(
         f"""SELECT model, direction, any_value(quantity_unit),
             CASE WHEN count(quantity) = count(*) THEN sum(quantity) END,
-            sum(billed_cost), count(*),
+            sum({USAGE_COST_SQL}), count(*),
             list(DISTINCT COALESCE(sku_meter, description)) FILTER (WHERE direction IS NULL)
         FROM {table} WHERE {_scopes(period)["usage"]}
         GROUP BY ALL ORDER BY model NULLS LAST, direction NULLS LAST"""
@@ -750,8 +757,8 @@ def _daily(
     ledger = dict(con.execute("SELECT day, sum(cost) FROM lines GROUP BY day").fetchall())
     billed = dict(
         con.execute(
-            f"""SELECT CAST(charge_period_start AS DATE), sum(billed_cost) FROM {billing.table}
-            WHERE {_scopes(period)["usage"]} GROUP BY 1"""
+            f"""SELECT CAST(charge_period_start AS DATE), sum({USAGE_COST_SQL})
+            FROM {billing.table} WHERE {_scopes(period)["usage"]} GROUP BY 1"""
         ).fetchall()
     )
     days = []
@@ -1197,7 +1204,8 @@ class _Sentences:
                     _strings(billed_cost=billed_zero, effective_cost=effective),
                     f"Usage billed {self.money(billed_zero)} has an effective cost of "
                     f"{self.money(effective)}: it is drawn down from a prepaid commitment, "
-                    "whose purchase is listed under other charges.",
+                    "whose purchase is listed under other charges; it is compared with the "
+                    "ledger at its effective cost.",
                 )
             )
         reported = facts.request_count

@@ -396,20 +396,31 @@ def test_a_bill_reporting_request_counts_is_compared_with_billable_calls(workspa
     )
 
 
-def test_a_commitment_drawdown_billed_at_zero_fails_and_says_why(workspace):
+def test_usage_drawn_down_from_a_prepaid_commitment_is_compared_at_its_effective_cost(workspace):
+    """BilledCost 0 (prepaid), EffectiveCost the share of the prepayment it used: the ledger's
+    $1.80 matches that, line by line; the verdict says how it was compared."""
     bill = [
         line | {"BilledCost": "0", "EffectiveCost": line["BilledCost"]} for line in CLEAN_BILL[:3]
     ]
     recon = reconcile(workspace, ROWS[:1], bill)
-    assert (recon.result, recon.variance, recon.variance_pct) == ("fail", Decimal("1.8"), None)
-    assert codes(recon)[0] == ("billed_zero", "fail")
-    assert recon.reasons[0].message == (
-        "Usage billed $0.00 vs $1.80 computed from the ledger: variance $1.80 (no percentage of a "
-        "zero bill), beyond any tolerance; largest difference: chat-small output tokens ($1.00)."
-    )
+    assert (recon.result, recon.billed_cost, recon.variance) == ("pass", Decimal("1.8"), 0)
     assert message(recon, "commitment_drawdown") == (
         "Usage billed $0.00 has an effective cost of $1.80: it is drawn down from a prepaid "
-        "commitment, whose purchase is listed under other charges."
+        "commitment, whose purchase is listed under other charges; it is compared with the "
+        "ledger at its effective cost."
+    )
+    assert {r["finding"] for r in reconciliation_lines_rows(recon)} == {"match"}
+
+
+def test_a_drawdown_whose_effective_cost_differs_still_fails(workspace):
+    bill = [
+        line | {"BilledCost": "0", "EffectiveCost": line["BilledCost"]} for line in CLEAN_BILL[:2]
+    ] + [CLEAN_BILL[2] | {"BilledCost": "0", "EffectiveCost": "1.50"}]  # output: 1.00 computed
+    recon = reconcile(workspace, ROWS[:1], bill)
+    assert (recon.result, recon.billed_cost, recon.variance) == (
+        "fail",
+        Decimal("2.3"),
+        Decimal("-0.5"),
     )
 
 

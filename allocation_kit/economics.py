@@ -28,6 +28,7 @@ from pydantic import Field, model_validator
 from .config import Registry, _KeyProblem, _Strict, parse_document
 from .errors import ConfigError, InputError
 from .history import cell_text, prior_evidence
+from .malformed import EMPTY_FILE, is_empty, ragged_row
 from .periods import Period
 from .pipeline import PeriodLedger, kept_items_sql, timestamp_sql
 from .price import DIRECTIONS, PER_TOKEN_SCALE, pico_to_cost
@@ -313,6 +314,13 @@ def _events(
     """The sum of the events column over the rows dated inside the period."""
     d = unit.denominator
     path = loaded.events_path(unit)
+    # an events file is small: check its shape first (DuckDB's sniffer would take a ragged row
+    # for the header and report a missing column)
+    if is_empty(path):
+        raise InputError(path, None, EMPTY_FILE)
+    ragged = ragged_row(path)
+    if ragged is not None:
+        raise InputError(path, *ragged)
     try:
         columns = {
             r[0]: r[1]

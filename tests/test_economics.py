@@ -213,6 +213,21 @@ def test_an_events_file_without_the_column_or_with_bad_values_names_it(tmp_path,
     )
 
 
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ("date,orders\n2026-10-01,100\n2026-10-05\n2026-10-06,5\n",
+         "row 2 (line 3): got 1 fields, expected 2 like the header"),
+        ("", "the file is empty"),
+    ],
+)  # fmt: skip
+def test_a_ragged_or_empty_events_file_says_so(tmp_path, workspace, events, expected):
+    definition = one(denominator="{events: events.csv, column: orders}")
+    with pytest.raises(InputError) as caught:
+        units(tmp_path, workspace, ROWS, definition, events=events)
+    assert caught.value.line() == f"{tmp_path / 'events.csv'}: {expected}"
+
+
 def test_the_manifest_hashes_the_cost_units_and_their_events_files(tmp_path, workspace):
     import hashlib
 

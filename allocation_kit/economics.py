@@ -363,7 +363,10 @@ def _events(
               AND CAST({date_col} AS TIMESTAMP) < {timestamp_sql(period.end)}""",
         [str(path)],
     ).fetchone()[0]
-    return Decimal(total).normalize() if total else Decimal(0)
+    if not total:
+        return Decimal(0)
+    value = Decimal(total).normalize()  # 14840.000000 → 14840, not 1.484E+4
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
 
 
 def _previous(out: Path, period: Period) -> tuple[str | None, dict[str, dict[str, str]]]:

@@ -240,6 +240,20 @@ def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
         if c.cell_type == "code"
     )
     assert "spikes, shifts and new callers need a baseline of at least 2 earlier periods" in html
+    plain = [
+        "".join(o.get("data", {}).get("text/plain", ""))
+        for c in executed.cells
+        for o in c.get("outputs", [])
+        if c.cell_type == "code"
+    ]
+    # by owner, after the shared gateway's split (search 0.0014 + 0.01428; support 0.0014 +
+    # 0.00612), as allocation.csv; by model, the unpriced model's cost is unknown, not 0
+    by_owner = next(t for t in plain if t.lstrip().startswith("requests") and "owner" in t)
+    assert re.search(r"search\s+3\s+0\.015680000000", by_owner)  # the one gateway call too
+    assert re.search(r"support\s+1\s+0\.007520000000", by_owner)
+    by_model = next(t for t in plain if "unpriced_requests" in t)
+    assert re.search(r"1\s+mystery-model\s+1\s+1\s+1000", by_model)  # printed in two blocks:
+    assert re.search(r"\n1\s+0\s+100\s+NaN", by_model)  # its cached, output tokens, cost
 
 
 def test_every_amount_is_its_own_rounding_and_a_table_that_does_not_add_up_says_so():

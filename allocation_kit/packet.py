@@ -127,7 +127,9 @@ class Review:
             ("Billed (usage)", self._money(billed), "neutral"),
             (
                 "Variance · verdict",
-                f"{self._money(variance)} ({percent(_pct(rec))}) · {verdict}" if rec else verdict,
+                f"{self._money(variance)} ({percent(_pct(rec))}) · {verdict}"
+                if variance is not None
+                else f"no bill · {verdict}",
                 tone,
             ),
             (

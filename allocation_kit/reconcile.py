@@ -215,6 +215,7 @@ class Reconciliation:
     total_calls_logged: int
     billing_reported_count: int | None
     billing_currencies: list[str] = field(default_factory=list)
+    has_bill: bool = True  # False: kit.yaml names no bill (billed cost and variance unknown)
 
 
 # --- arithmetic ---------------------------------------------------------------------------------
@@ -577,7 +578,8 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     per_call_models = {m.model for m in workspace.pricing.models if m.per_call is not None}
     bill = billed_usage(con, period, billing.table) if billing else {}
     used = _ledger_with_billed_per_call(ledger_usage(con, per_call_models), bill)
-    lines = reconciliation_lines(used, bill, tolerance)
+    # without a bill there is nothing to compare line by line (blocking() says why)
+    lines = reconciliation_lines(used, bill, tolerance) if billing else []
 
     ledger_cost = _money_exact(ledger.ledger_cost)
     billed_cost = _money_exact(sum((b.total_cost for b in bill.values()), _ZERO))
@@ -589,7 +591,11 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     say = _Sentences(currency, tolerance, period)
     blocking = say.blocking(billing, facts)
     trust = say.trust(lines, used, bill)
-    verdict, fails = say.verdict(lines, ledger_cost, billed_cost, blocked=bool(blocking))
+    verdict, fails = (
+        say.verdict(lines, ledger_cost, billed_cost, blocked=bool(blocking))
+        if billing
+        else ([], False)
+    )
     details = say.details(lines, used, bill, facts, daily, counts)
 
     if blocking:
@@ -618,6 +624,7 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
         total_calls_logged=ledger.counts.in_period,
         billing_reported_count=facts.request_count if facts else None,
         billing_currencies=facts.currencies if facts else [],
+        has_bill=billing is not None,
     )
 
 
@@ -987,6 +994,17 @@ class _Sentences:
                     "total",
                     numbers,
                     f"{head}; not judged, the comparison cannot be trusted (above).",
+                )
+            ], False
+        if not matched:
+            return [
+                Reason(
+                    "not_judged",
+                    "info",
+                    "total",
+                    numbers,
+                    f"{head}; no model is on both sides and fully priced by the ledger, so "
+                    "nothing could be judged (the reasons below say why).",
                 )
             ], False
         if not beyond:
@@ -1398,9 +1416,9 @@ def reconciliation_record(
         "currency": recon.currency,
         "billing_currencies": recon.billing_currencies,
         "ledger_cost": _money_text(recon.ledger_cost),
-        "billed_cost": _money_text(recon.billed_cost),
-        "variance": _money_text(recon.variance),
-        "variance_pct": _pct_text(recon.variance_pct),
+        "billed_cost": _money_text(recon.billed_cost) if recon.has_bill else None,
+        "variance": _money_text(recon.variance) if recon.has_bill else None,
+        "variance_pct": _pct_text(recon.variance_pct) if recon.has_bill else None,
         "tolerance_pct": format(recon.tolerance_pct, "f"),
         "result": recon.result,
         "reasons": [asdict(reason) for reason in recon.reasons],

@@ -74,7 +74,7 @@ def test_the_packet_is_self_contained(packet):
     assert "<script src" not in page
     assert "mathjax" not in page.lower() and "require.js" not in page.lower()
     images = re.findall(r'<img[^>]+src="([^"]{0,30})', page)
-    assert len(images) == 4
+    assert len(images) == 3  # no bill: no variance chart
     assert all(src.startswith("data:image/png;base64,") for src in images)
 
 
@@ -206,7 +206,7 @@ def test_the_packet_reads_well_in_a_real_browser(packet, tmp_path):
         loaded = page.eval_on_selector_all(
             "figure.ak-chart img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
         )
-        assert loaded == [True, True, True, True]
+        assert loaded == [True, True, True]
         page.screenshot(path=str(tmp_path / "packet.png"), full_page=True)
         browser.close()
     assert errors == []

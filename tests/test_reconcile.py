@@ -488,11 +488,19 @@ def test_a_bill_covering_half_the_period_is_inconclusive(workspace):
 
 def test_without_a_billing_section_the_result_is_inconclusive(workspace):
     recon = reconcile(workspace, ROWS, None, kit=KIT)
-    assert (recon.result, codes(recon)[0]) == (
+    # one reason, not one "absent from the bill" per model; no billed cost, not a zero one
+    assert (recon.result, codes(recon), recon.lines) == (
         "inconclusive",
-        ("no_billing_export", "inconclusive"),
+        [("no_billing_export", "inconclusive")],
+        [],
     )
-    assert [line.finding for line in recon.lines if line.level == "model"] == ["not_in_bill"] * 3
+    doc = record(recon)
+    assert (doc["ledger_cost"], doc["billed_cost"], doc["variance"], doc["variance_pct"]) == (
+        "2.143000000000",
+        None,
+        None,
+        None,
+    )
 
 
 # --- other bills --------------------------------------------------------------------------------
@@ -744,3 +752,16 @@ def test_excess_ledger_tokens_within_what_conflicting_copies_add_are_explained_s
         "the provider bills such a call once, the ledger keeps every copy (quarantined, in the "
         "exception queue) until the log is corrected.",
     ]
+
+
+def test_a_bill_sharing_no_model_with_the_ledger_is_not_judged_within_tolerance(workspace):
+    bill = [usage("stranger", "uncached_input", 1000, "2.143")]  # the ledger's total, by chance
+    recon = reconcile(workspace, ROWS, bill)
+    assert recon.result == "inconclusive"
+    assert codes(recon)[0] == ("not_judged", "info")
+    assert recon.reasons[0].message == (
+        "Usage billed $2.14 vs $2.14 computed from the ledger: variance $0.00 (0.0000%); no "
+        "model is on both sides and fully priced by the ledger, so nothing could be judged (the "
+        "reasons below say why)."
+    )
+    assert ("model_not_in_ledger", "inconclusive") in codes(recon)

@@ -645,6 +645,10 @@ class _BillFacts:
     outside: tuple[int, Decimal]  # bill lines outside the period: n, cost
     other: list[OtherCharge]
     corrections: list[OtherCharge]
+    # a daily bill: its first and last usage day, and the ledger's days with usage outside them
+    # (n, cost, first, last): a bill exported before the period ended
+    bill_days: tuple[date, date] | None = None
+    unbilled_days: tuple[int, Decimal, date | None, date | None] = (0, _ZERO, None, None)
 
 
 def _bill_facts(
@@ -708,6 +712,19 @@ def _bill_facts(
     outside = con.execute(
         f"SELECT count(*), COALESCE(sum(billed_cost), 0) FROM {table} WHERE NOT ({in_scope})"
     ).fetchall()[0]
+    bill_days, unbilled = None, (0, _ZERO, None, None)
+    if daily:
+        bill_days = con.execute(
+            f"""SELECT CAST(min(charge_period_start) AS DATE),
+                CAST(max(charge_period_start) AS DATE)
+            FROM {table} WHERE {scopes["usage"]}"""
+        ).fetchall()[0]
+        n, cost, first, last = con.execute(
+            """SELECT count(DISTINCT day), COALESCE(sum(cost), 0), min(day), max(day) FROM lines
+            WHERE billable AND requests > 0 AND (day < ? OR day > ?)""",
+            list(bill_days),
+        ).fetchall()[0]
+        unbilled = (int(n), cost, first, last)
     return _BillFacts(
         usage_lines=usage_lines,
         straddling=(straddling, straddling_cost, straddle_start, straddle_end),
@@ -722,6 +739,8 @@ def _bill_facts(
         outside=outside,
         other=_charges(con, table, scopes["other"]),
         corrections=_charges(con, table, scopes["correction"]),
+        bill_days=bill_days,
+        unbilled_days=unbilled,
     )
 
 
@@ -916,6 +935,28 @@ class _Sentences:
                     _strings(not_covered=gaps, covered=covered),
                     f"The bill's {kind} cover {covered} but not {gaps} of {label}: part of the "
                     "period is missing from this export.",
+                )
+            )
+        days, cost, first, last = facts.unbilled_days
+        if days and facts.bill_days:
+            start, end = facts.bill_days
+            reasons.append(
+                Reason(
+                    "bill_days_missing",
+                    "inconclusive",
+                    label,
+                    _strings(
+                        bill_first_day=start,
+                        bill_last_day=end,
+                        ledger_days=days,
+                        ledger_cost=cost,
+                        first_day=first,
+                        last_day=last,
+                    ),
+                    f"The bill's daily usage runs from {start} to {end}, but the ledger has "
+                    f"{self.money(cost)} of billable usage on {_plural(days, 'day')} outside "
+                    f"it ({first} to {last}): the export looks cut short (exported before the "
+                    "period ended?); reconcile a complete bill.",
                 )
             )
         n, cost, start, end = facts.straddling

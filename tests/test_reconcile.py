@@ -524,6 +524,32 @@ def test_a_generic_daily_bill_reconciles(workspace):
     assert (recon.result, recon.variance, len(recon.daily)) == ("pass", Decimal(0), 31)
 
 
+def test_a_daily_bill_that_stops_before_the_ledger_does_is_inconclusive(workspace):
+    """Exported on the 11th: the ledger's usage of the 20th has no bill line yet."""
+    kit = KIT.replace(
+        "registry: registry.yaml",
+        "billing: {path: bill.csv, format: generic, columns: {date: Day, cost: Amount, "
+        "quantity: Tokens, direction: Kind}}\nregistry: registry.yaml",
+    )
+    bill = [
+        {"Day": "2026-10-10", "model": "chat-small", "Kind": "input", "Tokens": 600_000,
+         "Amount": "0.6"},
+        {"Day": "2026-10-10", "model": "chat-small", "Kind": "cached", "Tokens": 400_000,
+         "Amount": "0.2"},
+        {"Day": "2026-10-10", "model": "chat-small", "Kind": "output", "Tokens": 250_000,
+         "Amount": "1"},
+    ]  # fmt: skip
+    late = request("r9", timestamp="2026-10-20T09:00:00Z", input_tokens=1000, output_tokens=1000)
+    recon = reconcile(workspace, [ROWS[0], late], bill, kit=kit)
+    assert recon.result == "inconclusive"
+    # r9 after the 15 October price change: 1,000 × 0.80 + 1,000 × 3.20 per 1M = 0.004
+    assert message(recon, "bill_days_missing") == (
+        "The bill's daily usage runs from 2026-10-10 to 2026-10-10, but the ledger has $0.004 of "
+        "billable usage on 1 day outside it (2026-10-20 to 2026-10-20): the export looks cut "
+        "short (exported before the period ended?); reconcile a complete bill."
+    )
+
+
 GENERIC_KIT = KIT.replace(
     "registry: registry.yaml", "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml"
 )

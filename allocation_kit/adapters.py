@@ -395,7 +395,9 @@ def _litellm(
         f"{reasoning} AS reasoning_tokens",
         f"{cache_write} AS cache_write_tokens",
         f"{status} AS status",
-        "NULLIF(TRIM(cache_hit), '') AS cache_hit",  # LiteLLM writes 'True', 'False' or ''
+        # LiteLLM writes str() of a Python value: 'True', 'False', 'None' (not set) or ''
+        "CASE WHEN lower(TRIM(cache_hit)) IN ('', 'none', 'null') THEN NULL "
+        "ELSE TRIM(cache_hit) END AS cache_hit",
         "spend",
         f"{problem} AS source_problem",
     ]

@@ -58,7 +58,8 @@ def ragged_row(path: Path, delimiter: str = ",") -> tuple[str, str] | None:
                 if len(record) != len(header):
                     return (
                         f"row {number} (line {line})",
-                        f"got {len(record)} fields, expected {len(header)} like the header",
+                        f"got {len(record)} field{'' if len(record) == 1 else 's'}, "
+                        f"expected {len(header)} like the header",
                     )
             line = reader.line_num + 1
     return None

@@ -233,9 +233,12 @@ class Review:
             p = sum((rows[k]["production"] for k in keys), Decimal(0))
             n = sum((rows[k]["non-production"] for k in keys), Decimal(0))
             sums.append(([p, n], p + n))
-            if len(keys) > 1:
+            if len(keys) > 1:  # each column of the rows it covers
                 sums.append(([rows[k]["production"] for k in keys], p))
                 sums.append(([rows[k]["non-production"] for k in keys], n))
+                sums.append(
+                    ([rows[k]["production"] + rows[k]["non-production"] for k in keys], p + n)
+                )
             return (*label, self._money(p), self._money(n), self._money(p + n))
 
         for unit in dict.fromkeys(k[0] for k in ordered):
@@ -640,7 +643,9 @@ class Review:
                 (line.get("direction") or "all directions").replace("_", " "),
                 count_text(line.get("ledger_tokens")),
                 count_text(line.get("billed_tokens")),
-                self._money(_dec(line.get("ledger_cost"))),
+                self._exception_cost("unpriced", None)
+                if line.get("ledger_cost") is None and line.get("finding") == "unpriced"
+                else self._money(_dec(line.get("ledger_cost"))),
                 self._money(_dec(line.get("billed_cost"))),
                 self._money(_dec(line.get("variance"))),
                 percent(_dec(line.get("variance_pct")), 2),

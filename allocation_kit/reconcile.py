@@ -805,7 +805,9 @@ def _daily(
 def _quantity_text(value: Decimal | int) -> str:
     """220,000 (exact; a fractional quantity keeps its decimals)."""
     value = Decimal(value)
-    return f"{value:,f}" if value != value.to_integral_value() else f"{int(value):,}"
+    if value != value.to_integral_value():
+        return f"{value.normalize():,f}"
+    return f"{int(value):,}"
 
 
 def _span_text(start: datetime, end: datetime) -> str:
@@ -1418,6 +1420,10 @@ def _pct_text(value: Decimal | None) -> str | None:
 
 
 def _line_record(line: ReconciliationLine) -> dict[str, object]:
+    """A line as evidence. An `unpriced` line has no variance (the ledger cannot cost the
+    model's calls: unknown, not zero) and its ledger_cost is what its priced calls cost, null
+    when none is priced."""
+    unpriced = line.finding == "unpriced"
     return {
         "level": line.level,
         "model": line.model,
@@ -1425,10 +1431,10 @@ def _line_record(line: ReconciliationLine) -> dict[str, object]:
         "unit": line.unit,
         "ledger_tokens": _quantity_value(line.ledger_tokens),
         "billed_tokens": _quantity_value(line.billed_tokens),
-        "ledger_cost": _money_text(line.ledger_cost),
+        "ledger_cost": None if unpriced and not line.ledger_cost else _money_text(line.ledger_cost),
         "billed_cost": _money_text(line.billed_cost),
-        "variance": _money_text(line.variance),
-        "variance_pct": _pct_text(line.variance_pct),
+        "variance": None if unpriced else _money_text(line.variance),
+        "variance_pct": None if unpriced else _pct_text(line.variance_pct),
         "finding": line.finding,
     }
 

@@ -193,18 +193,15 @@ def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
 
 
 def _relative(path: Path, root: Path) -> str:
-    """The path relative to the workspace; the kit's own files (its default expectation
-    suites) as `allocation-kit/<name>/<file>`, not a path of this machine's installation."""
-    resolved = path.resolve()
-    from .validate import default_suites_dir
+    """The path relative to the workspace; the kit's own expectation suites as
+    `allocation-kit/expectations/<file>`, not a path of this machine's installation."""
+    from .validate import suite_file_label
 
-    for base in (root.resolve(), default_suites_dir().resolve().parent):
-        try:
-            relative = resolved.relative_to(base)
-        except ValueError:
-            continue
-        return str(relative) if base == root.resolve() else f"allocation-kit/{relative}"
-    return str(resolved)
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(root.resolve()))
+    except ValueError:
+        return suite_file_label(resolved)
 
 
 def input_files(

@@ -56,6 +56,7 @@ __all__ = [
     "pricing_frame",
     "quarantine_conditions",
     "registry_frame",
+    "suite_file_label",
     "suite_parameters",
     "validation_document",
     "validation_results",
@@ -135,6 +136,16 @@ class SuiteResult:
     @property
     def success(self) -> bool:
         return all(r.success is not False for r in self.results)
+
+
+def suite_file_label(path: Path) -> str:
+    """The kit's own suites as `allocation-kit/expectations/<file>` (not this machine's install
+    path); any other suite file as its path."""
+    kit = default_suites_dir().resolve().parent
+    try:
+        return f"allocation-kit/{Path(path).resolve().relative_to(kit)}"
+    except ValueError:
+        return str(path)
 
 
 def default_suites_dir() -> Path:
@@ -975,7 +986,7 @@ def validation_document(
         "suites": [
             {
                 "name": s.name,
-                "file": str(s.path),
+                "file": suite_file_label(s.path),
                 "target": s.target,
                 "blocking": s.blocking,
                 "success": s.success,

@@ -423,15 +423,18 @@ def test_a_response_litellm_served_from_its_cache_is_counted_and_never_billable(
         "search\n"
         "chatcmpl-a1_cache_hit1759309500.12,acompletion,2026-10-02 08:05:00,chat-small,success,"
         "1200,300,0.0,True,search\n"
+        # LiteLLM writes str(None) when the flag was never set: not a cache hit
+        "chatcmpl-b2,acompletion,2026-10-03 08:00:00,chat-small,success,1200,300,0.0024,None,"
+        "search\n"
     )
     ledger = ledger_of(workspace_for(tmp_path, "spend_logs.csv", "litellm"))
     counts = ledger.counts
     assert (counts.attempted, counts.successful, counts.billable, counts.served_from_cache) == (
-        2, 2, 1, 1
+        3, 3, 2, 1
     )  # fmt: skip
-    assert ledger.ledger_cost == D("0.0024")
+    assert ledger.ledger_cost == D("0.0048")
     assert recorded_spend_by_model(ledger.con, tolerance_pct=D(1)) == [
-        RecordedSpendLine("chat-small", 2, 2, D("0.0024"), D("0.0024"), D(0), D(0), "agrees")
+        RecordedSpendLine("chat-small", 3, 3, D("0.0048"), D("0.0048"), D(0), D(0), "agrees")
     ]
 
 

@@ -217,7 +217,7 @@ def test_an_events_file_without_the_column_or_with_bad_values_names_it(tmp_path,
     ("events", "expected"),
     [
         ("date,orders\n2026-10-01,100\n2026-10-05\n2026-10-06,5\n",
-         "row 2 (line 3): got 1 fields, expected 2 like the header"),
+         "row 2 (line 3): got 1 field, expected 2 like the header"),
         ("", "the file is empty"),
     ],
 )  # fmt: skip

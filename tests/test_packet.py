@@ -327,3 +327,8 @@ def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_p
     page = (folder / "packet.html").read_text()
     assert '<td class="txt">(no model id)</td><td class="txt">all directions</td>' in page
     assert '<td class="num">1,000</td><td class="num">1,000.5</td>' in page
+    reasons = json.loads((folder / "evidence" / "reconciliation.json").read_text())["reasons"]
+    assert any(
+        "billed 1,000.5 vs 1,000 logged" in r["message"] and "0.5 tokens more" in r["message"]
+        for r in reasons
+    ), [r["message"] for r in reasons]

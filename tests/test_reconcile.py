@@ -258,6 +258,16 @@ def test_an_unpriced_ledger_model_is_inconclusive_not_a_failure(workspace):
         "ledger cannot cost it (billed $0.30); add the model to pricing.yaml."
     )
     assert [line.finding for line in recon.lines[9:11]] == ["unpriced", "unpriced"]
+    # as evidence, its cost is unknown, not zero: no ledger cost, no variance
+    rows_ = [r for r in reconciliation_lines_rows(recon) if r["model"] == "mystery-model"]
+    assert [
+        (r["direction"], r["ledger_cost"], r["billed_cost"], r["variance"], r["variance_pct"])
+        for r in rows_
+    ] == [
+        ("", "", "0.300000000000", "", ""),
+        ("uncached_input", "", "0.300000000000", "", ""),
+        ("output", "", "0.000000000000", "", ""),  # 100 output tokens the bill did not charge
+    ]
 
 
 def test_a_real_overcharge_still_fails_beside_an_unmatched_model(workspace):

@@ -670,6 +670,12 @@ def test_validation_document_and_table(workspace, tmp_path):
     assert document["blocking_failures"] == ["requests"]
     assert document["statistics"] == {"evaluated": 2, "successful": 1, "failed": 1, "not_run": 0}
     assert document["parameters"]["period_start"] == "2026-10-01 00:00:00"
+    # a workspace's own suite keeps its path; the kit's own suites are named in the kit
+    assert document["suites"][0]["file"] == str(folder / "requests.json")
+    kit_suites = validation_results(con, SUITES, params, relations={"requests": "requests"})
+    assert validation_document(kit_suites, params)["suites"][0]["file"] == (
+        "allocation-kit/expectations/requests.json"
+    )
     env = document["suites"][0]["expectations"][0]
     assert env == {
         "name": "environment_registered",

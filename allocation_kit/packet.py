@@ -250,7 +250,8 @@ class Review:
                     body.append(line(mark if key[2] else key, [key]))
                     classes.append("")
                 if len(team_keys) > 1:
-                    body.append(line(("", f"{team} total", ""), team_keys))
+                    mark = " †" if any(unpriced[k] for k in team_keys if k[2]) else ""
+                    body.append(line(("", f"{team} total{mark}", ""), team_keys))
                     classes.append("ak-subtotal")
             if unit != "(unallocated)" and len({k[1] for k in unit_keys}) > 1:
                 body.append(line((f"{unit} total", "", ""), unit_keys))

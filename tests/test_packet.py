@@ -288,7 +288,7 @@ def test_the_allocation_table_rounds_each_cell_on_its_own(packet):
     rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r) for r in re.findall(r"<tr.*?</tr>", table)]
     # search: search-api 0.0014 + its gateway share 0.01428 = 0.01568 → $0.02 over rows of
     # $0.00 and $0.01; the ledger: production 0.0246, non-production 0.0014, total 0.026
-    assert rows[5] == ["", "search total", "", "$0.02", "$0.00", "$0.02"]
+    assert rows[5] == ["", "search total †", "", "$0.02", "$0.00", "$0.02"]
     # search-api's unpriced request is marked: its cost is unknown, not zero
     assert rows[4] == ["product", "search", "search-api †", "$0.00", "$0.00", "$0.00"]
     assert (

@@ -516,41 +516,30 @@ def test_without_a_billing_section_the_result_is_inconclusive(workspace):
 # --- other bills --------------------------------------------------------------------------------
 
 
+DAILY_KIT = KIT.replace(
+    "registry: registry.yaml",
+    "billing: {path: bill.csv, format: generic, columns: {date: Day, cost: Amount, "
+    "quantity: Tokens, direction: Kind}}\nregistry: registry.yaml",
+)
+DAILY_BILL = [  # r1 of ROWS, billed on its day
+    {"Day": "2026-10-10", "model": "chat-small", "Kind": "input", "Tokens": 600_000,
+     "Amount": "0.6"},
+    {"Day": "2026-10-10", "model": "chat-small", "Kind": "cached", "Tokens": 400_000,
+     "Amount": "0.2"},
+    {"Day": "2026-10-10", "model": "chat-small", "Kind": "output", "Tokens": 250_000,
+     "Amount": "1"},
+]  # fmt: skip
+
+
 def test_a_generic_daily_bill_reconciles(workspace):
-    kit = KIT.replace(
-        "registry: registry.yaml",
-        "billing: {path: bill.csv, format: generic, columns: {date: Day, cost: Amount, "
-        "quantity: Tokens, direction: Kind}}\nregistry: registry.yaml",
-    )
-    bill = [
-        {"Day": "2026-10-10", "model": "chat-small", "Kind": "input", "Tokens": 600_000,
-         "Amount": "0.6"},
-        {"Day": "2026-10-10", "model": "chat-small", "Kind": "cached", "Tokens": 400_000,
-         "Amount": "0.2"},
-        {"Day": "2026-10-10", "model": "chat-small", "Kind": "output", "Tokens": 250_000,
-         "Amount": "1"},
-    ]  # fmt: skip
-    recon = reconcile(workspace, ROWS[:1], bill, kit=kit)
+    recon = reconcile(workspace, ROWS[:1], DAILY_BILL, kit=DAILY_KIT)
     assert (recon.result, recon.variance, len(recon.daily)) == ("pass", Decimal(0), 31)
 
 
 def test_a_daily_bill_that_stops_before_the_ledger_does_is_inconclusive(workspace):
     """Exported on the 11th: the ledger's usage of the 20th has no bill line yet."""
-    kit = KIT.replace(
-        "registry: registry.yaml",
-        "billing: {path: bill.csv, format: generic, columns: {date: Day, cost: Amount, "
-        "quantity: Tokens, direction: Kind}}\nregistry: registry.yaml",
-    )
-    bill = [
-        {"Day": "2026-10-10", "model": "chat-small", "Kind": "input", "Tokens": 600_000,
-         "Amount": "0.6"},
-        {"Day": "2026-10-10", "model": "chat-small", "Kind": "cached", "Tokens": 400_000,
-         "Amount": "0.2"},
-        {"Day": "2026-10-10", "model": "chat-small", "Kind": "output", "Tokens": 250_000,
-         "Amount": "1"},
-    ]  # fmt: skip
     late = request("r9", timestamp="2026-10-20T09:00:00Z", input_tokens=1000, output_tokens=1000)
-    recon = reconcile(workspace, [ROWS[0], late], bill, kit=kit)
+    recon = reconcile(workspace, [ROWS[0], late], DAILY_BILL, kit=DAILY_KIT)
     assert recon.result == "inconclusive"
     # r9 after the 15 October price change: 1,000 × 0.80 + 1,000 × 3.20 per 1M = 0.004
     assert message(recon, "bill_days_missing") == (

@@ -332,3 +332,39 @@ def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_p
         "billed 1,000.5 vs 1,000 logged" in r["message"] and "0.5 tokens more" in r["message"]
         for r in reasons
     ), [r["message"] for r in reasons]
+
+
+def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():
+    """Found by search: each column and each row is off by at most a cent, but the rows' Total
+    column adds to $0.04 against a ledger total of 0.0249 → $0.02."""
+    from datetime import UTC, datetime
+    from decimal import Decimal as D
+    from types import SimpleNamespace
+
+    from allocation_kit.allocate import AllocationLine
+    from allocation_kit.packet import Review
+
+    def line(app, environment, cost):
+        return AllocationLine(
+            business_unit="product", team="search", application=app, environment=environment,
+            cost_center="CC-100", allocation_status="allocated",
+            allocation_rule="direct: application owner", requests=1, input_tokens=0,
+            cached_input_tokens=0, cache_write_tokens=0, output_tokens=0, reasoning_tokens=0,
+            unpriced_requests=0, cost=D(cost),
+        )  # fmt: skip
+
+    allocation = [
+        line("a", "production", "0.006"),
+        line("b", "production", "0.005"),
+        line("c", "production", "0.005"),
+        line("d", "production", "0.004"),
+        line("d", "staging", "0.0049"),
+    ]
+    ledger = SimpleNamespace(
+        allocation=allocation, workspace=SimpleNamespace(kit=SimpleNamespace(currency="USD"))
+    )
+    review = Review(ledger, {}, Path("."), "finops-analyst", datetime.now(UTC))
+    text = review.allocation_table().text
+    # rows a–d show totals $0.01 each ($0.04); the ledger total 0.0249 shows $0.02
+    assert '<td class="num">$0.02</td><td class="num">$0.00</td><td class="num">$0.02' in text
+    assert text.endswith("(here by up to $0.02).</p>")

@@ -93,7 +93,8 @@ def robust_score(history: list[Decimal], actual: Decimal) -> tuple[Decimal, Deci
 def spend_profile(ledger: PeriodLedger) -> list[dict[str, object]]:
     """Requests, cost and tokens of the period per team (owner, after shared splits), application,
     model, caller, endpoint and day. Callers and endpoints come from the request rows (volume and
-    tokens only); the rest from the priced lines."""
+    tokens only; identical logging duplicates once, see `counted_requests_sql`); the rest from
+    the priced lines."""
     rows: list[dict[str, object]] = []
     label = ledger.period.label
 
@@ -129,9 +130,10 @@ def spend_profile(ledger: PeriodLedger) -> list[dict[str, object]]:
         ).fetchall():
             add(scope, key, *numbers)
     for caller, endpoint, *numbers in con.execute(
-        """SELECT caller_id, endpoint, count(*), COALESCE(sum(input_tokens), 0)::BIGINT,
-            COALESCE(sum(output_tokens), 0)::BIGINT
-        FROM period_requests GROUP BY GROUPING SETS ((caller_id), (endpoint))
+        """SELECT caller_id, endpoint, sum(counted)::BIGINT,
+            COALESCE(sum(counted * input_tokens), 0)::BIGINT,
+            COALESCE(sum(counted * output_tokens), 0)::BIGINT
+        FROM counted_requests GROUP BY GROUPING SETS ((caller_id), (endpoint))
         HAVING caller_id IS NOT NULL OR endpoint IS NOT NULL ORDER BY ALL"""
     ).fetchall():
         scope, key = ("caller", caller) if caller is not None else ("endpoint", endpoint)
@@ -316,10 +318,11 @@ def _ratio_shift(flag, scope, key, row, seen, labels) -> None:
 def _driver(ledger: PeriodLedger, application: str) -> str:
     """What drove an application's spike: its largest job (or caller) this period."""
     row = ledger.con.execute(
-        """SELECT COALESCE(job_id, caller_id) AS who, job_id IS NOT NULL AS is_job, count(*) AS n,
-            min(timestamp)::DATE, max(timestamp)::DATE, (SELECT count(*) FROM period_requests
-                WHERE application = $app) AS total
-        FROM period_requests WHERE application = $app AND COALESCE(job_id, caller_id) IS NOT NULL
+        """SELECT COALESCE(job_id, caller_id) AS who, job_id IS NOT NULL AS is_job,
+            sum(counted)::BIGINT AS n, min(timestamp)::DATE, max(timestamp)::DATE,
+            (SELECT sum(counted)::BIGINT FROM counted_requests WHERE application = $app) AS total
+        FROM counted_requests
+        WHERE application = $app AND COALESCE(job_id, caller_id) IS NOT NULL
         GROUP BY ALL ORDER BY n DESC, who LIMIT 1""",
         {"app": application},
     ).fetchone()

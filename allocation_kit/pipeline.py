@@ -54,7 +54,14 @@ from .price import (
     register_prices,
 )
 
-__all__ = ["Counts", "PeriodLedger", "period_filter_sql", "period_ledger", "timestamp_sql"]
+__all__ = [
+    "Counts",
+    "PeriodLedger",
+    "counted_requests_sql",
+    "period_filter_sql",
+    "period_ledger",
+    "timestamp_sql",
+]
 
 ITEM_COLUMNS = (
     "request_id",
@@ -462,6 +469,18 @@ def itemised_lines_sql() -> str:
         FROM ({kept_items_sql()})"""
 
 
+def counted_requests_sql() -> str:
+    """SQL: the rows of `period_requests` with a column `counted`, 1 each, plus one row per
+    identical logging duplicate (from `lines`) whose `counted` takes its extra copies back, so
+    that `sum(counted)` (and `sum(counted * input_tokens)`) counts each request once, as `lines`
+    does: identical copies once, copies with different content each."""
+    columns = ", ".join(c for c in CANONICAL_COLUMNS if c in {*ITEM_COLUMNS, *KEYS, *TOKEN_SUMS})
+    return f"""
+        SELECT *, 1 AS counted FROM period_requests
+        UNION ALL BY NAME
+        SELECT {columns}, -duplicate_copies AS counted FROM lines WHERE duplicate_copies > 0"""
+
+
 def period_ledger(
     workspace: Workspace,
     period: Period,
@@ -545,6 +564,7 @@ def period_ledger(
         con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {itemised_rows_sql(f'({items})')}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {aggregated_lines_sql(layout)}")
         con.execute(f"INSERT INTO lines BY NAME {itemised_lines_sql()}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW counted_requests AS {counted_requests_sql()}")
     stage("price", started)
 
     started = time.perf_counter()

@@ -148,3 +148,29 @@ def test_a_median_of_request_counts_keeps_its_half():
         "1,504",
         "12,000",
     ]
+
+
+def test_the_profile_counts_a_logging_duplicate_once_for_callers_and_endpoints(workspace, tmp_path):
+    rows = [
+        request("a", caller_id="svc-a", endpoint="/v1/chat/completions"),
+        request("a", caller_id="svc-a", endpoint="/v1/chat/completions"),  # identical copy
+        request("a", caller_id="svc-a", endpoint="/v1/chat/completions"),  # and another
+        request("b", caller_id="svc-a", endpoint="/v1/responses", input_tokens=500),
+        request("b", caller_id="svc-a", endpoint="/v1/responses", input_tokens=700),  # differs
+        request("c", caller_id="svc-b", endpoint="/v1/responses", job_id="job-1"),
+    ]
+    review(workspace, tmp_path, rows, months=("2026-10",))
+    with (tmp_path / "reports" / "2026-10" / "evidence" / "spend_profile.csv").open() as handle:
+        profile = {
+            (r["scope"], r["key"]): (r["requests"], r["input_tokens"], r["output_tokens"])
+            for r in csv.DictReader(handle)
+            if r["scope"] in {"caller", "endpoint", "application"}
+        }
+    # "a" once; both different copies of "b" (quarantined, each counted, as in lines)
+    assert profile == {
+        ("application", "search-api"): ("4", "3200", "400"),
+        ("caller", "svc-a"): ("3", "2200", "300"),
+        ("caller", "svc-b"): ("1", "1000", "100"),
+        ("endpoint", "/v1/chat/completions"): ("1", "1000", "100"),
+        ("endpoint", "/v1/responses"): ("3", "2200", "300"),
+    }

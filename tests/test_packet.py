@@ -254,6 +254,9 @@ def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
     by_model = next(t for t in plain if "unpriced_requests" in t)
     assert re.search(r"1\s+mystery-model\s+1\s+1\s+1000", by_model)  # printed in two blocks:
     assert re.search(r"\n1\s+0\s+100\s+NaN", by_model)  # its cached, output tokens, cost
+    # by feature, from the ledger rows: the identical copy of r1 counts once (6, not 7)
+    by_feature = next(t for t in plain if t.lstrip().startswith("feature"))
+    assert re.search(r"^0\s+None\s+6\s+25600$", by_feature, re.M)
 
 
 def test_every_amount_is_its_own_rounding_and_a_table_that_does_not_add_up_says_so():

@@ -141,24 +141,26 @@ def tag_status_sql(source: str) -> str:
             r.application, r.team,
             CASE
                 WHEN r.application IS NOT NULL AND a.id IS NULL THEN 'unknown_owner'
+                WHEN r.team IS NOT NULL AND t.id IS NULL THEN 'unknown_owner'
                 WHEN r.application IS NOT NULL AND {disagrees} THEN 'conflict'
                 WHEN r.application IS NOT NULL AND a.shared THEN 'shared'
-                WHEN r.application IS NOT NULL THEN 'allocated'
-                WHEN r.team IS NOT NULL AND t.id IS NULL THEN 'unknown_owner'
-                WHEN r.team IS NOT NULL THEN 'allocated'
+                WHEN r.application IS NOT NULL OR r.team IS NOT NULL THEN 'allocated'
                 ELSE 'untagged' END AS allocation_status,
             CASE
                 WHEN r.application IS NULL THEN t.id
-                WHEN a.id IS NULL OR {disagrees} THEN NULL
+                WHEN a.id IS NULL OR (r.team IS NOT NULL AND t.id IS NULL) OR {disagrees}
+                    THEN NULL
                 ELSE a.team END AS owner_team,
             CASE
                 WHEN r.application IS NOT NULL AND a.id IS NULL
                     THEN 'application ' || r.application || ' is not in the registry'
+                WHEN r.team IS NOT NULL AND t.id IS NULL
+                    THEN 'team ' || r.team || ' is not in the registry' || CASE
+                        WHEN r.application IS NOT NULL THEN ' (application ' || r.application
+                            || ' is owned by ' || a.team || ')' ELSE '' END
                 WHEN r.application IS NOT NULL AND {disagrees}
                     THEN 'team tag ' || r.team || ' disagrees with application '
                         || r.application || ' owned by ' || a.team
-                WHEN r.application IS NULL AND r.team IS NOT NULL AND t.id IS NULL
-                    THEN 'team ' || r.team || ' is not in the registry'
                 WHEN r.application IS NULL AND r.team IS NULL
                     THEN 'no team and no application tag'
                 END AS detail

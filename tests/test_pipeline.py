@@ -49,6 +49,9 @@ def test_team_tag_alone_allocates_to_the_team(workspace):
          "application ghost-app is not in the registry"),
         ({"team": "marketing", "application": None}, "unknown_owner",
          "team marketing is not in the registry"),
+        # an id the registry lacks is unknown, not a disagreement with the application's team
+        ({"team": "marketing", "application": "ticket-bot"}, "unknown_owner",
+         "team marketing is not in the registry (application ticket-bot is owned by support)"),
         ({"team": "search", "application": "ticket-bot"}, "conflict",
          "team tag search disagrees with application ticket-bot owned by support"),
         ({"cached_input_tokens": 1001}, "quarantined",

@@ -62,6 +62,15 @@ def test_a_missing_owner_mapping_fails_the_tagging_team(workspace):
     assert rows["search"].follow_up_owner == "search-lead"
 
 
+def test_an_unknown_team_on_a_registered_application_fails_the_applications_team(workspace):
+    rows = reviewed(workspace, [request("r1", team="marketing", application="ticket-bot")])
+    assert (rows["support"].review_result, rows["support"].reasons) == (
+        "fail",
+        "missing owner mapping: 1 request of application ticket-bot tagged with unknown team "
+        "marketing",
+    )
+
+
 def test_a_tag_conflict_needs_follow_up_from_both_teams(workspace):
     rows = reviewed(workspace, [request("r1", team="search", application="ticket-bot")])
     reason = (

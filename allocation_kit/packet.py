@@ -11,7 +11,7 @@ import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -129,7 +129,7 @@ class Review:
                 "Variance · verdict",
                 f"{self._money(variance)} ({percent(_pct(rec))}) · {verdict}"
                 if variance is not None
-                else f"no bill · {verdict}",
+                else f"{self._no_comparison()} · {verdict}",
                 tone,
             ),
             (
@@ -613,6 +613,12 @@ class Review:
 
     # --- reconciliation ---------------------------------------------------------------------
 
+    def _no_comparison(self) -> str:
+        """Why there is no billed total or variance: no bill, or one that cannot be cut to the
+        period (a monthly bill against a week)."""
+        codes = {r.get("code") for r in (self.reconciliation or {}).get("reasons", [])}
+        return "not comparable" if "charge_period_exceeds_period" in codes else "no bill"
+
     def reconciliation_banner(self) -> Html:
         rec = self.reconciliation
         if rec is None:
@@ -627,12 +633,14 @@ class Review:
             f"<li>{html.escape(r.get('sentence') or r.get('message') or r.get('code', ''))}</li>"
             for r in rec.get("reasons", [])
         )
-        head = (
-            f"<strong>Reconciliation: {html.escape(result.upper())}</strong> — ledger "
+        head = f"<strong>Reconciliation: {html.escape(result.upper())}</strong> — ledger " + (
             f"{self._money(Decimal(rec['ledger_cost']))} vs billed usage "
             f"{self._money(_dec(rec.get('billed_cost')))}, variance "
             f"{self._money(_dec(rec.get('variance')))} ({percent(_pct(rec))}); tolerance "
             f"{percent(Decimal(str(rec.get('tolerance_pct', 1))), 2)}."
+            if rec.get("billed_cost") is not None
+            else f"{self._money(Decimal(rec['ledger_cost']))}; no billed total or variance "
+            f"({self._no_comparison()})."
         )
         return Html(f'<div class="ak-banner ak-{tone}">{head}<ul>{sentences}</ul></div>')
 
@@ -682,16 +690,30 @@ class Review:
                 r.get("charge_category") or r.get("category"),
                 r.get("charge_class") or "",
                 r.get("description") or "",
+                self._charged_for(r),
                 self._money(_dec(r.get("billed_cost") or r.get("amount"))),
             )
             for r in rows
         ]
         return html_table(
-            ["Category", "Class", "Description", "Amount"],
+            ["Category", "Class", "Description", "Charged for", "Amount"],
             body,
-            numeric=(3,),
+            numeric=(4,),
             empty="No tax, credit, adjustment or correction lines on the bill.",
         )
+
+    def _charged_for(self, charge: dict) -> str:
+        """The charge period of a bill line, last day inclusive, marked when it reaches outside
+        the review period (the whole charge is listed, not a prorated part)."""
+        start = datetime.fromisoformat(charge["charge_period_start"])
+        end = datetime.fromisoformat(charge["charge_period_end"])
+        last = (end - timedelta(microseconds=1)).date()
+        span = start.date().isoformat() + ("" if last == start.date() else f" to {last}")
+        period = self.ledger.period
+        inside = start >= period.start.replace(tzinfo=None) and end <= period.end.replace(
+            tzinfo=None
+        )
+        return span if inside else f"{span} (whole charge, beyond {period.label})"
 
     def recorded_spend(self) -> Html:
         """Where the kit's price and the gateway's recorded spend (LiteLLM's `spend`) disagree,

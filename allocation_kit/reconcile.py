@@ -215,7 +215,9 @@ class Reconciliation:
     total_calls_logged: int
     billing_reported_count: int | None
     billing_currencies: list[str] = field(default_factory=list)
-    has_bill: bool = True  # False: kit.yaml names no bill (billed cost and variance unknown)
+    has_bill: bool = True  # False: kit.yaml names no bill
+    # False: no bill, or one that cannot be cut to the period: billed cost and variance unknown
+    comparable: bool = True
 
 
 # --- arithmetic ---------------------------------------------------------------------------------
@@ -578,25 +580,28 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     per_call_models = {m.model for m in workspace.pricing.models if m.per_call is not None}
     bill = billed_usage(con, period, billing.table) if billing else {}
     used = _ledger_with_billed_per_call(ledger_usage(con, per_call_models), bill)
-    # without a bill there is nothing to compare line by line (blocking() says why)
-    lines = reconciliation_lines(used, bill, tolerance) if billing else []
+    facts = _bill_facts(con, period, billing) if billing else None
+    # Without a bill, or with usage charged for periods reaching outside the review period (a
+    # monthly bill against a week), there is nothing to compare: no lines, no billed total, no
+    # variance (blocking() says why), rather than a month's bill set against a week's ledger.
+    comparable = facts is not None and not facts.straddling[0]
+    lines = reconciliation_lines(used, bill, tolerance) if comparable else []
 
     ledger_cost = _money_exact(ledger.ledger_cost)
     billed_cost = _money_exact(sum((b.total_cost for b in bill.values()), _ZERO))
     variance = ledger_cost - billed_cost
-    facts = _bill_facts(con, period, billing) if billing else None
-    daily = _daily(con, period, billing) if facts and facts.daily else None
+    daily = _daily(con, period, billing) if comparable and facts.daily else None
     counts = asdict(ledger.counts)
 
     say = _Sentences(currency, tolerance, period)
     blocking = say.blocking(billing, facts)
-    trust = say.trust(lines, used, bill)
+    trust = say.trust(lines, used, bill) if comparable else []
     verdict, fails = (
         say.verdict(lines, ledger_cost, billed_cost, blocked=bool(blocking))
-        if billing
+        if comparable
         else ([], False)
     )
-    details = say.details(lines, used, bill, facts, daily, counts)
+    details = say.details(lines, used, bill, facts, daily, counts, comparable)
 
     if blocking:
         result = "inconclusive"
@@ -625,6 +630,7 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
         billing_reported_count=facts.request_count if facts else None,
         billing_currencies=facts.currencies if facts else [],
         has_bill=billing is not None,
+        comparable=comparable,
     )
 
 
@@ -737,8 +743,8 @@ def _bill_facts(
         billing_periods=bool(has_billing_periods),
         whole=whole,
         outside=outside,
-        other=_charges(con, table, scopes["other"]),
-        corrections=_charges(con, table, scopes["correction"]),
+        other=_charges(con, table, scopes["other"], period),
+        corrections=_charges(con, table, scopes["correction"], period),
         bill_days=bill_days,
         unbilled_days=unbilled,
     )
@@ -765,13 +771,24 @@ def _gaps(
     return [(a, b) for a, b in gaps if a < b]
 
 
-def _charges(con: duckdb.DuckDBPyConnection, table: str, scope: str) -> list[OtherCharge]:
+def _charges(
+    con: duckdb.DuckDBPyConnection, table: str, scope: str, period: Period
+) -> list[OtherCharge]:
+    """The lines of `scope` summed by category, class, description and currency; a line whose
+    charge period reaches outside the review period (a month's tax beside a week) stays apart
+    with its own charge period, so the packet can say it is a whole charge, not prorated."""
     order = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(("Usage", *CHARGE_CATEGORIES)))
+    lo, hi = timestamp_sql(period.start), timestamp_sql(period.end)
+    beyond = f"(charge_period_start < {lo} OR charge_period_end > {hi})"
     rows = con.execute(
         f"""SELECT charge_category, charge_class, description, currency, sum(billed_cost),
             count(*), min(charge_period_start), max(charge_period_end)
-        FROM {table} WHERE {scope} GROUP BY charge_category, charge_class, description, currency
-        ORDER BY CASE charge_category {order} END, description NULLS LAST, currency"""
+        FROM {table} WHERE {scope}
+        GROUP BY charge_category, charge_class, description, currency,
+            CASE WHEN {beyond} THEN charge_period_start END,
+            CASE WHEN {beyond} THEN charge_period_end END
+        ORDER BY CASE charge_category {order} END, description NULLS LAST, currency,
+            min(charge_period_start)"""
     ).fetchall()
     return [OtherCharge(*row[:4], _money_exact(row[4]), *row[5:]) for row in rows]
 
@@ -976,7 +993,8 @@ class _Sentences:
                     ),
                     f"{n:,} usage lines ({self.money(cost)}) are charged for periods reaching "
                     f"outside {label} ({_span_text(start, end)}): the bill cannot be cut to "
-                    "this period; review a period the bill's charge periods fit.",
+                    "this period, so no billed total or variance is given; review a period "
+                    "the bill's charge periods fit.",
                 )
             )
         return reasons
@@ -1201,7 +1219,10 @@ class _Sentences:
         facts: _BillFacts | None,
         daily: list[DailyLine] | None,
         counts: dict[str, int],
+        comparable: bool = True,
     ) -> list[Reason]:
+        """Reasons that inform beside the verdict. A bill that is not `comparable` gives only
+        what it charges beside usage and which of its lines fall outside the period."""
         reasons = [
             self.line_reason(line, _folded(used[line.model], bill[line.model])[0])
             if line.model in used and line.model in bill
@@ -1211,7 +1232,7 @@ class _Sentences:
         reasons = [r for r in reasons if r is not None]
         for model, usage in used.items():
             billed = bill.get(model)
-            if billed is not None and _folded(usage, billed)[1]:
+            if comparable and billed is not None and _folded(usage, billed)[1]:
                 reasons.append(
                     Reason(
                         "cache_writes_billed_as_input",
@@ -1229,6 +1250,7 @@ class _Sentences:
             parts = "; ".join(
                 f"{c.charge_category} {self.money(c.amount)}"
                 + (f" ({c.description})" if c.description else "")
+                + self._whole_charge(c)
                 for c in facts.other
             )
             total = sum((c.amount for c in facts.other), _ZERO)
@@ -1256,7 +1278,7 @@ class _Sentences:
                 )
             )
         billed_zero, effective = facts.drawdown
-        if effective:
+        if comparable and effective:
             reasons.append(
                 Reason(
                     "commitment_drawdown",
@@ -1270,7 +1292,7 @@ class _Sentences:
                 )
             )
         reported = facts.request_count
-        if reported is not None and reported != counts["billable"]:
+        if comparable and reported is not None and reported != counts["billable"]:
             reasons.append(
                 Reason(
                     "request_count_differs",
@@ -1322,6 +1344,15 @@ class _Sentences:
                 )
             )
         return reasons
+
+    def _whole_charge(self, charge: OtherCharge) -> str:
+        """', charged for 2026-09-01 to 2026-09-30, …' when the charge reaches outside the
+        period; '' otherwise."""
+        start, end = _naive(self.period.start), _naive(self.period.end)
+        if charge.charge_period_start >= start and charge.charge_period_end <= end:
+            return ""
+        span = _span_text(charge.charge_period_start, charge.charge_period_end)
+        return f", charged for {span}, beyond {self.period.label}: the whole charge, not prorated"
 
     @staticmethod
     def _detail_lines(lines: list[ReconciliationLine]) -> list[ReconciliationLine]:
@@ -1463,9 +1494,9 @@ def reconciliation_record(
         "currency": recon.currency,
         "billing_currencies": recon.billing_currencies,
         "ledger_cost": _money_text(recon.ledger_cost),
-        "billed_cost": _money_text(recon.billed_cost) if recon.has_bill else None,
-        "variance": _money_text(recon.variance) if recon.has_bill else None,
-        "variance_pct": _pct_text(recon.variance_pct) if recon.has_bill else None,
+        "billed_cost": _money_text(recon.billed_cost) if recon.comparable else None,
+        "variance": _money_text(recon.variance) if recon.comparable else None,
+        "variance_pct": _pct_text(recon.variance_pct) if recon.comparable else None,
         "tolerance_pct": format(recon.tolerance_pct, "f"),
         "result": recon.result,
         "reasons": [asdict(reason) for reason in recon.reasons],

@@ -320,6 +320,31 @@ def test_tax_and_credits_are_listed_beside_never_in_the_usage_variance(workspace
     )
 
 
+def test_a_months_tax_beside_a_week_is_listed_per_month_as_a_whole_charge(workspace):
+    september = {
+        "ChargePeriodStart": "2026-09-01T00:00:00Z", "ChargePeriodEnd": "2026-10-01T00:00:00Z",
+        "BillingPeriodStart": "2026-09-01T00:00:00Z", "BillingPeriodEnd": "2026-10-01T00:00:00Z",
+    }  # fmt: skip
+    bill = [
+        *CLEAN_BILL,
+        charge("Tax", "0.10", "Sales tax", **september),
+        charge("Tax", "0.16", "Sales tax"),
+    ]
+    # 2026-W40 runs from 2026-09-28 to 2026-10-04: both months' tax lines overlap it
+    rows = [dict(r, timestamp="2026-10-02T12:00:00Z") for r in ROWS]
+    recon = reconcile(workspace, rows, bill, period="2026-W40")
+    assert [(c.amount, c.charge_period_start.date()) for c in recon.other_charges] == [
+        (Decimal("0.100000000000"), date(2026, 9, 1)),
+        (Decimal("0.160000000000"), date(2026, 10, 1)),
+    ]
+    assert message(recon, "other_charges") == (
+        "Other charges beside usage, not in the variance: Tax $0.10 (Sales tax), charged for "
+        "2026-09-01 to 2026-09-30, beyond 2026-W40: the whole charge, not prorated; Tax $0.16 "
+        "(Sales tax), charged for 2026-10-01 to 2026-10-31, beyond 2026-W40: the whole charge, "
+        "not prorated."
+    )
+
+
 def test_a_correction_is_its_own_line_outside_the_variance(workspace):
     correction = usage(
         "chat-small", "output", 0, "-0.10", ChargeClass="Correction",
@@ -472,15 +497,17 @@ def test_a_bill_for_another_period_is_inconclusive(workspace):
 def test_a_monthly_bill_cannot_judge_a_week(workspace):
     recon = reconcile(workspace, ROWS, CLEAN_BILL, period="2026-W41")
     assert recon.result == "inconclusive"
-    assert codes(recon)[:2] == [
-        ("charge_period_exceeds_period", "inconclusive"),
-        ("variance", "info"),
-    ]
+    # one reason, not a month's bill set against a week's ledger model by model
+    assert codes(recon) == [("charge_period_exceeds_period", "inconclusive")]
     assert recon.reasons[0].message == (
         "8 usage lines ($2.14) are charged for periods reaching outside 2026-W41 (2026-10-01 to "
-        "2026-10-31): the bill cannot be cut to this period; review a period the bill's charge "
-        "periods fit."
+        "2026-10-31): the bill cannot be cut to this period, so no billed total or variance is "
+        "given; review a period the bill's charge periods fit."
     )
+    assert (recon.lines, recon.daily, recon.comparable) == ([], None, False)
+    record = reconciliation_record(recon, "finops-analyst", datetime(2026, 11, 2, tzinfo=UTC))
+    assert (record["billed_cost"], record["variance"], record["variance_pct"]) == (None,) * 3
+    assert record["ledger_cost"] == "2.143000000000"
 
 
 def test_a_bill_covering_half_the_period_is_inconclusive(workspace):
@@ -790,3 +817,28 @@ def test_a_bill_sharing_no_model_with_the_ledger_is_not_judged_within_tolerance(
         "reasons below say why)."
     )
     assert ("model_not_in_ledger", "inconclusive") in codes(recon)
+
+
+def test_the_packet_gives_no_billed_total_for_a_bill_that_cannot_be_cut_to_the_period(
+    workspace, tmp_path
+):
+    from allocation_kit.packet import period_review
+
+    config = workspace(ROWS, kit=KIT_WITH_BILL)
+    bill = [*CLEAN_BILL, charge("Tax", "0.16", "Sales tax")]
+    write_csv(config.parent / "bill.csv", bill, list(dict.fromkeys(k for r in bill for k in r)))
+    review = period_review(config, "2026-W41", tmp_path / "reports")
+    kpis = review.kpis().text
+    assert 'Billed (usage)</div><div class="ak-tile-value">—</div>' in kpis
+    assert "not comparable · inconclusive" in kpis
+    assert review.reconciliation_banner().text.startswith(
+        '<div class="ak-banner ak-warn"><strong>Reconciliation: INCONCLUSIVE</strong> — ledger '
+        "$2.14; no billed total or variance (not comparable).<ul><li>8 usage lines ($2.14) are "
+        "charged for periods reaching outside 2026-W41"
+    )
+    assert review.variance_chart().text == '<p class="ak-empty">No per-model variance to chart.</p>'
+    # the month's tax is listed whole, with its charge period
+    assert (
+        '<td class="txt">Sales tax</td><td class="txt">2026-10-01 to 2026-10-31 (whole charge, '
+        'beyond 2026-W41)</td><td class="num">$0.16</td>'
+    ) in review.other_charges().text

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
+from matplotlib.dates import DateFormatter, DayLocator, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -115,14 +116,20 @@ def daily_spend_chart(
     currency: str,
     title: str,
 ) -> Figure:
-    """Ledger cost per day as bars, the bill's daily usage cost as a line when it has one."""
+    """Ledger cost per day as bars, the bill's daily usage cost as a line when it has one (with
+    a gap on days the bill does not cover). Ticks fall on whole days, even for one day."""
     days = sorted(set(ledger_daily) | set(billed_daily or {}))
     fig, ax = _figure(9.0, 3.6)
     ax.bar(days, [float(ledger_daily.get(d, 0)) for d in days], color="#4E79A7",
            label="Ledger (priced by the kit)", width=0.8)  # fmt: skip
     if billed_daily:
-        ax.plot(days, [float(billed_daily.get(d, 0)) for d in days], color="#E15759",
-                marker="o", markersize=3, linewidth=1.5, label="Billed usage")  # fmt: skip
+        billed = [float(billed_daily[d]) if d in billed_daily else float("nan") for d in days]
+        ax.plot(days, billed, color="#E15759", marker="o", markersize=3, linewidth=1.5,
+                label="Billed usage")  # fmt: skip
+    if days:
+        ax.set_xlim(date2num(days[0]) - 0.6, date2num(days[-1]) + 0.6)
+        ax.xaxis.set_major_locator(DayLocator(interval=max(1, -(-len(days) // 16))))
+        ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
     _money_axis(ax, currency)
     ax.set_ylabel(f"Cost per day ({currency})")
     ax.set_xlabel("Day (UTC)")

@@ -248,15 +248,19 @@ def _money_exact(value: Decimal) -> Decimal:
 
 
 def ledger_usage(
-    con: duckdb.DuckDBPyConnection, per_call_models: set[str]
+    con: duckdb.DuckDBPyConnection,
+    per_call_models: set[str],
+    days: tuple[date, date] | None = None,
 ) -> dict[str, LedgerUsage]:
-    """Billable usage per model from `lines`: tokens and cost per direction (priced or not).
+    """Billable usage per model from `lines`: tokens and cost per direction (priced or not),
+    on the days from `days[0]` to `days[1]` when given (those a daily bill covers).
 
     Per-call directions count billable requests; they are kept for models priced per call (and
     added later for models the bill charges per call).
     """
+    within = f"day BETWEEN DATE '{days[0]}' AND DATE '{days[1]}'" if days else "true"
     rows = con.execute(
-        """SELECT model, sum(requests)::HUGEINT,
+        f"""SELECT model, sum(requests)::HUGEINT,
             COALESCE(sum(requests) FILTER (WHERE NOT priced), 0)::HUGEINT,
             COALESCE(sum(requests) FILTER (WHERE allocation_status = 'quarantined'), 0)::HUGEINT,
             sum(input_tokens - cached_input_tokens - cache_write_tokens)::HUGEINT,
@@ -264,9 +268,9 @@ def ledger_usage(
             sum(output_tokens)::HUGEINT,
             sum(cost_uncached_input), sum(cost_cached_input), sum(cost_cache_write),
             sum(cost_output), sum(cost_per_call)
-        FROM lines WHERE billable GROUP BY model ORDER BY model"""
+        FROM lines WHERE billable AND {within} GROUP BY model ORDER BY model"""
     ).fetchall()
-    copies = _beyond_one_copy(con)
+    copies = _beyond_one_copy(con, within)
     usage = {}
     for model, requests, unpriced, quarantined, *values in rows:
         quantities = dict(zip(TOKEN_DIRECTIONS, (int(v) for v in values[:4]), strict=True))
@@ -293,7 +297,7 @@ def ledger_usage(
 
 
 def _beyond_one_copy(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection, within: str = "true"
 ) -> dict[str, tuple[int, dict[str, tuple[int, int]]]]:
     """model -> (request_ids logged with different content, {direction: (fewest, most) tokens
     their billable copies of the model add beyond the single copy a provider bills}). The
@@ -317,6 +321,7 @@ def _beyond_one_copy(
             SELECT *, count(*) OVER (PARTITION BY request_id) AS copies FROM lines
             WHERE request_id IS NOT NULL AND allocation_status = 'quarantined'
                 AND detail LIKE 'request_id logged % times with different content'
+                AND {within}
         ), per_id AS (
             SELECT model, request_id, {per_id} FROM copies WHERE billable GROUP BY ALL
         )
@@ -579,8 +584,11 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     tolerance = workspace.kit.reconciliation.tolerance_pct
     per_call_models = {m.model for m in workspace.pricing.models if m.per_call is not None}
     bill = billed_usage(con, period, billing.table) if billing else {}
-    used = _ledger_with_billed_per_call(ledger_usage(con, per_call_models), bill)
     facts = _bill_facts(con, period, billing) if billing else None
+    # a daily bill that lacks some of the ledger's days: compare only the days it covers
+    # (blocking() names the others)
+    covered = facts.bill_days if facts and facts.unbilled_days[0] else None
+    used = _ledger_with_billed_per_call(ledger_usage(con, per_call_models, covered), bill)
     # Without a bill, or with usage charged for periods reaching outside the review period (a
     # monthly bill against a week), there is nothing to compare: no lines, no billed total, no
     # variance (blocking() says why), rather than a month's bill set against a week's ledger.
@@ -590,7 +598,7 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     ledger_cost = _money_exact(ledger.ledger_cost)
     billed_cost = _money_exact(sum((b.total_cost for b in bill.values()), _ZERO))
     variance = ledger_cost - billed_cost
-    daily = _daily(con, period, billing) if comparable and facts.daily else None
+    daily = _daily(con, period, billing, covered) if comparable and facts.daily else None
     counts = asdict(ledger.counts)
 
     say = _Sentences(currency, tolerance, period)
@@ -794,9 +802,13 @@ def _charges(
 
 
 def _daily(
-    con: duckdb.DuckDBPyConnection, period: Period, billing: BillingLoaded
+    con: duckdb.DuckDBPyConnection,
+    period: Period,
+    billing: BillingLoaded,
+    covered: tuple[date, date] | None = None,
 ) -> list[DailyLine]:
-    """Ledger and billed usage per UTC day of the period (every day, zeros included)."""
+    """Ledger and billed usage per UTC day of the period (every day, zeros included), or of
+    the days from `covered[0]` to `covered[1]` when given (those a daily bill covers)."""
     ledger = dict(con.execute("SELECT day, sum(cost) FROM lines GROUP BY day").fetchall())
     billed = dict(
         con.execute(
@@ -807,6 +819,8 @@ def _daily(
     days = []
     for offset in range(period.days):
         day = period.first_day + timedelta(days=offset)
+        if covered and not covered[0] <= day <= covered[1]:
+            continue
         ledger_cost = _money_exact(ledger.get(day) or _ZERO)
         billed_cost = _money_exact(billed.get(day) or _ZERO)
         variance = ledger_cost - billed_cost
@@ -974,8 +988,14 @@ class _Sentences:
                     ),
                     f"The bill's daily usage runs from {start} to {end}, but the ledger has "
                     f"{self.money(cost)} of billable usage on {_plural(days, 'day')} outside "
-                    f"it ({first} to {last}): the export looks cut short (exported before the "
-                    "period ended?); reconcile a complete bill.",
+                    f"it ({first if days == 1 else f'{first} to {last}'}), left out of the "
+                    "comparison by model and day: "
+                    + (
+                        "the export looks cut short (exported before the period ended?); "
+                        "reconcile a complete bill."
+                        if first > end
+                        else "reconcile with a bill that covers them."
+                    ),
                 )
             )
         n, cost, start, end = facts.straddling

@@ -371,3 +371,25 @@ def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():
     # rows a–d show totals $0.01 each ($0.04); the ledger total 0.0249 shows $0.02
     assert '<td class="num">$0.02</td><td class="num">$0.00</td><td class="num">$0.02' in text
     assert text.endswith("(here by up to $0.02).</p>")
+
+
+def test_the_daily_chart_ticks_whole_days_and_leaves_days_the_bill_lacks_blank():
+    import math
+    from datetime import date
+    from decimal import Decimal as D
+
+    from allocation_kit.charts import daily_spend_chart
+
+    one_day = daily_spend_chart({date(2026, 10, 5): D("91.31")}, None, "USD", "one day")
+    assert [t.get_text() for t in one_day.axes[0].get_xticklabels()] == ["2026-10-05"]
+    ledger = {date(2026, 10, 30): D(3), date(2026, 10, 31): D(4), date(2026, 11, 1): D(1)}
+    billed = {date(2026, 10, 30): D(3), date(2026, 10, 31): D(4)}  # the bill ends on the 31st
+    week = daily_spend_chart(ledger, billed, "USD", "three days")
+    [line] = week.axes[0].get_lines()
+    values = list(line.get_ydata())
+    assert values[:2] == [3.0, 4.0] and math.isnan(values[2])  # no billed $0 on 1 November
+    assert [t.get_text() for t in week.axes[0].get_xticklabels()] == [
+        "2026-10-30",
+        "2026-10-31",
+        "2026-11-01",
+    ]

@@ -571,9 +571,31 @@ def test_a_daily_bill_that_stops_before_the_ledger_does_is_inconclusive(workspac
     # r9 after the 15 October price change: 1,000 × 0.80 + 1,000 × 3.20 per 1M = 0.004
     assert message(recon, "bill_days_missing") == (
         "The bill's daily usage runs from 2026-10-10 to 2026-10-10, but the ledger has $0.004 of "
-        "billable usage on 1 day outside it (2026-10-20 to 2026-10-20): the export looks cut "
-        "short (exported before the period ended?); reconcile a complete bill."
+        "billable usage on 1 day outside it (2026-10-20), left out of the comparison by model "
+        "and day: the export looks cut short (exported before the period ended?); reconcile a "
+        "complete bill."
     )
+    # the day the bill covers matches: no token mismatch blames the ledger for the 20th
+    assert codes(recon) == [("bill_days_missing", "inconclusive"), ("variance", "info")]
+    assert [line.finding for line in recon.lines if line.level == "model"] == ["match"]
+    assert [(d.day, d.variance) for d in recon.daily] == [(date(2026, 10, 10), Decimal(0))]
+
+
+def test_ledger_days_before_a_daily_bill_starts_are_left_out_and_named(workspace):
+    early = [
+        request(f"e{day}", timestamp=f"2026-10-0{day}T09:00:00Z", input_tokens=1000,
+                output_tokens=1000)
+        for day in (5, 6)
+    ]  # fmt: skip
+    recon = reconcile(workspace, [*early, ROWS[0]], DAILY_BILL, kit=DAILY_KIT)
+    assert recon.result == "inconclusive"
+    # before the price change: 1,000 × 1.00 + 1,000 × 4.00 per 1M = 0.005 a day
+    assert message(recon, "bill_days_missing") == (
+        "The bill's daily usage runs from 2026-10-10 to 2026-10-10, but the ledger has $0.01 of "
+        "billable usage on 2 days outside it (2026-10-05 to 2026-10-06), left out of the "
+        "comparison by model and day: reconcile with a bill that covers them."
+    )
+    assert codes(recon) == [("bill_days_missing", "inconclusive"), ("variance", "info")]
 
 
 GENERIC_KIT = KIT.replace(

@@ -95,13 +95,18 @@ def validate(config: Path, period: str) -> None:
     from .billing import load_billing
     from .errors import ConfigError as BlockingFailure
     from .load import connect, load_requests
-    from .pipeline import period_validation
+    from .pipeline import nothing_in_period, period_filter_sql, period_validation
     from .report import billing_validation
     from .validate import validation_table
 
     workspace, parsed = load_workspace(config), parse_period(period)
     con = connect()
-    load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
+    loaded = load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
+    (inside,) = con.execute(
+        f"SELECT count(*) FROM requests WHERE {period_filter_sql(parsed)}"
+    ).fetchone()
+    if not inside:  # as `run` says: a mistyped period must not look clean
+        raise nothing_in_period(con, loaded, parsed)
     ws = workspace
     try:
         suites, parameters = period_validation(con, workspace, parsed)

@@ -58,6 +58,7 @@ __all__ = [
     "Counts",
     "PeriodLedger",
     "counted_requests_sql",
+    "nothing_in_period",
     "period_filter_sql",
     "period_ledger",
     "timestamp_sql",
@@ -514,7 +515,7 @@ def period_ledger(
         ids, calls, rows = _ledger_hashes(con, loaded, period)
     loaded = replace(loaded, rows=rows)
     if not len(ids):
-        raise _nothing_in_period(con, loaded, period)
+        raise nothing_in_period(con, loaded, period)
     register_registry(con, workspace.registry)
     layout = register_prices(con, workspace.pricing)
     inside = period_filter_sql(period)
@@ -640,7 +641,7 @@ def _ledger_hashes(
     return ids, calls, len(bad)
 
 
-def _nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period):
+def nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period):
     """InputError for a ledger none of whose rows fall in the period, with the span they cover
     (most likely the period or the ledger path is mistyped)."""
     first, last = con.execute("SELECT min(timestamp), max(timestamp) FROM requests").fetchone()

@@ -383,3 +383,12 @@ def test_a_period_none_of_the_rows_fall_in_is_one_line(workspace, tmp_path, caps
         "period or the ledger path"
     )
     assert not (tmp_path / "reports" / "2025-10").exists()
+    # validate says the same: a mistyped period does not look clean
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", "--config", str(config), "--period", "2025-10"])
+    assert exited.value.code == 3
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'requests.csv'}: none of its 2 rows falls in 2025-10 (2025-10-01 "
+        "to 2025-10-31 UTC); they run from 2026-10-10 12:00 to 2026-10-20 08:30 UTC: check the "
+        "period or the ledger path"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -14,7 +14,7 @@ from matplotlib.dates import DateFormatter, DayLocator, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .present import Html, money
 
@@ -44,7 +44,10 @@ def team_colours(teams_in_registry_order: Sequence[str]) -> dict[str, str]:
 
 def _money_axis(ax, currency: str, axis: str = "y") -> None:
     fmt = FuncFormatter(lambda v, _pos: money(Decimal(str(round(v, 2))), currency))
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(fmt)
+    if axis == "x":  # money labels are wide: fewer ticks keep them apart
+        target.set_major_locator(MaxNLocator(nbins=6))
 
 
 def figure_html(fig: Figure, alt: str) -> Html:
@@ -139,12 +142,26 @@ def daily_spend_chart(
     return fig
 
 
-def variance_by_model_chart(variance: Mapping[str, Decimal], currency: str, title: str) -> Figure:
-    """Ledger − billed per model: positive bars mean the ledger computed more than was billed."""
+def variance_by_model_chart(
+    variance: Mapping[str, Decimal],
+    currency: str,
+    title: str,
+    unpriced: Collection[str] = (),
+) -> Figure:
+    """Ledger − billed per model: positive bars mean the ledger computed more than was billed.
+    Models in `unpriced` (their billed cost the ledger could not price) are grey and hatched."""
     models = sorted(variance, key=lambda m: variance[m])
     fig, ax = _figure(9.0, max(2.6, 0.4 * len(models) + 1.4))
     values = [float(variance[m]) for m in models]
-    ax.barh(models, values, color=["#E15759" if v < 0 else "#59A14F" for v in values])
+    colors = [
+        "#BAB0AC" if m in unpriced else "#E15759" if v < 0 else "#59A14F"
+        for m, v in zip(models, values, strict=True)
+    ]
+    bars = ax.barh(models, values, color=colors)
+    for bar, model in zip(bars, models, strict=True):
+        if model in unpriced:
+            bar.set_hatch("//")
+            bar.set_edgecolor("#7b8794")
     ax.axvline(0, color="#333333", linewidth=0.8)
     _money_axis(ax, currency, "x")
     ax.set_xlabel(f"Variance, ledger − billed ({currency})")

@@ -809,10 +809,18 @@ class Review:
             for line in rec.get("lines", [])
             if not line.get("direction") and line.get("variance") is not None
         }
-        if not per_model:
+        # a model without a price has no variance, but its billed cost is part of the headline
+        # one (the ledger cannot cost it): drawn apart, as what the ledger could not cost
+        unpriced = {
+            f"{line['model']} (no price)": (_dec(line.get("ledger_cost")) or Decimal(0))
+            - Decimal(line["billed_cost"])
+            for line in rec.get("lines", [])
+            if not line.get("direction") and line.get("finding") == "unpriced"
+        }
+        if not per_model and not unpriced:
             return Html('<p class="ak-empty">No per-model variance to chart.</p>')
         title = f"Variance by model (ledger − billed) — {self.ledger.period.label}"
-        fig = charts.variance_by_model_chart(per_model, self.currency, title)
+        fig = charts.variance_by_model_chart(per_model | unpriced, self.currency, title, unpriced)
         return charts.figure_html(fig, title)
 
     # --- data quality, provenance, sign-off --------------------------------------------------

@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -393,3 +394,38 @@ def test_the_daily_chart_ticks_whole_days_and_leaves_days_the_bill_lacks_blank()
         "2026-10-31",
         "2026-11-01",
     ]
+
+
+def test_the_variance_chart_draws_a_model_without_a_price_apart(monkeypatch):
+    """Its billed cost is part of the headline variance: the chart must not leave it out."""
+    from decimal import Decimal as D
+    from types import SimpleNamespace
+
+    from allocation_kit import charts
+    from allocation_kit.packet import Review
+
+    drawn, draw = {}, charts.variance_by_model_chart
+
+    def capture(variance, currency, title, unpriced=()):
+        drawn.update(variance=dict(variance), unpriced=set(unpriced), title=title)
+        return draw(variance, currency, title, unpriced)
+
+    monkeypatch.setattr(charts, "variance_by_model_chart", capture)
+    ledger = SimpleNamespace(
+        period=SimpleNamespace(label="2026-10-01..2026-10-15"),
+        workspace=SimpleNamespace(kit=SimpleNamespace(currency="USD")),
+    )
+    line = {"direction": None, "ledger_cost": None, "variance": None}
+    rec = {
+        "lines": [
+            line | {"model": "chat", "billed_cost": "1.00", "variance": "0.05", "finding": "x"},
+            line | {"model": "gemini", "billed_cost": "3.11", "finding": "unpriced"},
+        ]
+    }
+    review = Review(ledger, {}, Path("."), "finops-analyst", datetime.now(UTC), reconciliation=rec)
+    assert review.variance_chart().text.startswith('<figure class="ak-chart">')
+    assert drawn == {
+        "variance": {"chat": D("0.05"), "gemini (no price)": D("-3.11")},
+        "unpriced": {"gemini (no price)"},
+        "title": "Variance by model (ledger − billed) — 2026-10-01..2026-10-15",
+    }

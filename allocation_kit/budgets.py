@@ -3,8 +3,9 @@
 `budgets.yaml` holds monthly budgets per team for a set of environments (production unless said
 otherwise); spend in the team's other environments is shown beside it, not counted against it.
 A weekly or date-range period prorates the monthly budget day by day (a week that spans two
-months takes each day's share of its own month). When the ledger stops before the period ends,
-the forecast extends the run rate of the days covered to the whole period.
+months takes each day's share of its own month; `budget_basis` says which). When the ledger
+stops before the period's last hour, the forecast extends the run rate of the time covered to
+the whole period.
 
 Status: `exceeded` when the actual cost is over budget; `warning` when it has crossed a threshold
 (or the forecast is over budget); `ok` otherwise.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "BUDGET_COLUMNS",
     "BudgetLine",
     "Budgets",
+    "budget_basis",
     "budget_lines",
     "budget_rows",
     "load_budgets",
@@ -54,7 +56,11 @@ BUDGET_COLUMNS = (
     "threshold_crossed",
     "data_through",
     "reason",
+    "monthly_budget",
+    "budget_basis",
 )
+# A ledger whose last row falls within the period's last hour (or after it) covers the period.
+COMPLETE_WITHIN = timedelta(hours=1)
 CENT = Decimal("0.01")
 
 
@@ -120,6 +126,27 @@ def prorated_budget(monthly: Decimal, period: Period) -> Decimal:
     return (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(CENT, ROUND_HALF_EVEN)
 
 
+def budget_basis(period: Period) -> str:
+    """How a monthly budget becomes the period's: 'month', or the share of each month's days
+    the period covers ('prorated: 6/31 of 2026-10 + 1/30 of 2026-11')."""
+    if period.kind == "month":
+        return "month"
+    days: dict[tuple[int, int], int] = {}
+    day = period.first_day
+    while day <= period.last_day:
+        days[day.year, day.month] = days.get((day.year, day.month), 0) + 1
+        day += timedelta(days=1)
+    parts = [
+        f"{n}/{calendar.monthrange(y, m)[1]} of {y}-{m:02d}" for (y, m), n in sorted(days.items())
+    ]
+    return "prorated: " + " + ".join(parts)
+
+
+def _days(span: timedelta) -> str:
+    days = Decimal(span.total_seconds()) / 86400
+    return f"{days.quantize(Decimal('0.1'), ROUND_HALF_EVEN).normalize():f}"
+
+
 @dataclass(frozen=True)
 class BudgetLine:
     """One row of budgets.csv."""
@@ -137,6 +164,8 @@ class BudgetLine:
     threshold_crossed: Decimal | None
     data_through: date | None
     reason: str
+    monthly_budget: Decimal
+    budget_basis: str
 
 
 def budget_lines(
@@ -144,15 +173,33 @@ def budget_lines(
     allocation: list[AllocationLine],
     registry: Registry,
     period: Period,
-    data_through: date | None,
+    ledger_span: tuple[datetime, datetime] | None,
     currency: str,
 ) -> list[BudgetLine]:
     """Every budget's actual (allocated and shared cost in its environments), use, forecast and
-    status. `data_through` is the last day the period's ledger has rows for."""
+    status. `ledger_span` is the first and last timestamp of the whole ledger (naive UTC, every
+    file read): when it ends before the period's last hour, the forecast extends the run rate
+    of the time it covers (hours, not whole days: a few rows after midnight are not a day);
+    when it starts after the period began, the reason says so."""
     owners = {t.id: t.budget_owner for t in registry.teams}
-    covered = period.days
-    if data_through is not None and data_through < period.last_day:
-        covered = max((data_through - period.first_day).days + 1, 1)
+    start, end = (p.astimezone(UTC).replace(tzinfo=None) for p in (period.start, period.end))
+    span = end - start
+    covered, notes, data_through = span, [], period.last_day
+    if ledger_span is not None:
+        first, last = ledger_span
+        if last < end - COMPLETE_WITHIN:
+            covered = max(last - start, COMPLETE_WITHIN)
+            data_through = max(last.date(), period.first_day)
+            notes.append(
+                f"data through {last:%Y-%m-%d %H:%M} UTC: forecast at the run rate of "
+                f"{_days(covered)} of {period.days} days"
+            )
+        if first > start + COMPLETE_WITHIN:
+            notes.append(
+                f"the ledger starts {first:%Y-%m-%d %H:%M} UTC: {_days(first - start)} days of "
+                "the period have no rows"
+            )
+    basis = budget_basis(period)
     lines = []
     for b in budgets.budgets:
         budget = prorated_budget(b.monthly, period)
@@ -165,7 +212,9 @@ def budget_lines(
                     unpriced += line.unpriced_requests
                 else:
                     other += line.cost
-        forecast = (actual * period.days / covered).quantize(CENT, ROUND_HALF_EVEN)
+        forecast = (
+            actual * Decimal(span.total_seconds()) / Decimal(covered.total_seconds())
+        ).quantize(CENT, ROUND_HALF_EVEN)
         pct = (actual / budget * 100).quantize(CENT, ROUND_HALF_EVEN) if budget else None
         crossed = [t for t in budgets.thresholds_pct if pct is not None and pct >= t]
         reasons = []
@@ -180,13 +229,10 @@ def budget_lines(
         if unpriced:
             calls = f"{unpriced:,} unpriced call{'s' if unpriced != 1 else ''}"
             reasons.append(f"actual leaves out {calls} (no price in the snapshot: cost unknown)")
-        if covered < period.days:
-            reasons.append(
-                f"data through {data_through}: forecast at the run rate of {covered} day(s)"
-            )
-            if forecast > budget and status == "ok":
-                status = "warning"
-                reasons.append("the forecast is over budget")
+        reasons += notes
+        if covered < span and forecast > budget and status == "ok":
+            status = "warning"
+            reasons.append("the forecast is over budget")
         lines.append(
             BudgetLine(
                 team=b.team,
@@ -202,6 +248,8 @@ def budget_lines(
                 threshold_crossed=crossed[-1] if crossed else None,
                 data_through=data_through,
                 reason="; ".join(reasons),
+                monthly_budget=b.monthly,
+                budget_basis=basis,
             )
         )
     return lines

@@ -456,10 +456,12 @@ class Review:
         lines = self.analysis.budgets if self.analysis else []
         if not lines:
             return self._none_configured("budgets", "budgets", "see the README")
+        prorated = lines[0].budget_basis != "month"
         rows = [
             (
                 b.team,
                 b.environments,
+                *([self._money(b.monthly_budget)] if prorated else []),
                 self._money(b.budget),
                 self._money(b.actual),
                 percent(b.pct_used),
@@ -470,13 +472,22 @@ class Review:
             )
             for b in lines
         ]
-        return html_table(
-            ["Team", "Environments", "Budget", "Actual", "Used", "Forecast", "Status",
-             "Other environments", "Why"],
+        table = html_table(
+            ["Team", "Environments", *(["Monthly budget"] if prorated else []),
+             "Budget" + (" (prorated)" if prorated else ""), "Actual", "Used", "Forecast",
+             "Status", "Other environments", "Why"],
             rows,
-            numeric=(2, 3, 4, 5, 7),
+            numeric=(2, 3, 4, 5, 6, 8) if prorated else (2, 3, 4, 5, 7),
             row_classes=[f"ak-status-{b.status}" for b in lines],
         )  # fmt: skip
+        if not prorated:
+            return table
+        basis = lines[0].budget_basis.removeprefix("prorated: ")
+        note = (
+            f'<p class="ak-note">Budgets are monthly amounts; {self.ledger.period.label} takes '
+            f"each day's share of its own month: {html.escape(basis)} of the monthly budget.</p>"
+        )
+        return Html(table.text + note)
 
     def budget_chart(self) -> Html:
         lines = self.analysis.budgets if self.analysis else []

@@ -379,10 +379,11 @@ def write_analysis(
     now = datetime.now(UTC)
     units = unit_economics(ledger, ws.cost_units, out) if ws.cost_units else []
     _write_csv(evidence / "unit_economics.csv", UNIT_ECONOMICS_COLUMNS, unit_economics_rows(units))
-    through = ledger.con.execute("SELECT max(day) FROM lines WHERE requests > 0").fetchone()[0]
+    # the whole ledger's span (every file read): rows after the period mean its data is complete
+    span = ledger.con.execute("SELECT min(timestamp), max(timestamp) FROM requests").fetchone()
     budgets = (
         budget_lines(
-            ws.budgets, ledger.allocation, ws.registry, ledger.period, through, ws.kit.currency
+            ws.budgets, ledger.allocation, ws.registry, ledger.period, span, ws.kit.currency
         )
         if ws.budgets
         else []

@@ -1,6 +1,6 @@
 """Budgets: each status, the run-rate forecast of a partial period, weekly proration."""
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -17,6 +17,7 @@ from .conftest import REGISTRY
 
 REG = Registry.model_validate(yaml.safe_load(REGISTRY))
 OCTOBER = parse_period("2026-10")
+WHOLE_OCTOBER = (datetime(2026, 9, 30, 23, 58), datetime(2026, 11, 1, 0, 4))  # ledger span
 
 
 def line(team, cost, environment="production", status="allocated"):
@@ -48,7 +49,7 @@ def test_each_status_with_production_only_by_default():
         line("platform", "50.000000000001"),
         line(None, "999", status="untagged"),
     ]
-    result = budget_lines(config, allocation, REG, OCTOBER, date(2026, 10, 31), "USD")
+    result = budget_lines(config, allocation, REG, OCTOBER, WHOLE_OCTOBER, "USD")
     assert [(b.team, b.budget, b.actual, b.pct_used, b.status, b.threshold_crossed)
             for b in result] == [
         ("search", Decimal("1000.00"), Decimal("400.00"), Decimal("40.00"), "ok", None),
@@ -75,7 +76,7 @@ def test_a_budget_whose_actual_leaves_out_unpriced_calls_says_so():
         replace(line("search", "5.00", environment="staging"), unpriced_requests=7),  # not counted
         line("search", "20.00"),
     ]
-    (result,) = budget_lines(config, allocation, REG, OCTOBER, date(2026, 10, 31), "USD")
+    (result,) = budget_lines(config, allocation, REG, OCTOBER, WHOLE_OCTOBER, "USD")
     assert (result.actual, result.status, result.reason) == (
         Decimal("120.00"),
         "ok",
@@ -85,14 +86,41 @@ def test_a_budget_whose_actual_leaves_out_unpriced_calls_says_so():
 
 def test_forecast_extends_the_run_rate_when_the_data_stops_early():
     config = budgets({"team": "search", "monthly": 3000}, thresholds=(80, 100))
-    result = budget_lines(config, [line("search", "1000")], REG, OCTOBER, date(2026, 10, 10), "USD")
+    span = (datetime(2026, 10, 1, 0, 2), datetime(2026, 10, 11))  # rows until 10 Oct midnight
+    result = budget_lines(config, [line("search", "1000")], REG, OCTOBER, span, "USD")
     [b] = result
     # 1,000 in 10 of 31 days: 3,100 by month end, over the 3,000 budget though only 33% is used
     assert (b.pct_used, b.forecast, b.status) == (Decimal("33.33"), Decimal("3100.00"), "warning")
     assert b.reason == (
-        "data through 2026-10-10: forecast at the run rate of 10 day(s); "
+        "data through 2026-10-11 00:00 UTC: forecast at the run rate of 10 of 31 days; "
         "the forecast is over budget"
     )
+    assert (b.data_through, b.monthly_budget, b.budget_basis) == (
+        date(2026, 10, 11), Decimal(3000), "month"
+    )  # fmt: skip
+
+
+def test_a_few_rows_after_midnight_are_not_a_day_of_data():
+    """The ledger ends 9 minutes into 1 November: 7 days of a 14-day range are covered, not 8."""
+    period = parse_period("2026-10-25..2026-11-07")
+    config = budgets({"team": "search", "monthly": 3100})
+    span = (datetime(2026, 10, 1), datetime(2026, 11, 1, 0, 9))
+    [b] = budget_lines(config, [line("search", "700")], REG, period, span, "USD")
+    # 700 × 14 days / (7 days 9 minutes) = 1,398.75…; not 700 × 14 / 8 = 1,225
+    assert b.forecast == Decimal("1398.75")
+    assert b.reason == (
+        "data through 2026-11-01 00:09 UTC: forecast at the run rate of 7 of 14 days"
+    )
+    assert b.budget_basis == "prorated: 7/31 of 2026-10 + 7/30 of 2026-11"
+
+
+def test_a_ledger_that_starts_inside_the_period_says_so():
+    week = parse_period("2026-W31")  # 27 July to 2 August
+    config = budgets({"team": "search", "monthly": 3100})
+    span = (datetime(2026, 7, 31, 23, 2), datetime(2026, 8, 31, 23, 59))
+    [b] = budget_lines(config, [line("search", "10")], REG, week, span, "USD")
+    assert b.reason == "the ledger starts 2026-07-31 23:02 UTC: 5 days of the period have no rows"
+    assert b.forecast == Decimal("10.00")  # the period's end is covered: no run-rate forecast
 
 
 def test_weekly_periods_prorate_each_day_by_its_own_month():
@@ -105,9 +133,13 @@ def test_weekly_periods_prorate_each_day_by_its_own_month():
     assert prorated_budget(Decimal("3000.00"), OCTOBER) == Decimal("3000.00")
     assert prorated_budget(Decimal(3000), parse_period("2026-02")) == Decimal("3000.00")
     config = budgets({"team": "search", "monthly": 3000})
-    [b] = budget_lines(config, [line("search", "700")], REG, week, date(2026, 11, 1), "USD")
+    span = (datetime(2026, 10, 1), datetime(2026, 11, 1, 23, 30))
+    [b] = budget_lines(config, [line("search", "700")], REG, week, span, "USD")
     assert (b.budget, b.status, b.reason) == (
         Decimal("680.65"), "exceeded", "over budget by $19.35"
+    )  # fmt: skip
+    assert (b.monthly_budget, b.budget_basis) == (
+        Decimal(3000), "prorated: 6/31 of 2026-10 + 1/30 of 2026-11"
     )  # fmt: skip
 
 
@@ -138,4 +170,32 @@ def test_bad_budgets_are_one_line(tmp_path):
         load_budgets(path, REG)
     assert caught.value.line() == (
         f"{path}: budgets[0] (search).monthly: got -5: Input should be greater than or equal to 0"
+    )
+
+
+def test_the_packet_shows_the_monthly_budget_and_its_proration_for_a_range():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from allocation_kit.packet import Review
+
+    period = parse_period("2026-10-01..2026-10-15")
+    config = budgets({"team": "support", "monthly": 1000})
+    span = (datetime(2026, 9, 1), datetime(2026, 10, 31, 23, 59))
+    lines = budget_lines(config, [line("support", "896.09")], REG, period, span, "USD")
+    ledger = SimpleNamespace(
+        period=period, workspace=SimpleNamespace(kit=SimpleNamespace(currency="USD"))
+    )
+    review = Review(
+        ledger, {}, Path("."), "finops-analyst", datetime(2026, 11, 2),
+        analysis=SimpleNamespace(budgets=lines),
+    )  # fmt: skip
+    page = review.budgets().text
+    assert '<th class="num">Monthly budget</th><th class="num">Budget (prorated)</th>' in page
+    assert (
+        '<td class="num">$1,000.00</td><td class="num">$483.87</td><td class="num">$896.09</td>'
+    ) in page
+    assert page.endswith(
+        '<p class="ak-note">Budgets are monthly amounts; 2026-10-01..2026-10-15 takes each '
+        "day's share of its own month: 15/31 of 2026-10 of the monthly budget.</p>"
     )

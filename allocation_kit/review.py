@@ -103,6 +103,23 @@ def _ownership_issues(ledger: PeriodLedger) -> dict[str, list[tuple[str, str]]]:
     return issues
 
 
+def _retired_traffic(ledger: PeriodLedger) -> dict[str, int]:
+    """{application the registry marks inactive: its owned requests this period}, for those
+    with traffic (still allocated to the owner: the cost is real, the tag or the registry is
+    stale)."""
+    retired = [a.id for a in ledger.workspace.registry.applications if not a.active]
+    if not retired:
+        return {}
+    return dict(
+        ledger.con.execute(
+            """SELECT application, sum(requests)::BIGINT FROM lines
+            WHERE allocation_status IN ('allocated', 'shared') AND list_contains($apps, application)
+            GROUP BY ALL HAVING sum(requests) > 0 ORDER BY ALL""",
+            {"apps": retired},
+        ).fetchall()
+    )
+
+
 def chargeback_review(
     ledger: PeriodLedger, reviewer_role: str, reviewed_at: datetime
 ) -> list[ChargebackRow]:
@@ -113,6 +130,7 @@ def chargeback_review(
     app_owner = {a.id: a.team for a in registry.applications}
     owners = {t.id: t.budget_owner for t in registry.teams}
     ownership = _ownership_issues(ledger)
+    retired = _retired_traffic(ledger)
     rows = []
     for team in registry.teams:
         lines = [
@@ -149,6 +167,16 @@ def chargeback_review(
                         f"{line.environment or ''} was split evenly because its rule "
                         f"(proportional to {rule.basis}) had nothing to weigh by",
                         owners[app_owner[line.application]],
+                    )
+                )
+        for application, n in retired.items():
+            if app_owner[application] == team.id:
+                problems.append(
+                    (
+                        "needs_follow_up",
+                        f"retired application in use: {counted(n, 'request')} on "
+                        f"{application}, which the registry marks inactive (active: false)",
+                        team.budget_owner,
                     )
                 )
         if not team.cost_center:

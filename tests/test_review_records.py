@@ -71,6 +71,25 @@ def test_an_unknown_team_on_a_registered_application_fails_the_applications_team
     )
 
 
+def test_traffic_on_a_retired_application_is_allocated_and_needs_follow_up(workspace):
+    from .conftest import REGISTRY
+
+    registry = REGISTRY.replace(
+        "{id: ticket-bot, team: support}", "{id: ticket-bot, team: support, active: false}"
+    )
+    rows = [request(f"r{i}", application="ticket-bot", team=None) for i in (1, 2)]
+    config = workspace(rows, registry=registry)
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    support = {r.team: r for r in chargeback_review(ledger, "finops-analyst", AT)}["support"]
+    assert (support.cost, support.review_result, support.reasons, support.follow_up_owner) == (
+        Decimal("0.002800000000"),
+        "needs_follow_up",
+        "retired application in use: 2 requests on ticket-bot, which the registry marks "
+        "inactive (active: false)",
+        "support-lead",
+    )
+
+
 def test_a_tag_conflict_needs_follow_up_from_both_teams(workspace):
     rows = reviewed(workspace, [request("r1", team="search", application="ticket-bot")])
     reason = (

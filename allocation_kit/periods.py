@@ -81,7 +81,9 @@ def prior_periods(period: Period, count: int) -> list[Period]:
     """The `count` periods of the same kind just before `period`, the nearest first.
 
     Months step back a calendar month, weeks an ISO week, and a range steps back by its own
-    length (labelled as a range), so a baseline always compares like with like.
+    length (labelled as a range), or by a week when it is shorter than one, so that its days
+    stay the same weekdays (a Monday is compared with Mondays, not with the weekend before): a
+    baseline compares like with like.
     """
     found: list[Period] = []
     current = period
@@ -95,8 +97,9 @@ def prior_periods(period: Period, count: int) -> list[Period]:
             current = parse_period(f"{iso.year}-W{iso.week:02d}")
         else:
             length = current.end - current.start
-            first = (current.start - length).date()
-            last = (current.start - timedelta(days=1)).date()
+            step = max(length, timedelta(days=7))
+            first = (current.start - step).date()
+            last = (current.end - step - timedelta(days=1)).date()
             current = parse_period(f"{first.isoformat()}..{last.isoformat()}")
         found.append(current)
     return found

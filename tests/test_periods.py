@@ -49,3 +49,18 @@ def test_bad_periods_name_what_was_expected(text, message):
     with pytest.raises(ConfigError) as caught:
         parse_period(text)
     assert caught.value.line().startswith(message)
+
+
+def test_earlier_periods_of_a_baseline_are_of_the_same_kind_and_weekdays():
+    from allocation_kit.periods import prior_periods
+
+    def labels(text: str, count: int = 2) -> list[str]:
+        return [p.label for p in prior_periods(parse_period(text), count)]
+
+    assert labels("2026-01") == ["2025-12", "2025-11"]
+    assert labels("2026-W01") == ["2025-W52", "2025-W51"]
+    # a range of a week or more steps back by its own length
+    assert labels("2026-10-01..2026-10-15") == ["2026-09-16..2026-09-30", "2026-09-01..2026-09-15"]
+    # a shorter one steps back a week: Monday 5 October is compared with Mondays
+    assert labels("2026-10-05..2026-10-05") == ["2026-09-28..2026-09-28", "2026-09-21..2026-09-21"]
+    assert labels("2026-10-05..2026-10-06", 1) == ["2026-09-28..2026-09-29"]

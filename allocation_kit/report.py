@@ -583,7 +583,9 @@ def period_summary(folder: Path) -> dict | None:
     unallocated = Decimal(doc["conservation"]["unallocated"])
     return {
         "period": doc["period"]["label"],
+        "kind": doc["period"].get("kind", "month"),
         "start": doc["period"]["start"],
+        "dates": _dates_text(doc["period"]["start"], doc["period"]["end"]),
         "currency": doc["workspace"]["currency"],
         "name": doc["workspace"]["name"],
         "ledger_cost": total,
@@ -609,8 +611,19 @@ def period_summary(folder: Path) -> dict | None:
     }
 
 
+def _dates_text(start: str, end: str) -> str:
+    """'2026-09-28 to 2026-10-04' for [start, end) (the last day inclusive), or one day."""
+    first = datetime.fromisoformat(start).date()
+    last = (datetime.fromisoformat(end) - timedelta(days=1)).date()
+    return first.isoformat() if first == last else f"{first} to {last}"
+
+
+INDEX_KINDS = {"month": "Months", "week": "Weeks", "range": "Date ranges"}
+
+
 def write_index(out: Path) -> Path:
-    """Rewrite out/index.html: every period with its verdict, totals and coverage."""
+    """Rewrite out/index.html: every period with its verdict, totals and coverage, months,
+    weeks and date ranges each in a table of their own (their totals overlap), newest first."""
     import jinja2
 
     from .present import money, percent
@@ -618,12 +631,18 @@ def write_index(out: Path) -> Path:
     rows = [s for f in sorted(out.iterdir()) if f.is_dir() and not f.name.startswith(".")
             if (s := period_summary(f))]  # fmt: skip
     rows.sort(key=lambda r: r["start"], reverse=True)
+    groups = [
+        (title, [r for r in rows if r["kind"] == kind])
+        for kind, title in INDEX_KINDS.items()
+        if any(r["kind"] == kind for r in rows)
+    ]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "index")),
         autoescape=True,
     )
     page = env.get_template("index.html.j2").render(
         rows=rows,
+        groups=groups,
         name=rows[0]["name"] if rows else "allocation-kit",
         money=money,
         percent=percent,

@@ -115,6 +115,38 @@ def test_the_index_lists_the_period(packet):
         '  <td class="num">1 · 1</td>'
     ) in index
     assert '<a href="2026-10/evidence/manifest.json">manifest</a>' in index
+    assert "<td>2026-10</td>\n  <td>2026-10-01 to 2026-10-31</td>" in index
+    assert "<h2>" not in index  # one kind of period: one table, no headings
+
+
+def test_the_index_keeps_months_weeks_and_ranges_apart_newest_first(tmp_path):
+    from allocation_kit.periods import parse_period
+    from allocation_kit.report import write_index
+
+    for label in ("2026-09", "2026-W41", "2026-10", "2026-10-05..2026-10-05", "2026-W40"):
+        period = parse_period(label)
+        evidence = tmp_path / label / "evidence"
+        evidence.mkdir(parents=True)
+        manifest = {
+            "period": {"label": label, "kind": period.kind, "start": period.start.isoformat(),
+                       "end": period.end.isoformat()},
+            "workspace": {"name": "acme", "currency": "USD"},
+            "conservation": {"ledger_total": "10", "unallocated": "1"},
+            "counts": {"exception_rows": 3},
+            "created_at": "2026-11-02T09:30:00+00:00",
+        }  # fmt: skip
+        (evidence / "manifest.json").write_text(json.dumps(manifest))
+    index = write_index(tmp_path).read_text()
+    headings = re.findall(r"<h2>(.*?)</h2>", index)
+    periods = re.findall(r"<tr>\n  <td>(.*?)</td>\n  <td>(.*?)</td>", index)
+    assert headings == ["Months", "Weeks", "Date ranges"]
+    assert periods == [
+        ("2026-10", "2026-10-01 to 2026-10-31"),
+        ("2026-09", "2026-09-01 to 2026-09-30"),
+        ("2026-W41", "2026-10-05 to 2026-10-11"),
+        ("2026-W40", "2026-09-28 to 2026-10-04"),
+        ("2026-10-05..2026-10-05", "2026-10-05"),
+    ]
 
 
 def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet):

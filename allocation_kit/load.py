@@ -291,6 +291,10 @@ def _read_as_they_are(
 
 
 _REQUIRED = "a value (the column is required)"
+# The most tokens one request can count (a thousand times today's largest context windows):
+# per-request costs in picodollars stay within 64 bits, and a period's sums within 128.
+MAX_TOKENS = 1_000_000_000
+_TOO_MANY = f"a token count of at most {MAX_TOKENS:,} for one request"
 _INTEGER_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT"}
 
 
@@ -400,12 +404,13 @@ def _problems(
         src, kind = _quote(mapped[column]), source_types[mapped[column]]
         if kind in _INTEGER_TYPES:
             checks.append((column, f"{src} < 0", "a token count of 0 or more"))
+            checks.append((column, f"{src} > {MAX_TOKENS}", _TOO_MANY))
             continue
-        not_whole = (
-            f"(TRY_CAST({src} AS DOUBLE) IS NULL "
-            f"OR TRY_CAST({src} AS DOUBLE) <> TRY_CAST({src} AS BIGINT))"
-        )
+        # a value that is no number, or no whole one, or beyond BIGINT (TRY_CAST gives NULL)
+        number = f"TRY_CAST({src} AS DOUBLE)"
+        not_whole = f"COALESCE({number} <> TRY_CAST({src} AS BIGINT), true)"
         present = f"NOT ({blank(src, kind)})"
+        checks.append((column, f"{present} AND {number} > {MAX_TOKENS}", _TOO_MANY))
         checks.append((column, f"{present} AND {not_whole}", "a whole number of tokens"))
         checks.append((column, f"TRY_CAST({src} AS BIGINT) < 0", "a token count of 0 or more"))
     ts, ts_type = _quote(mapped["timestamp"]), source_types[mapped["timestamp"]]

@@ -92,6 +92,16 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
         ([request("r1", input_tokens="1.5")],
          "requests.csv: row 1 (line 2), column 'input_tokens': got '1.5', expected a whole number "
          "of tokens"),
+        # beyond 64 bits: once read as no value, the row vanished from every output
+        ([request("r1"), request("r2", input_tokens="99999999999999999999")],
+         "requests.csv: row 2 (line 3), column 'input_tokens': got '99999999999999999999', "
+         "expected a token count of at most 1,000,000,000 for one request"),
+        ([request("r1", cached_input_tokens="99999999999999999999")],
+         "requests.csv: row 1 (line 2), column 'cached_input_tokens': got '99999999999999999999', "
+         "expected a token count of at most 1,000,000,000 for one request"),
+        ([request("r1", output_tokens=1_000_000_001)],
+         "requests.csv: row 1 (line 2), column 'output_tokens': got '1000000001', expected a "
+         "token count of at most 1,000,000,000 for one request"),
         ([request("r1", timestamp="yesterday")],
          "requests.csv: row 1 (line 2), column 'timestamp': got 'yesterday', expected an ISO 8601 "
          "timestamp such as 2026-10-01T12:00:00Z"),

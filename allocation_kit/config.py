@@ -430,6 +430,25 @@ class _KitLoader(yaml.SafeLoader):
             return self.construct_scalar(node)
 
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        """A mapping that names a key twice is an error: PyYAML keeps the last silently (a
+        second `applications:` would drop the first list)."""
+        first: dict[Any, yaml.Node] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                continue
+            if key.value in first:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key.value!r}, first on line "
+                    f"{first[key.value].start_mark.line + 1}",
+                    key.start_mark,
+                )
+            first[key.value] = key
+        return super().construct_mapping(node, deep)
+
+
 _KitLoader.add_constructor("tag:yaml.org,2002:timestamp", _KitLoader.construct_yaml_timestamp)
 
 

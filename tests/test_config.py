@@ -51,6 +51,24 @@ def test_malformed_yaml_names_the_line(workspace):
     assert line.endswith(", column 1: malformed YAML (expected ',' or ']', but got '<stream end>')")
 
 
+def test_a_key_named_twice_is_an_error_not_the_last_one_silently(workspace, tmp_path):
+    # a second applications: list once replaced the first: every application became unknown
+    line = error_line(workspace, registry=REGISTRY + "applications:\n  - {id: x, team: search}\n")
+    assert line == (
+        f"{tmp_path / 'registry.yaml'}: line 20, column 1: malformed YAML (duplicate key "
+        "'applications', first on line 6)"
+    )
+    registry = REGISTRY.replace("{id: ticket-bot, team: support}",
+                                "{id: ticket-bot, team: support, team: search}")  # fmt: skip
+    assert error_line(workspace, registry=registry).endswith(
+        "registry.yaml: line 8, column 37: malformed YAML (duplicate key 'team', first on line 8)"
+    )
+    registry = REGISTRY.replace("split: {search: 70, support: 30}", "split: {search: 70, search: 30}")
+    assert error_line(workspace, registry=registry).endswith(
+        "malformed YAML (duplicate key 'search', first on line 11)"
+    )
+
+
 def test_shared_split_must_sum_to_100(workspace):
     registry = REGISTRY.replace(
         "split: {search: 70, support: 30}", "split: {search: 70, support: 20}"

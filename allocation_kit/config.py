@@ -429,7 +429,6 @@ class _KitLoader(yaml.SafeLoader):
             self.impossible_dates.append(node)
             return self.construct_scalar(node)
 
-
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
         """A mapping that names a key twice is an error: PyYAML keeps the last silently (a
         second `applications:` would drop the first list)."""

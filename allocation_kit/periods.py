@@ -45,10 +45,20 @@ def _midnight(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
+YEARS = range(1970, 9999)  # a period, the one after it and its baseline are all dates
+
+
 def parse_period(text: str) -> Period:
     """The Period named by `2026-10`, `2026-W42` or `2026-10-01..2026-10-15` (days inclusive)."""
     text = str(text).strip()
     expected = "a period like 2026-10 (month), 2026-W42 (ISO week) or 2026-10-01..2026-10-15"
+    years = [int(y) for y in re.findall(r"(?<![\d-])(\d{4})(?=-)", text)]
+    if any(y not in YEARS for y in years):
+        raise ConfigError(
+            None,
+            f"period {text!r}",
+            f"the year must be from {YEARS.start} to {YEARS.stop - 1}; expected {expected}",
+        )
     if m := _MONTH.match(text):
         year, month = int(m[1]), int(m[2])
         if not 1 <= month <= 12:

@@ -63,7 +63,9 @@ def test_a_key_named_twice_is_an_error_not_the_last_one_silently(workspace, tmp_
     assert error_line(workspace, registry=registry).endswith(
         "registry.yaml: line 8, column 37: malformed YAML (duplicate key 'team', first on line 8)"
     )
-    registry = REGISTRY.replace("split: {search: 70, support: 30}", "split: {search: 70, search: 30}")
+    registry = REGISTRY.replace(
+        "split: {search: 70, support: 30}", "split: {search: 70, search: 30}"
+    )
     assert error_line(workspace, registry=registry).endswith(
         "malformed YAML (duplicate key 'search', first on line 11)"
     )

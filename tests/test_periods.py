@@ -43,6 +43,11 @@ def test_range_includes_both_days():
             "period '2026-10-15..2026-10-01': the range ends before it starts",
         ),
         ("October", "period 'October': expected a period like 2026-10"),
+        # dates Python cannot hold (the period after 9999-12, year 0) were a traceback
+        *(
+            (text, f"period {text!r}: the year must be from 1970 to 9998; expected a period")
+            for text in ("0000-01", "9999-12", "9999-W52", "9999-12-31..9999-12-31")
+        ),
     ],
 )
 def test_bad_periods_name_what_was_expected(text, message):

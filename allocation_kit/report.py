@@ -628,8 +628,22 @@ def write_index(out: Path) -> Path:
 
     from .present import money, percent
 
-    rows = [s for f in sorted(out.iterdir()) if f.is_dir() and not f.name.startswith(".")
-            if (s := period_summary(f))]  # fmt: skip
+    rows = []
+    for folder in sorted(out.iterdir()):
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        try:
+            summary = period_summary(folder)
+        except (OSError, ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            # another period's evidence, edited or broken: this run's period is fine
+            print(
+                f"warning: {folder / 'evidence'}: unreadable evidence ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); left out of the index",
+                file=sys.stderr,
+            )
+            continue
+        if summary:
+            rows.append(summary)
     rows.sort(key=lambda r: r["start"], reverse=True)
     groups = [
         (title, [r for r in rows if r["kind"] == kind])

@@ -174,3 +174,26 @@ def test_the_profile_counts_a_logging_duplicate_once_for_callers_and_endpoints(w
         ("endpoint", "/v1/chat/completions"): ("1", "1000", "100"),
         ("endpoint", "/v1/responses"): ("3", "2200", "300"),
     }
+
+
+def test_an_edited_earlier_profile_is_one_line_naming_file_row_and_column(workspace, tmp_path):
+    import pytest
+
+    from allocation_kit.errors import InputError
+
+    rows = [r for m in MONTHS for r in calls(m, 10)]
+    review(workspace, tmp_path, rows, months=MONTHS[:3])
+    profile = tmp_path / "reports" / "2026-09" / "evidence" / "spend_profile.csv"
+    text = profile.read_text().splitlines()
+    text[2] = text[2].replace(",10,", ",1O,", 1)  # a letter O for a zero
+    profile.write_text("\n".join(text) + "\n")
+    ws = load_workspace(workspace(rows))
+    ledger = period_ledger(ws, parse_period("2026-10"), validate=False)
+    evidence = tmp_path / "reports" / "2026-10" / "evidence"
+    evidence.mkdir(parents=True)
+    with pytest.raises(InputError) as caught:
+        write_analysis(evidence, ledger, {}, "finops-analyst")
+    assert caught.value.line() == (
+        f"{profile}: row 2 (line 3), column 'requests': got '1O', expected a number: the "
+        "evidence an earlier run wrote (remove or re-run that period)"
+    )

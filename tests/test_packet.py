@@ -119,7 +119,7 @@ def test_the_index_lists_the_period(packet):
     assert "<h2>" not in index  # one kind of period: one table, no headings
 
 
-def test_the_index_keeps_months_weeks_and_ranges_apart_newest_first(tmp_path):
+def test_the_index_keeps_months_weeks_and_ranges_apart_newest_first(tmp_path, capsys):
     from allocation_kit.periods import parse_period
     from allocation_kit.report import write_index
 
@@ -136,7 +136,14 @@ def test_the_index_keeps_months_weeks_and_ranges_apart_newest_first(tmp_path):
             "created_at": "2026-11-02T09:30:00+00:00",
         }  # fmt: skip
         (evidence / "manifest.json").write_text(json.dumps(manifest))
+    broken = tmp_path / "2026-08" / "evidence"
+    broken.mkdir(parents=True)
+    (broken / "manifest.json").write_text("{broken")  # another period's evidence, edited
     index = write_index(tmp_path).read_text()
+    assert capsys.readouterr().err == (
+        f"warning: {broken}: unreadable evidence (JSONDecodeError: Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1)); left out of the index\n"
+    )
     headings = re.findall(r"<h2>(.*?)</h2>", index)
     periods = re.findall(r"<tr>\n  <td>(.*?)</td>\n  <td>(.*?)</td>", index)
     assert headings == ["Months", "Weeks", "Date ranges"]

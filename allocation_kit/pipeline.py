@@ -41,6 +41,7 @@ from .load import (
     unordered,
 )
 from .periods import Period
+from .present import counted
 from .price import (
     COST_TYPE,
     DIRECTIONS,
@@ -644,15 +645,19 @@ def _ledger_hashes(
 def nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period):
     """InputError for a ledger none of whose rows fall in the period, with the span they cover
     (most likely the period or the ledger path is mistyped)."""
-    first, last = con.execute("SELECT min(timestamp), max(timestamp) FROM requests").fetchone()
+    # formatted by DuckDB: a timestamp past year 9999 has no Python datetime
+    first, last = con.execute(
+        "SELECT strftime(min(timestamp), '%Y-%m-%d %H:%M'), "
+        "strftime(max(timestamp), '%Y-%m-%d %H:%M') FROM requests"
+    ).fetchone()
     files = ", ".join(str(f) for f in loaded.files)
     span = f"{period.start:%Y-%m-%d} to {period.end - timedelta(days=1):%Y-%m-%d}"
     return InputError(
         files,
         None,
-        f"none of its {loaded.rows:,} rows falls in {period.label} ({span} UTC); they run from "
-        f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC: check the period or the "
-        "ledger path",
+        f"none of its {counted(loaded.rows, 'row')} falls in {period.label} ({span} UTC); they "
+        "run from "
+        f"{first} to {last} UTC: check the period or the ledger path",
     )
 
 

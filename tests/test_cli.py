@@ -402,3 +402,13 @@ def test_a_period_none_of_the_rows_fall_in_is_one_line(workspace, tmp_path, caps
         "to 2025-10-31 UTC); they run from 2026-10-10 12:00 to 2026-10-20 08:30 UTC: check the "
         "period or the ledger path"
     )
+
+
+def test_timestamps_past_year_9999_are_named_not_a_format_error(workspace, tmp_path, capsys):
+    config = workspace([request("r1", timestamp="20261-10-10T12:00:00Z")])
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'requests.csv'}: none of its 1 row falls in 2026-10 (2026-10-01 "
+        "to 2026-10-31 UTC); they run from 20261-10-10 12:00 to 20261-10-10 12:00 UTC: check the "
+        "period or the ledger path"
+    )

@@ -203,6 +203,8 @@ def load_billing(
     rows, parts = 0, []
     for index, path in enumerate(files):
         reader = _reader(path)
+        if path.stat().st_size == 0:
+            raise InputError(path, None, "the file is empty; expected a billing export")
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
         except duckdb.Error as exc:
@@ -218,6 +220,13 @@ def load_billing(
         parts.append(
             f"SELECT {_literal(_relative(path, root))} AS source_file, "
             f"rowid + 1 AS row_number, {names} FROM {table}"
+        )
+    if not rows:  # a header and nothing else: most likely an export that failed
+        raise InputError(
+            ", ".join(str(f) for f in files),
+            None,
+            "the bill has no rows (only a header); export it again, or remove `billing` from "
+            f"{config_name} to review without one",
         )
     # a view, not a copy: each file's table keeps its rows in file order (rowid = row - 1)
     con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {' UNION ALL '.join(parts)}")

@@ -326,6 +326,21 @@ def test_a_missing_required_focus_column_is_named(tmp_path):
     )
 
 
+def test_an_empty_bill_or_one_with_only_a_header_says_so(tmp_path):
+    (tmp_path / "bill.csv").write_text("")
+    assert error_line(tmp_path, "bill.csv") == (
+        f"{tmp_path / 'bill.csv'}: the file is empty; expected a billing export"
+    )
+    (tmp_path / "bill.csv").write_text(",".join(FOCUS_COLUMNS) + "\n")
+    assert error_line(tmp_path, "bill.csv") == (
+        f"{tmp_path / 'bill.csv'}: the bill has no rows (only a header); export it again, or "
+        "remove `billing` from kit.yaml to review without one"
+    )
+    # beside a bill with lines, an empty export is simply nothing more
+    write_csv(tmp_path / "bill-2.csv", [focus_row()], FOCUS_COLUMNS)
+    assert load(tmp_path, "bill*.csv")[1].rows == 1
+
+
 @pytest.mark.parametrize(
     ("values", "where", "expected"),
     [

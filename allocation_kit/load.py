@@ -143,7 +143,8 @@ def file_sha256(path: Path) -> str:
 
 def matching_files(root: Path, pattern: str, what: str, config_name: str) -> list[Path]:
     """The files matching the glob `pattern` (relative to root), or an InputError naming it."""
-    full = pattern if Path(pattern).is_absolute() else str(root / pattern)
+    # the workspace folder is a path, not a pattern: a folder named `w[1]` must match itself
+    full = pattern if Path(pattern).is_absolute() else str(Path(glob.escape(str(root))) / pattern)
     files = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
     if not files:
         raise InputError(

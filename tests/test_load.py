@@ -241,3 +241,16 @@ def test_a_typed_token_count_beyond_what_one_request_can_use_is_named(workspace,
         f"{tmp_path / 'requests.parquet'}: row 2, column 'input_tokens': got '{huge}', expected "
         "a token count of at most 1,000,000,000 for one request",
     )
+
+
+def test_a_workspace_folder_whose_name_looks_like_a_glob_finds_its_files(tmp_path):
+    from .conftest import PRICING, REGISTRY
+
+    root = tmp_path / "team[1]"
+    root.mkdir()
+    (root / "kit.yaml").write_text(KIT)
+    (root / "registry.yaml").write_text(REGISTRY)
+    (root / "pricing.yaml").write_text(PRICING)
+    write_ledger(root / "requests.csv", [request("r1"), request("r2")])
+    _con, loaded = loaded_requests(root / "kit.yaml")
+    assert (loaded.files, loaded.rows) == ((root / "requests.csv",), 2)

@@ -34,7 +34,7 @@ import duckdb
 from .config import BillingSource
 from .errors import ConfigError, InputError
 from .load import matching_files
-from .malformed import ragged_row
+from .malformed import not_utf8_error, ragged_row
 from .price import COST_TYPE, DIRECTIONS
 
 __all__ = [
@@ -617,6 +617,8 @@ def _literal(text: str) -> str:
 def _unreadable(path: Path, reader: str, exc: Exception) -> InputError:
     """The error for a file DuckDB cannot read; for a CSV, the first row whose number of fields
     differs from the header's, when that is the cause."""
+    if reader.startswith("read_csv") and (found := not_utf8_error(exc, [path])):
+        return found
     if reader.startswith("read_csv") and path.suffix.lower() in {".csv", ".tsv"}:
         ragged = ragged_row(path, "\t" if path.suffix.lower() == ".tsv" else ",")
         if ragged:

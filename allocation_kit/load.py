@@ -20,7 +20,14 @@ import duckdb
 from .adapters import adapted_requests
 from .config import ADAPTER_FORMATS, RequestsSource
 from .errors import ConfigError, InputError
-from .malformed import EMPTY_FILE, bad_json_line, is_empty, malformed_json_error, ragged_row
+from .malformed import (
+    EMPTY_FILE,
+    bad_json_line,
+    is_empty,
+    malformed_json_error,
+    not_utf8_error,
+    ragged_row,
+)
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -358,6 +365,8 @@ def _malformed(files: list[Path], formats: dict[str, str], exc: duckdb.Error) ->
     for path in files:
         if formats[str(path)] == "parquet" and is_empty(path):
             return InputError(path, None, EMPTY_FILE)
+    if found := not_utf8_error(exc, [f for f in files if formats[str(f)] != "parquet"]):
+        return found
     jsonl = [f for f in files if formats[str(f)] == "jsonl"]
     return (jsonl and malformed_json_error(exc, jsonl)) or _first_malformed_record(
         [f for f in files if formats[str(f)] == "csv"], formats

@@ -20,7 +20,14 @@ import duckdb
 
 from .errors import InputError
 
-__all__ = ["EMPTY_FILE", "bad_json_line", "is_empty", "malformed_json_error", "ragged_row"]
+__all__ = [
+    "EMPTY_FILE",
+    "bad_json_line",
+    "is_empty",
+    "malformed_json_error",
+    "not_utf8_error",
+    "ragged_row",
+]
 
 EMPTY_FILE = "the file is empty"
 _NEVER_SKIPPED = "fix or remove the record (records are never skipped)"
@@ -107,3 +114,24 @@ def malformed_json_error(exc: duckdb.Error, files: list[Path]) -> InputError | N
         line = re.search(r"in line (\d+)", message)
         found = (f"line {line.group(1)}" if line else "", f"not valid JSON; {_NEVER_SKIPPED}")
     return InputError(path, *found)
+
+
+def not_utf8_error(exc: Exception, files: list[Path]) -> InputError | None:
+    """The InputError naming the first file and line that is not UTF-8 text, when DuckDB's error
+    `exc` says a file is not UTF-8 encoded (its own line and record are off); None otherwise."""
+    if "not utf-8 encoded" not in str(exc).lower():
+        return None
+    for path in files:
+        opener = gzip.open if path.suffix.lower() == ".gz" else open
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    return InputError(
+                        path,
+                        f"line {number}",
+                        f"byte {raw[bad.start]:#04x} at column {bad.start + 1} is not UTF-8 text; "
+                        "expected a file saved as UTF-8",
+                    )
+    return None

@@ -475,3 +475,13 @@ def test_an_unreadable_file_is_one_line(tmp_path):
     line = error_line(tmp_path, "bill.parquet")
     assert line.startswith(f"{tmp_path / 'bill.parquet'}: cannot read as Parquet: ")
     assert "\n" not in line
+
+
+def test_a_bill_that_is_not_utf8_names_the_line(tmp_path):
+    path = write_csv(tmp_path / "bill.csv", [focus_row(), focus_row(ChargeDescription="Caf-")])
+    path.write_bytes(path.read_bytes().replace(b"Caf-", b"Caf\xe9"))
+    column = path.read_bytes().splitlines()[2].index(b"\xe9") + 1
+    assert error_line(tmp_path, "bill.csv") == (
+        f"{path}: line 3: byte 0xe9 at column {column} is not UTF-8 text; expected a file saved "
+        "as UTF-8"
+    )

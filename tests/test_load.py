@@ -254,3 +254,15 @@ def test_a_workspace_folder_whose_name_looks_like_a_glob_finds_its_files(tmp_pat
     write_ledger(root / "requests.csv", [request("r1"), request("r2")])
     _con, loaded = loaded_requests(root / "kit.yaml")
     assert (loaded.files, loaded.rows) == ((root / "requests.csv",), 2)
+
+
+def test_a_ledger_that_is_not_utf8_names_the_line_and_says_what_was_expected(workspace, tmp_path):
+    config = workspace([request("r1"), request("r2", caller_id="svc-supp-rt")])
+    path = tmp_path / "requests.csv"
+    path.write_bytes(path.read_bytes().replace(b"svc-supp-rt", b"svc-supp\xe9rt"))
+    column = path.read_bytes().splitlines()[2].index(b"\xe9") + 1
+    assert load_error(config) == (
+        3,
+        f"{path}: line 3: byte 0xe9 at column {column} is not UTF-8 text; expected a file saved "
+        "as UTF-8",
+    )

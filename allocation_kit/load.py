@@ -509,9 +509,12 @@ def _row_number(
 
     if fmt == "csv":
         with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            for number, record in enumerate(csv.DictReader(handle), start=1):
+            reader = csv.DictReader(handle)
+            start = 2  # the physical line a record starts on: quoted line breaks count
+            for number, record in enumerate(reader, start=1):
                 if matches(record):
-                    return f"row {number} (line {number + 1})"
+                    return f"row {number} (line {start})"
+                start = reader.line_num + 1
     elif fmt == "jsonl":
         with path.open(encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, start=1):

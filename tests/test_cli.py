@@ -102,6 +102,10 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
         ([request("r1", output_tokens=1_000_000_001)],
          "requests.csv: row 1 (line 2), column 'output_tokens': got '1000000001', expected a "
          "token count of at most 1,000,000,000 for one request"),
+        # a quoted line break in an earlier row moves the bad value's line, not its row
+        ([request("r1", feature="ans\nwe\nrs"), request("r2", input_tokens="lots")],
+         "requests.csv: row 2 (line 5), column 'input_tokens': got 'lots', expected a whole "
+         "number of tokens"),
         ([request("r1", timestamp="yesterday")],
          "requests.csv: row 1 (line 2), column 'timestamp': got 'yesterday', expected an ISO 8601 "
          "timestamp such as 2026-10-01T12:00:00Z"),

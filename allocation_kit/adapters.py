@@ -33,7 +33,7 @@ import duckdb
 
 from .config import RequestFields, RequestsSource
 from .errors import ConfigError, InputError
-from .malformed import malformed_json_error
+from .malformed import bad_json_line, malformed_json_error
 
 __all__ = ["LITELLM_FIELDS", "OPENAI_USAGE_FIELDS", "adapted_requests"]
 
@@ -474,6 +474,7 @@ def _openai_usage(
         "out_tok": out_tok,
         "cached": cached,
         "reasoning": reasoning,
+        "not_object": "not_object",
     }
     tags = (
         "list_concat(COALESCE(json_extract_string(json, '$.tags[*]'), []), "
@@ -484,9 +485,10 @@ def _openai_usage(
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW usage_records AS
         SELECT filename, {", ".join(f"{expr} AS {name}" for name, expr in record.items())}
-        FROM (SELECT filename, {v.extract("json")} AS v, {tags} FROM {_json_records(files)})"""
+        FROM (SELECT filename, {v.extract("json")} AS v, {tags},
+                json_type(json) <> 'OBJECT' AS not_object FROM {_json_records(files)})"""
     )
-    keep = ["request_id", "timestamp", *labels, "endpoint", "model", "status_code"]
+    keep = ["request_id", "timestamp", *labels, "endpoint", "model", "status_code", "not_object"]
     total = "COALESCE(TRY_CAST(in_tok AS BIGINT), 0) + COALESCE(TRY_CAST(out_tok AS BIGINT), 0)"
     streamed = ", ".join(
         [
@@ -516,5 +518,16 @@ def _openai_usage(
             FROM (SELECT {streamed} FROM usage_records WHERE chunk GROUP BY request_id)
         )"""
     _materialised(con, query, files)
+    (wrong,) = con.execute(
+        "SELECT any_value(filename) FROM adapted_requests WHERE not_object"
+    ).fetchone()
+    if wrong:  # a JSON value that is no record: name its line (error path only)
+        path = Path(wrong)
+        raise InputError(path, *(bad_json_line(path) or (None, "a record is not a JSON object")))
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW raw_requests AS SELECT * EXCLUDE (not_object) "
+        "FROM adapted_requests"
+    )
+    keep.remove("not_object")
     columns = [*keep, "input_tokens", "output_tokens", "cached_input_tokens"]
     return {c: c for c in [*columns, "reasoning_tokens", "source_problem"]}

@@ -291,6 +291,19 @@ def test_a_record_that_is_not_json_is_one_error_line_naming_file_and_line(tmp_pa
     assert "4111" not in err[-1]  # the record's own text (a prompt) is never echoed
 
 
+def test_a_json_value_that_is_no_record_is_named_by_its_line(tmp_path, capsys):
+    config = workspace_for(tmp_path, "u.jsonl", "openai-usage")
+    records = (DATA / "openai_usage.jsonl").read_text().splitlines()[:2]
+    (tmp_path / "u.jsonl").write_text("\n".join([*records, '"just a string"']) + "\n")
+    with pytest.raises(SystemExit) as caught:
+        main(["validate", "--config", str(config), "--period", "2026-10"])
+    assert caught.value.code == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'u.jsonl'}: line 3: not a JSON object; fix or remove the record "
+        "(records are never skipped)"
+    )
+
+
 def test_tag_lists_are_read_with_tag_prefixes(tmp_path):
     record = {
         "request_id": "t-1", "timestamp": "2026-10-05T00:00:00Z", "status_code": 200,

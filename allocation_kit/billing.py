@@ -34,7 +34,7 @@ import duckdb
 from .config import BillingSource
 from .errors import ConfigError, InputError
 from .load import matching_files
-from .malformed import not_utf8_error, ragged_row
+from .malformed import duplicate_header, not_utf8_error, ragged_row
 from .price import COST_TYPE, DIRECTIONS
 
 __all__ = [
@@ -205,6 +205,9 @@ def load_billing(
         reader = _reader(path)
         if path.stat().st_size == 0:
             raise InputError(path, None, "the file is empty; expected a billing export")
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        if reader.startswith("read_csv") and (twice := duplicate_header(path, delimiter)):
+            raise InputError(path, *twice)
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
         except duckdb.Error as exc:

@@ -23,6 +23,7 @@ from .errors import ConfigError, InputError
 from .malformed import (
     EMPTY_FILE,
     bad_json_line,
+    duplicate_header,
     is_empty,
     malformed_json_error,
     not_utf8_error,
@@ -281,6 +282,9 @@ def _read_as_they_are(
 ) -> None:
     """Create the view `raw_requests` over the files, each read by its format."""
     readers = []
+    for path in files:
+        if formats[str(path)] == "csv" and (twice := duplicate_header(path)):
+            raise InputError(path, *twice)
     for fmt in ("parquet", "csv", "jsonl"):
         group = [f for f in files if formats[str(f)] == fmt]
         if group:

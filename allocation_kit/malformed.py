@@ -23,6 +23,7 @@ from .errors import InputError
 __all__ = [
     "EMPTY_FILE",
     "bad_json_line",
+    "duplicate_header",
     "is_empty",
     "malformed_json_error",
     "not_utf8_error",
@@ -134,4 +135,17 @@ def not_utf8_error(exc: Exception, files: list[Path]) -> InputError | None:
                         f"byte {raw[bad.start]:#04x} at column {bad.start + 1} is not UTF-8 text; "
                         "expected a file saved as UTF-8",
                     )
+    return None
+
+
+def duplicate_header(path: Path, delimiter: str = ",") -> tuple[str, str] | None:
+    """('line 1', what is wrong) when the CSV header names a column twice (a reader would keep
+    one and rename the other, so the values of the second would be read as another column)."""
+    with _text(path) as handle:
+        header = next(csv.reader(handle, delimiter=delimiter), [])
+    seen: set[str] = set()
+    for name in (h.strip() for h in header):
+        if name and name in seen:
+            return "line 1", f"the header names column {name!r} twice; expected each column once"
+        seen.add(name)
     return None

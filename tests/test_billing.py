@@ -485,3 +485,10 @@ def test_a_bill_that_is_not_utf8_names_the_line(tmp_path):
         f"{path}: line 3: byte 0xe9 at column {column} is not UTF-8 text; expected a file saved "
         "as UTF-8"
     )
+
+
+def test_a_bill_header_that_names_a_column_twice_is_named(tmp_path):
+    path = write_csv(tmp_path / "bill.csv", [focus_row()], [*FOCUS_COLUMNS, "BilledCost"])
+    assert error_line(tmp_path, "bill.csv") == (
+        f"{path}: line 1: the header names column 'BilledCost' twice; expected each column once"
+    )

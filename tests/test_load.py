@@ -266,3 +266,15 @@ def test_a_ledger_that_is_not_utf8_names_the_line_and_says_what_was_expected(wor
         f"{path}: line 3: byte 0xe9 at column {column} is not UTF-8 text; expected a file saved "
         "as UTF-8",
     )
+
+
+def test_a_csv_header_that_names_a_column_twice_is_named(workspace, tmp_path):
+    config = workspace([request("r1")])
+    path = tmp_path / "requests.csv"
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].rsplit(",", 1)[0] + ",model"  # the last column renamed to model
+    path.write_text("\n".join(lines) + "\n")
+    assert load_error(config) == (
+        3,
+        f"{path}: line 1: the header names column 'model' twice; expected each column once",
+    )

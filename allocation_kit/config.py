@@ -454,6 +454,8 @@ _KitLoader.add_constructor("tag:yaml.org,2002:timestamp", _KitLoader.construct_y
 def read_yaml(path: Path) -> Any:
     """The parsed YAML document at path, or a ConfigError naming the line of a syntax error or
     the key and line of an impossible date."""
+    if path.is_dir():
+        raise ConfigError(path, None, "is a folder; expected a YAML file")
     if not path.is_file():
         raise ConfigError(path, None, "file not found")
     try:

@@ -187,6 +187,10 @@ def test_missing_registry_file_is_named(workspace, tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_workspace(kit)
     assert caught.value.line() == f"{tmp_path / 'registry.yaml'}: file not found"
+    (tmp_path / "registry.yaml").mkdir()  # a folder where the file should be
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(kit)
+    assert caught.value.line() == f"{tmp_path / 'registry.yaml'}: is a folder; expected a YAML file"
 
 
 def test_top_level_must_be_a_mapping(workspace):

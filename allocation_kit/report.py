@@ -25,7 +25,7 @@ import duckdb
 from . import __version__
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
-from .errors import KitError
+from .errors import ConfigError, KitError
 from .focus import write_focus_allocated
 from .load import file_sha256, unordered
 from .pipeline import PeriodLedger, _lit, period_filter_sql
@@ -93,6 +93,8 @@ def atomic_period_folder(out: Path, name: str) -> Iterator[Path]:
     """Yield a temporary folder that replaces out/name only if the block completes."""
     out.mkdir(parents=True, exist_ok=True)
     final = out / name
+    if final.exists() and not final.is_dir():  # not ours to replace
+        raise ConfigError(final, None, "is a file, not a period folder; move it away or use --out")
     partial = out / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()

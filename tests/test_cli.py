@@ -367,6 +367,15 @@ def test_an_output_folder_that_is_a_file_is_one_line(workspace, tmp_path, capsys
     )
     assert last_line(capsys) == f"error: {blocker}: --out: is a file; expected a folder"
     assert blocker.read_text() == "not a folder\n"
+    # a file where the period's folder would go is not replaced (it once was, leaving a stray)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "2026-10").write_text("notes\n")
+    assert review(config) == 2
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'reports' / '2026-10'}: is a file, not a period folder; move it "
+        "away or use --out"
+    )
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10"]
 
 
 def test_validate_runs_the_billing_suite_as_run_does(workspace, capsys):

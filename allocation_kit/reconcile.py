@@ -758,6 +758,14 @@ def _bill_facts(
     )
 
 
+def _within(first: date, last: date, spans: list[tuple[datetime, datetime]]) -> bool:
+    """Does some day from first to last fall inside one of the [start, end) spans?"""
+    return any(
+        start.date() <= last and first < (end - timedelta(microseconds=1)).date() + timedelta(1)
+        for start, end in spans
+    )
+
+
 def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
@@ -991,7 +999,9 @@ class _Sentences:
                     f"it ({first if days == 1 else f'{first} to {last}'}), left out of the "
                     "comparison by model and day: "
                     + (
-                        "the export looks cut short (exported before the period ended?); "
+                        "they lie outside the bill's billing periods (above)."
+                        if facts.gaps and not _within(first, last, facts.covered)
+                        else "the export looks cut short (exported before the period ended?); "
                         "reconcile a complete bill."
                         if first > end
                         else "reconcile with a bill that covers them."

@@ -598,6 +598,32 @@ def test_ledger_days_before_a_daily_bill_starts_are_left_out_and_named(workspace
     assert codes(recon) == [("bill_days_missing", "inconclusive"), ("variance", "info")]
 
 
+def test_a_weeks_day_beyond_the_bills_month_is_left_out_and_blamed_on_the_bill(workspace):
+    """2026-W44 ends on Sunday 1 November; October's daily bill cannot hold that day."""
+    rows = [
+        request("a", timestamp="2026-10-30T10:00:00Z"),
+        request("b", timestamp="2026-11-01T00:05:00Z"),
+    ]
+    day = {"ChargePeriodStart": "2026-10-30T00:00:00Z", "ChargePeriodEnd": "2026-10-31T00:00:00Z"}
+    bill = [  # chat-small after the 15 October change: 0.80 input, 3.20 output per 1M
+        usage("chat-small", "uncached_input", 1000, "0.0008", **day),
+        usage("chat-small", "output", 100, "0.00032", **day),
+    ]
+    recon = reconcile(workspace, rows, bill, period="2026-W44")
+    assert codes(recon) == [
+        ("billing_period_gap", "inconclusive"),
+        ("bill_days_missing", "inconclusive"),
+        ("variance", "info"),
+    ]
+    assert message(recon, "bill_days_missing").endswith(
+        "on 1 day outside it (2026-11-01), left out of the comparison by model and day: they lie "
+        "outside the bill's billing periods (above)."
+    )
+    assert [(line.direction, line.finding) for line in recon.lines] == [
+        (None, "match"), ("uncached_input", "match"), ("output", "match")
+    ]  # fmt: skip
+
+
 GENERIC_KIT = KIT.replace(
     "registry: registry.yaml", "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml"
 )

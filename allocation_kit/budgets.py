@@ -142,6 +142,11 @@ def budget_basis(period: Period) -> str:
     return "prorated: " + " + ".join(parts)
 
 
+def _cents(amount: Decimal) -> Decimal:
+    """The amount to the cent like `budget` (60 → 60.00), unless it has finer places."""
+    return amount.quantize(min(CENT, Decimal(1).scaleb(amount.as_tuple().exponent)))
+
+
 def _days(span: timedelta) -> str:
     days = Decimal(span.total_seconds()) / 86400
     return f"{days.quantize(Decimal('0.1'), ROUND_HALF_EVEN).normalize():f}"
@@ -248,7 +253,7 @@ def budget_lines(
                 threshold_crossed=crossed[-1] if crossed else None,
                 data_through=data_through,
                 reason="; ".join(reasons),
-                monthly_budget=b.monthly,
+                monthly_budget=_cents(b.monthly),
                 budget_basis=basis,
             )
         )

@@ -95,8 +95,8 @@ def test_forecast_extends_the_run_rate_when_the_data_stops_early():
         "data through 2026-10-11 00:00 UTC: forecast at the run rate of 10 of 31 days; "
         "the forecast is over budget"
     )
-    assert (b.data_through, b.monthly_budget, b.budget_basis) == (
-        date(2026, 10, 11), Decimal(3000), "month"
+    assert (b.data_through, str(b.monthly_budget), b.budget_basis) == (
+        date(2026, 10, 11), "3000.00", "month"
     )  # fmt: skip
 
 

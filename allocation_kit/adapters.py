@@ -469,7 +469,8 @@ def _openai_usage(
         "model": _first([locate(loc) for loc in fields["model"]]),
         "status_code": _first([v.get(["status_code"])]),
         "chunk": f"COALESCE({obj} = 'chat.completion.chunk', false)",
-        "has_usage": f"{usage} IS NOT NULL",
+        # a usage object; `"usage": "lots"` or a list counts no tokens: as if it were absent
+        "has_usage": f"COALESCE(starts_with(ltrim({usage}), '{{'), false)",
         "in_tok": in_tok,
         "out_tok": out_tok,
         "cached": cached,

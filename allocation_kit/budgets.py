@@ -199,7 +199,7 @@ def budget_lines(
                 f"data through {last:%Y-%m-%d %H:%M} UTC: forecast at the run rate of "
                 f"{_days(covered)} of {period.days} days"
             )
-        if first > start + COMPLETE_WITHIN:
+        if first >= start + timedelta(days=1):  # a whole day or more without rows: say so
             notes.append(
                 f"the ledger starts {first:%Y-%m-%d %H:%M} UTC: {_days(first - start)} days of "
                 "the period have no rows"

@@ -239,6 +239,15 @@ def budget_bullet_chart(
     return fig
 
 
+def _short_period(label: str) -> str:
+    """A date range's label short enough for an axis: 2026-09-28..2026-10-04 → 09-28–10-04,
+    one day → 09-28 (months and weeks are short already)."""
+    if ".." not in label:
+        return label
+    first, last = label.split("..")
+    return first[5:] if first == last else f"{first[5:]}–{last[5:]}"
+
+
 def unit_cost_trend_chart(
     trends: Mapping[str, Sequence[tuple[str, Decimal | None, bool]]],
     currency: str,
@@ -256,13 +265,15 @@ def unit_cost_trend_chart(
             ax.set_visible(False)
             continue
         points = trends[names[k]]
-        labels = [p[0] for p in points]
+        labels = [_short_period(p[0]) for p in points]
         values = [float(p[1]) if p[1] is not None else float("nan") for p in points]
         ax.plot(labels, values, color="#4E79A7", marker="o", markersize=4, linewidth=1.5)
         for label, value, changed in points:
             if changed and value is not None:
-                ax.plot(label, float(value), marker="o", markersize=9, markerfacecolor="none",
-                        markeredgecolor="#E15759")  # fmt: skip
+                ax.plot(_short_period(label), float(value), marker="o", markersize=9,
+                        markerfacecolor="none", markeredgecolor="#E15759")  # fmt: skip
+        if len(labels) > 4:
+            ax.tick_params(axis="x", labelrotation=30)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
         ax.set_title(names[k], loc="left", fontsize=9)

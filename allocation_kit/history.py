@@ -59,8 +59,8 @@ def _evidence_rows(path: Path, columns: tuple[str, ...], numbers: tuple[str, ...
         for column in numbers:
             value = row[column]
             try:
-                if value not in ("", None):
-                    Decimal(value)
+                if value not in ("", None) and not Decimal(value).is_finite():
+                    raise InvalidOperation  # NaN, Infinity: no amount
             except InvalidOperation:
                 raise InputError(
                     path,

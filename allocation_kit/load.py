@@ -155,8 +155,9 @@ def matching_files(root: Path, pattern: str, what: str, config_name: str) -> lis
     full = pattern if Path(pattern).is_absolute() else str(Path(glob.escape(str(root))) / pattern)
     files = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
     if not files:
+        folder = " (a folder: add a pattern such as '/*.csv')" if Path(full).is_dir() else ""
         raise InputError(
-            config_name, f"{what}.path", f"no files match {pattern!r} (looked in {root})"
+            config_name, f"{what}.path", f"no files match {pattern!r}{folder} (looked in {root})"
         )
     return files
 

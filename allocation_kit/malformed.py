@@ -143,9 +143,13 @@ def duplicate_header(path: Path, delimiter: str = ",") -> tuple[str, str] | None
     one and rename the other, so the values of the second would be read as another column)."""
     with _text(path) as handle:
         header = next(csv.reader(handle, delimiter=delimiter), [])
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # DuckDB's column names ignore case: team and TEAM are one
     for name in (h.strip() for h in header):
-        if name and name in seen:
-            return "line 1", f"the header names column {name!r} twice; expected each column once"
-        seen.add(name)
+        first = seen.get(name.lower())
+        if name and first is not None:
+            case = "" if first == name else f" ({name!r}: column names ignore case)"
+            return "line 1", (
+                f"the header names column {first!r} twice{case}; expected each column once"
+            )
+        seen[name.lower()] = name
     return None

@@ -101,15 +101,19 @@ def prior_periods(period: Period, count: int) -> list[Period]:
         if current.kind == "month":
             first = current.start.date()
             previous = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
-            current = parse_period(f"{previous:%Y-%m}")
+            label = f"{previous:%Y-%m}"
         elif current.kind == "week":
             iso = (current.start - timedelta(days=7)).date().isocalendar()
-            current = parse_period(f"{iso.year}-W{iso.week:02d}")
+            label = f"{iso.year}-W{iso.week:02d}"
         else:
             length = current.end - current.start
             step = max(length, timedelta(days=7))
             first = (current.start - step).date()
             last = (current.end - step - timedelta(days=1)).date()
-            current = parse_period(f"{first.isoformat()}..{last.isoformat()}")
+            label = f"{first.isoformat()}..{last.isoformat()}"
+        try:
+            current = parse_period(label)
+        except ConfigError:  # before the first year a period can name: nothing earlier
+            break
         found.append(current)
     return found

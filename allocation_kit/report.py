@@ -93,6 +93,10 @@ def atomic_period_folder(out: Path, name: str) -> Iterator[Path]:
     """Yield a temporary folder that replaces out/name only if the block completes."""
     out.mkdir(parents=True, exist_ok=True)
     final = out / name
+    if final.is_symlink():  # replacing it would move the period away from where it points
+        raise ConfigError(
+            final, None, "is a symbolic link, not a period folder; point --out at its target"
+        )
     if final.exists() and not final.is_dir():  # not ours to replace
         raise ConfigError(final, None, "is a file, not a period folder; move it away or use --out")
     partial = out / f".{name}.partial-{os.getpid()}"
@@ -382,7 +386,11 @@ def write_analysis(
     units = unit_economics(ledger, ws.cost_units, out) if ws.cost_units else []
     _write_csv(evidence / "unit_economics.csv", UNIT_ECONOMICS_COLUMNS, unit_economics_rows(units))
     # the whole ledger's span (every file read): rows after the period mean its data is complete
-    span = ledger.con.execute("SELECT min(timestamp), max(timestamp) FROM requests").fetchone()
+    # (timestamps Python cannot hold, years past 9999, are strays outside any period anyway)
+    span = ledger.con.execute(
+        "SELECT min(timestamp), max(timestamp) FROM requests "
+        "WHERE timestamp BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59'"
+    ).fetchone()
     budgets = (
         budget_lines(
             ws.budgets, ledger.allocation, ws.registry, ledger.period, span, ws.kit.currency

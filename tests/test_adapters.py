@@ -278,6 +278,21 @@ def test_a_successful_response_without_usage_is_quarantined_never_dropped(tmp_pa
     assert ledger.ledger_cost == D("0.00569")
 
 
+def test_a_usage_value_that_is_no_object_counts_as_no_usage(tmp_path):
+    config = workspace_for(tmp_path, "u.jsonl", "openai-usage")
+    record = {"request_id": "r1", "timestamp": "2026-10-02T10:00:00Z", "status_code": 200,
+              "response": {"object": "chat.completion", "model": "gpt-4o-mini"}}  # fmt: skip
+    lines = [record | {"response": record["response"] | {"usage": usage}} for usage in ([1], "x")]
+    lines[1]["request_id"] = "r2"
+    (tmp_path / "u.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    rows = (
+        ledger_of(config)
+        .con.execute("SELECT request_id, allocation_status, detail FROM lines ORDER BY 1")
+        .fetchall()
+    )
+    assert rows == [("r1", "quarantined", NO_USAGE), ("r2", "quarantined", NO_USAGE)]
+
+
 def test_a_record_that_is_not_json_is_one_error_line_naming_file_and_line(tmp_path, capsys):
     config = workspace_for(tmp_path, "openai_usage_malformed.jsonl", "openai-usage")
     with pytest.raises(SystemExit) as caught:

@@ -197,3 +197,7 @@ def test_an_edited_earlier_profile_is_one_line_naming_file_row_and_column(worksp
         f"{profile}: row 2 (line 3), column 'requests': got '1O', expected a number: the "
         "evidence an earlier run wrote (remove or re-run that period)"
     )
+    profile.write_text(profile.read_text().replace(",1O,", ",NaN,"))  # parses, is no amount
+    with pytest.raises(InputError) as caught:
+        write_analysis(evidence, ledger, {}, "finops-analyst")
+    assert "column 'requests': got 'NaN', expected a number" in caught.value.line()

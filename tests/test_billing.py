@@ -448,6 +448,11 @@ def test_no_matching_file_unknown_suffix_and_unknown_mapping_are_one_line(tmp_pa
     assert error_line(tmp_path, "bills/*.csv") == (
         f"kit.yaml: billing.path: no files match 'bills/*.csv' (looked in {tmp_path})"
     )
+    (tmp_path / "bills").mkdir()
+    assert error_line(tmp_path, "bills") == (
+        f"kit.yaml: billing.path: no files match 'bills' (a folder: add a pattern such as "
+        f"'/*.csv') (looked in {tmp_path})"
+    )
     (tmp_path / "bill.xlsx").write_text("x")
     assert error_line(tmp_path, "bill.xlsx") == (
         f"{tmp_path / 'bill.xlsx'}: cannot tell the format from the suffix; expected .csv or "

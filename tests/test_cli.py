@@ -376,6 +376,15 @@ def test_an_output_folder_that_is_a_file_is_one_line(workspace, tmp_path, capsys
         "away or use --out"
     )
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10"]
+    (tmp_path / "reports" / "2026-10").unlink()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "reports" / "2026-10").symlink_to(tmp_path / "elsewhere")
+    assert review(config) == 2
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'reports' / '2026-10'}: is a symbolic link, not a period folder; "
+        "point --out at its target"
+    )
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10"]
 
 
 def test_validate_runs_the_billing_suite_as_run_does(workspace, capsys):
@@ -424,4 +433,29 @@ def test_timestamps_past_year_9999_are_named_not_a_format_error(workspace, tmp_p
         f"error: {tmp_path / 'requests.csv'}: none of its 1 row falls in 2026-10 (2026-10-01 "
         "to 2026-10-31 UTC); they run from 20261-10-10 12:00 to 20261-10-10 12:00 UTC: check the "
         "period or the ledger path"
+    )
+
+
+def test_a_stray_row_past_year_9999_does_not_break_the_budgets(tmp_path, capsys):
+    from allocation_kit.config import load_workspace
+    from allocation_kit.periods import parse_period
+    from allocation_kit.pipeline import period_ledger
+    from allocation_kit.report import write_analysis
+
+    target = tmp_path / "ws"
+    try:
+        main(["init", str(target)])
+    except SystemExit as exc:
+        assert exc.code == 0
+    sample = target / "data" / "requests" / "sample.csv"
+    rows = sample.read_text().splitlines()
+    rows.append(rows[-1].replace("req-0006", "req-0007").replace("2026-10-", "10000-10-"))
+    sample.write_text("\n".join(rows) + "\n")
+    ledger = period_ledger(load_workspace(target / "kit.yaml"), parse_period("2026-10"))
+    assert ledger.counts.out_of_period == 1  # listed, never lost
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    budgets = write_analysis(evidence, ledger, {}, "finops-analyst").budgets
+    assert budgets[0].reason == (
+        "data through 2026-10-03 12:00 UTC: forecast at the run rate of 2.5 of 31 days"
     )

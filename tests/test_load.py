@@ -278,3 +278,10 @@ def test_a_csv_header_that_names_a_column_twice_is_named(workspace, tmp_path):
         3,
         f"{path}: line 1: the header names column 'model' twice; expected each column once",
     )
+    lines[0] = lines[0].replace(",model", ",MODEL", 1)  # column names ignore case in DuckDB
+    path.write_text("\n".join(lines) + "\n")
+    assert load_error(config) == (
+        3,
+        f"{path}: line 1: the header names column 'MODEL' twice ('model': column names ignore "
+        "case); expected each column once",
+    )

@@ -468,3 +468,12 @@ def test_the_variance_chart_draws_a_model_without_a_price_apart(monkeypatch):
         "unpriced": {"gemini (no price)"},
         "title": "Variance by model (ledger − billed) — 2026-10-01..2026-10-15",
     }
+
+
+def test_date_range_labels_are_short_on_the_unit_cost_axis():
+    from allocation_kit.charts import _short_period
+
+    assert [_short_period(p) for p in ("2026-10", "2026-W40", "2026-09-28..2026-09-28",
+                                       "2026-09-28..2026-10-04")] == [
+        "2026-10", "2026-W40", "09-28", "09-28–10-04"
+    ]  # fmt: skip

@@ -69,3 +69,6 @@ def test_earlier_periods_of_a_baseline_are_of_the_same_kind_and_weekdays():
     # a shorter one steps back a week: Monday 5 October is compared with Mondays
     assert labels("2026-10-05..2026-10-05") == ["2026-09-28..2026-09-28", "2026-09-21..2026-09-21"]
     assert labels("2026-10-05..2026-10-06", 1) == ["2026-09-28..2026-09-29"]
+    # the earliest periods have fewer earlier ones, not an error about a period nobody asked for
+    assert labels("1970-02", 6) == ["1970-01"]
+    assert labels("1970-01") == []

@@ -234,12 +234,17 @@ def test_a_failed_run_keeps_the_previous_good_output(workspace, tmp_path, capsys
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
 
 
-def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
-    target = tmp_path / "ws"
+def init_starter(target: Path) -> Path:
+    """`allocation-kit init TARGET` (the starter workspace); its folder."""
     try:
         main(["init", str(target)])
     except SystemExit as exc:
         assert exc.code == 0
+    return target
+
+
+def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
+    target = init_starter(tmp_path / "ws")
     assert review(target / "kit.yaml") == 0
     lines = (target / "reports" / "2026-10" / "evidence" / "allocation.csv").read_text()
     assert lines.count("\n") == 6
@@ -442,11 +447,7 @@ def test_a_stray_row_past_year_9999_does_not_break_the_budgets(tmp_path, capsys)
     from allocation_kit.pipeline import period_ledger
     from allocation_kit.report import write_analysis
 
-    target = tmp_path / "ws"
-    try:
-        main(["init", str(target)])
-    except SystemExit as exc:
-        assert exc.code == 0
+    target = init_starter(tmp_path / "ws")
     sample = target / "data" / "requests" / "sample.csv"
     rows = sample.read_text().splitlines()
     rows.append(rows[-1].replace("req-0006", "req-0007").replace("2026-10-", "10000-10-"))

@@ -29,6 +29,7 @@ from .malformed import (
     not_utf8_error,
     ragged_row,
 )
+from .present import counted
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -425,6 +426,7 @@ def _problems(
         number = f"TRY_CAST({src} AS DOUBLE)"
         not_whole = f"COALESCE({number} <> TRY_CAST({src} AS BIGINT), true)"
         present = f"NOT ({blank(src, kind)})"
+        checks.append((column, f"COALESCE(isnan({number}), false)", "a whole number of tokens"))
         checks.append((column, f"{present} AND {number} > {MAX_TOKENS}", _TOO_MANY))
         checks.append((column, f"{present} AND {not_whole}", "a whole number of tokens"))
         checks.append((column, f"TRY_CAST({src} AS BIGINT) < 0", "a token count of 0 or more"))
@@ -481,10 +483,17 @@ def _check_values(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger) -> int:
                 raise misread
             src = _quote(mapped[column])
             rid = _quote(mapped["request_id"])
-            file, value, request_id = con.execute(
+            first = con.execute(
                 f"SELECT filename, CAST({src} AS VARCHAR), CAST({rid} AS VARCHAR) "
                 f"FROM raw_requests WHERE {condition} LIMIT 1"
-            ).fetchall()[0]
+            ).fetchall()
+            if not first:  # counted but not found again (a filter pushed into a scan): no row
+                raise InputError(
+                    ", ".join(str(f) for f in loaded.files),
+                    f"column {mapped[column]!r}",
+                    f"{counted(n, 'row')} with a value other than {expected}",
+                )
+            file, value, request_id = first[0]
             row = _row_number(
                 Path(file), formats[file], mapped[column], value, mapped["request_id"], request_id
             )

@@ -285,3 +285,31 @@ def test_a_csv_header_that_names_a_column_twice_is_named(workspace, tmp_path):
         f"{path}: line 1: the header names column 'MODEL' twice ('model': column names ignore "
         "case); expected each column once",
     )
+
+
+def test_a_token_count_that_is_not_a_number_is_named(workspace, tmp_path):
+    """NaN in a Parquet DOUBLE column: DuckDB counts the row but its scan filter does not find
+    it again, so the column is named with the count instead of a traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
+    table = pa.table({
+        "request_id": ["a", "b"],
+        "timestamp": pa.array([datetime(2026, 10, 2)] * 2, pa.timestamp("us")),
+        "model": ["chat-small"] * 2,
+        "input_tokens": pa.array([10.0, float("nan")], pa.float64()),
+        "output_tokens": pa.array([1, 2], pa.int64()),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "requests.parquet")
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.parquet'}: column 'input_tokens': 1 row with a value other than "
+        "a whole number of tokens",
+    )
+    config = workspace([request("r1"), request("r2", input_tokens="NaN")])
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 2 (line 3), column 'input_tokens': got 'NaN', expected "
+        "a whole number of tokens",
+    )

@@ -219,23 +219,31 @@ def test_an_integer_batch_column_takes_only_0_and_1(workspace, tmp_path):
     )
 
 
+def parquet_ledger(workspace, tmp_path, input_tokens) -> object:
+    """A workspace whose ledger is a two-row Parquet file with the given input_tokens array."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
+    table = pa.table({
+        "request_id": ["a", "b"],
+        "timestamp": pa.array([datetime(2026, 10, 2)] * 2, pa.timestamp("us")),
+        "model": ["chat-small"] * 2,
+        "input_tokens": input_tokens,
+        "output_tokens": pa.array([1, 2], pa.int64()),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "requests.parquet")
+    return config
+
+
 @pytest.mark.parametrize("kind", ["int64", "uint64"])
 def test_a_typed_token_count_beyond_what_one_request_can_use_is_named(workspace, tmp_path, kind):
     """2^64 - 1 in a UBIGINT column once reached Great Expectations as a DuckDB cast error
     blamed on the kit's own suite; two 2^63 - 1 counts overflowed the period's sums."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
     huge = 2**64 - 1 if kind == "uint64" else 2**63 - 1
-    table = pa.table({
-        "request_id": ["a", "b"],
-        "timestamp": pa.array([datetime(2026, 10, 2)] * 2, pa.timestamp("us")),
-        "model": ["chat-small"] * 2,
-        "input_tokens": pa.array([10, huge], getattr(pa, kind)()),
-        "output_tokens": pa.array([1, 2], pa.int64()),
-    })  # fmt: skip
-    pq.write_table(table, tmp_path / "requests.parquet")
+    config = parquet_ledger(workspace, tmp_path, pa.array([10, huge], getattr(pa, kind)()))
     assert load_error(config) == (
         3,
         f"{tmp_path / 'requests.parquet'}: row 2, column 'input_tokens': got '{huge}', expected "
@@ -291,17 +299,8 @@ def test_a_token_count_that_is_not_a_number_is_named(workspace, tmp_path):
     """NaN in a Parquet DOUBLE column: DuckDB counts the row but its scan filter does not find
     it again, so the column is named with the count instead of a traceback."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    config = workspace([], kit=kit_reading("{path: requests.parquet}"))
-    table = pa.table({
-        "request_id": ["a", "b"],
-        "timestamp": pa.array([datetime(2026, 10, 2)] * 2, pa.timestamp("us")),
-        "model": ["chat-small"] * 2,
-        "input_tokens": pa.array([10.0, float("nan")], pa.float64()),
-        "output_tokens": pa.array([1, 2], pa.int64()),
-    })  # fmt: skip
-    pq.write_table(table, tmp_path / "requests.parquet")
+    config = parquet_ledger(workspace, tmp_path, pa.array([10.0, float("nan")], pa.float64()))
     assert load_error(config) == (
         3,
         f"{tmp_path / 'requests.parquet'}: column 'input_tokens': 1 row with a value other than "

@@ -7,6 +7,7 @@ Every problem is reported as one line naming the file, the key and what was expe
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -48,10 +49,29 @@ __all__ = [
 ]
 
 
+class YamlFloat(float):
+    """A YAML float that remembers the digits it was written with: a float has 17 significant
+    digits, so `0.15000000000000001` would otherwise arrive as 0.15 and pass the 6-place check."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> YamlFloat:
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
 def _exact_decimal(value: Any) -> Any:
-    # YAML reads 0.15 as a float; repr() gives its shortest exact text, so no binary noise enters.
+    # A price is the decimal its YAML text says; a float from elsewhere (a dict built in Python)
+    # becomes its shortest exact text by repr(), so no binary noise enters.
     if isinstance(value, bool):
         return value
+    if isinstance(value, YamlFloat) and math.isfinite(value):
+        try:
+            exact = Decimal(value.text.replace("_", ""))
+        except ArithmeticError:  # a YAML 1.1 sexagesimal float (1:30.5): its value is exact
+            return Decimal(repr(float(value)))
+        return exact.quantize(1) if exact.as_tuple().exponent > 0 else exact  # 1.5e+3: 1500
     if isinstance(value, float):
         return Decimal(repr(value))
     if isinstance(value, int):
@@ -447,8 +467,12 @@ class _KitLoader(yaml.SafeLoader):
             first[key.value] = key
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        return YamlFloat(super().construct_yaml_float(node), str(node.value))
+
 
 _KitLoader.add_constructor("tag:yaml.org,2002:timestamp", _KitLoader.construct_yaml_timestamp)
+_KitLoader.add_constructor("tag:yaml.org,2002:float", _KitLoader.construct_yaml_float)
 
 
 def read_yaml(path: Path) -> Any:

@@ -173,6 +173,25 @@ def test_more_than_six_places_per_million_is_rejected(workspace):
     )
 
 
+def test_a_price_is_read_from_its_digits_not_a_float(workspace):
+    # 10.00000000000000001 is 10.0 as a float: the snapshot's own digits are checked instead
+    pricing = PRICING.replace("reasoning: 10.00", "reasoning: 10.00000000000000001")
+    line = error_line(workspace, pricing=pricing)
+    assert line.endswith(
+        "pricing.yaml: models[2] (reasoner).per_1m_tokens.reasoning: 10.00000000000000001 has "
+        "more than 6 decimal places per 1M tokens"
+    )
+
+
+def test_prices_keep_the_digits_written(workspace):
+    pricing = PRICING.replace("reasoning: 10.00", "reasoning: 1_000.5").replace(
+        "{input: 2.00,", "{input: 2.5e+1,"
+    )
+    reasoner = load_workspace(workspace([request("r1")], pricing=pricing)).pricing.models[2]
+    prices = reasoner.per_1m_tokens
+    assert (str(prices.input), str(prices.reasoning)) == ("25", "1000.5")
+
+
 def test_currency_must_match_the_snapshot(workspace):
     line = error_line(workspace, pricing=PRICING.replace("currency: USD", "currency: EUR"))
     assert line.endswith(

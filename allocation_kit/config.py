@@ -221,8 +221,20 @@ class KitConfig(_Strict):
 # --- registry.yaml ------------------------------------------------------------------------------
 
 
+def _registry_id(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expected an id, not an empty text")
+    if value != value.strip():
+        # the ledger's CSV tags are trimmed, so ' search' could never match a request
+        raise ValueError("expected an id without leading or trailing spaces")
+    return value
+
+
+RegistryId = Annotated[str, AfterValidator(_registry_id)]
+
+
 class Team(_Strict):
-    id: str = Field(min_length=1)
+    id: RegistryId
     business_unit: str
     cost_center: str
     budget_owner: str
@@ -260,8 +272,8 @@ SharedRule = Annotated[FixedSplit | ProportionalSplit | EvenSplit, Field(discrim
 
 
 class Application(_Strict):
-    id: str = Field(min_length=1)
-    team: str
+    id: RegistryId
+    team: RegistryId
     active: bool = True
     shared: SharedRule | None = None
 
@@ -269,8 +281,8 @@ class Application(_Strict):
 class Registry(_Strict):
     teams: list[Team] = Field(min_length=1)
     applications: list[Application] = Field(default_factory=list)
-    environments: list[str] = Field(default_factory=list)
-    workload_classes: list[str] = Field(default_factory=list)
+    environments: list[RegistryId] = Field(default_factory=list)
+    workload_classes: list[RegistryId] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Registry:
@@ -554,11 +566,12 @@ def _location(loc: tuple[Any, ...], document: Any) -> str:
             if isinstance(node, list) and item < len(node):
                 node = node[item]
                 ident = (
-                    next((node[k] for k in ("id", "model", "name", "team") if node.get(k)), None)
+                    # the first naming key written: an empty `id` is not labelled by its team
+                    next((node[k] for k in ("id", "model", "name", "team") if k in node), None)
                     if isinstance(node, dict)
                     else None
                 )
-                if ident:
+                if ident is not None and str(ident).strip():
                     label += f" ({ident})"
             parts.append(label)
         elif item in {"fixed", "proportional", "even"} or str(item).startswith("function-"):

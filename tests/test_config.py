@@ -71,6 +71,36 @@ def test_a_key_named_twice_is_an_error_not_the_last_one_silently(workspace, tmp_
     )
 
 
+@pytest.mark.parametrize(
+    ("written", "where", "expected"),
+    [
+        ('""', "applications[0].id: got ''", "expected an id, not an empty text"),
+        ('"  "', "applications[0].id: got '  '", "expected an id, not an empty text"),
+        (
+            '" search-api"',
+            "applications[0] ( search-api).id: got ' search-api'",
+            "expected an id without leading or trailing spaces",
+        ),
+    ],
+)
+def test_a_registry_id_is_a_trimmed_text(workspace, written, where, expected):
+    # an empty id is not labelled by its team; CSV tags are trimmed, so ' x' could never match
+    registry = REGISTRY.replace(
+        "{id: search-api, team: search}", f"{{id: {written}, team: search}}"
+    )
+    line = error_line(workspace, registry=registry)
+    assert line.endswith(f"registry.yaml: {where}: {expected}")
+
+
+def test_an_environment_id_is_a_trimmed_text(workspace):
+    registry = REGISTRY.replace("[production, staging]", "[production, 'staging ']")
+    line = error_line(workspace, registry=registry)
+    assert line.endswith(
+        "registry.yaml: environments[1]: got 'staging ': "
+        "expected an id without leading or trailing spaces"
+    )
+
+
 def test_shared_split_must_sum_to_100(workspace):
     registry = REGISTRY.replace(
         "split: {search: 70, support: 30}", "split: {search: 70, support: 20}"

@@ -164,6 +164,14 @@ def _what(scope: str, key: str) -> str:
     return f"{scope} {key}"
 
 
+def _material(row: dict, total_cost: Decimal, total_requests: Decimal) -> bool:
+    """At least 1% of the period's cost or of its requests."""
+    return (
+        _number(row["cost"]) >= MATERIALITY * total_cost
+        or _number(row["requests"]) >= MATERIALITY * total_requests
+    )
+
+
 def _metric(row: dict | None, metric: str) -> Decimal | None:
     if row is None:
         return Decimal(0)
@@ -212,6 +220,8 @@ def anomalies(ledger: PeriodLedger, profile: list[dict], out: Path) -> list[Anom
             continue
         seen = [e.get((scope, key)) for e in earlier]
         if all(s is None or _number(s["requests"]) == 0 for s in seen):
+            if key.startswith(_UNALLOCATED) and not _material(row, total_cost, total_requests):
+                continue  # a handful of new exception rows: the exception queue lists them
             cost = ""
             if scope != "caller":
                 spent = _number(row["cost"])

@@ -106,6 +106,20 @@ def test_a_new_model_and_caller_are_flagged_without_a_score(workspace, tmp_path)
     ]
 
 
+def test_new_unallocated_spend_is_flagged_only_when_material(workspace, tmp_path):
+    # 1 untagged request in 201 is below 1% of requests and cost: the exception queue lists it
+    rows = [r for m in MONTHS for r in calls(m, 200)]
+    untagged = {"team": "", "application": "", "timestamp": "2026-10-12T00:00:00Z"}
+    analysis = review(workspace, tmp_path, rows + [request("u0", **untagged)])
+    assert analysis.anomalies == []
+    more = [request(f"u{i}", **untagged) for i in range(3)]
+    analysis = review(workspace, tmp_path / "again", rows + more)
+    assert [a.explanation for a in analysis.anomalies] == [
+        "new unallocated spend (untagged): 3 requests, $0.0042 in 2026-10, none in the 3 "
+        "earlier periods (2026-07, 2026-08, 2026-09)"
+    ]
+
+
 def test_fewer_than_two_earlier_periods_say_so_instead_of_flagging(workspace, tmp_path):
     rows = calls("2026-09", 10) + calls("2026-10", 50)
     analysis = review(workspace, tmp_path, rows, months=("2026-09", "2026-10"))

@@ -110,7 +110,7 @@ def test_new_unallocated_spend_is_flagged_only_when_material(workspace, tmp_path
     # 1 untagged request in 201 is below 1% of requests and cost: the exception queue lists it
     rows = [r for m in MONTHS for r in calls(m, 200)]
     untagged = {"team": "", "application": "", "timestamp": "2026-10-12T00:00:00Z"}
-    analysis = review(workspace, tmp_path, rows + [request("u0", **untagged)])
+    analysis = review(workspace, tmp_path, [*rows, request("u0", **untagged)])
     assert analysis.anomalies == []
     more = [request(f"u{i}", **untagged) for i in range(3)]
     analysis = review(workspace, tmp_path / "again", rows + more)

@@ -656,7 +656,7 @@ class _BillFacts:
     gaps: list[tuple[datetime, datetime]]  # parts of the period no billing period covers
     billing_periods: bool  # False: coverage judged from charge periods (no BillingPeriod*)
     whole: tuple[int, datetime | None, datetime | None]  # every bill line: n, first, last
-    outside: tuple[int, Decimal]  # bill lines outside the period: n, cost
+    outside: list[tuple[datetime, datetime, int, Decimal]]  # per billing period: lines, cost
     other: list[OtherCharge]
     corrections: list[OtherCharge]
     # a daily bill: its first and last usage day, and the ledger's days with usage outside them
@@ -723,9 +723,15 @@ def _bill_facts(
         f"""SELECT count(*), min(COALESCE(billing_period_start, charge_period_start)),
             max(COALESCE(billing_period_end, charge_period_end)) FROM {table}"""
     ).fetchall()[0]
+    # the lines outside, per billing period (per charge month without one): a billing glob that
+    # also picks up other months' invoices says so by name
     outside = con.execute(
-        f"SELECT count(*), COALESCE(sum(billed_cost), 0) FROM {table} WHERE NOT ({in_scope})"
-    ).fetchall()[0]
+        f"""SELECT COALESCE(billing_period_start, date_trunc('month', charge_period_start)),
+            COALESCE(billing_period_end,
+                     date_trunc('month', charge_period_start) + INTERVAL 1 MONTH),
+            count(*), COALESCE(sum(billed_cost), 0)
+        FROM {table} WHERE NOT ({in_scope}) GROUP BY ALL ORDER BY 1, 2"""
+    ).fetchall()
     bill_days, unbilled = None, (0, _ZERO, None, None)
     if daily:
         bill_days = con.execute(
@@ -856,6 +862,18 @@ def _span_text(start: datetime, end: datetime) -> str:
         first = start.date()
         return first.isoformat() if last <= first else f"{first.isoformat()} to {last.isoformat()}"
     return f"{start.isoformat(sep=' ')} to {end.isoformat(sep=' ')}"
+
+
+OUTSIDE_SHOWN = 6  # billing periods named in the sentence on bill lines outside the period
+
+
+def _billing_period_text(start: datetime, end: datetime) -> str:
+    """2026-08 for a calendar month, else its dates."""
+    if start.day == 1 and start.time() == datetime.min.time():
+        month_end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        if end == month_end:
+            return f"{start:%Y-%m}"
+    return _span_text(start, end)
 
 
 def _noun(unit: str | None) -> str:
@@ -1361,16 +1379,25 @@ class _Sentences:
                         f"{self.money(worst.ledger_cost)} computed){hint}.",
                     )
                 )
-        n, cost = facts.outside
+        n = sum(lines for *_, lines, _ in facts.outside)
         if n:
+            cost = sum((cost for *_, cost in facts.outside), _ZERO)
+            shown = [
+                f"{_billing_period_text(start, end)} {self.money(cost)} ({_plural(lines, 'line')})"
+                for start, end, lines, cost in facts.outside[:OUTSIDE_SHOWN]
+            ]
+            more = len(facts.outside) - OUTSIDE_SHOWN
+            if more > 0:
+                shown.append(f"and {_plural(more, 'more billing period')}")
             reasons.append(
                 Reason(
                     "bill_lines_outside_period",
                     "info",
                     "bill",
-                    _strings(bill_lines=n, billed_cost=cost),
+                    _strings(bill_lines=n, billed_cost=cost, billing_periods=len(facts.outside)),
                     f"{n:,} bill lines ({self.money(cost)}) are charged outside "
-                    f"{self.period.label} and are not compared.",
+                    f"{self.period.label} and are not compared; by billing period: "
+                    f"{', '.join(shown)}.",
                 )
             )
         return reasons

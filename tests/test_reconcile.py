@@ -490,7 +490,25 @@ def test_a_bill_for_another_period_is_inconclusive(workspace):
         "nothing to compare."
     )
     assert message(recon, "bill_lines_outside_period") == (
-        "8 bill lines ($2.14) are charged outside 2026-10 and are not compared."
+        "8 bill lines ($2.14) are charged outside 2026-10 and are not compared; by billing "
+        "period: 2026-09 $2.14 (8 lines)."
+    )
+
+
+def test_bill_lines_outside_the_period_are_named_by_billing_period(workspace):
+    # a billing glob that also picks up other invoices: each is named, not one unexplained sum
+    def month(start: str, end: str) -> dict:
+        return {"BillingPeriodStart": start, "BillingPeriodEnd": end,
+                "ChargePeriodStart": start, "ChargePeriodEnd": end}  # fmt: skip
+
+    august = month("2026-08-01T00:00:00Z", "2026-09-01T00:00:00Z")
+    fortnight = month("2026-09-01T00:00:00Z", "2026-09-15T00:00:00Z")
+    bill = CLEAN_BILL + [line | august for line in CLEAN_BILL] + [CLEAN_BILL[0] | fortnight]
+    recon = reconcile(workspace, ROWS, bill)
+    assert recon.result == "pass"
+    assert message(recon, "bill_lines_outside_period") == (
+        "9 bill lines ($2.74) are charged outside 2026-10 and are not compared; by billing "
+        "period: 2026-08 $2.14 (8 lines), 2026-09-01 to 2026-09-14 $0.60 (1 line)."
     )
 
 

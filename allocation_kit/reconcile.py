@@ -864,6 +864,17 @@ def _span_text(start: datetime, end: datetime) -> str:
     return f"{start.isoformat(sep=' ')} to {end.isoformat(sep=' ')}"
 
 
+def _places_apart(a: Decimal, b: Decimal) -> int:
+    """The decimal places (2 to 6) that tell two amounts of a dollar or more apart."""
+    places = 2
+    while places < 6 and a != b and all(abs(v) >= 1 for v in (a, b)):
+        step = Decimal(1).scaleb(-places)
+        if a.quantize(step, ROUND_HALF_UP) != b.quantize(step, ROUND_HALF_UP):
+            break
+        places += 1
+    return places
+
+
 OUTSIDE_SHOWN = 6  # billing periods named in the sentence on bill lines outside the period
 
 
@@ -907,12 +918,7 @@ class _Sentences:
     def compared(self, billed: Decimal, computed: Decimal) -> str:
         """'billed $1.0004 vs $1.0016 computed': as `money`, with the places (up to 6) that
         tell two different amounts apart."""
-        places = 2
-        while places < 6 and billed != computed and all(abs(v) >= 1 for v in (billed, computed)):
-            step = Decimal(1).scaleb(-places)
-            if billed.quantize(step, ROUND_HALF_UP) != computed.quantize(step, ROUND_HALF_UP):
-                break
-            places += 1
+        places = _places_apart(billed, computed)
         return f"billed {self.money(billed, places)} vs {self.money(computed, places)} computed"
 
     def money(self, value: Decimal, places: int = 2) -> str:
@@ -1411,6 +1417,20 @@ class _Sentences:
         span = _span_text(charge.charge_period_start, charge.charge_period_end)
         return f", charged for {span}, beyond {self.period.label}: the whole charge, not prorated"
 
+    def _rates(self, line: ReconciliationLine) -> str:
+        """'; $1.05 per 1M tokens billed vs $1.00 priced': the unit rates that differ."""
+        if not line.ledger_tokens or not line.billed_tokens or line.ledger_cost is None:
+            return ""
+        per = Decimal(1) if line.unit == "requests" else Decimal(1_000_000)
+        unit = "per call" if line.unit == "requests" else "per 1M tokens"
+        billed = line.billed_cost / Decimal(line.billed_tokens) * per
+        priced = line.ledger_cost / Decimal(line.ledger_tokens) * per
+        places = _places_apart(billed, priced)
+        return (
+            f" ({self.money(billed, places)} {unit} billed vs {self.money(priced, places)} "
+            "priced, on average)"
+        )
+
     @staticmethod
     def _detail_lines(lines: list[ReconciliationLine]) -> list[ReconciliationLine]:
         """The most specific lines: directions where the bill has them, else the model's."""
@@ -1448,7 +1468,11 @@ class _Sentences:
             f"{_quantity_text(line.ledger_tokens)} logged"
         )
         if line.finding == "price_mismatch":
-            message = f"{what} {counted}, but {money}: the price snapshot may be stale."
+            message = f"{what} {counted}, but {money}{self._rates(line)}: either the price "
+            message += (
+                "snapshot is stale (check the provider's price for the period) or the provider "
+                "billed above its price (dispute the difference)."
+            )
         else:  # token_mismatch
             extra = line.billed_tokens - line.ledger_tokens
             if extra > 0:

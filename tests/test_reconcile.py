@@ -195,7 +195,9 @@ def test_a_5_pct_overbill_on_one_model_fails_naming_the_model_and_direction(work
     )
     assert recon.reasons[3].message == (
         "chat-small output tokens billed 250,000 vs 250,000 logged, but billed $1.05 vs $1.00 "
-        "computed: the price snapshot may be stale."
+        "computed ($4.20 per 1M tokens billed vs $4.00 priced, on average): either the price "
+        "snapshot is stale (check the provider's price for the period) or the provider billed "
+        "above its price (dispute the difference)."
     )
     assert recon.reasons[3].numbers == {
         "model": "chat-small",
@@ -280,6 +282,17 @@ def test_a_real_overcharge_still_fails_beside_an_unmatched_model(workspace):
         ("model_not_in_ledger", "inconclusive"),
         ("price_mismatch", "info"),
     ]
+
+
+def test_a_per_call_price_mismatch_names_the_rate_per_call(workspace):
+    bill = [*CLEAN_BILL[:-1], usage("painter", "per_call", 1, "0.05")]
+    recon = reconcile(workspace, ROWS, bill)
+    assert message(recon, "price_mismatch") == (
+        "painter calls billed 1 vs 1 logged, but billed $0.05 vs $0.04 computed ($0.05 per "
+        "call billed vs $0.04 priced, on average): either the price snapshot is stale (check "
+        "the provider's price for the period) or the provider billed above its price (dispute "
+        "the difference)."
+    )
 
 
 # --- what is compared, and what is listed beside ------------------------------------------------

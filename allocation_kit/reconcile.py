@@ -53,6 +53,7 @@ __all__ = [
     "Reason",
     "Reconciliation",
     "ReconciliationLine",
+    "beyond_tolerance",
     "billed_usage",
     "ledger_usage",
     "reconciliation",
@@ -231,7 +232,7 @@ def variance_pct(variance: Decimal, billed: Decimal) -> Decimal | None:
         return (variance * 100 / billed).quantize(PCT_PLACES)
 
 
-def _beyond(variance: Decimal, billed: Decimal, tolerance_pct: Decimal) -> bool:
+def beyond_tolerance(variance: Decimal, billed: Decimal, tolerance_pct: Decimal) -> bool:
     """Is |variance| more than tolerance_pct of |billed|? Exact: no division, no rounding."""
     if billed == 0:
         return variance != 0
@@ -411,7 +412,7 @@ def _finding(
 ) -> str:
     known = billed_tokens is not None and ledger_tokens is not None
     same_tokens = known and Decimal(ledger_tokens) == billed_tokens
-    if _beyond(variance, billed, tolerance_pct):
+    if beyond_tolerance(variance, billed, tolerance_pct):
         if not known:
             return "cost_mismatch"
         return "price_mismatch" if same_tokens else "token_mismatch"
@@ -1069,7 +1070,7 @@ class _Sentences:
         )
         m_variance = m_ledger - m_billed
         variance = ledger - billed
-        beyond = bool(matched) and _beyond(m_variance, m_billed, self.tolerance)
+        beyond = bool(matched) and beyond_tolerance(m_variance, m_billed, self.tolerance)
         partial = bool(uncomputable) or len(matched) != sum(
             1 for line in lines if line.level == "model"
         )
@@ -1362,7 +1363,7 @@ class _Sentences:
                 )
             )
         if daily:
-            off = [d for d in daily if _beyond(d.variance, d.billed_cost, self.tolerance)]
+            off = [d for d in daily if beyond_tolerance(d.variance, d.billed_cost, self.tolerance)]
             if off:
                 worst = max(off, key=lambda d: abs(d.variance))
                 offsetting = any(d.variance > 0 for d in off) and any(d.variance < 0 for d in off)

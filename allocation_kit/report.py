@@ -403,7 +403,7 @@ def write_analysis(
     _write_csv(evidence / "spend_profile.csv", PROFILE_COLUMNS, profile_rows(profile))
     flagged = anomalies(ledger, profile, out)
     _write_csv(evidence / "anomalies.csv", ANOMALY_COLUMNS, anomaly_rows(flagged))
-    chargeback = chargeback_review(ledger, reviewer_role, now)
+    chargeback = chargeback_review(ledger, reviewer_role, now, record)
     _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(chargeback))
     spend = spend_review(ledger, profile, flagged, chargeback, budgets, record, reviewer_role, now)
     (evidence / "spend_review.json").write_text(json.dumps(spend, indent=2) + "\n")

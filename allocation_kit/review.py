@@ -3,8 +3,9 @@
 A chargeback row passes when the team's cost can be charged as it stands. It fails when money is
 missing or unknown: usage without a price (the cost is understated) or requests the team tagged
 that map to no registered owner (their cost cannot reach the team). It needs follow-up when the
-rows are priced and owned but the ownership is in question: a tag conflict involving the team, or
-a shared application split by a fallback instead of its documented rule.
+rows are priced and owned but the ownership is in question (a tag conflict involving the team, a
+shared application split by a fallback instead of its documented rule, traffic on a retired
+application) or its price is (a failed reconciliation blames a model the team used).
 """
 
 from __future__ import annotations
@@ -120,10 +121,61 @@ def _retired_traffic(ledger: PeriodLedger) -> dict[str, int]:
     )
 
 
+def _billed_otherwise(ledger: PeriodLedger, reconciliation: dict | None) -> dict[str, list[str]]:
+    """{team: sentences} for the models a failed reconciliation blames: each model whose
+    billed cost differs from the ledger's beyond the tolerance, for every team with priced usage
+    of it (directly or through a shared application): its charge may change once the bill is
+    settled."""
+    from .present import unit_money
+    from .reconcile import beyond_tolerance
+
+    if not reconciliation or reconciliation.get("result") != "fail":
+        return {}
+    tolerance = Decimal(str(reconciliation.get("tolerance_pct", 1)))
+    currency = ledger.workspace.kit.currency
+    blamed = {
+        line["model"]: (Decimal(line["billed_cost"]), Decimal(line["ledger_cost"]))
+        for line in reconciliation.get("lines", [])
+        if line.get("level") == "model"
+        and line.get("finding") in {"price_mismatch", "token_mismatch", "cost_mismatch"}
+        and line.get("ledger_cost") is not None
+        and line.get("billed_cost") is not None
+        and beyond_tolerance(Decimal(line["variance"]), Decimal(line["billed_cost"]), tolerance)
+    }
+    if not blamed:
+        return {}
+    apps = {a.id: a for a in ledger.workspace.registry.applications}
+    found: dict[str, list[str]] = defaultdict(list)
+    for model, status, team, application in ledger.con.execute(
+        """SELECT DISTINCT model, allocation_status, owner_team, application FROM lines
+        WHERE allocation_status IN ('allocated', 'shared') AND list_contains($models, model)
+            AND priced AND billable AND requests > 0
+        ORDER BY ALL""",
+        {"models": list(blamed)},
+    ).fetchall():
+        receivers = apps[application].shared.teams if status == "shared" else [team]
+        billed, computed = blamed[model]
+        sentence = (
+            f"{model} is billed {unit_money(billed, currency)} against "
+            f"{unit_money(computed, currency)} "
+            "computed (reconciliation fail): the team's cost of it may change once the bill is "
+            "settled"
+        )
+        for receiver in receivers:
+            if sentence not in found[receiver]:
+                found[receiver].append(sentence)
+    return found
+
+
 def chargeback_review(
-    ledger: PeriodLedger, reviewer_role: str, reviewed_at: datetime
+    ledger: PeriodLedger,
+    reviewer_role: str,
+    reviewed_at: datetime,
+    reconciliation: dict | None = None,
 ) -> list[ChargebackRow]:
-    """One review row per registered team, in registry order."""
+    """One review row per registered team, in registry order; `reconciliation` (the record of
+    reconciliation.json) puts a team's row on follow-up when a failed reconciliation blames a
+    model the team used."""
     ws = ledger.workspace
     registry = ws.registry
     shared_rules = {a.id: a.shared for a in registry.applications if a.shared}
@@ -131,6 +183,7 @@ def chargeback_review(
     owners = {t.id: t.budget_owner for t in registry.teams}
     ownership = _ownership_issues(ledger)
     retired = _retired_traffic(ledger)
+    billed_otherwise = _billed_otherwise(ledger, reconciliation)
     rows = []
     for team in registry.teams:
         lines = [
@@ -179,6 +232,8 @@ def chargeback_review(
                         team.budget_owner,
                     )
                 )
+        for sentence in billed_otherwise.get(team.id, []):
+            problems.append(("needs_follow_up", sentence, f"{reviewer_role} (the bill)"))
         if not team.cost_center:
             problems.append(("fail", "no cost center to charge", team.budget_owner))
         results = {p[0] for p in problems}

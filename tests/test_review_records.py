@@ -120,6 +120,37 @@ def test_shared_usage_without_its_documented_split_needs_follow_up(workspace):
         assert rows[team].cost == Decimal("0.000700000000")
 
 
+def test_a_failed_reconciliation_puts_the_teams_of_the_blamed_model_on_follow_up(workspace):
+    # chat-small is billed above the ledger's price: search used it directly and support through
+    # the shared gateway; support's reasoner calls and platform (no usage) are not in question
+    rows = [
+        request("r1"),
+        request("r2", team="support", application="ticket-bot", model="reasoner"),
+        request("r3", application="gateway-fixed"),
+    ]
+    ledger = period_ledger(load_workspace(workspace(rows)), parse_period("2026-10"), validate=False)
+    line = {"level": "model", "model": "chat-small", "finding": "price_mismatch",
+            "ledger_cost": "0.00238", "billed_cost": "0.00300", "variance": "-0.00062"}  # fmt: skip
+    record = {"result": "fail", "tolerance_pct": "1.0", "lines": [line]}
+    teams = {r.team: r for r in chargeback_review(ledger, "finops-analyst", AT, record)}
+    sentence = (
+        "chat-small is billed $0.003 against $0.00238 computed (reconciliation fail): the team's "
+        "cost of it may change once the bill is settled"
+    )
+    for team in ("search", "support"):
+        assert (teams[team].review_result, teams[team].reasons, teams[team].follow_up_owner) == (
+            "needs_follow_up", sentence, "finops-analyst (the bill)"
+        )  # fmt: skip
+    assert teams["platform"].review_result == "pass"
+    # a passing reconciliation, or a line within the tolerance, questions no team
+    passing = {**record, "result": "pass"}
+    within = {**record, "lines": [{**line, "billed_cost": "0.00239", "variance": "-0.00001"}]}
+    for rec in (passing, within):
+        assert {r.review_result for r in chargeback_review(ledger, "finops-analyst", AT, rec)} == {
+            "pass"
+        }
+
+
 def test_rows_are_written_with_exact_cost_and_empty_cells(workspace):
     [first, *_] = chargeback_rows(list(reviewed(workspace, [request("r1")]).values()))
     assert first == {

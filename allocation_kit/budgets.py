@@ -28,7 +28,7 @@ from .config import Money, Percent, Registry, _KeyProblem, _Strict, parse_docume
 from .errors import ConfigError
 from .history import cell_text
 from .periods import Period
-from .present import money
+from .present import money, percent
 
 __all__ = [
     "BUDGET_COLUMNS",
@@ -172,6 +172,14 @@ class BudgetLine:
     monthly_budget: Decimal
     budget_basis: str
 
+    def exceeded_text(self, currency: str) -> str:
+        """'search's production spend is $1,559.32 against its budget of $1,000.00 (155.9%
+        used)': the environments named, since other sections show the team's whole cost."""
+        return (
+            f"{self.team}'s {self.environments} spend is {money(self.actual, currency)} against "
+            f"its budget of {money(self.budget, currency)} ({percent(self.pct_used)} used)"
+        )
+
 
 def budget_lines(
     budgets: Budgets,
@@ -232,7 +240,10 @@ def budget_lines(
         else:
             status = "ok"
         if unpriced:
-            calls = f"{unpriced:,} unpriced call{'s' if unpriced != 1 else ''}"
+            calls = (
+                f"{unpriced:,} unpriced call{'s' if unpriced != 1 else ''} in "
+                f"{', '.join(b.environments)}"
+            )
             reasons.append(f"actual leaves out {calls} (no price in the snapshot: cost unknown)")
         reasons += notes
         if covered < span and forecast > budget and status == "ok":

@@ -195,10 +195,7 @@ class Review:
                 candidates.append((a.actual - a.baseline, f"Spend spike in {a.explanation}."))
         for b in self.analysis.budgets if self.analysis else []:
             if b.status == "exceeded":
-                text = (
-                    f"Team {b.team} is over budget: {self._money(b.actual)} against "
-                    f"{self._money(b.budget)} ({percent(b.pct_used)} used)."
-                )
+                text = f"Over budget: {b.exceeded_text(self.currency)}."
                 candidates.append((b.actual - b.budget, text))
         if not candidates:
             candidates.append((Decimal(0), "No exceptions: every request is owned and priced."))

@@ -360,7 +360,7 @@ def sign_off_proposal(
     fails, `needs_follow_up` when anything else is open (an inconclusive reconciliation,
     unallocated cost, unpriced calls, a chargeback row to follow up, a budget exceeded, an
     anomaly), else `pass`; with every finding behind it, worst first, and who follows it up."""
-    from .present import money, percent, unit_money
+    from .present import unit_money
 
     currency = ledger.workspace.kit.currency
     findings: list[tuple[str, str, str]] = []  # (result, finding, follow-up owner)
@@ -391,8 +391,7 @@ def sign_off_proposal(
             findings.append(
                 (
                     "needs_follow_up",
-                    f"Budget exceeded by {b.team}: {money(b.actual, currency)} against "
-                    f"{money(b.budget, currency)} ({percent(b.pct_used)} used)",
+                    f"Budget exceeded: {b.exceeded_text(currency)}",
                     b.budget_owner,
                 )
             )

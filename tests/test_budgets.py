@@ -80,7 +80,10 @@ def test_a_budget_whose_actual_leaves_out_unpriced_calls_says_so():
     assert (result.actual, result.status, result.reason) == (
         Decimal("120.00"),
         "ok",
-        "actual leaves out 3 unpriced calls (no price in the snapshot: cost unknown)",
+        "actual leaves out 3 unpriced calls in production (no price in the snapshot: cost unknown)",
+    )
+    assert result.exceeded_text("USD") == (
+        "search's production spend is $120.00 against its budget of $1,000.00 (12.0% used)"
     )
 
 

@@ -37,6 +37,14 @@ from .report import Analysis, atomic_period_folder, write_evidence
 
 __all__ = ["ACTIONS", "Review", "period_review"]
 
+# Whether an exception's cost is inside the ledger total (and how).
+IN_LEDGER = {
+    **dict.fromkeys(UNALLOCATED_STATUSES, "yes, unallocated"),
+    "unpriced": "no: cost unknown",
+    "duplicate": "no: counted once",
+    "out_of_period": "no: another period",
+}
+
 # What a reviewer should do about each kind of exception.
 ACTIONS = {
     "untagged": "Ask the callers below to send team and application tags (gateway default tags "
@@ -144,6 +152,14 @@ class Review:
             ),
             ("Exceptions", count_text(exceptions), "warn" if exceptions else "ok"),
             (
+                "Proposed sign-off",
+                self.proposal["proposed_result"].replace("_", " "),
+                {"fail": "bad", "needs_follow_up": "warn"}.get(
+                    self.proposal["proposed_result"], "ok"
+                ),
+                f"{counted(len(self.proposal['findings']), 'finding')} (section Sign-off)",
+            ),
+            (
                 "Requests",
                 f"{counts.attempted:,}",
                 "neutral",
@@ -157,9 +173,11 @@ class Review:
         candidates: list[tuple[Decimal, str]] = []
         total = self.ledger.ledger_cost or Decimal(1)
         rec = self.reconciliation
+        deciding: set[str] = set()
         if rec and rec.get("result") in {"fail", "inconclusive"}:
             # the reason that decided the verdict
             decided = [r["message"] for r in rec.get("reasons", []) if r["effect"] == rec["result"]]
+            deciding = {r["code"] for r in rec.get("reasons", []) if r["effect"] == rec["result"]}
             weight = abs(Decimal(rec.get("variance") or 0)) + total  # the bill outranks all
             text = f"Reconciliation {rec['result']}: {decided[0] if decided else ''}".rstrip(": ")
             candidates.append((weight, text))
@@ -172,6 +190,8 @@ class Review:
                 candidates.append((cost / 10, text))
                 continue
             if reason == "unpriced":
+                if "unpriced_model" in deciding:
+                    continue  # the reconciliation's finding names the models and their bill
                 models = self._sql(
                     "SELECT model, count(*) FROM exception_queue WHERE reason = 'unpriced' "
                     "GROUP BY 1 ORDER BY 2 DESC"
@@ -415,23 +435,24 @@ class Review:
             elif u.change_pct is None:
                 change = "—"
             else:
-                change = percent(u.change_pct)
+                change = ("+" if u.change_pct > 0 else "") + percent(u.change_pct)
+            signed_on = str(u.signed_off_on).replace("-", "\u2011")  # the date never wraps
             rows.append(
                 (
                     u.name,
                     f"{u.numerator_filter} ÷ {u.denominator_kind}",
                     self._money(u.numerator_cost),
-                    _number_text(u.denominator_value),
+                    _denominator_text(u.denominator_value, u.denominator_kind),
                     unit_money(u.unit_cost, self.currency),
                     unit_money(u.previous_unit_cost, self.currency),
                     change,
-                    f"{u.owner} / {u.signed_off_by}, {u.signed_off_on}",
+                    f"{u.owner} / {u.signed_off_by}, {signed_on}",
                     u.note or "",
                 )
             )
         table = html_table(
             ["Unit", "Definition (numerator ÷ denominator)", "Numerator", "Denominator",
-             "Unit cost", "Previous", "Change", "Owner / signed off", "Note"],
+             "Unit cost", "Previous period", "Change", "Owner / signed off", "Note"],
             rows,
             numeric=(2, 3, 4, 5, 6),
         )  # fmt: skip
@@ -570,13 +591,26 @@ class Review:
         rows = self.exceptions_by_reason()
         body = [
             (reason.replace("_", " "), count_text(n), self._exception_cost(reason, cost),
-             ACTIONS[reason])
+             IN_LEDGER[reason], ACTIONS[reason])
             for reason, n, cost in rows
         ]  # fmt: skip
+        unallocated = [(n, cost) for reason, n, cost in rows if reason in UNALLOCATED_STATUSES]
+        total = (
+            (
+                "Unallocated, in the ledger total",
+                count_text(sum(n for n, _ in unallocated)),
+                self._money(sum((cost for _, cost in unallocated), Decimal(0))),
+                "",
+                "",
+            )
+            if unallocated
+            else None
+        )
         return html_table(
-            ["Reason", "Rows", "Cost", "What to do"],
+            ["Reason", "Rows", "Cost", "In the ledger total?", "What to do"],
             body,
             numeric=(1, 2),
+            total=total,
             empty="The exception queue is empty.",
         )
 
@@ -607,6 +641,7 @@ class Review:
         rows = self._sql(
             "SELECT request_id, reason, strftime(timestamp, '%Y-%m-%d %H:%M'), "
             "COALESCE(team, ''), COALESCE(application, ''), model, cost FROM exception_queue "
+            f"WHERE list_contains({list(UNALLOCATED_STATUSES)}, reason) "
             f"ORDER BY cost DESC NULLS LAST, request_id LIMIT {int(limit)}"
         )
         body = [
@@ -616,7 +651,7 @@ class Review:
             ["Request", "Reason", "Time (UTC)", "Team tag", "Application tag", "Model", "Cost"],
             body,
             numeric=(6,),
-            empty="The exception queue is empty.",
+            empty="No unallocated rows: every request in the ledger total has an owner.",
         )
 
     # --- reconciliation ---------------------------------------------------------------------
@@ -637,10 +672,26 @@ class Review:
             )
         result = rec["result"]
         tone = {"pass": "ok", "fail": "bad"}.get(result, "warn")
-        sentences = "".join(
-            f"<li>{html.escape(r.get('sentence') or r.get('message') or r.get('code', ''))}</li>"
-            for r in rec.get("reasons", [])
-        )
+        reasons = rec.get("reasons", [])
+        small = [r for r in reasons if r.get("code") == "token_mismatch"]
+        folded = small if len(small) > 2 else []
+
+        def item(r: dict) -> str:
+            text = r.get("sentence") or r.get("message") or r.get("code", "")
+            return f"<li>{html.escape(text)}</li>"
+
+        sentences = ""
+        for r in reasons:
+            if r is (folded[0] if folded else None):
+                amount = sum(abs(Decimal(f["numbers"]["variance"])) for f in folded)
+                sentences += (
+                    f"<li><details><summary>{len(folded)} token counts differ by model and "
+                    f"direction ({self._money(amount)} in all): each explained</summary><ul>"
+                    + "".join(item(f) for f in folded)
+                    + "</ul></details></li>"
+                )
+            elif r not in folded:
+                sentences += item(r)
         head = f"<strong>Reconciliation: {html.escape(result.upper())}</strong> — ledger " + (
             f"{self._money(Decimal(rec['ledger_cost']))} vs billed usage "
             f"{self._money(_dec(rec.get('billed_cost')))}, variance "
@@ -658,13 +709,15 @@ class Review:
             (
                 line.get("model") or "(no model id)",
                 (line.get("direction") or "all directions").replace("_", " "),
-                count_text(line.get("ledger_tokens")),
-                count_text(line.get("billed_tokens")),
+                _quantity(line.get("ledger_tokens"), line.get("unit")),
+                _quantity(line.get("billed_tokens"), line.get("unit")),
                 self._exception_cost("unpriced", None)
                 if line.get("ledger_cost") is None and line.get("finding") == "unpriced"
                 else self._money(_dec(line.get("ledger_cost"))),
                 self._money(_dec(line.get("billed_cost"))),
-                self._money(_dec(line.get("variance"))),
+                self._unpriced_variance(line)
+                if line.get("ledger_cost") is None and line.get("billed_cost") is not None
+                else self._money(_dec(line.get("variance"))),
                 percent(_dec(line.get("variance_pct")), 2),
                 (line.get("finding") or "").replace("_", " "),
             )
@@ -674,8 +727,8 @@ class Review:
             [
                 "Model",
                 "Direction",
-                "Ledger tokens",
-                "Billed tokens",
+                "Ledger tokens or calls",
+                "Billed tokens or calls",
                 "Ledger cost",
                 "Billed cost",
                 "Variance",
@@ -689,6 +742,60 @@ class Review:
                 "" if line.get("direction") else "ak-subtotal" for line in rec.get("lines", [])
             ],
         )
+
+    def invoice_bridge(self) -> Html:
+        """From the chargeback to the bill: allocated + unallocated = the ledger total; plus
+        what the bill charges beyond it for usage; = billed usage; plus tax, credits and
+        corrections = what the bill charges for the period. Shown when the bill is comparable."""
+        rec = self.reconciliation
+        if not rec or rec.get("billed_cost") is None:
+            return Html("")
+        ledger_total = self.ledger.ledger_cost
+        allocated = ledger_total - self.unallocated_cost
+        billed = Decimal(rec["billed_cost"])
+        charges = [
+            (
+                f"{r.get('charge_category') or r.get('category')}: {r.get('description') or ''}".rstrip(
+                    ": "
+                )
+                + (" (whole charge, beyond the period)" if self._reaches_beyond(r) else ""),
+                Decimal(r.get("billed_cost") or r.get("amount")),
+            )
+            for r in [*rec.get("other_charges", []), *rec.get("corrections", [])]
+        ]
+        total = billed + sum((amount for _, amount in charges), Decimal(0))
+        rows = [
+            ("Allocated to teams (the chargeback)", self._money(allocated)),
+            ("Unallocated (no owner yet)", self._money(self.unallocated_cost)),
+            ("= Ledger total, computed", self._money(ledger_total)),
+            ("Billed usage − ledger total", self._money(billed - ledger_total)),
+            ("= Billed usage", self._money(billed)),
+            *[(label, self._money(amount)) for label, amount in charges],
+            (f"= The bill for {self.ledger.period.label}", self._money(total)),
+        ]
+        classes = ["", "", "ak-subtotal", "", "ak-subtotal", *[""] * len(charges), "ak-total"]
+        table = html_table(
+            ["From the ledger to the bill", "Amount"],
+            rows,
+            numeric=(1,),
+            row_classes=classes,
+        )
+        note = Html(
+            '<p class="ak-note">Teams are charged the ledger\'s computed cost. The difference '
+            "to billed usage, tax, credits and corrections are not in the chargeback: they stay "
+            "with the reviewer to settle with the provider or to spread by finance policy.</p>"
+        )
+        sums = [
+            ([allocated, self.unallocated_cost], ledger_total),
+            ([ledger_total, billed - ledger_total], billed),
+            ([billed, *(amount for _, amount in charges)], total),
+        ]
+        return table + note + rounding_note(sums, self.currency)
+
+    def _unpriced_variance(self, line: dict) -> str:
+        """An unpriced model's variance as the headline counts it: its billed cost against
+        nothing computed (the variance chart draws the same bar)."""
+        return f"{self._money(-Decimal(line['billed_cost']))} (no price)"
 
     def other_charges(self) -> Html:
         rec = self.reconciliation or {}
@@ -717,11 +824,16 @@ class Review:
         end = datetime.fromisoformat(charge["charge_period_end"])
         last = (end - timedelta(microseconds=1)).date()
         span = start.date().isoformat() + ("" if last == start.date() else f" to {last}")
+        if self._reaches_beyond(charge):
+            return f"{span} (whole charge, beyond {self.ledger.period.label})"
+        return span
+
+    def _reaches_beyond(self, charge: dict) -> bool:
+        """Does the bill line's charge period reach outside the review period?"""
         period = self.ledger.period
-        inside = start >= period.start.replace(tzinfo=None) and end <= period.end.replace(
-            tzinfo=None
-        )
-        return span if inside else f"{span} (whole charge, beyond {period.label})"
+        start = datetime.fromisoformat(charge["charge_period_start"])
+        end = datetime.fromisoformat(charge["charge_period_end"])
+        return start < period.start.replace(tzinfo=None) or end > period.end.replace(tzinfo=None)
 
     def recorded_spend(self) -> Html:
         """Where the kit's price and the gateway's recorded spend (LiteLLM's `spend`) disagree,
@@ -924,20 +1036,44 @@ class Review:
         )
         return html_table(["", ""], facts, css_class="ak-table ak-facts") + inputs
 
-    def sign_off(self) -> Html:
-        """The proposed result with every finding behind it (spend_review.json's `sign_off`)."""
-        proposal = (self.analysis.spend_review if self.analysis else {}).get("sign_off") or {
+    @property
+    def proposal(self) -> dict:
+        """spend_review.json's `sign_off`: the proposed result and the findings behind it."""
+        return (self.analysis.spend_review if self.analysis else {}).get("sign_off") or {
             "proposed_result": "needs_follow_up" if self.unallocated_cost else "pass",
             "findings": [],
         }
+
+    def sign_off(self) -> Html:
+        """The proposed result with every finding behind it, the amounts at stake and a form
+        whose choices are the proposal's own words."""
+        proposal = self.proposal
         status = proposal["proposed_result"]
         tone = {"fail": "bad", "needs_follow_up": "warn"}.get(status, "ok")
+        allocated = self.ledger.ledger_cost - self.unallocated_cost
         facts = [
+            (
+                "Period",
+                f"{self.ledger.period.label} ({self.ledger.period.first_day} to "
+                f"{self.ledger.period.last_day}, UTC)",
+            ),
+            ("Proposed result", status.replace("_", " ")),
+            ("Allocated to teams (the chargeback)", self._money(allocated)),
+            ("Unallocated (no owner yet)", self._money(self.unallocated_cost)),
+            ("Ledger total", self._money(self.ledger.ledger_cost)),
             ("Reviewer role", self.reviewer_role),
             ("Prepared at (UTC)", self.generated_at.strftime("%Y-%m-%d %H:%M")),
-            ("Proposed result", status.replace("_", " ")),
-            ("Reviewer decision", "☐ approve   ☐ reject   ☐ approve with follow-up"),
-            ("Signature / date", ""),
+        ]
+        form = [
+            (
+                "Reviewer decision",
+                "☐ pass: charge back the allocated amounts as shown",
+            ),
+            ("", "☐ needs follow-up: charge back, with each finding above owned and dated"),
+            ("", "☐ fail: do not charge back until the failing findings are resolved"),
+            ("Reviewer name", ""),
+            ("Signature", ""),
+            ("Date", ""),
         ]
         banner = Html(
             f'<div class="ak-banner ak-{tone}"><strong>Sign-off: '
@@ -953,7 +1089,36 @@ class Review:
             empty="Nothing open: the bill reconciles, every request is owned and priced, no "
             "budget is exceeded and no anomaly is flagged.",
         )
-        return banner + findings + html_table(["", ""], facts, css_class="ak-table ak-facts")
+        return (
+            banner
+            + findings
+            + html_table(["", ""], facts, css_class="ak-table ak-facts")
+            + html_table(
+                ["", ""],
+                form,
+                css_class="ak-table ak-facts ak-form",
+                row_classes=[""] * 3 + ["ak-sign"] * 3,
+            )
+        )
+
+
+def _quantity(value: object, unit: str | None) -> str:
+    """A bill line's quantity: tokens as a number, calls named ('1,233 calls')."""
+    if value is None:
+        return "—"
+    return f"{count_text(value)} calls" if unit == "requests" else count_text(value)
+
+
+def _denominator_text(value: Decimal, kind: str) -> str:
+    """The denominator with its unit: '14,840 tickets_closed', '31 distinct job_id',
+    '27,023.704 × 1,000 output_tokens', '11,424 requests'."""
+    number = _number_text(value)
+    if kind.startswith("events: "):
+        return f"{number} {kind.removeprefix('events: ')}"
+    tokens, per, n = kind.partition(" per ")
+    if per:
+        return f"{number} × {n} {tokens}"
+    return f"{number} {kind}"
 
 
 def _number_text(value: Decimal) -> str:

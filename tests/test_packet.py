@@ -377,6 +377,41 @@ def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_p
     ), [r["message"] for r in reasons]
 
 
+def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
+    # r1 search $1.40, r2 untagged $1.40; billed usage $2.85, tax $0.20, credit -$0.10
+    big = {"input_tokens": 1_000_000, "output_tokens": 100_000}
+    rows = [request("r1", **big), request("r2", team=None, application=None, **big)]
+    config = make_workspace(tmp_path, rows)
+    kit = config.read_text().replace(
+        "registry: registry.yaml",
+        "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml",
+    )
+    config.write_text(kit)
+    (tmp_path / "bill.csv").write_text(
+        "date,model,direction,quantity,cost,charge_category,description\n"
+        "2026-10-10,chat-small,input,2000000,2.00,Usage,\n"
+        "2026-10-10,chat-small,output,200000,0.85,Usage,\n"
+        "2026-10-31,,,,0.20,Tax,Sales tax\n"
+        "2026-10-31,,,,-0.10,Credit,Promotional credit\n"
+    )
+    folder = run_period(config, "2026-10", tmp_path / "reports", progress=None)
+    page = (folder / "packet.html").read_text()
+    rows = re.findall(
+        r'<tr(?: class="([^"]*)")?><td class="txt">([^<]*)</td><td class="num">([^<]*)</td></tr>',
+        page.split("From the ledger to the bill")[1].split("</table>")[0],
+    )
+    assert rows == [
+        ("", "Allocated to teams (the chargeback)", "$1.40"),
+        ("", "Unallocated (no owner yet)", "$1.40"),
+        ("ak-subtotal", "= Ledger total, computed", "$2.80"),
+        ("", "Billed usage − ledger total", "$0.05"),
+        ("ak-subtotal", "= Billed usage", "$2.85"),
+        ("", "Tax: Sales tax", "$0.20"),
+        ("", "Credit: Promotional credit", "−$0.10"),
+        ("ak-total", "= The bill for 2026-10", "$2.95"),
+    ]
+
+
 def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():
     """Found by search: each column and each row is off by at most a cent, but the rows' Total
     column adds to $0.04 against a ledger total of 0.0249 → $0.02."""

@@ -188,7 +188,13 @@ def coverage_chart(cost_by_status: Mapping[str, Decimal], currency: str, title: 
         share = float(cost_by_status.get(status, 0)) / total * 100
         if share <= 0:
             continue
-        ax.barh([""], [share], left=left, color=colours[status], label=f"{status} {share:.1f}%")
+        ax.barh(
+            [""],
+            [share],
+            left=left,
+            color=colours[status],
+            label=f"{status.replace('_', ' ')} {share:.1f}%",
+        )
         left += share
     ax.set_xlim(0, 100)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0f}%"))

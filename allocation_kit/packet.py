@@ -753,16 +753,14 @@ class Review:
         ledger_total = self.ledger.ledger_cost
         allocated = ledger_total - self.unallocated_cost
         billed = Decimal(rec["billed_cost"])
-        charges = [
-            (
-                f"{r.get('charge_category') or r.get('category')}: {r.get('description') or ''}".rstrip(
-                    ": "
-                )
-                + (" (whole charge, beyond the period)" if self._reaches_beyond(r) else ""),
-                Decimal(r.get("billed_cost") or r.get("amount")),
+        charges = []
+        for r in [*rec.get("other_charges", []), *rec.get("corrections", [])]:
+            label = ": ".join(
+                filter(None, [r.get("charge_category") or r.get("category"), r.get("description")])
             )
-            for r in [*rec.get("other_charges", []), *rec.get("corrections", [])]
-        ]
+            if self._reaches_beyond(r):
+                label += " (whole charge, beyond the period)"
+            charges.append((label, Decimal(r.get("billed_cost") or r.get("amount"))))
         total = billed + sum((amount for _, amount in charges), Decimal(0))
         rows = [
             ("Allocated to teams (the chargeback)", self._money(allocated)),
@@ -810,10 +808,14 @@ class Review:
             )
             for r in rows
         ]
+        columns = ["Category", "Class", "Description", "Charged for", "Amount"]
+        if not any(r.get("charge_class") for r in rows):  # FOCUS ChargeClass: corrections only
+            columns.pop(1)
+            body = [(b[0], *b[2:]) for b in body]
         return html_table(
-            ["Category", "Class", "Description", "Charged for", "Amount"],
+            columns,
             body,
-            numeric=(4,),
+            numeric=(len(columns) - 1,),
             empty="No tax, credit, adjustment or correction lines on the bill.",
         )
 
@@ -990,6 +992,10 @@ class Review:
         for suite in doc["suites"]:
             for e in suite["expectations"]:
                 result = {True: "met", False: "not met", None: "not run"}[e["success"]]
+                mostly = (e.get("kwargs") or {}).get("mostly")
+                if mostly is not None and e["success"] is not None:
+                    share = (Decimal(str(mostly)) * 100).normalize()
+                    result += f" (at least {share:f}% must pass)"
                 unexpected = e["unexpected_count"]
                 rows.append((
                     suite["name"] + (" (blocking)" if suite["blocking"] else ""),
@@ -1000,7 +1006,7 @@ class Review:
                     percent(e["unexpected_percent"], 2)
                     if e["unexpected_percent"] is not None else "—",
                     e["handling"] or "—",
-                    ", ".join(str(v) for v in e["sample_unexpected"][:3]),
+                    ", ".join(list(dict.fromkeys(map(str, e["sample_unexpected"])))[:3]),
                 ))  # fmt: skip
                 classes.append("ak-bad-row" if e["success"] is False else "")
         table = html_table(

@@ -727,8 +727,8 @@ class Review:
             [
                 "Model",
                 "Direction",
-                "Ledger tokens or calls",
-                "Billed tokens or calls",
+                "Ledger tokens",
+                "Billed tokens",
                 "Ledger cost",
                 "Billed cost",
                 "Variance",

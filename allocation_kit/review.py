@@ -348,6 +348,25 @@ def spend_review(
     }
 
 
+def _anomaly_owners(ledger: PeriodLedger, anomalies: list, reviewer_role: str) -> str:
+    """The budget owners of the teams the anomalies name (a team, or an application's owner),
+    in registry order; the reviewer for the rest (models, callers, days, unallocated spend)."""
+    registry = ledger.workspace.registry
+    app_team = {a.id: a.team for a in registry.applications}
+    team_ids = {t.id for t in registry.teams}
+
+    def team_of(a) -> str | None:
+        if a.scope == "team" and a.key in team_ids:
+            return a.key
+        return app_team.get(a.key) if a.scope == "application" else None
+
+    named = {team_of(a) for a in anomalies}
+    owners = [t.budget_owner for t in registry.teams if t.id in named]
+    if None in named:
+        owners.append(reviewer_role)
+    return ", ".join(dict.fromkeys(owners))
+
+
 def sign_off_proposal(
     ledger: PeriodLedger,
     flagged: list,
@@ -365,9 +384,11 @@ def sign_off_proposal(
     currency = ledger.workspace.kit.currency
     findings: list[tuple[str, str, str]] = []  # (result, finding, follow-up owner)
     result = reconciliation.get("result")
+    deciding: set[str] = set()
     if result in ("fail", "inconclusive"):
         # the reason that decided the verdict, as the reconciliation section words it
         decided = [r["message"] for r in reconciliation.get("reasons", []) if r["effect"] == result]
+        deciding = {r["code"] for r in reconciliation.get("reasons", []) if r["effect"] == result}
         findings.append(
             (
                 "fail" if result == "fail" else "needs_follow_up",
@@ -409,10 +430,10 @@ def sign_off_proposal(
                 f"Unallocated: {unit_money(unallocated, currency)} of "
                 f"{counted(requests, 'request')} no team owns yet "
                 "(untagged, unknown owner, conflict or quarantined)",
-                "platform engineering (tagging)",
+                f"{reviewer_role} (tags, with the callers in the exception queue)",
             )
         )
-    if ledger.counts.unpriced:
+    if ledger.counts.unpriced and "unpriced_model" not in deciding:  # else said above
         findings.append(
             (
                 "needs_follow_up",
@@ -427,7 +448,7 @@ def sign_off_proposal(
             (
                 "needs_follow_up",
                 f"Anomalies: {len(anomalies)} flagged against the baseline of earlier periods",
-                "the budget owners of the teams concerned",
+                _anomaly_owners(ledger, anomalies, reviewer_role),
             )
         )
     order = {"fail": 0, "needs_follow_up": 1}

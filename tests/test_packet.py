@@ -185,7 +185,7 @@ def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet)
                 # r4 conflict 0.0014 + r5 untagged 0.0014
                 "finding": "Unallocated: $0.0028 of 2 requests no team owns yet (untagged, "
                 "unknown owner, conflict or quarantined)",
-                "follow_up_owner": "platform engineering (tagging)",
+                "follow_up_owner": "finops-analyst (tags, with the callers in the exception queue)",
             },
             {
                 "result": "needs_follow_up",

@@ -236,3 +236,35 @@ def test_the_demos_runaway_job_is_flagged_and_no_steady_team_is(demo_october):
     assert days and all("2026-10-13" <= d <= "2026-10-17" for d in days)
     units = {u.name: u for u in demo_october.unit_costs}
     assert units["cost_per_kb_summarizer_run"].change_pct > 100
+
+
+def test_the_demos_anomalies_are_followed_up_by_the_owners_they_name(demo_october):
+    # support (team and kb-summarizer spikes) has a budget owner; the day spikes have no team,
+    # so the reviewer follows them up too
+    [finding] = [
+        f for f in demo_october.spend_review["sign_off"]["findings"]
+        if f["finding"].startswith("Anomalies:")
+    ]  # fmt: skip
+    assert finding["follow_up_owner"] == "support-ops-lead, finops-analyst"
+
+
+def test_an_unpriced_model_that_decides_the_reconciliation_is_one_finding(workspace):
+    from allocation_kit.review import sign_off_proposal
+
+    rows = [request("r1"), request("r2", model="mystery-model")]
+    ledger = period_ledger(load_workspace(workspace(rows)), parse_period("2026-10"), validate=False)
+    unpriced = {"code": "unpriced_model", "effect": "inconclusive", "message": "mystery-model…"}
+    for reasons, expected in (
+        ([unpriced], ["Reconciliation inconclusive: mystery-model…"]),
+        (
+            [{**unpriced, "code": "no_bill_lines"}],
+            [
+                "Reconciliation inconclusive: mystery-model…",
+                "Unpriced: 1 billable call of a model with no price in effect: cost unknown, "
+                "not in the ledger total",
+            ],
+        ),
+    ):
+        record = {"result": "inconclusive", "reasons": reasons}
+        proposal = sign_off_proposal(ledger, [], [], [], record, "finops-analyst")
+        assert [f["finding"] for f in proposal["findings"]] == expected

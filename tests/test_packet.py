@@ -109,10 +109,10 @@ def test_the_index_lists_the_period(packet):
         '<td><span class="verdict v-fail">fail</span></td>\n'
         '  <td><span class="verdict v-inconclusive">inconclusive</span></td>'
     ) in index
-    # anomalies (no earlier period yet), budgets exceeded, chargeback fail · follow-up
+    # anomalies (no earlier period yet), budgets exceeded, chargeback rows
     assert (
         '<td class="num">no baseline yet</td>\n  <td class="num">—</td>\n'
-        '  <td class="num">1 · 1</td>'
+        "  <td>1 fail, 1 follow&#8209;up</td>"
     ) in index
     assert '<a href="2026-10/evidence/manifest.json">manifest</a>' in index
     assert "<td>2026-10</td>\n  <td>2026-10-01 to 2026-10-31</td>" in index

@@ -102,15 +102,48 @@ def adapted_requests(
     `raw_requests` column holding it."""
     fields = _fields(source)
     if source.format == "litellm":
-        return _litellm(con, files, formats, fields, source.fields, config_name)
-    not_json = [f for f in files if formats[str(f)] != "jsonl"]
-    if not_json:
-        raise ConfigError(
-            config_name,
-            "requests.format",
-            f"openai-usage reads JSONL records; {not_json[0].name} is not .jsonl or .json",
-        )
-    return _openai_usage(con, files, fields)
+        columns = _litellm(con, files, formats, fields, source.fields, config_name)
+    else:
+        not_json = [f for f in files if formats[str(f)] != "jsonl"]
+        if not_json:
+            raise ConfigError(
+                config_name,
+                "requests.format",
+                f"openai-usage reads JSONL records; {not_json[0].name} is not .jsonl or .json",
+            )
+        columns = _openai_usage(con, files, fields)
+    _check_configured(con, source, config_name)
+    return columns
+
+
+def _check_configured(
+    con: duckdb.DuckDBPyConnection, source: RequestsSource, config_name: str
+) -> None:
+    """A locator the user wrote (requests.fields) that finds its label in no record is a typo,
+    not a ledger without labels: one misspelt key would otherwise blank a tag on every row."""
+    configured = {
+        name: locators
+        for name, locators in (source.fields or [])
+        # [] maps nothing on purpose; the endpoint falls back to the call type
+        if locators and name != "endpoint"
+    }
+    if not configured:
+        return
+    counts = con.execute(
+        f"SELECT count(*), {', '.join(f'count({_quote(n)})' for n in configured)} "
+        "FROM adapted_requests"
+    ).fetchone()
+    total = counts[0]
+    for (name, locators), found in zip(configured.items(), counts[1:], strict=True):
+        if total and not found:
+            written = ", ".join(locators)
+            raise ConfigError(
+                config_name,
+                f"requests.fields.{name}",
+                f"{written} found no {name} in any of the {total:,} records; expected a "
+                "locator that matches the export (check its spelling, or remove it to use "
+                "the default)",
+            )
 
 
 def _fields(source: RequestsSource) -> dict[str, tuple[str, ...]]:

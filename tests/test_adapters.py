@@ -162,6 +162,32 @@ def test_a_field_naming_a_column_the_export_lacks_is_a_config_error(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("fmt", "ledger", "fields", "message"),
+    [
+        ("litellm", "litellm_spend_logs.csv", {"team": "metadata.user_api_key_team_alais"},
+         "requests.fields.team: metadata.user_api_key_team_alais found no team in any of the 8 "
+         "records"),
+        ("litellm", "litellm_spend_logs.csv", {"application": ["tag:application:", "tag:svc:"]},
+         "requests.fields.application: tag:application:, tag:svc: found no application in any "
+         "of the 8 records"),
+        ("openai-usage", "openai_usage.jsonl", {"environment": "metadata.env"},
+         "requests.fields.environment: metadata.env found no environment in any of the 7 "
+         "records"),
+    ],
+)  # fmt: skip
+def test_a_locator_that_finds_nothing_is_a_typo_not_an_untagged_ledger(
+    tmp_path, fmt, ledger, fields, message
+):
+    config = workspace_for(tmp_path, ledger, fmt, fields)
+    with pytest.raises(ConfigError) as caught:
+        canonical_rows(config)
+    assert caught.value.line() == (
+        f"kit.yaml: {message}; expected a locator that matches the export (check its spelling, "
+        "or remove it to use the default)"
+    )
+
+
+@pytest.mark.parametrize(
     ("requests", "message"),
     [
         ({"format": "csv", "fields": {"team": "team_id"}},

@@ -8,7 +8,7 @@ stops before the period's last hour, the forecast extends the run rate of the ti
 the whole period.
 
 Status: `exceeded` when the actual cost is over budget; `warning` when it has crossed a threshold
-(or the forecast is over budget); `ok` otherwise.
+(or the forecast is over budget, or the actual leaves out unpriced calls); `ok` otherwise.
 """
 
 from __future__ import annotations
@@ -245,6 +245,8 @@ def budget_lines(
                 f"{', '.join(b.environments)}"
             )
             reasons.append(f"actual leaves out {calls} (no price in the snapshot: cost unknown)")
+            if status == "ok":  # an actual known to be short cannot be called within budget
+                status = "warning"
         reasons += notes
         if covered < span and forecast > budget and status == "ok":
             status = "warning"

@@ -95,7 +95,13 @@ def validate(config: Path, period: str) -> None:
     from .billing import load_billing
     from .errors import ConfigError as BlockingFailure
     from .load import connect, load_requests
-    from .pipeline import nothing_in_period, period_filter_sql, period_validation
+    from .pipeline import (
+        nothing_in_period,
+        period_filter_sql,
+        period_validation,
+        unpriced_in_period,
+    )
+    from .present import counted
     from .report import billing_validation
     from .validate import validation_table
 
@@ -119,6 +125,19 @@ def validate(config: Path, period: str) -> None:
             raise
         raise ValidationFailed(exc.source, exc.where, exc.expected) from None
     click.echo(validation_table(suites))
+    unpriced = unpriced_in_period(con, workspace, parsed)
+    for model, calls, first in unpriced:  # not a failed suite: run lists them as exceptions
+        since = (
+            f"its first price entry starts {first:%Y-%m-%d}"
+            if first
+            else "pricing.yaml has no entry"
+        )
+        click.echo(
+            f"unpriced: {counted(calls, 'billable call')} of {model} in {parsed.label} "
+            f"{'has' if calls == 1 else 'have'} no price in effect ({since}); run lists "
+            f"{'it' if calls == 1 else 'them'} as unpriced exceptions",
+            err=True,
+        )
 
 
 @cli.command()

@@ -583,7 +583,17 @@ def period_ledger(
     ]
     allocation = allocation_lines(usage, workspace.registry)
     counts, ledger_cost = _counts(con, loaded.rows, logical_calls, by_file)
-    stage("allocate", started)
+    unpriced = ""
+    if counts.unpriced:  # said where the run is watched, not only in the packet
+        models = [
+            m for (m,) in con.execute("SELECT model FROM unpriced_models ORDER BY 1").fetchall()
+        ]
+        shown = ", ".join(models[:5]) + (f" and {len(models) - 5} more" if len(models) > 5 else "")
+        unpriced = (
+            f"{counts.unpriced:,} billable call{'s' if counts.unpriced != 1 else ''} "
+            f"without a price in effect ({shown})"
+        )
+    stage("allocate", started, unpriced)
     return PeriodLedger(
         workspace=workspace,
         period=period,
@@ -640,6 +650,26 @@ def _ledger_hashes(
         ids = ids[inside_mask]
         calls = None if calls is None else calls[inside_mask]
     return ids, calls, len(bad)
+
+
+def unpriced_in_period(
+    con: duckdb.DuckDBPyConnection, workspace: Workspace, period: Period
+) -> list[tuple[str, int, datetime | None]]:
+    """(model, billable calls in the period without a price in effect, the first price entry's
+    start or None), most calls first: what `run` will list as unpriced, for `validate` to say
+    before it (a snapshot imported today starts after last month's calls)."""
+    register_prices(con, workspace.pricing)
+    billable = billable_sql("r", workspace.pricing.failed_calls_billable)
+    return con.execute(
+        f"""SELECT r.model, count(*)::BIGINT AS calls,
+            (SELECT min(effective_from) FROM prices p2 WHERE p2.model = r.model) AS first_from
+        FROM requests r
+        WHERE r.{period_filter_sql(period).replace(" AND timestamp", " AND r.timestamp")}
+            AND {billable} AND NOT EXISTS (
+            SELECT 1 FROM prices p WHERE p.model = r.model AND r.timestamp >= p.effective_from
+                AND (p.effective_to IS NULL OR r.timestamp < p.effective_to))
+        GROUP BY r.model ORDER BY calls DESC, r.model"""
+    ).fetchall()
 
 
 def nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period):

@@ -334,6 +334,34 @@ def test_validate_prints_every_expectation_and_exits_0(workspace, capsys):
     )
 
 
+def test_validate_names_models_without_a_price_in_effect(workspace, capsys):
+    # chat-small is priced from 2026-01-01 (until 2026-10-15, then again); mystery-model never;
+    # a failed call is not billable, so it is not counted
+    rows = [
+        request("r1"),
+        request("r2", model="mystery-model"),
+        request("r3", model="mystery-model", timestamp="2026-10-11T00:00:00Z"),
+        request("r4", model="mystery-model", status_code=500),
+    ]
+    config = workspace(rows)
+    main(["validate", "--config", str(config), "--period", "2026-10"])  # exit 0: no raise
+    assert capsys.readouterr().err.splitlines() == [
+        "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
+        "(pricing.yaml has no entry); run lists them as unpriced exceptions"
+    ]
+    pricing = (config.parent / "pricing.yaml").read_text()
+    (config.parent / "pricing.yaml").write_text(
+        pricing.replace("effective_from: 2026-01-01", "effective_from: 2026-10-11", 1)
+    )
+    main(["validate", "--config", str(config), "--period", "2026-10"])
+    assert capsys.readouterr().err.splitlines() == [
+        "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
+        "(pricing.yaml has no entry); run lists them as unpriced exceptions",
+        "unpriced: 1 billable call of chat-small in 2026-10 has no price in effect (its first "
+        "price entry starts 2026-10-11); run lists it as unpriced exceptions",
+    ]
+
+
 def test_a_bad_parquet_row_is_named_by_its_row_number(workspace, tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -255,3 +255,12 @@ def test_hash_table_hands_duckdb_every_64_bit_value():
         (2**64 - 1,), (0,), (2**63,), (12345,)
     ]  # fmt: skip
     assert con.execute("SELECT typeof(h) FROM hashes LIMIT 1").fetchone() == ("UBIGINT",)
+
+
+def test_the_progress_names_unpriced_calls_where_the_run_is_watched(workspace):
+    rows = [request("r1"), request("r2", model="mystery-model"), request("r3", model="zz-model")]
+    said: list[str] = []
+    ws = load_workspace(workspace(rows))
+    period_ledger(ws, parse_period("2026-10"), progress=said.append, validate=False)
+    [allocate] = [line for line in said if line.startswith("allocate")]
+    assert allocate.endswith("2 billable calls without a price in effect (mystery-model, zz-model)")

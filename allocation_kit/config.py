@@ -6,6 +6,7 @@ Every problem is reported as one line naming the file, the key and what was expe
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import re
@@ -587,7 +588,9 @@ def _expected(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...
     if kind == "extra_forbidden":
         parent = _fields_at(model, loc[:-1])
         allowed = f"; expected one of {', '.join(parent)}" if parent else ""
-        return f"unknown key{allowed}"
+        close = difflib.get_close_matches(str(loc[-1]), parent, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"unknown key{hint}{allowed}"
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid":
@@ -638,7 +641,8 @@ def parse_document(path: Path, model: type[BaseModel], document: Any | None = No
         return model.model_validate(document)
     except ValidationError as exc:
         errors = exc.errors()
-        first = errors[0]
+        # a misspelt key is also a missing one: name the misspelling, which says what to fix
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = tuple(first["loc"])
         ctx_error = (first.get("ctx") or {}).get("error")
         where = _location(loc, document)

@@ -34,9 +34,9 @@ def test_a_valid_workspace_loads_with_exact_prices(workspace):
 def test_unknown_key_lists_the_allowed_keys(workspace):
     line = error_line(workspace, kit=KIT + "reconcilation: {tolerance_pct: 2}\n")
     assert line.endswith(
-        "kit.yaml: reconcilation: unknown key; expected one of name, currency, engine, requests, "
-        "billing, registry, pricing, cost_units, budgets, reconciliation, review, expectations, "
-        "focus"
+        "kit.yaml: reconcilation: unknown key (did you mean reconciliation?); expected one of "
+        "name, currency, engine, requests, billing, registry, pricing, cost_units, budgets, "
+        "reconciliation, review, expectations, focus"
     )
 
 
@@ -98,6 +98,23 @@ def test_an_environment_id_is_a_trimmed_text(workspace):
     assert line.endswith(
         "registry.yaml: environments[1]: got 'staging ': "
         "expected an id without leading or trailing spaces"
+    )
+
+
+def test_a_misspelt_key_is_named_rather_than_the_key_it_leaves_missing(workspace):
+    # `ouput` is both an unknown key and a missing `output`: the misspelling says what to fix
+    pricing = PRICING.replace("{input: 2.00, output: 8.00,", "{input: 2.00, ouput: 8.00,")
+    line = error_line(workspace, pricing=pricing)
+    assert line.endswith(
+        "pricing.yaml: models[2] (reasoner).per_1m_tokens.ouput: unknown key (did you mean "
+        "output?); expected one of input, cached_input, cache_write, output, reasoning "
+        "(and 1 more problem in this file)"
+    )
+    kit = KIT.replace("requests:", "reqeusts:")
+    assert error_line(workspace, kit=kit).endswith(
+        "kit.yaml: reqeusts: unknown key (did you mean requests?); expected one of name, "
+        "currency, engine, requests, billing, registry, pricing, cost_units, budgets, "
+        "reconciliation, review, expectations, focus (and 1 more problem in this file)"
     )
 
 

@@ -213,8 +213,8 @@ def pricing_error(workspace, models: str) -> str:
            per_1m_tokens: {input: 1, output: 2}
            tiers: [{above_input_tokens: 1000, per_1m_tokens: {input: 2, output: 4}, bach: {}}]
          """,
-         "models[0] (m).tiers[0].bach: unknown key; expected one of above_input_tokens, "
-         "per_1m_tokens, batch"),
+         "models[0] (m).tiers[0].bach: unknown key (did you mean batch?); expected one of "
+         "above_input_tokens, per_1m_tokens, batch"),
     ],
 )  # fmt: skip
 def test_tier_and_batch_mistakes_are_one_line_naming_the_key(workspace, models, expected):

@@ -305,6 +305,7 @@ def _read_as_they_are(
 
 
 _REQUIRED = "a value (the column is required)"
+_REQUIRED_TOKENS = "a token count (required for a successful call; blank only on a failed one)"
 # The most tokens one request can count (a thousand times today's largest context windows):
 # per-request costs in picodollars stay within 64 bits, and a period's sums within 128.
 MAX_TOKENS = 1_000_000_000
@@ -335,7 +336,7 @@ def _canonical(column: str, kind: str, src: str, source_types: dict[str, str], t
         value = ref if src_type == "BIGINT" else f"CAST({ref} AS BIGINT)"
     else:
         value = f"TRY_CAST({ref} AS {kind})"
-    if column in TOKEN_COLUMNS and column not in REQUIRED_COLUMNS:
+    if column in TOKEN_COLUMNS:  # blank only where allowed: optional, or a failed attempt's
         return f"COALESCE({value}, 0)"
     return value
 
@@ -411,9 +412,19 @@ def _problems(
             return f"{src} IS NULL"
         return f"NULLIF(TRIM({src}), '') IS NULL" if trim else f"({src} IS NULL OR {src} = '')"
 
+    status = mapped.get("status_code")
+    # a failed attempt's log often leaves its usage blank: no tokens, not a broken row
+    failed = (
+        f"COALESCE(TRY_CAST({_quote(status)} AS INTEGER) NOT BETWEEN 200 AND 299, false)"
+        if status
+        else "false"
+    )
     for column in REQUIRED_COLUMNS:
         src = _quote(mapped[column])
-        checks.append((column, blank(src, source_types[mapped[column]]), _REQUIRED))
+        missing = blank(src, source_types[mapped[column]])
+        if column in TOKEN_COLUMNS:
+            missing = f"{missing} AND NOT {failed}"
+        checks.append((column, missing, _REQUIRED_TOKENS if column in TOKEN_COLUMNS else _REQUIRED))
     for column in TOKEN_COLUMNS:
         if not mapped[column]:
             continue

@@ -112,6 +112,9 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
         ([request("r1", model="")],
          "requests.csv: row 1 (line 2), column 'model': got empty, expected a value (the column "
          "is required)"),
+        ([request("r1", input_tokens="", output_tokens="")],
+         "requests.csv: row 1 (line 2), column 'input_tokens': got empty, expected a token count "
+         "(required for a successful call; blank only on a failed one)"),
     ],
 )  # fmt: skip
 def test_bad_rows_are_one_line_naming_file_row_and_column(

@@ -264,3 +264,16 @@ def test_the_progress_names_unpriced_calls_where_the_run_is_watched(workspace):
     period_ledger(ws, parse_period("2026-10"), progress=said.append, validate=False)
     [allocate] = [line for line in said if line.startswith("allocate")]
     assert allocate.endswith("2 billable calls without a price in effect (mystery-model, zz-model)")
+
+
+def test_a_failed_call_logged_without_usage_is_an_attempt_with_no_tokens(workspace):
+    # app logs leave usage blank on 4xx/5xx: counted as a failed attempt, never a broken row
+    blank = {"input_tokens": "", "output_tokens": "", "cached_input_tokens": ""}
+    rows = [request("r1"), request("r2", status_code=503, **blank)]
+    ledger = period_ledger(load_workspace(workspace(rows)), parse_period("2026-10"), validate=False)
+    assert (ledger.counts.attempted, ledger.counts.failed, ledger.counts.successful) == (2, 1, 1)
+    assert ledger.con.execute(
+        "SELECT input_tokens, output_tokens, cached_input_tokens FROM requests "
+        "WHERE request_id = 'r2'"
+    ).fetchall() == [(0, 0, 0)]
+    assert ledger.ledger_cost == Decimal("0.001400000000")  # r1 alone: 1,000 in + 100 out

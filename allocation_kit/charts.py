@@ -201,7 +201,10 @@ def coverage_chart(cost_by_status: Mapping[str, Decimal], currency: str, title: 
     ax.set_xlabel("Share of the period's ledger cost")
     ax.set_title(title, loc="left", fontsize=11)
     ax.set_yticks([])
-    fig.legend(ncols=6, fontsize=8, frameon=False, loc="outside lower center")
+    if left:
+        fig.legend(ncols=6, fontsize=8, frameon=False, loc="outside lower center")
+    else:  # nothing priced: no share to draw, and no legend to warn about
+        ax.text(50, 0, "no priced cost in the period", ha="center", va="center", color="#616e7c")
     return fig
 
 

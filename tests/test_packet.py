@@ -6,6 +6,7 @@ import re
 import shutil
 import textwrap
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -512,3 +513,15 @@ def test_date_range_labels_are_short_on_the_unit_cost_axis():
                                        "2026-09-28..2026-10-04")] == [
         "2026-10", "2026-W40", "09-28", "09-28–10-04"
     ]  # fmt: skip
+
+
+def test_a_coverage_chart_with_nothing_priced_says_so_without_a_warning():
+    import warnings
+
+    from allocation_kit import charts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warned of an empty legend on stderr
+        figure = charts.coverage_chart({"allocated": Decimal(0)}, "USD", "Coverage")
+    assert [t.get_text() for t in figure.axes[0].texts] == ["no priced cost in the period"]
+    assert figure.legends == []

@@ -27,6 +27,20 @@ def test_iso_week_starts_on_monday():
     assert (period.kind, period.start, period.end) == ("week", utc(2026, 10, 12), utc(2026, 10, 19))
 
 
+def test_a_lower_case_week_is_the_same_week_and_folder():
+    period = parse_period("2026-w42")
+    assert (period.label, period.start) == ("2026-W42", utc(2026, 10, 12))
+
+
+def test_one_day_is_written_as_a_range_and_the_error_says_so():
+    with pytest.raises(ConfigError) as caught:
+        parse_period("2026-10-01")
+    assert caught.value.line() == (
+        "period '2026-10-01': expected a period like 2026-10 (month), 2026-W42 (ISO week) or "
+        "2026-10-01..2026-10-15; one day is the range 2026-10-01..2026-10-01"
+    )
+
+
 def test_range_includes_both_days():
     period = parse_period("2026-10-01..2026-10-15")
     assert (period.start, period.end, period.days) == (utc(2026, 10, 1), utc(2026, 10, 16), 15)

@@ -236,10 +236,17 @@ def load_requests(
     mapped: dict[str, str] = {}
     unknown = set(columns) - set(CANONICAL_COLUMNS)
     if unknown:
+        first = sorted(unknown)[0]
+        reversed_hint = (
+            f" (the map is {{canonical: yours}}: write {columns[first]}: {first})"
+            if columns[first] in CANONICAL_COLUMNS
+            else ""
+        )
         raise ConfigError(
             config_name,
-            f"requests.columns.{sorted(unknown)[0]}",
-            f"not a canonical column; expected one of {', '.join(CANONICAL_COLUMNS)}",
+            f"requests.columns.{first}",
+            f"not a canonical column{reversed_hint}; expected one of "
+            f"{', '.join(CANONICAL_COLUMNS)}",
         )
     for column in CANONICAL_COLUMNS:
         wanted = columns.get(column, column)
@@ -256,6 +263,8 @@ def load_requests(
         kind = "required column" if column in REQUIRED_COLUMNS else "column"
         hint = f" (mapped from {columns[column]!r})" if column in columns else ""
         found = ", ".join(c for c in source_types if c != "filename")
+        if {"startTime", "call_type"} <= set(source_types):  # a LiteLLM_SpendLogs export
+            found += "; this looks like a LiteLLM spend-log export: set requests.format: litellm"
         raise _misread(files, formats, source_types) or InputError(
             files[0] if len(files) == 1 else source.path,
             None,

@@ -135,6 +135,36 @@ def test_missing_required_column_is_named(workspace, tmp_path, capsys):
     )
 
 
+def test_a_litellm_export_read_as_a_plain_csv_gets_the_format_named(tmp_path, capsys):
+    from .test_adapters import DATA, workspace_for
+
+    config = workspace_for(tmp_path, "litellm_spend_logs.csv", "csv")
+    assert review(config) == 3
+    line = last_line(capsys)
+    assert line.startswith(
+        f"error: {tmp_path / 'litellm_spend_logs.csv'}: missing required column 'timestamp'; "
+        "columns found: request_id, call_type,"
+    )
+    assert line.endswith(
+        "; this looks like a LiteLLM spend-log export: set requests.format: litellm"
+    )
+    assert (DATA / "litellm_spend_logs.csv").exists()
+
+
+def test_a_reversed_column_map_is_named_as_reversed(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    kit = config.read_text().replace(
+        "requests: {path: requests.csv}",
+        "requests: {path: requests.csv, columns: {app: application}}",
+    )
+    config.write_text(kit)
+    assert review(config) == 2
+    assert last_line(capsys).startswith(
+        "error: kit.yaml: requests.columns.app: not a canonical column (the map is "
+        "{canonical: yours}: write application: app); expected one of request_id, timestamp,"
+    )
+
+
 def test_missing_ledger_is_named(workspace, tmp_path, capsys):
     config = workspace([request("r1")])
     (tmp_path / "requests.csv").unlink()

@@ -660,7 +660,8 @@ class Review:
         """Why there is no billed total or variance: no bill, or one that cannot be cut to the
         period (a monthly bill against a week)."""
         codes = {r.get("code") for r in (self.reconciliation or {}).get("reasons", [])}
-        return "not comparable" if "charge_period_exceeds_period" in codes else "no bill"
+        unlike = {"charge_period_exceeds_period", "currency_mismatch"}
+        return "not comparable" if codes & unlike else "no bill"
 
     def reconciliation_banner(self) -> Html:
         rec = self.reconciliation
@@ -804,7 +805,10 @@ class Review:
                 r.get("charge_class") or "",
                 r.get("description") or "",
                 self._charged_for(r),
-                self._money(_dec(r.get("billed_cost") or r.get("amount"))),
+                money(
+                    _dec(r.get("billed_cost") or r.get("amount")),
+                    r.get("currency") or self.currency,
+                ),
             )
             for r in rows
         ]

@@ -593,7 +593,9 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     # Without a bill, or with usage charged for periods reaching outside the review period (a
     # monthly bill against a week), there is nothing to compare: no lines, no billed total, no
     # variance (blocking() says why), rather than a month's bill set against a week's ledger.
-    comparable = facts is not None and not facts.straddling[0]
+    # nor a bill in another currency: its amounts are not the ledger's money
+    foreign = facts is not None and any(c != currency for c in facts.currencies)
+    comparable = facts is not None and not facts.straddling[0] and not foreign
     lines = reconciliation_lines(used, bill, tolerance) if comparable else []
 
     ledger_cost = _money_exact(ledger.ledger_cost)
@@ -922,7 +924,7 @@ class _Sentences:
         places = _places_apart(billed, computed)
         return f"billed {self.money(billed, places)} vs {self.money(computed, places)} computed"
 
-    def money(self, value: Decimal, places: int = 2) -> str:
+    def money(self, value: Decimal, places: int = 2, currency: str | None = None) -> str:
         """$1,234.57 from a dollar up (half-up to cents, or `places`); smaller amounts keep up
         to 6 places, so a sub-cent ledger is not shown as $0.00 vs $0.00."""
         if abs(value) >= 1:
@@ -934,8 +936,9 @@ class _Sentences:
         sign = "-" if shown < 0 else ""
         whole, _, fraction = f"{abs(shown):f}".partition(".")
         body = f"{int(whole):,}" + (f".{fraction}" if fraction else "")
-        symbol = _SYMBOLS.get(self.currency)
-        return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {self.currency}"
+        currency = currency or self.currency  # a bill line in another currency keeps its own
+        symbol = _SYMBOLS.get(currency)
+        return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
     def pct(self, value: Decimal | None) -> str:
         return "no percentage of a zero bill" if value is None else f"{value}%"
@@ -1303,7 +1306,7 @@ class _Sentences:
             return reasons
         if facts.other:
             parts = "; ".join(
-                f"{c.charge_category} {self.money(c.amount)}"
+                f"{c.charge_category} {self.money(c.amount, currency=c.currency)}"
                 + (f" ({c.description})" if c.description else "")
                 + self._whole_charge(c)
                 for c in facts.other

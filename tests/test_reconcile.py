@@ -476,13 +476,23 @@ def test_a_drawdown_whose_effective_cost_differs_still_fails(workspace):
 
 
 def test_a_bill_in_another_currency_is_inconclusive_even_when_the_amounts_agree(workspace):
-    recon = reconcile(workspace, ROWS, [line | {"BillingCurrency": "EUR"} for line in CLEAN_BILL])
+    eur = {"BillingCurrency": "EUR"}
+    tax = charge("Tax", "0.16", "VAT") | eur
+    recon = reconcile(workspace, ROWS, [line | eur for line in CLEAN_BILL] + [tax])
     assert recon.result == "inconclusive"
-    assert codes(recon) == [("currency_mismatch", "inconclusive"), ("variance", "info")]
+    # euros are not the ledger's dollars: no billed total, variance or lines, as for a bill that
+    # cannot be cut to the period; a charge beside usage keeps its own currency
+    assert codes(recon) == [("currency_mismatch", "inconclusive"), ("other_charges", "info")]
     assert recon.reasons[0].message == (
         "The bill is in EUR but the ledger is priced in USD: the amounts cannot be compared."
     )
-    assert record(recon)["billing_currencies"] == ["EUR"]
+    assert recon.reasons[1].message == (
+        "Other charges beside usage, not in the variance: Tax €0.16 (VAT)."
+    )
+    doc = record(recon)
+    assert (doc["billing_currencies"], doc["billed_cost"], doc["variance"], doc["lines"]) == (
+        ["EUR"], None, None, []
+    )  # fmt: skip
 
 
 def test_a_bill_for_another_period_is_inconclusive(workspace):

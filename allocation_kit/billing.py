@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -35,7 +36,7 @@ from .config import BillingSource
 from .errors import ConfigError, InputError
 from .load import matching_files
 from .malformed import duplicate_header, not_utf8_error, ragged_row
-from .price import COST_TYPE, DIRECTIONS
+from .price import COST_TYPE, DIRECTIONS, model_alias_sql
 
 __all__ = [
     "BILLING_COLUMNS",
@@ -180,9 +181,11 @@ def load_billing(
     root: Path,
     config_name: str,
     currency: str,
+    aliases: Mapping[str, str] | None = None,
 ) -> BillingLoaded:
     """Create the temp view `billing_lines` (BILLING_COLUMNS) over the bill's files.
 
+    `aliases` (pricing.yaml's other names of priced models) rename the bill's models.
     `currency` is the workspace currency, assumed for a generic bill without a currency column.
     Raises InputError for an unreadable file, a missing required column, and (naming the row and
     column) missing or non-numeric costs, unparseable dates, bad SkuPriceDetails JSON, unknown
@@ -190,7 +193,7 @@ def load_billing(
     """
     files = matching_files(root, source.path, "billing", config_name)
     if source.format == "openai-usage":
-        return _load_openai_usage(con, files, root, config_name, source, currency)
+        return _load_openai_usage(con, files, root, config_name, source, currency, aliases)
     known = FOCUS_REQUIRED + FOCUS_OPTIONAL if source.format == "focus" else GENERIC_FIELDS
     for key in source.columns:
         if key not in known:
@@ -232,7 +235,10 @@ def load_billing(
             f"{config_name} to review without one",
         )
     # a view, not a copy: each file's table keeps its rows in file order (rowid = row - 1)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {' UNION ALL '.join(parts)}")
+    union = " UNION ALL ".join(parts)
+    if aliases:
+        union = f"SELECT * REPLACE ({model_alias_sql('model', aliases)} AS model) FROM ({union})"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {union}")
     return BillingLoaded(tuple(files), source.format, rows)
 
 
@@ -644,6 +650,7 @@ def _load_openai_usage(
     config_name: str,
     source: BillingSource,
     currency: str,
+    aliases: Mapping[str, str] | None = None,
 ) -> BillingLoaded:
     """Create `billing_lines` from saved OpenAI Usage API (completions) and Costs API pages.
 
@@ -667,7 +674,7 @@ def _load_openai_usage(
     costs: dict[tuple[datetime, datetime], list[tuple[Decimal, str, str | None]]] = {}
     for path in files:
         name = _relative(path, root)
-        usage = _openai_file_lines(path, prices, currency, costs)
+        usage = _openai_file_lines(path, prices, currency, costs, aliases or {})
         for number, line in enumerate(usage, start=1):
             line["source_file"], line["row_number"] = name, number
         lines += usage
@@ -751,6 +758,7 @@ def _openai_file_lines(
     prices: dict[str, list[tuple]],
     currency: str,
     costs: dict[tuple[datetime, datetime], list[tuple[Decimal, str, str | None]]],
+    aliases: Mapping[str, str],
 ) -> list[dict[str, object]]:
     """The file's usage lines; its Costs API amounts are added to `costs` by bucket."""
     lines: list[dict[str, object]] = []
@@ -770,7 +778,7 @@ def _openai_file_lines(
                 spot = f"{at}.results[{r}]"
                 kind = result.get("object") if isinstance(result, dict) else None
                 if kind == OPENAI_USAGE:
-                    lines += _usage_lines(path, spot, result, start, end, prices, currency)
+                    lines += _usage_lines(path, spot, result, start, end, prices, currency, aliases)
                 elif kind == OPENAI_COSTS:
                     amount = result.get("amount") or {}
                     value = _openai_number(path, f"{spot}.amount.value", amount.get("value"))
@@ -794,6 +802,7 @@ def _usage_lines(
     end: datetime,
     prices: dict[str, list[tuple]],
     currency: str,
+    aliases: Mapping[str, str],
 ) -> list[dict[str, object]]:
     optional = {"input_cached_tokens": 0}  # the other counts are always in a result
     tokens = {
@@ -805,6 +814,7 @@ def _usage_lines(
             path, f"{spot}.input_cached_tokens", "expected at most input_tokens (a subset of them)"
         )
     model = result.get("model") or None
+    model = aliases.get(model, model) if model else None  # OpenAI names dated snapshots
     entry = next(
         (e for e in prices.get(model, ()) if e[0] <= start and (e[1] is None or start < e[1])),
         None,

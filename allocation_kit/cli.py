@@ -107,7 +107,13 @@ def validate(config: Path, period: str) -> None:
 
     workspace, parsed = load_workspace(config), parse_period(period)
     con = connect()
-    loaded = load_requests(con, workspace.kit.requests, workspace.root, workspace.config_path.name)
+    loaded = load_requests(
+        con,
+        workspace.kit.requests,
+        workspace.root,
+        workspace.config_path.name,
+        aliases=workspace.pricing.aliases,
+    )
     (inside,) = con.execute(
         f"SELECT count(*) FROM requests WHERE {period_filter_sql(parsed)}"
     ).fetchone()
@@ -118,7 +124,9 @@ def validate(config: Path, period: str) -> None:
         suites, parameters = period_validation(con, workspace, parsed)
         if ws.kit.billing is not None:  # the bill's suite too, as `run` runs it
             kit = ws.kit
-            billing = load_billing(con, kit.billing, ws.root, ws.config_path.name, kit.currency)
+            billing = load_billing(
+                con, kit.billing, ws.root, ws.config_path.name, kit.currency, ws.pricing.aliases
+            )
             suites += billing_validation(con, workspace, parameters, billing)
     except BlockingFailure as exc:
         if "blocking expectation failed" not in exc.expected:

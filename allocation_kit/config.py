@@ -399,6 +399,26 @@ class PricingSnapshot(_Strict):
     reviewed_by: str
     failed_calls_billable: bool = False
     models: list[ModelPrice] = Field(min_length=1)
+    # other names of a priced model, in the ledger or the bill: {gpt-4o-mini-2024-07-18:
+    # gpt-4o-mini, openai/gpt-4o: gpt-4o}; both sides are read through them
+    aliases: dict[RegistryId, RegistryId] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _aliases_name_priced_models(self) -> PricingSnapshot:
+        priced = {m.model for m in self.models}
+        for alias, model in self.aliases.items():
+            if alias in priced:
+                raise _KeyProblem(
+                    f"aliases.{alias}",
+                    "is a priced model itself; expected another name of one (an alias never "
+                    "replaces a model's own price)",
+                )
+            if model not in priced:
+                raise _KeyProblem(
+                    f"aliases.{alias}",
+                    f"{model!r} has no entry in models; expected the name of a priced model",
+                )
+        return self
 
     @model_validator(mode="after")
     def _no_overlaps(self) -> PricingSnapshot:

@@ -505,7 +505,12 @@ def period_ledger(
 
     started = time.perf_counter()
     loaded = load_requests(
-        con, workspace.kit.requests, workspace.root, workspace.config_path.name, check=False
+        con,
+        workspace.kit.requests,
+        workspace.root,
+        workspace.config_path.name,
+        check=False,
+        aliases=workspace.pricing.aliases,
     )
     # The manifest's SHA-256 of every ledger file: hashlib releases the GIL, so the files are
     # read and hashed on a thread while DuckDB works.

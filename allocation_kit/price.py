@@ -17,6 +17,7 @@ without them gets exactly the plain column references, so costing stays as cheap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,6 +36,7 @@ __all__ = [
     "billable_sql",
     "cost_sql",
     "direction_pico_sql",
+    "model_alias_sql",
     "pico_to_cost",
     "price_band_sql",
     "price_layout",
@@ -150,6 +152,21 @@ def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) ->
         marks = ", ".join("?" for _ in range(3 + len(columns)))
         con.executemany(f"INSERT INTO prices VALUES ({marks})", rows)
     return layout
+
+
+def model_alias_sql(expr: str, aliases: Mapping[str, str] | None) -> str:
+    """SQL: the model named by `expr`, read through the snapshot's aliases (other names of a
+    priced model); `expr` itself when there are none."""
+    if not aliases:
+        return expr
+    cases = " ".join(
+        f"WHEN {_quoted(alias)} THEN {_quoted(model)}" for alias, model in sorted(aliases.items())
+    )
+    return f"(CASE {expr} {cases} ELSE {expr} END)"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def billable_sql(row: str, failed_calls_billable: bool) -> str:

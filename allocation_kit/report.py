@@ -466,7 +466,12 @@ def write_evidence(
     billing = None
     if ws.kit.billing is not None:
         billing = load_billing(
-            ledger.con, ws.kit.billing, ws.root, ws.config_path.name, ws.kit.currency
+            ledger.con,
+            ws.kit.billing,
+            ws.root,
+            ws.config_path.name,
+            ws.kit.currency,
+            ws.pricing.aliases,
         )
     if ledger.validation_parameters:
         ledger.validation += billing_validation(

@@ -19,7 +19,7 @@ from allocation_kit.reconcile import (
     reconciliation_record,
 )
 
-from .conftest import KIT, request
+from .conftest import KIT, PRICING, request
 
 KIT_OPENAI = KIT + "billing: {path: openai/*.json, format: openai-usage}\n"
 ROWS = [
@@ -65,15 +65,17 @@ USAGE_PAGE = october(
 )
 
 
-def run(workspace, pages: dict[str, object], rows=ROWS):
-    config = workspace(rows, kit=KIT_OPENAI)
+def run(workspace, pages: dict[str, object], rows=ROWS, pricing=None):
+    config = workspace(rows, kit=KIT_OPENAI, **({"pricing": pricing} if pricing else {}))
     folder = config.parent / "openai"
     folder.mkdir()
     for name, content in pages.items():
         (folder / name).write_text(content if isinstance(content, str) else json.dumps(content))
     ws = load_workspace(config)
     ledger = period_ledger(ws, parse_period("2026-10"), validate=False)
-    billing = load_billing(ledger.con, ws.kit.billing, ws.root, "kit.yaml", ws.kit.currency)
+    billing = load_billing(
+        ledger.con, ws.kit.billing, ws.root, "kit.yaml", ws.kit.currency, ws.pricing.aliases
+    )
     recon = reconciliation(ledger, billing)
     doc = reconciliation_record(recon, "finops-analyst", datetime(2026, 11, 2, tzinfo=UTC))
     return ledger, doc
@@ -105,6 +107,19 @@ def test_usage_and_costs_that_match_the_ledger_pass_line_by_line(workspace):
         ("chat-small", "output", 1600, 1600, "0.005600000000", "0.005600000000", "match"),
     ]  # fmt: skip
     assert doc["billing_reported_count"] == 3
+
+
+def test_openai_dated_model_names_meet_their_price_through_aliases(workspace):
+    # the Usage API groups by the dated snapshot the API served; the snapshot prices the family
+    dated = october(
+        d10=[usage("chat-small-2026-05-01", 4000, 200, 600, 2)],
+        d20=[usage("chat-small-2026-05-01", 1000, 0, 1000, 1)],
+    )
+    pricing = PRICING + "aliases: {chat-small-2026-05-01: chat-small}\n"
+    _, doc = run(workspace, {"usage.json": dated}, pricing=pricing)
+    assert summary(doc) == ("0.010300000000", "0.010300000000", "0.000000000000", "0.0000",
+                            "pass")  # fmt: skip
+    assert {r["model"] for r in doc["lines"]} == {"chat-small"}
 
 
 def test_usage_pages_alone_reconcile_metered_tokens_at_the_snapshot_prices(workspace):

@@ -239,6 +239,20 @@ def test_prices_keep_the_digits_written(workspace):
     assert (str(prices.input), str(prices.reasoning)) == ("25", "1000.5")
 
 
+@pytest.mark.parametrize(
+    ("aliases", "expected"),
+    [
+        ("{gpt-x-2026: gpt-x}", "aliases.gpt-x-2026: 'gpt-x' has no entry in models; expected "
+         "the name of a priced model"),
+        ("{reasoner: chat-small}", "aliases.reasoner: is a priced model itself; expected "
+         "another name of one (an alias never replaces a model's own price)"),
+    ],
+)  # fmt: skip
+def test_an_alias_names_another_name_of_a_priced_model(workspace, aliases, expected):
+    line = error_line(workspace, pricing=PRICING + f"aliases: {aliases}\n")
+    assert line.endswith(f"pricing.yaml: {expected}")
+
+
 def test_currency_must_match_the_snapshot(workspace):
     line = error_line(workspace, pricing=PRICING.replace("currency: USD", "currency: EUR"))
     assert line.endswith(

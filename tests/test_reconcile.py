@@ -95,7 +95,12 @@ def reconcile(workspace, rows, bill, *, period="2026-10", kit=KIT_WITH_BILL, pri
     ws = load_workspace(config)
     ledger = period_ledger(ws, parse_period(period))
     billing = ws.kit.billing and load_billing(
-        ledger.con, ws.kit.billing, ws.root, ws.config_path.name, ws.kit.currency
+        ledger.con,
+        ws.kit.billing,
+        ws.root,
+        ws.config_path.name,
+        ws.kit.currency,
+        ws.pricing.aliases,
     )
     return reconciliation(ledger, billing)
 
@@ -470,6 +475,28 @@ def test_a_drawdown_whose_effective_cost_differs_still_fails(workspace):
         Decimal("2.3"),
         Decimal("-0.5"),
     )
+
+
+def test_aliases_let_a_dated_ledger_model_and_a_prefixed_bill_model_meet_their_price(workspace):
+    # the gateway logs the dated snapshot, the bill prefixes the vendor: one priced model
+    pricing = (
+        PRICING + "aliases:\n  chat-small-2026-05-01: chat-small\n  vendor/chat-small: chat-small\n"
+    )
+    rows = [
+        {**r, "model": "chat-small-2026-05-01"} if r["model"] == "chat-small" else r for r in ROWS
+    ]
+    bill = [
+        {
+            **line,
+            "SkuPriceDetails": line["SkuPriceDetails"].replace(
+                '"chat-small"', '"vendor/chat-small"'
+            ),
+        }
+        for line in CLEAN_BILL
+    ]
+    recon = reconcile(workspace, rows, bill, pricing=pricing)
+    assert (recon.result, recon.variance) == ("pass", Decimal(0))
+    assert {line.model for line in recon.lines} == {"chat-small", "cacher", "painter"}
 
 
 # --- when the comparison cannot be trusted ------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from .config import BillingSource
+from .config import BillingSource, Workspace
 from .errors import ConfigError, InputError
 from .load import matching_files
 from .malformed import duplicate_header, not_utf8_error, ragged_row
@@ -45,6 +45,7 @@ __all__ = [
     "GENERIC_FIELDS",
     "BillingLoaded",
     "load_billing",
+    "workspace_billing",
 ]
 
 # normalised column -> DuckDB type of `billing_lines`, in order. Timestamps are naive UTC, like
@@ -240,6 +241,21 @@ def load_billing(
         union = f"SELECT * REPLACE ({model_alias_sql('model', aliases)} AS model) FROM ({union})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {union}")
     return BillingLoaded(tuple(files), source.format, rows)
+
+
+def workspace_billing(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> BillingLoaded | None:
+    """The bill kit.yaml names, loaded as `load_billing` does (None when it names none)."""
+    kit = workspace.kit
+    if kit.billing is None:
+        return None
+    return load_billing(
+        con,
+        kit.billing,
+        workspace.root,
+        workspace.config_path.name,
+        kit.currency,
+        workspace.pricing.aliases,
+    )
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def run(config: Path, period: str, out: Path | None, reviewer_role: str) -> None
 @click.option("--period", required=True, help="2026-10, 2026-W42 or 2026-10-01..2026-10-15.")
 def validate(config: Path, period: str) -> None:
     """Run the data-quality suites on the period's inputs; exit 1 if a blocking suite fails."""
-    from .billing import load_billing
+    from .billing import workspace_billing
     from .errors import ConfigError as BlockingFailure
     from .load import connect, load_requests
     from .pipeline import (
@@ -119,14 +119,10 @@ def validate(config: Path, period: str) -> None:
     ).fetchone()
     if not inside:  # as `run` says: a mistyped period must not look clean
         raise nothing_in_period(con, loaded, parsed)
-    ws = workspace
     try:
         suites, parameters = period_validation(con, workspace, parsed)
-        if ws.kit.billing is not None:  # the bill's suite too, as `run` runs it
-            kit = ws.kit
-            billing = load_billing(
-                con, kit.billing, ws.root, ws.config_path.name, kit.currency, ws.pricing.aliases
-            )
+        billing = workspace_billing(con, workspace)
+        if billing is not None:  # the bill's suite too, as `run` runs it
             suites += billing_validation(con, workspace, parameters, billing)
     except BlockingFailure as exc:
         if "blocking expectation failed" not in exc.expected:

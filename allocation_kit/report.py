@@ -445,7 +445,7 @@ def write_evidence(
 ) -> Evidence:
     """Write allocation.csv, exceptions.csv, validation.json, reconciliation.json,
     reconciliation_lines.csv and manifest.json into folder/evidence."""
-    from .billing import load_billing
+    from .billing import workspace_billing
     from .reconcile import (
         RECONCILIATION_LINE_COLUMNS,
         reconciliation,
@@ -463,16 +463,7 @@ def write_evidence(
         progress(f"evidence   {exceptions:,} exception rows")
 
     started = time.perf_counter()
-    billing = None
-    if ws.kit.billing is not None:
-        billing = load_billing(
-            ledger.con,
-            ws.kit.billing,
-            ws.root,
-            ws.config_path.name,
-            ws.kit.currency,
-            ws.pricing.aliases,
-        )
+    billing = workspace_billing(ledger.con, ws)
     if ledger.validation_parameters:
         ledger.validation += billing_validation(
             ledger.con, ws, ledger.validation_parameters, billing

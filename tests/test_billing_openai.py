@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from allocation_kit.billing import load_billing
+from allocation_kit.billing import load_billing, workspace_billing
 from allocation_kit.config import load_workspace
 from allocation_kit.errors import ConfigError, InputError
 from allocation_kit.periods import parse_period
@@ -73,10 +73,7 @@ def run(workspace, pages: dict[str, object], rows=ROWS, pricing=None):
         (folder / name).write_text(content if isinstance(content, str) else json.dumps(content))
     ws = load_workspace(config)
     ledger = period_ledger(ws, parse_period("2026-10"), validate=False)
-    billing = load_billing(
-        ledger.con, ws.kit.billing, ws.root, "kit.yaml", ws.kit.currency, ws.pricing.aliases
-    )
-    recon = reconciliation(ledger, billing)
+    recon = reconciliation(ledger, workspace_billing(ledger.con, ws))
     doc = reconciliation_record(recon, "finops-analyst", datetime(2026, 11, 2, tzinfo=UTC))
     return ledger, doc
 

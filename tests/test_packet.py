@@ -52,6 +52,18 @@ ROWS = [
 ]
 
 
+def with_generic_bill(root: Path, rows, bill: str) -> Path:
+    """The 2026-10 packet folder of a workspace whose bill is the generic CSV `bill`."""
+    config = make_workspace(root, rows)
+    kit = config.read_text().replace(
+        "registry: registry.yaml",
+        "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml",
+    )
+    config.write_text(kit)
+    (root / "bill.csv").write_text(bill)
+    return run_period(config, "2026-10", root / "reports", progress=None)
+
+
 @pytest.fixture(scope="module")
 def packet(tmp_path_factory) -> Path:
     """One executed and rendered packet for the tests of this module."""
@@ -355,19 +367,13 @@ def test_the_allocation_table_rounds_each_cell_on_its_own(packet):
 
 def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_path):
     """A fee line without a model id and a metered half token once crashed the packet."""
-    config = make_workspace(tmp_path, [request("r1")])  # chat-small: 1,000 in, 100 out
-    kit = config.read_text().replace(
-        "registry: registry.yaml",
-        "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml",
-    )
-    config.write_text(kit)
-    (tmp_path / "bill.csv").write_text(
+    bill = (
         "date,model,direction,quantity,cost\n"
         "2026-10-10,chat-small,input,1000.5,0.001\n"
         "2026-10-10,chat-small,output,100,0.0004\n"
         "2026-10-31,,,,0.35\n"
     )
-    folder = run_period(config, "2026-10", tmp_path / "reports", progress=None)
+    folder = with_generic_bill(tmp_path, [request("r1")], bill)  # chat-small: 1,000 in, 100 out
     page = (folder / "packet.html").read_text()
     assert '<td class="txt">(no model id)</td><td class="txt">all directions</td>' in page
     assert '<td class="num">1,000</td><td class="num">1,000.5</td>' in page
@@ -382,20 +388,14 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
     # r1 search $1.40, r2 untagged $1.40; billed usage $2.85, tax $0.20, credit -$0.10
     big = {"input_tokens": 1_000_000, "output_tokens": 100_000}
     rows = [request("r1", **big), request("r2", team=None, application=None, **big)]
-    config = make_workspace(tmp_path, rows)
-    kit = config.read_text().replace(
-        "registry: registry.yaml",
-        "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml",
-    )
-    config.write_text(kit)
-    (tmp_path / "bill.csv").write_text(
+    bill = (
         "date,model,direction,quantity,cost,charge_category,description\n"
         "2026-10-10,chat-small,input,2000000,2.00,Usage,\n"
         "2026-10-10,chat-small,output,200000,0.85,Usage,\n"
         "2026-10-31,,,,0.20,Tax,Sales tax\n"
         "2026-10-31,,,,-0.10,Credit,Promotional credit\n"
     )
-    folder = run_period(config, "2026-10", tmp_path / "reports", progress=None)
+    folder = with_generic_bill(tmp_path, rows, bill)
     page = (folder / "packet.html").read_text()
     rows = re.findall(
         r'<tr(?: class="([^"]*)")?><td class="txt">([^<]*)</td><td class="num">([^<]*)</td></tr>',

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocation_kit.billing import load_billing
+from allocation_kit.billing import workspace_billing
 from allocation_kit.config import load_workspace
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
@@ -94,15 +94,7 @@ def reconcile(workspace, rows, bill, *, period="2026-10", kit=KIT_WITH_BILL, pri
         write_csv(config.parent / "bill.csv", bill, list(dict.fromkeys(k for r in bill for k in r)))
     ws = load_workspace(config)
     ledger = period_ledger(ws, parse_period(period))
-    billing = ws.kit.billing and load_billing(
-        ledger.con,
-        ws.kit.billing,
-        ws.root,
-        ws.config_path.name,
-        ws.kit.currency,
-        ws.pricing.aliases,
-    )
-    return reconciliation(ledger, billing)
+    return reconciliation(ledger, workspace_billing(ledger.con, ws))
 
 
 def record(recon) -> dict:

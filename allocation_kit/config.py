@@ -72,7 +72,8 @@ def _exact_decimal(value: Any) -> Any:
             exact = Decimal(value.text.replace("_", ""))
         except ArithmeticError:  # a YAML 1.1 sexagesimal float (1:30.5): its value is exact
             return Decimal(repr(float(value)))
-        return exact.quantize(1) if exact.as_tuple().exponent > 0 else exact  # 1.5e+3: 1500
+        # 1.5e+3 is 1500 (exact at any size: int() needs no precision, quantize() does)
+        return Decimal(int(exact)) if exact.as_tuple().exponent > 0 else exact
     if isinstance(value, float):
         return Decimal(repr(value))
     if isinstance(value, int):
@@ -80,8 +81,15 @@ def _exact_decimal(value: Any) -> Any:
     return value
 
 
-Money = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0, allow_inf_nan=False)]
-Percent = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(gt=0, allow_inf_nan=False)]
+# Bounds far beyond any real amount keep every figure within exact decimal arithmetic (28 digits)
+# and picodollars per token within 64 bits.
+MAX_MONEY = Decimal(10) ** 12  # a trillion: a price, a budget or an amount
+Money = Annotated[
+    Decimal, BeforeValidator(_exact_decimal), Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)
+]
+Percent = Annotated[
+    Decimal, BeforeValidator(_exact_decimal), Field(gt=0, le=10**6, allow_inf_nan=False)
+]
 
 
 class _Strict(BaseModel):
@@ -191,7 +199,9 @@ class FocusExport(_Strict):
 
 
 class Reconciliation(_Strict):
-    tolerance_pct: Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0)] = Decimal(1)
+    tolerance_pct: Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0, le=100)] = (
+        Decimal(1)
+    )
 
 
 class Review(_Strict):
@@ -500,12 +510,23 @@ class _KitLoader(yaml.SafeLoader):
             first[key.value] = key
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """Whole numbers in decimal digits: YAML 1.1 reads 010 as octal 8 and 0x10 as 16, so a
+        price of 010 would be priced at 8; 010 is 10 here, and other bases are refused."""
+        text = str(node.value).replace("_", "")
+        if re.fullmatch(r"[-+]?[0-9]+", text):
+            return int(text, 10)
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not written in decimal digits", node.start_mark
+        )
+
     def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
         return YamlFloat(super().construct_yaml_float(node), str(node.value))
 
 
 _KitLoader.add_constructor("tag:yaml.org,2002:timestamp", _KitLoader.construct_yaml_timestamp)
 _KitLoader.add_constructor("tag:yaml.org,2002:float", _KitLoader.construct_yaml_float)
+_KitLoader.add_constructor("tag:yaml.org,2002:int", _KitLoader.construct_yaml_int)
 
 
 def read_yaml(path: Path) -> Any:
@@ -617,6 +638,15 @@ def _expected(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...
         return "method must be one of fixed, proportional, even"
     if kind == "union_tag_not_found":
         return "missing method (fixed, proportional or even)"
+    bounds = {"less_than_equal": "at most", "greater_than_equal": "at least",
+              "greater_than": "more than"}  # fmt: skip
+    if kind in bounds:
+        limit = str(next(iter((error.get("ctx") or {}).values()), ""))
+        digits = re.fullmatch(r"(?:Decimal\(')?(-?[0-9.]+)(?:'\))?", limit)  # pydantic's repr
+        if digits:
+            value = error.get("input")
+            shown = value.text if isinstance(value, YamlFloat) else value
+            return f"got {shown}, expected {bounds[kind]} {Decimal(digits[1]):,f}"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]

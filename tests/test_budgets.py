@@ -172,7 +172,7 @@ def test_bad_budgets_are_one_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_budgets(path, REG)
     assert caught.value.line() == (
-        f"{path}: budgets[0] (search).monthly: got -5: Input should be greater than or equal to 0"
+        f"{path}: budgets[0] (search).monthly: got -5, expected at least 0"
     )
 
 

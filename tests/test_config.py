@@ -162,8 +162,7 @@ def test_negative_price_is_rejected(workspace):
     pricing = PRICING.replace("per_call: 0.04", "per_call: -0.04")
     line = error_line(workspace, pricing=pricing)
     assert line.endswith(
-        "pricing.yaml: models[4] (painter).per_call: got -0.04: Input should be greater than or "
-        "equal to 0"
+        "pricing.yaml: models[4] (painter).per_call: got -0.04, expected at least 0"
     )
 
 
@@ -251,6 +250,25 @@ def test_prices_keep_the_digits_written(workspace):
 def test_an_alias_names_another_name_of_a_priced_model(workspace, aliases, expected):
     line = error_line(workspace, pricing=PRICING + f"aliases: {aliases}\n")
     assert line.endswith(f"pricing.yaml: {expected}")
+
+
+@pytest.mark.parametrize("written", ["1.0e+30", "12345678901234567890123.5"])
+def test_an_amount_beyond_a_trillion_is_one_line_not_a_traceback(workspace, written):
+    # beyond exact decimal arithmetic's 28 digits once its places are checked: a traceback
+    pricing = PRICING.replace("reasoning: 10.00", f"reasoning: {written}")
+    assert error_line(workspace, pricing=pricing).endswith(
+        f"pricing.yaml: models[2] (reasoner).per_1m_tokens.reasoning: got {written}, expected "
+        "at most 1,000,000,000,000"
+    )
+
+
+def test_whole_numbers_are_decimal_digits_never_octal_or_hex(workspace):
+    # YAML 1.1 reads 010 as octal 8: a price written 010 was priced at 8
+    pricing = PRICING.replace("reasoning: 10.00", "reasoning: 010")
+    reasoner = load_workspace(workspace([request("r1")], pricing=pricing)).pricing.models[2]
+    assert reasoner.per_1m_tokens.reasoning == Decimal(10)
+    line = error_line(workspace, pricing=PRICING.replace("reasoning: 10.00", "reasoning: 0x10"))
+    assert line.endswith("malformed YAML ('0x10' is not written in decimal digits)")
 
 
 def test_currency_must_match_the_snapshot(workspace):

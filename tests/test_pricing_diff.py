@@ -146,8 +146,8 @@ def test_one_unmatched_entry_on_each_side_is_the_same_entry_re_dated():
     ("wrong", "expected"),
     [
         (("currency: USD", "currency: usd"), "currency: got 'usd': String should match pattern"),
-        (("per_call: 0.04", "per_call: -1"), "models[3] (painter).per_call: got -1: Input should "
-         "be greater than or equal to 0"),
+        (("per_call: 0.04", "per_call: -1"), "models[3] (painter).per_call: got -1, expected "
+         "at least 0"),
     ],
 )  # fmt: skip
 def test_an_invalid_snapshot_is_a_one_line_config_error(tmp_path, capsys, wrong, expected):

@@ -185,7 +185,7 @@ def pricing_error(workspace, models: str) -> str:
            per_1m_tokens: {input: 1, output: 2}
            tiers: [{above_input_tokens: 0, per_1m_tokens: {input: 2, output: 4}}]
          """,
-         "models[0] (m).tiers[0].above_input_tokens: got 0: Input should be greater than 0"),
+         "models[0] (m).tiers[0].above_input_tokens: got 0, expected more than 0"),
         ("""
          - model: m
            effective_from: 2026-01-01

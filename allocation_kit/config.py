@@ -365,7 +365,7 @@ class PriceTier(_Strict):
 
 
 class ModelPrice(_Strict):
-    model: str = Field(min_length=1)
+    model: RegistryId
     effective_from: UtcDateTime
     effective_to: UtcDateTime | None = (
         None  # exclusive: the first instant the price no longer applies
@@ -602,19 +602,20 @@ def _more_problems(count: int) -> str:
 def _location(loc: tuple[Any, ...], document: Any) -> str:
     parts: list[str] = []
     node = document
-    for item in loc:
+    for at, item in enumerate(loc):
         if isinstance(item, int):
             label = f"[{item}]"
             if isinstance(node, list) and item < len(node):
                 node = node[item]
-                ident = (
-                    # the first naming key written: an empty `id` is not labelled by its team
-                    next((node[k] for k in ("id", "model", "name", "team") if k in node), None)
-                    if isinstance(node, dict)
-                    else None
-                )
+                # the first naming key written: an empty `id` is not labelled by its team
+                named_by = next(
+                    (k for k in ("id", "model", "name", "team") if k in node), None
+                ) if isinstance(node, dict) else None  # fmt: skip
+                ident = node[named_by] if named_by else None
                 if ident is not None and str(ident).strip():
-                    label += f" ({ident})"
+                    # an entry without its id, named by its team, says which key names it
+                    key = "team " if named_by == "team" and loc[at + 1 : at + 2] == ("id",) else ""
+                    label += f" ({key}{ident})"
             parts.append(label)
         elif item in {"fixed", "proportional", "even"} or str(item).startswith("function-"):
             continue  # pydantic's union tags, not keys the user wrote

@@ -92,6 +92,22 @@ def test_a_registry_id_is_a_trimmed_text(workspace, written, where, expected):
     assert line.endswith(f"registry.yaml: {where}: {expected}")
 
 
+def test_an_application_without_its_id_is_named_by_its_team_as_a_team(workspace):
+    registry = REGISTRY.replace("{id: search-api, team: search}", "{team: search}")
+    assert error_line(workspace, registry=registry).endswith(
+        "registry.yaml: applications[0] (team search).id: required key is missing"
+    )
+
+
+def test_a_priced_model_id_is_a_trimmed_text(workspace):
+    # ' chat-small' could never match a trimmed ledger model: every call went unpriced
+    pricing = PRICING.replace("- model: reasoner", "- model: ' reasoner'")
+    assert error_line(workspace, pricing=pricing).endswith(
+        "pricing.yaml: models[2] ( reasoner).model: got ' reasoner': expected an id without "
+        "leading or trailing spaces"
+    )
+
+
 def test_an_environment_id_is_a_trimmed_text(workspace):
     registry = REGISTRY.replace("[production, staging]", "[production, 'staging ']")
     line = error_line(workspace, registry=registry)

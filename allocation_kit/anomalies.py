@@ -167,9 +167,8 @@ def _what(scope: str, key: str) -> str:
 def _material(row: dict, total_cost: Decimal, total_requests: Decimal) -> bool:
     """At least 1% of the period's cost or of its requests."""
     return (
-        _number(row["cost"]) >= MATERIALITY * total_cost
-        or _number(row["requests"]) >= MATERIALITY * total_requests
-    )
+        total_cost > 0 and _number(row["cost"]) >= MATERIALITY * total_cost
+    ) or _number(row["requests"]) >= MATERIALITY * total_requests
 
 
 def _metric(row: dict | None, metric: str) -> Decimal | None:
@@ -215,12 +214,18 @@ def anomalies(ledger: PeriodLedger, profile: list[dict], out: Path) -> list[Anom
         )
         return found
     earlier = [_index(rows) for _, rows in history]
+    registry = ledger.workspace.registry
+    registered = {  # a new key outside them is unallocated spend, as material as its queue rows
+        "team": {t.id for t in registry.teams},
+        "application": {a.id for a in registry.applications},
+    }
     for (scope, key), row in sorted(current.items()):
         if scope not in {"team", "application", "model", "caller"}:
             continue
         seen = [e.get((scope, key)) for e in earlier]
         if all(s is None or _number(s["requests"]) == 0 for s in seen):
-            if key.startswith(_UNALLOCATED) and not _material(row, total_cost, total_requests):
+            unowned = key.startswith(_UNALLOCATED) or key not in registered.get(scope, {key})
+            if unowned and not _material(row, total_cost, total_requests):
                 continue  # a handful of new exception rows: the exception queue lists them
             cost = ""
             if scope != "caller":

@@ -120,6 +120,21 @@ def test_new_unallocated_spend_is_flagged_only_when_material(workspace, tmp_path
     ]
 
 
+def test_materiality_holds_in_a_period_without_priced_cost_and_for_unknown_applications(
+    workspace, tmp_path
+):
+    # nothing priced: 1% of $0 is $0, which every row reached; and an unregistered application
+    # is the unknown-owner row again, not news of its own
+    rows = [r for m in MONTHS for r in calls(m, 200, model="mystery-model")]
+    october = {"timestamp": "2026-10-12T00:00:00Z", "model": "mystery-model"}
+    rows += [
+        request("u1", team="", application="", **october),
+        request("u2", team="", application="typo-app", **october),
+    ]
+    analysis = review(workspace, tmp_path, rows)
+    assert analysis.anomalies == []
+
+
 def test_fewer_than_two_earlier_periods_say_so_instead_of_flagging(workspace, tmp_path):
     rows = calls("2026-09", 10) + calls("2026-10", 50)
     analysis = review(workspace, tmp_path, rows, months=("2026-09", "2026-10"))

@@ -166,9 +166,9 @@ def _what(scope: str, key: str) -> str:
 
 def _material(row: dict, total_cost: Decimal, total_requests: Decimal) -> bool:
     """At least 1% of the period's cost or of its requests."""
-    return (
-        total_cost > 0 and _number(row["cost"]) >= MATERIALITY * total_cost
-    ) or _number(row["requests"]) >= MATERIALITY * total_requests
+    return (total_cost > 0 and _number(row["cost"]) >= MATERIALITY * total_cost) or _number(
+        row["requests"]
+    ) >= MATERIALITY * total_requests
 
 
 def _metric(row: dict | None, metric: str) -> Decimal | None:

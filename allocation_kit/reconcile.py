@@ -659,7 +659,8 @@ class _BillFacts:
     gaps: list[tuple[datetime, datetime]]  # parts of the period no billing period covers
     billing_periods: bool  # False: coverage judged from charge periods (no BillingPeriod*)
     whole: tuple[int, datetime | None, datetime | None]  # every bill line: n, first, last
-    outside: list[tuple[datetime, datetime, int, Decimal]]  # per billing period: lines, cost
+    # per billing period and currency: start, end, lines, cost, currency
+    outside: list[tuple[datetime, datetime, int, Decimal, str]]
     other: list[OtherCharge]
     corrections: list[OtherCharge]
     # a daily bill: its first and last usage day, and the ledger's days with usage outside them
@@ -732,8 +733,8 @@ def _bill_facts(
         f"""SELECT COALESCE(billing_period_start, date_trunc('month', charge_period_start)),
             COALESCE(billing_period_end,
                      date_trunc('month', charge_period_start) + INTERVAL 1 MONTH),
-            count(*), COALESCE(sum(billed_cost), 0)
-        FROM {table} WHERE NOT ({in_scope}) GROUP BY ALL ORDER BY 1, 2"""
+            count(*), COALESCE(sum(billed_cost), 0), currency
+        FROM {table} WHERE NOT ({in_scope}) GROUP BY ALL ORDER BY 1, 2, 5"""
     ).fetchall()
     bill_days, unbilled = None, (0, _ZERO, None, None)
     if daily:
@@ -1389,24 +1390,32 @@ class _Sentences:
                         f"{self.money(worst.ledger_cost)} computed){hint}.",
                     )
                 )
-        n = sum(lines for *_, lines, _ in facts.outside)
+        n = sum(lines for _, _, lines, _, _ in facts.outside)
         if n:
-            cost = sum((cost for *_, cost in facts.outside), _ZERO)
+            totals: dict[str, Decimal] = {}  # per currency: amounts in two are never added
+            for *_, cost, unit in facts.outside:
+                totals[unit] = totals.get(unit, _ZERO) + cost
             shown = [
-                f"{_billing_period_text(start, end)} {self.money(cost)} ({_plural(lines, 'line')})"
-                for start, end, lines, cost in facts.outside[:OUTSIDE_SHOWN]
+                f"{_billing_period_text(start, end)} {self.money(cost, currency=unit)} "
+                f"({_plural(lines, 'line')})"
+                for start, end, lines, cost, unit in facts.outside[:OUTSIDE_SHOWN]
             ]
             more = len(facts.outside) - OUTSIDE_SHOWN
             if more > 0:
-                shown.append(f"and {_plural(more, 'more billing period')}")
+                shown.append(f"and {more} more")
+            amounts = " + ".join(self.money(v, currency=k) for k, v in totals.items())
+            numbers = _strings(bill_lines=n, billing_periods=len({o[:2] for o in facts.outside}))
+            if len(totals) == 1:
+                numbers |= _strings(billed_cost=next(iter(totals.values())))
+            verb = "is" if n == 1 else "are"
             reasons.append(
                 Reason(
                     "bill_lines_outside_period",
                     "info",
                     "bill",
-                    _strings(bill_lines=n, billed_cost=cost, billing_periods=len(facts.outside)),
-                    f"{n:,} bill lines ({self.money(cost)}) are charged outside "
-                    f"{self.period.label} and are not compared; by billing period: "
+                    numbers,
+                    f"{_plural(n, 'bill line')} ({amounts}) {verb} charged outside "
+                    f"{self.period.label} and {verb} not compared; by billing period: "
                     f"{', '.join(shown)}.",
                 )
             )

@@ -552,6 +552,14 @@ def test_bill_lines_outside_the_period_are_named_by_billing_period(workspace):
         "9 bill lines ($2.74) are charged outside 2026-10 and are not compared; by billing "
         "period: 2026-08 $2.14 (8 lines), 2026-09-01 to 2026-09-14 $0.60 (1 line)."
     )
+    # an August invoice line in euros is never added to the dollars
+    euro = CLEAN_BILL[1] | august | {"BillingCurrency": "EUR"}
+    recon = reconcile(workspace, ROWS, [*bill, euro])
+    assert message(recon, "bill_lines_outside_period") == (
+        "10 bill lines (€0.20 + $2.74) are charged outside 2026-10 and are not compared; by "
+        "billing period: 2026-08 €0.20 (1 line), 2026-08 $2.14 (8 lines), 2026-09-01 to "
+        "2026-09-14 $0.60 (1 line)."
+    )
 
 
 def test_a_monthly_bill_cannot_judge_a_week(workspace):

@@ -754,14 +754,18 @@ class Review:
         ledger_total = self.ledger.ledger_cost
         allocated = ledger_total - self.unallocated_cost
         billed = Decimal(rec["billed_cost"])
-        charges = []
+        charges, apart = [], []  # a charge in another currency is shown, never added
         for r in [*rec.get("other_charges", []), *rec.get("corrections", [])]:
             label = ": ".join(
                 filter(None, [r.get("charge_category") or r.get("category"), r.get("description")])
             )
             if self._reaches_beyond(r):
                 label += " (whole charge, beyond the period)"
-            charges.append((label, Decimal(r.get("billed_cost") or r.get("amount"))))
+            amount, unit = Decimal(r.get("billed_cost") or r.get("amount")), r.get("currency")
+            if unit and unit != self.currency:
+                apart.append((f"{label} (in {unit}: not added)", money(amount, unit)))
+            else:
+                charges.append((label, amount))
         total = billed + sum((amount for _, amount in charges), Decimal(0))
         rows = [
             ("Allocated to teams (the chargeback)", self._money(allocated)),
@@ -771,8 +775,10 @@ class Review:
             ("= Billed usage", self._money(billed)),
             *[(label, self._money(amount)) for label, amount in charges],
             (f"= The bill for {self.ledger.period.label}", self._money(total)),
+            *apart,
         ]
         classes = ["", "", "ak-subtotal", "", "ak-subtotal", *[""] * len(charges), "ak-total"]
+        classes += [""] * len(apart)
         table = html_table(
             ["From the ledger to the bill", "Amount"],
             rows,

@@ -703,10 +703,12 @@ def _bill_facts(
             COALESCE(sum(effective_cost) FILTER (WHERE effective_cost > billed_cost), 0)
         FROM {table} WHERE {scopes["usage"]}"""
     ).fetchall()[0]
+    # the currencies of the usage lines: a tax line in another currency is listed in its own,
+    # it does not make the usage incomparable
     currencies = [
         c
         for (c,) in con.execute(
-            f"SELECT DISTINCT currency FROM {table} WHERE {in_scope} ORDER BY 1"
+            f"SELECT DISTINCT currency FROM {table} WHERE {scopes['usage']} ORDER BY 1"
         ).fetchall()
     ]
     has_billing_periods = con.execute(
@@ -1312,26 +1314,26 @@ class _Sentences:
                 + self._whole_charge(c)
                 for c in facts.other
             )
-            total = sum((c.amount for c in facts.other), _ZERO)
+            _, amount = self._amounts(facts.other)
             reasons.append(
                 Reason(
                     "other_charges",
                     "info",
                     "bill",
-                    _strings(amount=total, bill_lines=sum(c.bill_lines for c in facts.other)),
+                    _strings(amount=amount, bill_lines=sum(c.bill_lines for c in facts.other)),
                     f"Other charges beside usage, not in the variance: {parts}.",
                 )
             )
         if facts.corrections:
-            total = sum((c.amount for c in facts.corrections), _ZERO)
+            text, amount = self._amounts(facts.corrections)
             n = sum(c.bill_lines for c in facts.corrections)
             reasons.append(
                 Reason(
                     "corrections",
                     "info",
                     "bill",
-                    _strings(amount=total, bill_lines=n),
-                    f"{n:,} correction line{'s' if n != 1 else ''} ({self.money(total)}) "
+                    _strings(amount=amount, bill_lines=n),
+                    f"{n:,} correction line{'s' if n != 1 else ''} ({text}) "
                     "listed beside usage, not in the variance: they correct earlier "
                     "periods' bills.",
                 )
@@ -1420,6 +1422,15 @@ class _Sentences:
                 )
             )
         return reasons
+
+    def _amounts(self, charges: list[OtherCharge]) -> tuple[str, Decimal | None]:
+        """('$1.00 + €0.25', None): the charges' sum per currency, and the one total when
+        they share a currency (amounts in two are never added)."""
+        totals: dict[str, Decimal] = {}
+        for c in charges:
+            totals[c.currency] = totals.get(c.currency, _ZERO) + c.amount
+        text = " + ".join(self.money(v, currency=k) for k, v in totals.items())
+        return text, next(iter(totals.values())) if len(totals) == 1 else None
 
     def _whole_charge(self, charge: OtherCharge) -> str:
         """', charged for 2026-09-01 to 2026-09-30, …' when the charge reaches outside the

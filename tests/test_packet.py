@@ -389,11 +389,12 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
     big = {"input_tokens": 1_000_000, "output_tokens": 100_000}
     rows = [request("r1", **big), request("r2", team=None, application=None, **big)]
     bill = (
-        "date,model,direction,quantity,cost,charge_category,description\n"
-        "2026-10-10,chat-small,input,2000000,2.00,Usage,\n"
-        "2026-10-10,chat-small,output,200000,0.85,Usage,\n"
-        "2026-10-31,,,,0.20,Tax,Sales tax\n"
-        "2026-10-31,,,,-0.10,Credit,Promotional credit\n"
+        "date,model,direction,quantity,cost,charge_category,description,currency\n"
+        "2026-10-10,chat-small,input,2000000,2.00,Usage,,USD\n"
+        "2026-10-10,chat-small,output,200000,0.85,Usage,,USD\n"
+        "2026-10-31,,,,0.20,Tax,Sales tax,USD\n"
+        "2026-10-31,,,,-0.10,Credit,Promotional credit,USD\n"
+        "2026-10-31,,,,0.30,Tax,VAT,EUR\n"
     )
     folder = with_generic_bill(tmp_path, rows, bill)
     page = (folder / "packet.html").read_text()
@@ -410,6 +411,7 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
         ("", "Tax: Sales tax", "$0.20"),
         ("", "Credit: Promotional credit", "−$0.10"),
         ("ak-total", "= The bill for 2026-10", "$2.95"),
+        ("", "Tax: VAT (in EUR: not added)", "€0.30"),  # euros are never added to dollars
     ]
 
 

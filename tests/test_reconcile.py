@@ -514,6 +514,19 @@ def test_a_bill_in_another_currency_is_inconclusive_even_when_the_amounts_agree(
     )  # fmt: skip
 
 
+def test_a_tax_line_in_another_currency_leaves_the_usage_comparable(workspace):
+    # dollars of usage reconcile; the euro VAT line is listed in euros, never added to them
+    vat = charge("Tax", "0.16", "VAT") | {"BillingCurrency": "EUR"}
+    dollars = charge("Tax", "0.10", "Sales tax")
+    recon = reconcile(workspace, ROWS, [*CLEAN_BILL, vat, dollars])
+    assert (recon.result, recon.variance) == ("pass", Decimal(0))
+    assert message(recon, "other_charges") == (
+        "Other charges beside usage, not in the variance: Tax $0.10 (Sales tax); Tax €0.16 (VAT)."
+    )
+    [other] = [r for r in recon.reasons if r.code == "other_charges"]
+    assert other.numbers["amount"] is None  # no one total of two currencies
+
+
 def test_a_bill_for_another_period_is_inconclusive(workspace):
     september = {
         "BillingPeriodStart": "2026-09-01T00:00:00Z", "BillingPeriodEnd": "2026-10-01T00:00:00Z",

@@ -130,12 +130,15 @@ def validate(config: Path, period: str) -> None:
         raise ValidationFailed(exc.source, exc.where, exc.expected) from None
     click.echo(validation_table(suites))
     unpriced = unpriced_in_period(con, workspace, parsed)
-    for model, calls, first in unpriced:  # not a failed suite: run lists them as exceptions
-        since = (
-            f"its first price entry starts {first:%Y-%m-%d}"
-            if first
-            else "pricing.yaml has no entry"
-        )
+    for model, calls, first_call, first, last in unpriced:  # run lists them as exceptions
+        if first is None:
+            since = "pricing.yaml has no entry"
+        elif first > first_call:
+            since = f"its first price entry starts {first:%Y-%m-%d}"
+        elif last is not None and last <= first_call:
+            since = f"its last price entry ends {last:%Y-%m-%d}"
+        else:
+            since = "its entries leave these calls' dates uncovered"
         click.echo(
             f"unpriced: {counted(calls, 'billable call')} of {model} in {parsed.label} "
             f"{'has' if calls == 1 else 'have'} no price in effect ({since}); run lists "

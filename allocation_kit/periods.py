@@ -87,7 +87,11 @@ def parse_period(text: str) -> Period:
             raise ConfigError(None, f"period {text!r}", "the range ends before it starts")
         return Period(text, "range", _midnight(first), _midnight(last + timedelta(days=1)))
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        expected += f"; one day is the range {text}..{text}"
+        try:
+            date.fromisoformat(text)
+            expected += f"; one day is the range {text}..{text}"
+        except ValueError:
+            expected += f"; {text} is not a valid date"
     raise ConfigError(None, f"period {text!r}", f"expected {expected}")
 
 

@@ -659,15 +659,20 @@ def _ledger_hashes(
 
 def unpriced_in_period(
     con: duckdb.DuckDBPyConnection, workspace: Workspace, period: Period
-) -> list[tuple[str, int, datetime | None]]:
-    """(model, billable calls in the period without a price in effect, the first price entry's
-    start or None), most calls first: what `run` will list as unpriced, for `validate` to say
-    before it (a snapshot imported today starts after last month's calls)."""
+) -> list[tuple[str, int, datetime, datetime | None, datetime | None]]:
+    """(model, billable calls in the period without a price in effect (a request_id logged
+    twice counts once), the first of them, the start of the model's first price entry and the
+    end of its last (None: no entry; an open end)), most calls first: what `run` will list as
+    unpriced, for `validate` to say before it (a snapshot imported today starts after last
+    month's calls)."""
     register_prices(con, workspace.pricing)
     billable = billable_sql("r", workspace.pricing.failed_calls_billable)
     return con.execute(
-        f"""SELECT r.model, count(*)::BIGINT AS calls,
-            (SELECT min(effective_from) FROM prices p2 WHERE p2.model = r.model) AS first_from
+        f"""SELECT r.model, count(DISTINCT r.request_id)::BIGINT AS calls,
+            min(r.timestamp) AS first_call,
+            (SELECT min(effective_from) FROM prices p2 WHERE p2.model = r.model) AS first_from,
+            (SELECT CASE WHEN bool_or(effective_to IS NULL) THEN NULL ELSE max(effective_to) END
+             FROM prices p3 WHERE p3.model = r.model) AS last_to
         FROM requests r
         WHERE r.{period_filter_sql(period).replace(" AND timestamp", " AND r.timestamp")}
             AND {billable} AND NOT EXISTS (

@@ -126,8 +126,13 @@ def _billed_otherwise(ledger: PeriodLedger, reconciliation: dict | None) -> dict
     billed cost differs from the ledger's beyond the tolerance, for every team with priced usage
     of it (directly or through a shared application): its charge may change once the bill is
     settled."""
-    from .present import unit_money
+    from .present import money, unit_money
     from .reconcile import beyond_tolerance
+
+    def shown(value: Decimal) -> str:  # $0.80 as the reconciliation says it; $0.0021 below a cent
+        return (
+            money(value, currency) if abs(value) >= Decimal("0.01") else unit_money(value, currency)
+        )
 
     if not reconciliation or reconciliation.get("result") != "fail":
         return {}
@@ -156,8 +161,7 @@ def _billed_otherwise(ledger: PeriodLedger, reconciliation: dict | None) -> dict
         receivers = apps[application].shared.teams if status == "shared" else [team]
         billed, computed = blamed[model]
         sentence = (
-            f"{model} is billed {unit_money(billed, currency)} against "
-            f"{unit_money(computed, currency)} "
+            f"{model} is billed {shown(billed)} against {shown(computed)} "
             "computed (reconciliation fail): the team's cost of it may change once the bill is "
             "settled"
         )

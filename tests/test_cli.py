@@ -393,6 +393,21 @@ def test_validate_names_models_without_a_price_in_effect(workspace, capsys):
         "unpriced: 1 billable call of chat-small in 2026-10 has no price in effect (its first "
         "price entry starts 2026-10-11); run lists it as unpriced exceptions",
     ]
+    # a logging duplicate is one call, as run counts it; a price that ended is named as ended
+    config = workspace(
+        [*rows, request("r2", model="mystery-model"), request("r5", model="reasoner")]
+    )
+    pricing = (config.parent / "pricing.yaml").read_text()
+    (config.parent / "pricing.yaml").write_text(
+        pricing.replace("- model: reasoner\n", "- model: reasoner\n    effective_to: 2026-09-01\n")
+    )
+    main(["validate", "--config", str(config), "--period", "2026-10"])
+    assert capsys.readouterr().err.splitlines() == [
+        "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
+        "(pricing.yaml has no entry); run lists them as unpriced exceptions",
+        "unpriced: 1 billable call of reasoner in 2026-10 has no price in effect (its last "
+        "price entry ends 2026-09-01); run lists it as unpriced exceptions",
+    ]
 
 
 def test_a_bad_parquet_row_is_named_by_its_row_number(workspace, tmp_path, capsys):

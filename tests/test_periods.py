@@ -39,6 +39,9 @@ def test_one_day_is_written_as_a_range_and_the_error_says_so():
         "period '2026-10-01': expected a period like 2026-10 (month), 2026-W42 (ISO week) or "
         "2026-10-01..2026-10-15; one day is the range 2026-10-01..2026-10-01"
     )
+    with pytest.raises(ConfigError) as caught:
+        parse_period("2026-02-30")
+    assert caught.value.line().endswith("2026-10-01..2026-10-15; 2026-02-30 is not a valid date")
 
 
 def test_range_includes_both_days():

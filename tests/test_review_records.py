@@ -142,6 +142,13 @@ def test_a_failed_reconciliation_puts_the_teams_of_the_blamed_model_on_follow_up
             "needs_follow_up", sentence, "finops-analyst (the bill)"
         )  # fmt: skip
     assert teams["platform"].review_result == "pass"
+    # from a cent up, amounts read as the reconciliation writes them: $0.80, not $0.8
+    cents = {**record, "lines": [{**line, "billed_cost": "0.80", "ledger_cost": "0.4",
+                                   "variance": "-0.4"}]}  # fmt: skip
+    [search] = [
+        r for r in chargeback_review(ledger, "finops-analyst", AT, cents) if r.team == "search"
+    ]
+    assert search.reasons.startswith("chat-small is billed $0.80 against $0.40 computed")
     # a passing reconciliation, or a line within the tolerance, questions no team
     passing = {**record, "result": "pass"}
     within = {**record, "lines": [{**line, "billed_cost": "0.00239", "variance": "-0.00001"}]}

@@ -23,6 +23,7 @@ __all__ = [
     "direct_usage",
     "shared_weights",
     "split_exact",
+    "unpriced_shares",
 ]
 
 COST_QUANTUM = Decimal(1).scaleb(-PER_TOKEN_SCALE)
@@ -203,3 +204,14 @@ def _line_order(line: AllocationLine) -> tuple:
         line.application or "",
         line.environment or "",
     )
+
+
+def unpriced_shares(allocation: Sequence[AllocationLine]) -> set[tuple[str | None, str | None]]:
+    """(application, environment) of the shared lines with unpriced calls. Their count is split
+    in whole calls, so a receiving team can get none of them while its share of the cost is
+    still understated: it must hear of them all the same."""
+    return {
+        (line.application, line.environment)
+        for line in allocation
+        if line.allocation_status == "shared" and line.unpriced_requests
+    }

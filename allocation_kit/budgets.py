@@ -23,7 +23,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from .allocate import AllocationLine
+from .allocate import AllocationLine, unpriced_shares
 from .config import Money, Percent, Registry, _KeyProblem, _Strict, parse_document
 from .errors import ConfigError
 from .history import cell_text
@@ -213,16 +213,20 @@ def budget_lines(
                 "the period have no rows"
             )
     basis = budget_basis(period)
+    unpriced_shared = unpriced_shares(allocation)
     lines = []
     for b in budgets.budgets:
         budget = prorated_budget(b.monthly, period)
         actual = other = Decimal(0)
         unpriced = 0
+        shares: set[str] = set()  # shared applications whose unpriced calls the team shares
         for line in allocation:
             if line.team == b.team and line.allocation_status in ("allocated", "shared"):
                 if line.environment in b.environments:
                     actual += line.cost
                     unpriced += line.unpriced_requests
+                    if (line.application, line.environment) in unpriced_shared:
+                        shares.add(line.application or "")
                 else:
                     other += line.cost
         forecast = (
@@ -239,11 +243,16 @@ def budget_lines(
             reasons.append(f"{pct}% of budget used (threshold {crossed[-1]}%)")
         else:
             status = "ok"
-        if unpriced:
-            calls = (
-                f"{unpriced:,} unpriced call{'s' if unpriced != 1 else ''} in "
-                f"{', '.join(b.environments)}"
-            )
+        if unpriced or shares:
+            parts = []
+            if unpriced:
+                envs = ", ".join(b.environments)
+                parts.append(f"{unpriced:,} unpriced call{'s' if unpriced != 1 else ''} in {envs}")
+            if shares:
+                parts.append(
+                    f"its share of the unpriced calls on shared {', '.join(sorted(shares))}"
+                )
+            calls = " and ".join(parts)
             reasons.append(f"actual leaves out {calls} (no price in the snapshot: cost unknown)")
             if status == "ok":  # an actual known to be short cannot be called within budget
                 status = "warning"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from .allocate import unpriced_shares
 from .config import ProportionalSplit
 from .history import cell_text
 from .pipeline import PeriodLedger, kept_items_sql
@@ -188,6 +189,7 @@ def chargeback_review(
     ownership = _ownership_issues(ledger)
     retired = _retired_traffic(ledger)
     billed_otherwise = _billed_otherwise(ledger, reconciliation)
+    unpriced_shared = unpriced_shares(ledger.allocation)
     rows = []
     for team in registry.teams:
         lines = [
@@ -209,6 +211,23 @@ def chargeback_review(
                     f"unpriced usage: {counted(unpriced, 'request')} "
                     f"{'has' if unpriced == 1 else 'have'} no price in the snapshot "
                     "(cost understated)",
+                    ws.pricing.reviewed_by,
+                )
+            )
+        shares = sorted(
+            {
+                line.application or ""
+                for line in lines
+                if line.allocation_status == "shared"
+                and (line.application, line.environment) in unpriced_shared
+                and not line.unpriced_requests  # its whole-call share is said above
+            }
+        )
+        if shares:
+            problems.append(
+                (
+                    "fail",
+                    f"a share of unpriced usage on shared {', '.join(shares)} (cost understated)",
                     ws.pricing.reviewed_by,
                 )
             )

@@ -202,3 +202,23 @@ def test_the_packet_shows_the_monthly_budget_and_its_proration_for_a_range():
         '<p class="ak-note">Budgets are monthly amounts; 2026-10-01..2026-10-15 takes each '
         "day's share of its own month: 15/31 of 2026-10 of the monthly budget.</p>"
     )
+
+
+def test_a_share_of_unpriced_calls_on_a_shared_application_is_named_though_its_count_is_0():
+    from dataclasses import replace
+
+    # one unpriced gateway call split 70/30: search's line counts it, support's counts 0 calls
+    # of it, yet support's share of its cost is as unknown
+    config = budgets({"team": "search", "monthly": 1000}, {"team": "support", "monthly": 1000})
+    shared = {"status": "shared"}
+    allocation = [
+        replace(line("search", "7.00", **shared), application="gw", unpriced_requests=1),
+        replace(line("support", "3.00", **shared), application="gw", unpriced_requests=0),
+    ]
+    result = budget_lines(config, allocation, REG, OCTOBER, WHOLE_OCTOBER, "USD")
+    assert [(b.team, b.status, b.reason) for b in result] == [
+        ("search", "warning", "actual leaves out 1 unpriced call in production and its share "
+         "of the unpriced calls on shared gw (no price in the snapshot: cost unknown)"),
+        ("support", "warning", "actual leaves out its share of the unpriced calls on shared gw "
+         "(no price in the snapshot: cost unknown)"),
+    ]  # fmt: skip

@@ -90,6 +90,19 @@ def test_traffic_on_a_retired_application_is_allocated_and_needs_follow_up(works
     )
 
 
+def test_a_share_of_an_unpriced_shared_call_fails_every_receiving_team(workspace):
+    # one unpriced call on gateway-fixed (search 70%, support 30%): the whole call is counted
+    # for search, yet support's 30% of its cost is as unknown
+    teams = reviewed(workspace, [request("r1", application="gateway-fixed", team=None,
+                                         model="mystery-model")])  # fmt: skip
+    assert (teams["search"].review_result, teams["search"].reasons) == (
+        "fail", "unpriced usage: 1 request has no price in the snapshot (cost understated)"
+    )  # fmt: skip
+    assert (teams["support"].review_result, teams["support"].reasons) == (
+        "fail", "a share of unpriced usage on shared gateway-fixed (cost understated)"
+    )  # fmt: skip
+
+
 def test_a_tag_conflict_needs_follow_up_from_both_teams(workspace):
     rows = reviewed(workspace, [request("r1", team="search", application="ticket-bot")])
     reason = (

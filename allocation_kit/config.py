@@ -638,7 +638,15 @@ def _expected(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...
     if kind == "union_tag_invalid":
         return "method must be one of fixed, proportional, even"
     if kind == "union_tag_not_found":
-        return "missing method (fixed, proportional or even)"
+        written = (
+            [str(k) for k in error.get("input") or {}]
+            if isinstance(error.get("input"), dict)
+            else []
+        )
+        close = difflib.get_close_matches("method", [k.lower() for k in written], n=1, cutoff=0.6)
+        typo = next((k for k in written if close and k.lower() == close[0]), None)
+        hint = f"; {typo!r} is not a key (did you mean method?)" if typo else ""
+        return f"missing method (fixed, proportional or even){hint}"
     bounds = {"less_than_equal": "at most", "greater_than_equal": "at least",
               "greater_than": "more than"}  # fmt: skip
     if kind in bounds:

@@ -145,6 +145,15 @@ def test_shared_split_must_sum_to_100(workspace):
     )
 
 
+@pytest.mark.parametrize("typo", ["methd", "Method"])
+def test_a_misspelt_method_is_named(workspace, typo):
+    registry = REGISTRY.replace("method: even", f"{typo}: even")
+    assert error_line(workspace, registry=registry).endswith(
+        "registry.yaml: applications[4] (gateway-even).shared: missing method (fixed, "
+        f"proportional or even); '{typo}' is not a key (did you mean method?)"
+    )
+
+
 def test_application_team_must_exist(workspace):
     registry = REGISTRY.replace(
         "{id: ticket-bot, team: support}", "{id: ticket-bot, team: helpdesk}"

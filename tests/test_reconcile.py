@@ -281,17 +281,6 @@ def test_a_real_overcharge_still_fails_beside_an_unmatched_model(workspace):
     ]
 
 
-def test_a_per_call_price_mismatch_names_the_rate_per_call(workspace):
-    bill = [*CLEAN_BILL[:-1], usage("painter", "per_call", 1, "0.05")]
-    recon = reconcile(workspace, ROWS, bill)
-    assert message(recon, "price_mismatch") == (
-        "painter calls billed 1 vs 1 logged, but billed $0.05 vs $0.04 computed ($0.05 per "
-        "call billed vs $0.04 priced, on average): either the price snapshot is stale (check "
-        "the provider's price for the period) or the provider billed above its price (dispute "
-        "the difference)."
-    )
-
-
 # --- what is compared, and what is listed beside ------------------------------------------------
 
 
@@ -423,13 +412,22 @@ def test_monthly_charge_periods_give_no_daily_comparison(workspace):
     assert reconcile(workspace, ROWS, CLEAN_BILL).daily is None
 
 
-def test_per_call_models_compare_requests(workspace):
-    bill = [*CLEAN_BILL[:-1], usage("painter", "per_call", 2, "0.08")]
-    recon = reconcile(workspace, ROWS, bill)
-    assert message(recon, "token_mismatch") == (
-        "painter calls billed 2 vs 1 logged (billed $0.08 vs $0.04 computed): the bill has 1 call "
-        "more: traffic missing from the ledger (unlogged callers or lost log rows)."
-    )
+@pytest.mark.parametrize(
+    ("calls", "cost", "code", "expected"),
+    [
+        (2, "0.08", "token_mismatch",
+         "painter calls billed 2 vs 1 logged (billed $0.08 vs $0.04 computed): the bill has 1 "
+         "call more: traffic missing from the ledger (unlogged callers or lost log rows)."),
+        (1, "0.05", "price_mismatch",
+         "painter calls billed 1 vs 1 logged, but billed $0.05 vs $0.04 computed ($0.05 per call "
+         "billed vs $0.04 priced, on average): either the price snapshot is stale (check the "
+         "provider's price for the period) or the provider billed above its price (dispute the "
+         "difference)."),
+    ],
+)  # fmt: skip
+def test_per_call_models_compare_requests_and_their_rate(workspace, calls, cost, code, expected):
+    bill = [*CLEAN_BILL[:-1], usage("painter", "per_call", calls, cost)]
+    assert message(reconcile(workspace, ROWS, bill), code) == expected
 
 
 def test_a_bill_reporting_request_counts_is_compared_with_billable_calls(workspace):

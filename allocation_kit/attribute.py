@@ -154,8 +154,12 @@ def tag_status_sql(source: str) -> str:
             CASE
                 WHEN r.application IS NOT NULL AND a.id IS NULL
                     THEN 'application ' || r.application || ' is not in the registry'
+                        || COALESCE(' (did you mean ' || (SELECT min(id) FROM reg_apps
+                            WHERE lower(id) = lower(r.application)) || '?)', '')
                 WHEN r.team IS NOT NULL AND t.id IS NULL
-                    THEN 'team ' || r.team || ' is not in the registry' || CASE
+                    THEN 'team ' || r.team || ' is not in the registry'
+                        || COALESCE(' (did you mean ' || (SELECT min(id) FROM reg_teams
+                            WHERE lower(id) = lower(r.team)) || '?)', '') || CASE
                         WHEN r.application IS NOT NULL THEN ' (application ' || r.application
                             || ' is owned by ' || a.team || ')' ELSE '' END
                 WHEN r.application IS NOT NULL AND {disagrees}

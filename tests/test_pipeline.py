@@ -52,6 +52,11 @@ def test_team_tag_alone_allocates_to_the_team(workspace):
         # an id the registry lacks is unknown, not a disagreement with the application's team
         ({"team": "marketing", "application": "ticket-bot"}, "unknown_owner",
          "team marketing is not in the registry (application ticket-bot is owned by support)"),
+        # a tag differing from a registered id only in case says which id it may mean
+        ({"team": "Search", "application": None}, "unknown_owner",
+         "team Search is not in the registry (did you mean search?)"),
+        ({"team": "support", "application": "Ticket-Bot"}, "unknown_owner",
+         "application Ticket-Bot is not in the registry (did you mean ticket-bot?)"),
         ({"team": "search", "application": "ticket-bot"}, "conflict",
          "team tag search disagrees with application ticket-bot owned by support"),
         ({"cached_input_tokens": 1001}, "quarantined",

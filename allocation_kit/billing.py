@@ -220,7 +220,7 @@ def load_billing(
         if source.format == "focus":
             plan = _focus_plan(path, found, source.columns)
         else:
-            plan = _generic_plan(path, found, source.columns, currency)
+            plan = _generic_plan(path, found, source.columns, currency, source.directions)
         table = f"billing_file_{index}"
         rows += _stage(con, path, reader, found, plan, table)
         names = ", ".join(c for c, _ in _STAGED_COLUMNS)
@@ -509,11 +509,17 @@ def _focus_plan(path: Path, found: dict[str, str], mapping: dict[str, str]) -> _
 
 
 def _generic_plan(
-    path: Path, found: dict[str, str], mapping: dict[str, str], currency: str
+    path: Path,
+    found: dict[str, str],
+    mapping: dict[str, str],
+    currency: str,
+    directions: Mapping[str, str] | None = None,
 ) -> _Plan:
     fields = _resolve(found, GENERIC_FIELDS, mapping)
     _require(path, fields, GENERIC_REQUIRED, mapping, found, "billing")
-    pairs = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in GENERIC_DIRECTIONS.items())
+    # the bill's own words (billing.directions) before the kit's: `input` may mean all input
+    words = GENERIC_DIRECTIONS | {k.strip().lower(): v for k, v in (directions or {}).items()}
+    pairs = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in words.items())
     month = (
         "CASE WHEN regexp_full_match(TRIM(t_date), '\\d{4}-\\d{2}') "
         "THEN TRY_CAST(TRIM(t_date) || '-01' AS DATE) END"
@@ -564,7 +570,8 @@ def _generic_plan(
         ("quantity", "t_quantity IS NOT NULL AND n_quantity IS NULL",
          "a number of tokens (or of calls, for per_call)"),
         ("direction", "t_direction IS NOT NULL AND direction IS NULL",
-         "empty or one of " + ", ".join(GENERIC_DIRECTIONS)),
+         "empty or one of " + ", ".join(words) + " (map your own words with "
+         "billing.directions)"),
         ("currency", "NOT regexp_full_match(upper(TRIM(t_currency)), '[A-Z]{3}')",
          "a 3-letter currency code such as USD"),
         ("charge_category", "t_charge_category IS NOT NULL AND category IS NULL",

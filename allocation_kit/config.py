@@ -181,10 +181,21 @@ class RequestsSource(_Strict):
         return self
 
 
+BillDirection = Literal["uncached_input", "cached_input", "cache_write", "output", "per_call"]
+
+
 class BillingSource(_Strict):
     path: str = Field(min_length=1)
     format: Literal["focus", "generic", "openai-usage"] = "focus"
     columns: dict[str, str] = Field(default_factory=dict)
+    # a generic bill's own words for token directions: {prompt: uncached_input, completion: output}
+    directions: dict[str, BillDirection] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _directions_for_generic(self) -> BillingSource:
+        if self.directions and self.format != "generic":
+            raise _KeyProblem("directions", f"only for format generic, not {self.format}")
+        return self
 
 
 class FocusExport(_Strict):

@@ -69,9 +69,9 @@ def write_csv(path: Path, rows: list[dict[str, object]], columns: list[str] | No
     return path
 
 
-def load(root: Path, path: str, fmt: str = "focus", columns: dict | None = None):
+def load(root: Path, path: str, fmt: str = "focus", columns: dict | None = None, **source: object):
     con = connect()
-    source = BillingSource(path=path, format=fmt, columns=columns or {})
+    source = BillingSource(path=path, format=fmt, columns=columns or {}, **source)
     loaded = load_billing(con, source, root, "kit.yaml", "USD")
     return con, loaded
 
@@ -296,6 +296,23 @@ def test_a_generic_daily_bill_is_mapped_by_column(tmp_path):
     assert loaded.format == "generic"
 
 
+def test_a_generic_bill_maps_its_own_direction_words(tmp_path):
+    # OpenAI's words: `prompt` here is the uncached part (its cached part is a line of its own)
+    (tmp_path / "bill.csv").write_text(
+        "date,model,direction,quantity,cost\n"
+        "2026-10-05,chat-small,prompt,600000,0.60\n"
+        "2026-10-05,chat-small,Cached_Prompt,400000,0.20\n"
+        "2026-10-05,chat-small,completion,250000,1.00\n"
+    )
+    words = {"prompt": "uncached_input", "cached_prompt": "cached_input", "completion": "output"}
+    con, _ = load(tmp_path, "bill.csv", "generic", directions=words)
+    assert rows(con, "direction, quantity").fetchall() == [
+        ("uncached_input", Decimal(600_000)),
+        ("cached_input", Decimal(400_000)),
+        ("output", Decimal(250_000)),
+    ]
+
+
 def test_a_generic_monthly_bill_with_its_own_currency_and_categories(tmp_path):
     (tmp_path / "bill.csv").write_text(
         "date,model,cost,currency,charge_category\n"
@@ -403,7 +420,8 @@ def test_a_bad_parquet_value_names_its_row(tmp_path):
         ("date,model,cost,direction\n2026-10-05,chat-small,1,reasoning\n",
          "row 1 (line 2), column 'direction': got 'reasoning', expected empty or one of "
          "uncached_input, cached_input, cache_write, output, per_call, input, uncached, cached, "
-         "cache_read, cacheread, cachewrite, requests, calls, images"),
+         "cache_read, cacheread, cachewrite, requests, calls, images (map your own words with "
+         "billing.directions)"),
         ("date,model,cost\n2026-10-05,chat-small,$1.00\n",
          "row 1 (line 2), column 'cost': got '$1.00', expected a decimal number such as 12.50"),
     ],

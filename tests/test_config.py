@@ -296,6 +296,21 @@ def test_whole_numbers_are_decimal_digits_never_octal_or_hex(workspace):
     assert line.endswith("malformed YAML ('0x10' is not written in decimal digits)")
 
 
+@pytest.mark.parametrize(
+    ("billing", "expected"),
+    [
+        ("{path: bill.csv, format: generic, directions: {prompt: input_tokens}}",
+         "billing.directions.prompt: got 'input_tokens': Input should be 'uncached_input', "
+         "'cached_input', 'cache_write', 'output' or 'per_call'"),
+        ("{path: bill.csv, directions: {prompt: uncached_input}}",
+         "billing.directions: only for format generic, not focus"),
+    ],
+)  # fmt: skip
+def test_bill_direction_words_map_to_the_kits_directions(workspace, billing, expected):
+    line = error_line(workspace, kit=KIT + f"billing: {billing}\n")
+    assert line.endswith(f"kit.yaml: {expected}")
+
+
 def test_currency_must_match_the_snapshot(workspace):
     line = error_line(workspace, pricing=PRICING.replace("currency: USD", "currency: EUR"))
     assert line.endswith(

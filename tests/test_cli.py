@@ -367,6 +367,13 @@ def test_validate_prints_every_expectation_and_exits_0(workspace, capsys):
     )
 
 
+def validate_with_pricing(config: Path, old: str, new: str) -> None:
+    """`validate` the 2026-10 period after replacing the first `old` of pricing.yaml by `new`."""
+    path = config.parent / "pricing.yaml"
+    path.write_text(path.read_text().replace(old, new, 1))
+    main(["validate", "--config", str(config), "--period", "2026-10"])
+
+
 def test_validate_names_models_without_a_price_in_effect(workspace, capsys):
     # chat-small is priced from 2026-01-01 (until 2026-10-15, then again); mystery-model never;
     # a failed call is not billable, so it is not counted
@@ -382,11 +389,7 @@ def test_validate_names_models_without_a_price_in_effect(workspace, capsys):
         "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
         "(pricing.yaml has no entry); run lists them as unpriced exceptions"
     ]
-    pricing = (config.parent / "pricing.yaml").read_text()
-    (config.parent / "pricing.yaml").write_text(
-        pricing.replace("effective_from: 2026-01-01", "effective_from: 2026-10-11", 1)
-    )
-    main(["validate", "--config", str(config), "--period", "2026-10"])
+    validate_with_pricing(config, "effective_from: 2026-01-01", "effective_from: 2026-10-11")
     assert capsys.readouterr().err.splitlines() == [
         "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
         "(pricing.yaml has no entry); run lists them as unpriced exceptions",
@@ -397,11 +400,9 @@ def test_validate_names_models_without_a_price_in_effect(workspace, capsys):
     config = workspace(
         [*rows, request("r2", model="mystery-model"), request("r5", model="reasoner")]
     )
-    pricing = (config.parent / "pricing.yaml").read_text()
-    (config.parent / "pricing.yaml").write_text(
-        pricing.replace("- model: reasoner\n", "- model: reasoner\n    effective_to: 2026-09-01\n")
+    validate_with_pricing(
+        config, "- model: reasoner\n", "- model: reasoner\n    effective_to: 2026-09-01\n"
     )
-    main(["validate", "--config", str(config), "--period", "2026-10"])
     assert capsys.readouterr().err.splitlines() == [
         "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
         "(pricing.yaml has no entry); run lists them as unpriced exceptions",

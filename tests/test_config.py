@@ -18,6 +18,12 @@ def error_line(workspace, **files) -> str:
     return caught.value.line()
 
 
+def edited_error(workspace, file: str, old: str, new: str) -> str:
+    """The error line of the test workspace with `old` replaced by `new` in one of its files."""
+    text = {"registry": REGISTRY, "pricing": PRICING, "kit": KIT}[file]
+    return error_line(workspace, **{file: text.replace(old, new)})
+
+
 def test_a_valid_workspace_loads_with_exact_prices(workspace):
     ws = load_workspace(workspace([request("r1")]))
     assert ws.kit.currency == "USD"
@@ -92,46 +98,47 @@ def test_a_registry_id_is_a_trimmed_text(workspace, written, where, expected):
     assert line.endswith(f"registry.yaml: {where}: {expected}")
 
 
-def test_an_application_without_its_id_is_named_by_its_team_as_a_team(workspace):
-    registry = REGISTRY.replace("{id: search-api, team: search}", "{team: search}")
-    assert error_line(workspace, registry=registry).endswith(
-        "registry.yaml: applications[0] (team search).id: required key is missing"
-    )
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        # an entry without its id is named by its team, as a team
+        ("registry", "{id: search-api, team: search}", "{team: search}",
+         "registry.yaml: applications[0] (team search).id: required key is missing"),
+        # ' reasoner' could never match a trimmed ledger model: every call went unpriced
+        ("pricing", "- model: reasoner", "- model: ' reasoner'",
+         "pricing.yaml: models[2] ( reasoner).model: got ' reasoner': expected an id without "
+         "leading or trailing spaces"),
+        ("registry", "[production, staging]", "[production, 'staging ']",
+         "registry.yaml: environments[1]: got 'staging ': expected an id without leading or "
+         "trailing spaces"),
+    ],
+)  # fmt: skip
+def test_ids_are_present_and_trimmed_everywhere(workspace, file, old, new, expected):
+    assert edited_error(workspace, file, old, new).endswith(expected)
 
 
-def test_a_priced_model_id_is_a_trimmed_text(workspace):
-    # ' chat-small' could never match a trimmed ledger model: every call went unpriced
-    pricing = PRICING.replace("- model: reasoner", "- model: ' reasoner'")
-    assert error_line(workspace, pricing=pricing).endswith(
-        "pricing.yaml: models[2] ( reasoner).model: got ' reasoner': expected an id without "
-        "leading or trailing spaces"
-    )
-
-
-def test_an_environment_id_is_a_trimmed_text(workspace):
-    registry = REGISTRY.replace("[production, staging]", "[production, 'staging ']")
-    line = error_line(workspace, registry=registry)
-    assert line.endswith(
-        "registry.yaml: environments[1]: got 'staging ': "
-        "expected an id without leading or trailing spaces"
-    )
-
-
-def test_a_misspelt_key_is_named_rather_than_the_key_it_leaves_missing(workspace):
-    # `ouput` is both an unknown key and a missing `output`: the misspelling says what to fix
-    pricing = PRICING.replace("{input: 2.00, output: 8.00,", "{input: 2.00, ouput: 8.00,")
-    line = error_line(workspace, pricing=pricing)
-    assert line.endswith(
-        "pricing.yaml: models[2] (reasoner).per_1m_tokens.ouput: unknown key (did you mean "
-        "output?); expected one of input, cached_input, cache_write, output, reasoning "
-        "(and 1 more problem in this file)"
-    )
-    kit = KIT.replace("requests:", "reqeusts:")
-    assert error_line(workspace, kit=kit).endswith(
-        "kit.yaml: reqeusts: unknown key (did you mean requests?); expected one of name, "
-        "currency, engine, requests, billing, registry, pricing, cost_units, budgets, "
-        "reconciliation, review, expectations, focus (and 1 more problem in this file)"
-    )
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        # `ouput` is both an unknown key and a missing `output`: the misspelling says what to fix
+        ("pricing", "{input: 2.00, output: 8.00,", "{input: 2.00, ouput: 8.00,",
+         "pricing.yaml: models[2] (reasoner).per_1m_tokens.ouput: unknown key (did you mean "
+         "output?); expected one of input, cached_input, cache_write, output, reasoning "
+         "(and 1 more problem in this file)"),
+        ("kit", "requests:", "reqeusts:",
+         "kit.yaml: reqeusts: unknown key (did you mean requests?); expected one of name, "
+         "currency, engine, requests, billing, registry, pricing, cost_units, budgets, "
+         "reconciliation, review, expectations, focus (and 1 more problem in this file)"),
+        *(("registry", "method: even", f"{typo}: even",
+           "registry.yaml: applications[4] (gateway-even).shared: missing method (fixed, "
+           f"proportional or even); '{typo}' is not a key (did you mean method?)")
+          for typo in ("methd", "Method")),
+    ],
+)  # fmt: skip
+def test_a_misspelt_key_is_named_rather_than_the_key_it_leaves_missing(
+    workspace, file, old, new, expected
+):
+    assert edited_error(workspace, file, old, new).endswith(expected)
 
 
 def test_shared_split_must_sum_to_100(workspace):
@@ -142,15 +149,6 @@ def test_shared_split_must_sum_to_100(workspace):
     assert line.endswith(
         "registry.yaml: applications[2] (gateway-fixed).shared.split: the split sums to 90, "
         "expected 100"
-    )
-
-
-@pytest.mark.parametrize("typo", ["methd", "Method"])
-def test_a_misspelt_method_is_named(workspace, typo):
-    registry = REGISTRY.replace("method: even", f"{typo}: even")
-    assert error_line(workspace, registry=registry).endswith(
-        "registry.yaml: applications[4] (gateway-even).shared: missing method (fixed, "
-        f"proportional or even); '{typo}' is not a key (did you mean method?)"
     )
 
 
@@ -235,22 +233,23 @@ def test_a_free_output_direction_is_written_as_zero(workspace):
     )
 
 
-def test_more_than_six_places_per_million_is_rejected(workspace):
-    pricing = PRICING.replace("reasoning: 10.00", "reasoning: 10.0000001")
-    line = error_line(workspace, pricing=pricing)
-    assert line.endswith(
-        "pricing.yaml: models[2] (reasoner).per_1m_tokens.reasoning: 10.0000001 has more than "
-        "6 decimal places per 1M tokens"
-    )
-
-
-def test_a_price_is_read_from_its_digits_not_a_float(workspace):
-    # 10.00000000000000001 is 10.0 as a float: the snapshot's own digits are checked instead
-    pricing = PRICING.replace("reasoning: 10.00", "reasoning: 10.00000000000000001")
-    line = error_line(workspace, pricing=pricing)
-    assert line.endswith(
-        "pricing.yaml: models[2] (reasoner).per_1m_tokens.reasoning: 10.00000000000000001 has "
-        "more than 6 decimal places per 1M tokens"
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("10.0000001", "10.0000001 has more than 6 decimal places per 1M tokens"),
+        # 10.0 as a float: the snapshot's own digits are checked instead
+        ("10.00000000000000001",
+         "10.00000000000000001 has more than 6 decimal places per 1M tokens"),
+        # beyond exact decimal arithmetic's 28 digits once its places are checked: a traceback
+        ("1.0e+30", "got 1.0e+30, expected at most 1,000,000,000,000"),
+        ("12345678901234567890123.5",
+         "got 12345678901234567890123.5, expected at most 1,000,000,000,000"),
+    ],
+)  # fmt: skip
+def test_a_price_is_checked_as_written(workspace, written, expected):
+    pricing = PRICING.replace("reasoning: 10.00", f"reasoning: {written}")
+    assert error_line(workspace, pricing=pricing).endswith(
+        f"pricing.yaml: models[2] (reasoner).per_1m_tokens.reasoning: {expected}"
     )
 
 
@@ -264,27 +263,26 @@ def test_prices_keep_the_digits_written(workspace):
 
 
 @pytest.mark.parametrize(
-    ("aliases", "expected"),
+    ("file", "added", "expected"),
     [
-        ("{gpt-x-2026: gpt-x}", "aliases.gpt-x-2026: 'gpt-x' has no entry in models; expected "
-         "the name of a priced model"),
-        ("{reasoner: chat-small}", "aliases.reasoner: is a priced model itself; expected "
-         "another name of one (an alias never replaces a model's own price)"),
+        # an alias is another name of a priced model, never a priced model itself
+        ("pricing", "aliases: {gpt-x-2026: gpt-x}",
+         "pricing.yaml: aliases.gpt-x-2026: 'gpt-x' has no entry in models; expected the name of "
+         "a priced model"),
+        ("pricing", "aliases: {reasoner: chat-small}",
+         "pricing.yaml: aliases.reasoner: is a priced model itself; expected another name of "
+         "one (an alias never replaces a model's own price)"),
+        # a bill's direction words map to the kit's directions, for a generic bill only
+        ("kit", "billing: {path: bill.csv, format: generic, directions: {prompt: input_tokens}}",
+         "kit.yaml: billing.directions.prompt: got 'input_tokens': Input should be "
+         "'uncached_input', 'cached_input', 'cache_write', 'output' or 'per_call'"),
+        ("kit", "billing: {path: bill.csv, directions: {prompt: uncached_input}}",
+         "kit.yaml: billing.directions: only for format generic, not focus"),
     ],
 )  # fmt: skip
-def test_an_alias_names_another_name_of_a_priced_model(workspace, aliases, expected):
-    line = error_line(workspace, pricing=PRICING + f"aliases: {aliases}\n")
-    assert line.endswith(f"pricing.yaml: {expected}")
-
-
-@pytest.mark.parametrize("written", ["1.0e+30", "12345678901234567890123.5"])
-def test_an_amount_beyond_a_trillion_is_one_line_not_a_traceback(workspace, written):
-    # beyond exact decimal arithmetic's 28 digits once its places are checked: a traceback
-    pricing = PRICING.replace("reasoning: 10.00", f"reasoning: {written}")
-    assert error_line(workspace, pricing=pricing).endswith(
-        f"pricing.yaml: models[2] (reasoner).per_1m_tokens.reasoning: got {written}, expected "
-        "at most 1,000,000,000,000"
-    )
+def test_names_of_models_and_directions_map_to_the_kits_own(workspace, file, added, expected):
+    text = {"pricing": PRICING, "kit": KIT}[file]
+    assert error_line(workspace, **{file: f"{text}{added}\n"}).endswith(expected)
 
 
 def test_whole_numbers_are_decimal_digits_never_octal_or_hex(workspace):
@@ -294,21 +292,6 @@ def test_whole_numbers_are_decimal_digits_never_octal_or_hex(workspace):
     assert reasoner.per_1m_tokens.reasoning == Decimal(10)
     line = error_line(workspace, pricing=PRICING.replace("reasoning: 10.00", "reasoning: 0x10"))
     assert line.endswith("malformed YAML ('0x10' is not written in decimal digits)")
-
-
-@pytest.mark.parametrize(
-    ("billing", "expected"),
-    [
-        ("{path: bill.csv, format: generic, directions: {prompt: input_tokens}}",
-         "billing.directions.prompt: got 'input_tokens': Input should be 'uncached_input', "
-         "'cached_input', 'cache_write', 'output' or 'per_call'"),
-        ("{path: bill.csv, directions: {prompt: uncached_input}}",
-         "billing.directions: only for format generic, not focus"),
-    ],
-)  # fmt: skip
-def test_bill_direction_words_map_to_the_kits_directions(workspace, billing, expected):
-    line = error_line(workspace, kit=KIT + f"billing: {billing}\n")
-    assert line.endswith(f"kit.yaml: {expected}")
 
 
 def test_currency_must_match_the_snapshot(workspace):

@@ -36,7 +36,7 @@ from .config import BillingSource, Workspace
 from .errors import ConfigError, InputError
 from .load import matching_files
 from .malformed import duplicate_header, not_utf8_error, ragged_row
-from .price import COST_TYPE, DIRECTIONS, model_alias_sql
+from .price import COST_TYPE, DIRECTIONS, alias_sql
 
 __all__ = [
     "BILLING_COLUMNS",
@@ -238,7 +238,7 @@ def load_billing(
     # a view, not a copy: each file's table keeps its rows in file order (rowid = row - 1)
     union = " UNION ALL ".join(parts)
     if aliases:
-        union = f"SELECT * REPLACE ({model_alias_sql('model', aliases)} AS model) FROM ({union})"
+        union = f"SELECT * REPLACE ({alias_sql('model', aliases)} AS model) FROM ({union})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {union}")
     return BillingLoaded(tuple(files), source.format, rows)
 

@@ -112,7 +112,7 @@ def validate(config: Path, period: str) -> None:
         workspace.kit.requests,
         workspace.root,
         workspace.config_path.name,
-        aliases=workspace.pricing.aliases,
+        aliases=workspace.ledger_aliases,
     )
     (inside,) = con.execute(
         f"SELECT count(*) FROM requests WHERE {period_filter_sql(parsed)}"

@@ -260,6 +260,7 @@ class Team(_Strict):
     business_unit: str
     cost_center: str
     budget_owner: str
+    aliases: list[RegistryId] = Field(default_factory=list)  # other names the ledger uses
 
 
 class FixedSplit(_Strict):
@@ -298,6 +299,7 @@ class Application(_Strict):
     team: RegistryId
     active: bool = True
     shared: SharedRule | None = None
+    aliases: list[RegistryId] = Field(default_factory=list)  # other names the ledger uses
 
 
 class Registry(_Strict):
@@ -310,6 +312,8 @@ class Registry(_Strict):
     def _references_resolve(self) -> Registry:
         team_ids = _unique_ids("teams", [t.id for t in self.teams])
         _unique_ids("applications", [a.id for a in self.applications])
+        _unique_aliases("teams", self.teams)
+        _unique_aliases("applications", self.applications)
         for i, app in enumerate(self.applications):
             if app.team not in team_ids:
                 raise _KeyProblem(
@@ -325,6 +329,14 @@ class Registry(_Strict):
 
     def team(self, team_id: str) -> Team:
         return next(t for t in self.teams if t.id == team_id)
+
+    def aliases(self) -> dict[str, dict[str, str]]:
+        """{ledger column: {other name: registry id}}: what the loader reads the team and
+        application tags through."""
+        return {
+            "team": {alias: t.id for t in self.teams for alias in t.aliases},
+            "application": {alias: a.id for a in self.applications for alias in a.aliases},
+        }
 
 
 # --- pricing.yaml -------------------------------------------------------------------------------
@@ -482,6 +494,24 @@ def _unique_ids(section: str, ids: list[str]) -> set[str]:
             raise _KeyProblem(f"{section}[{i}].id", f"duplicate id {ident!r}; ids must be unique")
         seen.add(ident)
     return seen
+
+
+def _unique_aliases(section: str, entries: list[Team] | list[Application]) -> None:
+    """An alias names one entry: never an id of its section, nor another entry's alias."""
+    ids = {e.id for e in entries}
+    named: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        for alias in entry.aliases:
+            where = f"{section}[{i}] ({entry.id}).aliases"
+            if alias in ids:
+                raise _KeyProblem(
+                    where, f"{alias!r} is an id in {section}; expected another name of {entry.id}"
+                )
+            if alias in named:
+                raise _KeyProblem(
+                    where, f"{alias!r} is already an alias of {named[alias]}; an alias names one"
+                )
+            named[alias] = entry.id
 
 
 def _unknown(value: str, known: set[str]) -> str:
@@ -751,6 +781,12 @@ class Workspace:
     @property
     def pricing_path(self) -> Path:
         return self.resolve(self.kit.pricing)
+
+    @property
+    def ledger_aliases(self) -> dict[str, dict[str, str]]:
+        """{ledger column: {other name: id}}: pricing.yaml's model aliases and registry.yaml's
+        team and application aliases, read by the loader."""
+        return {"model": dict(self.pricing.aliases), **self.registry.aliases()}
 
     @property
     def suites_dir(self) -> Path:

@@ -30,7 +30,7 @@ from .malformed import (
     ragged_row,
 )
 from .present import counted
-from .price import model_alias_sql
+from .price import alias_sql
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -211,7 +211,7 @@ def load_requests(
     config_name: str,
     *,
     check: bool = True,
-    aliases: Mapping[str, str] | None = None,
+    aliases: Mapping[str, Mapping[str, str]] | None = None,
 ) -> LoadedLedger:
     """Create the view `requests` (canonical columns + `source_file`) over the ledger files,
     read as they are or through the adapter `source.format` names (see `adapters`).
@@ -220,7 +220,8 @@ def load_requests(
     fields differs from the header's, a JSONL line that is not a JSON object, a missing
     required or mapped column, a missing required value, non-numeric, fractional or negative
     token counts, unparseable timestamps, status codes and batch flags, naming the file and
-    row. `aliases` (pricing.yaml's other names of priced models) rename the ledger's models.
+    row. `aliases` ({column: {other name: id}}; see `Workspace.ledger_aliases`) rename the
+    ledger's models, teams and applications to the names the snapshot and registry use.
     `check=False` leaves the values (the scan that checks them) to the caller:
     `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
     `LoadedLedger.check_values` reports them.
@@ -279,7 +280,8 @@ def load_requests(
         column: _canonical(column, kind, mapped[column], source_types, trim)
         for column, kind in CANONICAL_COLUMNS.items()
     }
-    canonical["model"] = model_alias_sql(canonical["model"], aliases)
+    for column, names in (aliases or {}).items():
+        canonical[column] = alias_sql(canonical[column], names)
     selects = [f"{sql} AS {column}" for column, sql in canonical.items()]
     prefix = str(root.resolve()).rstrip("/") + "/"
     selects.append(f"replace(filename, {_literal(prefix)}, '') AS source_file")

@@ -510,7 +510,7 @@ def period_ledger(
         workspace.root,
         workspace.config_path.name,
         check=False,
-        aliases=workspace.pricing.aliases,
+        aliases=workspace.ledger_aliases,
     )
     # The manifest's SHA-256 of every ledger file: hashlib releases the GIL, so the files are
     # read and hashed on a thread while DuckDB works.

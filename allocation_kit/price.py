@@ -31,12 +31,12 @@ __all__ = [
     "DIRECTIONS",
     "PER_TOKEN_SCALE",
     "PriceLayout",
+    "alias_sql",
     "band_of_tier_sql",
     "band_prices",
     "billable_sql",
     "cost_sql",
     "direction_pico_sql",
-    "model_alias_sql",
     "pico_to_cost",
     "price_band_sql",
     "price_layout",
@@ -154,9 +154,9 @@ def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) ->
     return layout
 
 
-def model_alias_sql(expr: str, aliases: Mapping[str, str] | None) -> str:
-    """SQL: the model named by `expr`, read through the snapshot's aliases (other names of a
-    priced model); `expr` itself when there are none."""
+def alias_sql(expr: str, aliases: Mapping[str, str] | None) -> str:
+    """SQL: the name `expr` gives, read through `aliases` ({other name: the name the snapshot
+    or registry uses}); `expr` itself when there are none."""
     if not aliases:
         return expr
     cases = " ".join(

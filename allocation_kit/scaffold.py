@@ -32,6 +32,7 @@ teams:
   - {id: search, business_unit: product, cost_center: CC-100, budget_owner: search-lead}
   - {id: support, business_unit: operations, cost_center: CC-200, budget_owner: support-lead}
   - {id: platform, business_unit: corporate, cost_center: CC-900, budget_owner: platform-lead}
+    # aliases: [other names the ledger logs for this team, e.g. a LiteLLM team_id UUID]
 applications:                 # an application maps to exactly one team
   - {id: search-api, team: search}
   - {id: ticket-summarizer, team: support}

@@ -272,6 +272,13 @@ def test_prices_keep_the_digits_written(workspace):
         ("pricing", "aliases: {reasoner: chat-small}",
          "pricing.yaml: aliases.reasoner: is a priced model itself; expected another name of "
          "one (an alias never replaces a model's own price)"),
+        # a registry alias is another name of one team or application, never an id
+        ("registry", "  - {id: chatbot, team: search, aliases: [ticket-bot]}",
+         "registry.yaml: applications[5] (chatbot).aliases: 'ticket-bot' is an id in "
+         "applications; expected another name of chatbot"),
+        ("registry", "  - {id: chatbot, team: search, aliases: [bot, bot]}",
+         "registry.yaml: applications[5] (chatbot).aliases: 'bot' is already an alias of "
+         "chatbot; an alias names one"),
         # a bill's direction words map to the kit's directions, for a generic bill only
         ("kit", "billing: {path: bill.csv, format: generic, directions: {prompt: input_tokens}}",
          "kit.yaml: billing.directions.prompt: got 'input_tokens': Input should be "
@@ -280,9 +287,12 @@ def test_prices_keep_the_digits_written(workspace):
          "kit.yaml: billing.directions: only for format generic, not focus"),
     ],
 )  # fmt: skip
-def test_names_of_models_and_directions_map_to_the_kits_own(workspace, file, added, expected):
-    text = {"pricing": PRICING, "kit": KIT}[file]
-    assert error_line(workspace, **{file: f"{text}{added}\n"}).endswith(expected)
+def test_other_names_map_to_the_kits_own(workspace, file, added, expected):
+    if file == "registry":  # one more application
+        text = REGISTRY.replace("environments:", f"{added}\nenvironments:")
+    else:
+        text = {"pricing": PRICING, "kit": KIT}[file] + f"{added}\n"
+    assert error_line(workspace, **{file: text}).endswith(expected)
 
 
 def test_whole_numbers_are_decimal_digits_never_octal_or_hex(workspace):

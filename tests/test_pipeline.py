@@ -11,7 +11,7 @@ from allocation_kit.config import load_workspace
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
 
-from .conftest import PRICING, request
+from .conftest import PRICING, REGISTRY, request
 
 
 def run(workspace, rows, period="2026-10", **files):
@@ -77,6 +77,32 @@ def test_each_unallocated_status_keeps_its_cost_visible(workspace, tags, status,
 def test_a_team_among_those_sharing_an_application_is_no_conflict(workspace):
     ledger = run(workspace, [request("r1", application="gateway-fixed", team="support")])
     assert {line.allocation_status for line in ledger.allocation} == {"shared"}
+
+
+def test_registry_aliases_read_other_names_of_a_team_and_an_application(workspace):
+    # LiteLLM logs a team's UUID when the key has no team alias; a renamed service keeps
+    # logging its old id for a while
+    registry = (
+        REGISTRY.replace("budget_owner: search-lead}", "budget_owner: search-lead,\n"
+                         "      aliases: [0b7e6c2a-1f4d-4c8e-9a31-5d2f7e8b9c10]}")
+        .replace("{id: ticket-bot, team: support}",
+                 "{id: ticket-bot, team: support, aliases: [helpdesk-bot]}")
+    )  # fmt: skip
+    rows = [
+        request("r1", team="0b7e6c2a-1f4d-4c8e-9a31-5d2f7e8b9c10", application=None),
+        request("r2", team="support", application="helpdesk-bot"),
+        request("r3", team="search", application="helpdesk-bot"),  # a conflict all the same
+        request("r4", team="support", application="ticket-bot"),
+    ]
+    ledger = run(workspace, rows, registry=registry)
+    assert lines(ledger) == [
+        ("allocated", "support", "ticket-bot", 2, Decimal("0.0028")),
+        ("allocated", "search", None, 1, Decimal("0.0014")),
+        ("conflict", None, "ticket-bot", 1, Decimal("0.0014")),
+    ]
+    assert ledger.con.execute("SELECT detail FROM lines WHERE request_id = 'r3'").fetchall() == [
+        ("team tag search disagrees with application ticket-bot owned by support",)
+    ]
 
 
 def test_identical_duplicates_count_once_and_are_reported(workspace):

@@ -219,6 +219,17 @@ class Review(_Strict):
     reviewer_role: str = "finops-analyst"
 
 
+Spreadable = Literal[
+    "unallocated", "usage_difference", "tax", "credit", "adjustment", "purchase", "correction"
+]
+
+
+class ChargebackPolicy(_Strict):
+    """What teams carry beyond their own cost, in proportion to it (see `chargeback`)."""
+
+    spread: list[Spreadable] = Field(default_factory=list)
+
+
 class Expectations(_Strict):
     path: str | None = None  # a folder with requests/billing/registry/pricing.json
     mostly_registered: Annotated[float, Field(gt=0, le=1)] = 0.95
@@ -238,6 +249,7 @@ class KitConfig(_Strict):
     review: Review = Field(default_factory=Review)
     expectations: Expectations = Field(default_factory=Expectations)
     focus: FocusExport = Field(default_factory=FocusExport)
+    chargeback: ChargebackPolicy = Field(default_factory=ChargebackPolicy)
 
 
 # --- registry.yaml ------------------------------------------------------------------------------

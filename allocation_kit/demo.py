@@ -1124,6 +1124,11 @@ reconciliation: {tolerance_pct: 1.0}
 # Role recorded on the review records and sign-off fields.
 review: {reviewer_role: finops-analyst}
 
+# The chargeback to the bill: what teams carry beyond their own cost, in proportion to it (any of
+# unallocated, usage_difference, tax, credit, adjustment, purchase, correction). The rest stays
+# with the reviewer. The usage difference is spread only when the reconciliation passes.
+chargeback: {spread: [unallocated, usage_difference, tax, credit]}
+
 # Who evidence/focus_allocated.csv (the allocated cost in FOCUS) names as provider.
 focus: {provider_name: CometAPI}
 """

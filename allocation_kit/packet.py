@@ -19,6 +19,7 @@ from . import charts
 from .allocate import shared_weights, split_exact
 from .anomalies import MATERIALITY, SCORE_CUTOFF
 from .attribute import UNALLOCATED_STATUSES
+from .chargeback import ITEM_WORDS
 from .config import load_workspace
 from .periods import parse_period
 from .pipeline import PeriodLedger, period_ledger
@@ -27,6 +28,8 @@ from .present import (
     count_text,
     counted,
     html_table,
+    listed,
+    minor_unit,
     money,
     percent,
     rounding_note,
@@ -324,6 +327,70 @@ class Review:
             total=total,
         )
         return table + rounding_note([(list(by_center.values()), allocated)], self.currency)
+
+    def chargeback_schedule(self) -> Html:
+        """What each team is charged, in the minor unit, footing to the bill's total (see
+        `chargeback`): its own cost plus its share of what kit.yaml spreads; the reviewer keeps
+        the rest."""
+        schedule = self.analysis.charges if self.analysis else None
+        if schedule is None:
+            return Html("")
+        spread = list(schedule.spread)
+        words = [ITEM_WORDS[i] for i in spread]
+        columns = ["Team", "Cost center", "Own cost", *(f"+ {w}" for w in words), "Charge"]
+        teams, reviewer = schedule.lines[:-1], schedule.reviewer
+        body = [
+            (
+                line.team,
+                line.cost_center or "",
+                self._money(line.own_cost),
+                *(self._money(line.shares.get(i, Decimal(0))) for i in spread),
+                self._money(line.charge),
+            )
+            for line in teams
+        ]
+        kept = ", ".join(
+            f"{ITEM_WORDS[i]} {self._money(a)}" for i, a in reviewer.shares.items() if a
+        )
+        if reviewer.charge or kept:
+            label = f"Kept by the reviewer ({kept})" if kept else "Kept by the reviewer"
+            body.append((label, "", "", *([""] * len(spread)), self._money(reviewer.charge)))
+        what = (
+            f"the bill for {self.ledger.period.label}"
+            if schedule.against_bill
+            else ("the ledger total (no comparable bill)")
+        )
+        total = (
+            f"= {what[0].upper()}{what[1:]}",
+            "",
+            self._money(sum((line.own_cost for line in teams), Decimal(0))),
+            *(self._money(schedule.items[i]) for i in spread),
+            self._money(schedule.footed),
+        )
+        numeric = range(2, len(columns))
+        table = html_table(columns, body, numeric=numeric, total=total)
+        if spread:
+            rule = (
+                f"Each team carries its share of {listed(words)} in proportion to its own cost "
+                "(kit.yaml <code>chargeback.spread</code>)."
+            )
+        else:
+            rule = (
+                "Teams carry their own cost only; kit.yaml <code>chargeback.spread</code> can "
+                "spread unallocated spend, the usage difference, tax, credits and the like across "
+                "them in proportion to their own cost."
+            )
+        reasons = "".join(
+            f" The {html.escape(ITEM_WORDS[i])} stays with the reviewer: {html.escape(why)}."
+            for i, why in schedule.kept.items()
+        )
+        unit = "unit" if minor_unit(self.currency) == 1 else "cent"
+        note = Html(
+            f'<p class="ak-note">{rule}{reasons} Charges are rounded to the {unit} by largest '
+            f"remainder, so they add up to {html.escape(what)} exactly; each is within a {unit} "
+            "of its exact amount in <code>evidence/chargeback.csv</code>.</p>"
+        )
+        return table + note
 
     def shared_costs(self) -> Html:
         """Each shared application: its rule and what each receiving team got."""

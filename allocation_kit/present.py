@@ -18,6 +18,7 @@ __all__ = [
     "count_text",
     "counted",
     "html_table",
+    "listed",
     "minor_unit",
     "money",
     "percent",
@@ -42,6 +43,11 @@ class Html:
 
     def __add__(self, other: Html) -> Html:
         return Html(self.text + other.text)
+
+
+def listed(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def minor_unit(currency: str) -> Decimal:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -28,6 +29,9 @@ from .attribute import UNALLOCATED_STATUSES
 from .errors import ConfigError, KitError
 from .focus import write_focus_allocated
 from .load import file_sha256, unordered
+
+if TYPE_CHECKING:
+    from .chargeback import Chargeback
 from .pipeline import PeriodLedger, _lit, period_filter_sql
 from .price import cost_sql, price_layout
 
@@ -351,6 +355,7 @@ class Analysis:
     profile: list[dict]
     trends: dict  # unit name -> [(period, unit cost, definition changed)], oldest first
     thresholds_pct: list
+    charges: Chargeback | None = None  # the schedule that foots to the bill
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
@@ -363,7 +368,7 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]])
 def write_analysis(
     evidence: Path, ledger: PeriodLedger, record: dict, reviewer_role: str
 ) -> Analysis:
-    """Write unit_economics.csv, budgets.csv, spend_profile.csv, anomalies.csv,
+    """Write chargeback.csv, unit_economics.csv, budgets.csv, spend_profile.csv, anomalies.csv,
     chargeback_review.csv and spend_review.json; earlier periods are read from the folder that
     holds this period's folder."""
     from .anomalies import (
@@ -375,6 +380,7 @@ def write_analysis(
         spend_profile,
     )
     from .budgets import BUDGET_COLUMNS, budget_lines, budget_rows
+    from .chargeback import CHARGE_COLUMNS, charge_rows, chargeback
     from .economics import UNIT_ECONOMICS_COLUMNS, unit_economics, unit_economics_rows
     from .history import prior_evidence
     from .recorded import RECORDED_SPEND_COLUMNS, recorded_spend_by_model, recorded_spend_rows
@@ -383,6 +389,16 @@ def write_analysis(
     ws = ledger.workspace
     out = evidence.parent.parent
     now = datetime.now(UTC)
+    charges = chargeback(
+        ledger.allocation,
+        ledger.ledger_cost,
+        ws.registry,
+        record,
+        ws.kit.chargeback.spread,
+        ws.kit.currency,
+    )
+    rows = charge_rows(ledger.period.label, charges)
+    _write_csv(evidence / "chargeback.csv", CHARGE_COLUMNS, rows)
     units = unit_economics(ledger, ws.cost_units, out) if ws.cost_units else []
     _write_csv(evidence / "unit_economics.csv", UNIT_ECONOMICS_COLUMNS, unit_economics_rows(units))
     # the whole ledger's span (every file read): rows after the period mean its data is complete
@@ -403,9 +419,9 @@ def write_analysis(
     _write_csv(evidence / "spend_profile.csv", PROFILE_COLUMNS, profile_rows(profile))
     flagged = anomalies(ledger, profile, out)
     _write_csv(evidence / "anomalies.csv", ANOMALY_COLUMNS, anomaly_rows(flagged))
-    chargeback = chargeback_review(ledger, reviewer_role, now, record)
-    _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(chargeback))
-    spend = spend_review(ledger, profile, flagged, chargeback, budgets, record, reviewer_role, now)
+    reviewed = chargeback_review(ledger, reviewer_role, now, record)
+    _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(reviewed))
+    spend = spend_review(ledger, profile, flagged, reviewed, budgets, record, reviewer_role, now)
     (evidence / "spend_review.json").write_text(json.dumps(spend, indent=2) + "\n")
     trends: dict[str, list] = {u.name: [] for u in units}
     for earlier, rows in prior_evidence(out, ledger.period, "unit_economics.csv"):
@@ -423,7 +439,7 @@ def write_analysis(
             evidence / "recorded_spend.csv", RECORDED_SPEND_COLUMNS, recorded_spend_rows(recorded)
         )
     thresholds = list(ws.budgets.thresholds_pct) if ws.budgets else []
-    return Analysis(units, budgets, flagged, chargeback, spend, profile, trends, thresholds)
+    return Analysis(units, budgets, flagged, reviewed, spend, profile, trends, thresholds, charges)
 
 
 @dataclass(frozen=True)

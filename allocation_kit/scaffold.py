@@ -24,6 +24,8 @@ cost_units: cost_units.yaml   # signed-off unit cost definitions (unit economics
 budgets: budgets.yaml         # monthly budgets per team, with alert thresholds
 reconciliation: {tolerance_pct: 1.0}
 review: {reviewer_role: finops-analyst}
+# chargeback:                 # what teams carry beyond their own cost, pro rata to it
+#   spread: [unallocated, tax]  # also usage_difference, credit, adjustment, purchase, correction
 """
 
 REGISTRY_YAML = """\

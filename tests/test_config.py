@@ -42,7 +42,7 @@ def test_unknown_key_lists_the_allowed_keys(workspace):
     assert line.endswith(
         "kit.yaml: reconcilation: unknown key (did you mean reconciliation?); expected one of "
         "name, currency, engine, requests, billing, registry, pricing, cost_units, budgets, "
-        "reconciliation, review, expectations, focus"
+        "reconciliation, review, expectations, focus, chargeback"
     )
 
 
@@ -128,7 +128,8 @@ def test_ids_are_present_and_trimmed_everywhere(workspace, file, old, new, expec
         ("kit", "requests:", "reqeusts:",
          "kit.yaml: reqeusts: unknown key (did you mean requests?); expected one of name, "
          "currency, engine, requests, billing, registry, pricing, cost_units, budgets, "
-         "reconciliation, review, expectations, focus (and 1 more problem in this file)"),
+         "reconciliation, review, expectations, focus, chargeback (and 1 more problem in this "
+         "file)"),
         *(("registry", "method: even", f"{typo}: even",
            "registry.yaml: applications[4] (gateway-even).shared: missing method (fixed, "
            f"proportional or even); '{typo}' is not a key (did you mean method?)")
@@ -285,6 +286,10 @@ def test_prices_keep_the_digits_written(workspace):
          "'uncached_input', 'cached_input', 'cache_write', 'output' or 'per_call'"),
         ("kit", "billing: {path: bill.csv, directions: {prompt: uncached_input}}",
          "kit.yaml: billing.directions: only for format generic, not focus"),
+        # what the chargeback spreads is named in the kit's words
+        ("kit", "chargeback: {spread: [unallocated, vat]}",
+         "kit.yaml: chargeback.spread[1]: got 'vat': Input should be 'unallocated', "
+         "'usage_difference', 'tax', 'credit', 'adjustment', 'purchase' or 'correction'"),
     ],
 )  # fmt: skip
 def test_other_names_map_to_the_kits_own(workspace, file, added, expected):

@@ -410,6 +410,7 @@ def test_kit_yaml_points_at_the_workspace_files(demo):
         "reconciliation": {"tolerance_pct": 1.0},
         "review": {"reviewer_role": "finops-analyst"},
         "focus": {"provider_name": "CometAPI"},
+        "chargeback": {"spread": ["unallocated", "usage_difference", "tax", "credit"]},
     }
 
 

@@ -106,7 +106,7 @@ def test_the_packet_shows_exact_money_rounded_once(packet):
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in packet.iterdir()) == ["evidence", "packet.html", "packet.ipynb"]
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
-        "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback_review.csv",
+        "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback.csv", "chargeback_review.csv",
         "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
         "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json",
         "unit_economics.csv", "validation.json",
@@ -413,6 +413,16 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
         ("ak-total", "= The bill for 2026-10", "$2.95"),
         ("", "Tax: VAT (in EUR: not added)", "€0.30"),  # euros are never added to dollars
     ]
+    # the chargeback to the bill: teams carry their own cost (nothing spread); the rest is kept
+    schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]
+    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", schedule)
+    assert cells == [
+        "Team", "Cost center", "Own cost", "Charge",
+        "search", "CC-100", "$1.40", "$1.40",
+        "Kept by the reviewer (unallocated spend $1.40, usage difference $0.05, tax $0.20, "
+        "credits −$0.10)", "", "", "$1.55",
+        "= The bill for 2026-10", "", "$1.40", "$2.95",
+    ]  # fmt: skip
 
 
 def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():

@@ -1,0 +1,222 @@
+"""The chargeback to the bill: what each team is charged, in the currency's minor unit, so that
+the charges and what the reviewer keeps add up to the bill's total exactly.
+
+Each team carries its own cost (allocated and shared) and, when kit.yaml's `chargeback.spread`
+names them, a share of the amounts no team caused by itself: unallocated spend, the billed usage
+beyond the ledger, and the bill's tax, credits, adjustments, purchases and corrections. Shares
+are in proportion to the teams' own cost, exact (largest remainder at 10⁻¹²). What is not spread
+stays on one line kept by the reviewer. The exact totals are then rounded to the minor unit by
+largest remainder, so the rounded charges sum to the rounded total: a schedule that foots, ready
+to book.
+
+The billed usage difference is spread only when the reconciliation passed: a difference the
+reconciliation could not explain is settled with the provider first, not charged to teams.
+Without a comparable bill (none, or in another currency) the schedule foots to the ledger total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import get_args
+
+from .allocate import COST_QUANTUM, AllocationLine, split_exact
+from .attribute import UNALLOCATED_STATUSES
+from .config import Registry, Spreadable
+from .present import minor_unit
+
+__all__ = [
+    "CHARGE_COLUMNS",
+    "SPREADABLE",
+    "Charge",
+    "Chargeback",
+    "charge_rows",
+    "chargeback",
+    "foot",
+]
+
+# What a team may carry beyond its own cost, in the order the schedule shows it.
+SPREADABLE: tuple[str, ...] = get_args(Spreadable)
+ITEM_WORDS = {
+    "unallocated": "unallocated spend",
+    "usage_difference": "usage difference",
+    "tax": "tax",
+    "credit": "credits",
+    "adjustment": "adjustments",
+    "purchase": "purchases",
+    "correction": "corrections",
+}
+CHARGE_COLUMNS = (
+    "period",
+    "line",
+    "business_unit",
+    "cost_center",
+    "team",
+    "own_cost",
+    *(f"{item}_share" for item in SPREADABLE),
+    "total_cost",
+    "charge",
+    "currency",
+)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One line of the schedule: a team (`team` set) or what the reviewer keeps (`team` None)."""
+
+    team: str | None
+    business_unit: str | None
+    cost_center: str | None
+    own_cost: Decimal  # allocated and shared cost; 0 on the reviewer's line
+    shares: dict[str, Decimal]  # spread item -> this line's part of it (exact)
+    total: Decimal  # own cost + shares, exact
+    charge: Decimal  # total in the minor unit; the charges add up to the footed total
+
+
+@dataclass(frozen=True)
+class Chargeback:
+    """The schedule of one period."""
+
+    lines: list[Charge]  # teams by charge, largest first, then the reviewer's line
+    items: dict[str, Decimal]  # every amount beyond the teams' own cost, exact
+    spread: tuple[str, ...]  # the items spread across teams
+    kept: dict[str, str]  # item configured to be spread but kept by the reviewer -> why
+    total: Decimal  # what the schedule adds up to, exact: the bill's total or the ledger's
+    footed: Decimal  # the total in the minor unit
+    against_bill: bool  # False: no comparable bill, the schedule foots to the ledger total
+    currency: str
+
+    @property
+    def reviewer(self) -> Charge:
+        return self.lines[-1]
+
+
+def bill_items(record: Mapping | None, currency: str) -> dict[str, Decimal] | None:
+    """{item: amount} of what the reconciliation record's bill charges beyond its usage in
+    `currency` (tax, credit, … and the usage difference is added by the caller), or None when
+    the bill is not comparable. Charges in another currency are never added."""
+    if not record or record.get("billed_cost") is None:
+        return None
+    items: dict[str, Decimal] = {}
+    sources = (("", record.get("other_charges")), ("correction", record.get("corrections")))
+    for key, charges in sources:
+        for charge in charges or []:
+            if (charge.get("currency") or currency) != currency:
+                continue
+            item = key or str(charge.get("charge_category") or "adjustment").lower()
+            item = item if item in SPREADABLE else "adjustment"
+            items[item] = items.get(item, Decimal(0)) + Decimal(str(charge["amount"]))
+    return items
+
+
+def chargeback(
+    allocation: Sequence[AllocationLine],
+    ledger_cost: Decimal,
+    registry: Registry,
+    record: Mapping | None,
+    spread: Sequence[str],
+    currency: str,
+) -> Chargeback:
+    """The schedule from the period's allocation lines, its ledger total and its reconciliation
+    record (None: no bill), spreading the items `spread` names."""
+    own: dict[str, Decimal] = {}
+    unallocated = Decimal(0)
+    for line in allocation:
+        if line.allocation_status in UNALLOCATED_STATUSES or not line.team:
+            unallocated += line.cost
+        else:
+            own[line.team] = own.get(line.team, Decimal(0)) + line.cost
+    items = {"unallocated": unallocated}
+    billed = bill_items(record, currency)
+    kept: dict[str, str] = {}
+    if billed is not None:
+        items["usage_difference"] = Decimal(str(record["billed_cost"])) - ledger_cost
+        items |= billed
+        result = record.get("result")
+        if "usage_difference" in spread and result != "pass" and items["usage_difference"]:
+            kept["usage_difference"] = (
+                f"the reconciliation is {result}, so what billed usage differs from the ledger "
+                "is settled with the provider before any of it is charged"
+            )
+    weights = {team: cost for team, cost in own.items() if cost > 0}
+    chosen = [i for i in SPREADABLE if i in spread and items.get(i) and i not in kept]
+    if chosen and not weights:
+        kept |= {i: "no team has a cost to weigh the shares by" for i in chosen}
+        chosen = []
+    shares: dict[str, dict[str, Decimal]] = {team: {} for team in own}
+    for item in chosen:
+        for team, part in split_exact(items[item], weights).items():
+            shares[team][item] = part
+    total = ledger_cost + sum(
+        (amount for item, amount in items.items() if item != "unallocated"), Decimal(0)
+    )
+    teams = {t.id: t for t in registry.teams}
+    lines = [
+        Charge(
+            team=team,
+            business_unit=teams[team].business_unit if team in teams else None,
+            cost_center=teams[team].cost_center if team in teams else None,
+            own_cost=cost,
+            shares=shares[team],
+            total=cost + sum(shares[team].values(), Decimal(0)),
+            charge=Decimal(0),
+        )
+        for team, cost in own.items()
+    ]
+    lines.sort(key=lambda c: (-c.total, c.team))  # equal remainders favour the larger charge
+    remaining = total - sum((line.total for line in lines), Decimal(0))
+    kept_items = {i: a for i, a in items.items() if i not in chosen and a}
+    lines.append(Charge(None, None, None, Decimal(0), kept_items, remaining, Decimal(0)))
+    footed = total.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+    charges = foot([line.total for line in lines], footed, minor_unit(currency))
+    lines = [replace(line, charge=charge) for line, charge in zip(lines, charges, strict=True)]
+    return Chargeback(
+        lines=lines,
+        items=items,
+        spread=tuple(chosen),
+        kept=kept,
+        total=total,
+        footed=footed,
+        against_bill=billed is not None,
+        currency=currency,
+    )
+
+
+def foot(amounts: Sequence[Decimal], footed: Decimal, unit: Decimal) -> list[Decimal]:
+    """`amounts` in multiples of `unit` that add up to `footed` (their total, rounded): each is
+    floored to the unit, and the units left over go one each to the largest remainders (ties to
+    the first). Each differs from its exact amount by less than one unit."""
+    floors = [(a / unit).to_integral_value(rounding=ROUND_FLOOR) for a in amounts]
+    leftover = int(footed / unit - sum(floors, Decimal(0)))
+    if not 0 <= leftover <= len(amounts):
+        raise ValueError(f"{footed} is not the rounded total of the amounts")
+    order = sorted(range(len(amounts)), key=lambda i: (-(amounts[i] / unit - floors[i]), i))
+    for i in order[:leftover]:
+        floors[i] += 1
+    return [f * unit for f in floors]
+
+
+def charge_rows(period: str, schedule: Chargeback) -> list[dict[str, str]]:
+    """The rows of chargeback.csv: exact amounts, and the charge in the minor unit."""
+
+    def text(value: Decimal) -> str:
+        return format(value.quantize(COST_QUANTUM), "f")
+
+    rows = []
+    for line in schedule.lines:
+        rows.append(
+            {
+                "period": period,
+                "line": "team" if line.team else "kept_by_reviewer",
+                "business_unit": line.business_unit or "",
+                "cost_center": line.cost_center or "",
+                "team": line.team or "",
+                "own_cost": text(line.own_cost),
+                **{f"{i}_share": text(line.shares.get(i, Decimal(0))) for i in SPREADABLE},
+                "total_cost": text(line.total),
+                "charge": format(line.charge.quantize(minor_unit(schedule.currency)), "f"),
+                "currency": schedule.currency,
+            }
+        )
+    return rows

@@ -1,0 +1,201 @@
+"""The chargeback to the bill: teams' own cost plus their shares of what kit.yaml spreads, in cents
+that add up to the bill's total exactly."""
+
+from __future__ import annotations
+
+import csv
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from allocation_kit.allocate import AllocationLine
+from allocation_kit.chargeback import SPREADABLE, chargeback, foot
+from allocation_kit.config import Registry, Team, load_workspace
+from allocation_kit.periods import parse_period
+from allocation_kit.pipeline import period_ledger
+from allocation_kit.report import atomic_period_folder, write_evidence
+
+from .conftest import request
+from .test_billing import write_csv
+from .test_reconcile import KIT_WITH_BILL, charge, usage
+
+CENT = Decimal("0.01")
+
+
+def line(team: str | None, cost: str, status: str = "allocated") -> AllocationLine:
+    return AllocationLine(
+        business_unit="bu" if team else None, team=team, application=None, environment=None,
+        cost_center=f"CC-{team}" if team else None, allocation_status=status,
+        allocation_rule="", requests=1, input_tokens=0, cached_input_tokens=0,
+        cache_write_tokens=0, output_tokens=0, reasoning_tokens=0, unpriced_requests=0,
+        cost=Decimal(cost),
+    )  # fmt: skip
+
+
+def bill(result: str, billed: str, *charges: tuple[str, str, str]) -> dict:
+    """A reconciliation record: its verdict, billed usage and (category, amount, currency)."""
+    return {
+        "result": result,
+        "billed_cost": billed,
+        "other_charges": [
+            {"charge_category": c, "amount": a, "currency": u} for c, a, u in charges
+        ],
+        "corrections": [],
+    }
+
+
+def teams(*ids: str) -> Registry:
+    return Registry(
+        teams=[Team(id=t, business_unit="bu", cost_center=f"CC-{t}", budget_owner="x") for t in ids]
+    )
+
+
+# search $1.00 and support $3.00 of their own, $0.50 untagged: a ledger of $4.50
+ALLOCATION = [line("search", "1.00"), line("support", "3.00"), line(None, "0.50", "untagged")]
+REGISTRY = teams("search", "support")
+
+
+def summary(schedule) -> list[tuple]:
+    """(team, own cost, {item: share}, exact total, charge) of every line."""
+    return [(c.team, c.own_cost, c.shares, c.total, c.charge) for c in schedule.lines]
+
+
+def test_spread_items_follow_the_teams_own_cost_and_the_cents_add_up_to_the_bill():
+    # billed usage $4.53 (+$0.03 over the ledger), tax $0.36, a credit of $0.10: the bill $4.79
+    record = bill("pass", "4.53", ("Tax", "0.36", "USD"), ("Credit", "-0.10", "USD"))
+    spread = ["unallocated", "usage_difference", "tax", "credit"]
+    schedule = chargeback(ALLOCATION, Decimal("4.50"), REGISTRY, record, spread, "USD")
+    # search carries 1/4 of each: 0.125 + 0.0075 + 0.09 − 0.025 = 1.1975; support 3/4: 3.5925.
+    # In cents 1.19 and 3.59 leave one cent: it goes to the larger remainder (search's 0.75)
+    assert summary(schedule) == [
+        ("support", Decimal("3.00"),
+         {"unallocated": Decimal("0.375"), "usage_difference": Decimal("0.0225"),
+          "tax": Decimal("0.27"), "credit": Decimal("-0.075")},
+         Decimal("3.5925"), Decimal("3.59")),
+        ("search", Decimal("1.00"),
+         {"unallocated": Decimal("0.125"), "usage_difference": Decimal("0.0075"),
+          "tax": Decimal("0.09"), "credit": Decimal("-0.025")},
+         Decimal("1.1975"), Decimal("1.20")),
+        (None, Decimal(0), {}, Decimal(0), Decimal("0.00")),
+    ]  # fmt: skip
+    assert (schedule.total, schedule.footed, schedule.against_bill) == (
+        Decimal("4.79"), Decimal("4.79"), True
+    )  # fmt: skip
+    assert (schedule.spread, schedule.kept) == (tuple(spread), {})
+
+
+def test_what_is_not_spread_stays_with_the_reviewer_and_an_unsettled_difference_too():
+    # the reconciliation failed: its +$0.30 is settled with the provider, not charged to teams;
+    # a charge in euros is never added
+    record = bill("fail", "4.80", ("Tax", "0.36", "USD"), ("Tax", "5.00", "EUR"))
+    schedule = chargeback(
+        ALLOCATION, Decimal("4.50"), REGISTRY, record, ["usage_difference", "tax"], "USD"
+    )
+    assert summary(schedule) == [
+        ("support", Decimal("3.00"), {"tax": Decimal("0.27")}, Decimal("3.27"), Decimal("3.27")),
+        ("search", Decimal("1.00"), {"tax": Decimal("0.09")}, Decimal("1.09"), Decimal("1.09")),
+        (None, Decimal(0), {"unallocated": Decimal("0.50"), "usage_difference": Decimal("0.30")},
+         Decimal("0.80"), Decimal("0.80")),
+    ]  # fmt: skip
+    assert schedule.kept == {
+        "usage_difference": "the reconciliation is fail, so what billed usage differs from the "
+        "ledger is settled with the provider before any of it is charged"
+    }
+    assert (schedule.footed, schedule.spread) == (Decimal("5.16"), ("tax",))
+
+
+def test_without_a_comparable_bill_the_schedule_foots_to_the_ledger_total():
+    for record in (None, {"result": "inconclusive", "billed_cost": None}):
+        schedule = chargeback(ALLOCATION, Decimal("4.50"), REGISTRY, record, ["tax"], "USD")
+        assert [(c.team, c.charge) for c in schedule.lines] == [
+            ("support", Decimal("3.00")), ("search", Decimal("1.00")), (None, Decimal("0.50"))
+        ]  # fmt: skip
+        assert (schedule.footed, schedule.against_bill, schedule.spread) == (
+            Decimal("4.50"), False, ()
+        )  # fmt: skip
+
+
+def test_with_no_team_cost_to_weigh_by_nothing_is_spread():
+    allocation = [line(None, "0.50", "untagged")]
+    schedule = chargeback(allocation, Decimal("0.50"), REGISTRY, None, ["unallocated"], "USD")
+    assert summary(schedule) == [
+        (None, Decimal(0), {"unallocated": Decimal("0.50")}, Decimal("0.50"), Decimal("0.50"))
+    ]
+    assert schedule.kept == {"unallocated": "no team has a cost to weigh the shares by"}
+
+
+@pytest.mark.parametrize(
+    ("amounts", "footed", "expected"),
+    [
+        # a third of a cent each: the cent goes to the largest remainder
+        (["0.003333", "0.003333", "0.003334"], "0.01", ["0.00", "0.00", "0.01"]),
+        # equal remainders: to the first
+        (["1.005", "2.005", "-0.01"], "3.00", ["1.01", "2.00", "-0.01"]),
+        (["-1.006", "-2.004"], "-3.01", ["-1.01", "-2.00"]),
+    ],
+)
+def test_foot_hands_the_leftover_cents_to_the_largest_remainders(amounts, footed, expected):
+    got = foot([Decimal(a) for a in amounts], Decimal(footed), CENT)
+    assert got == [Decimal(e) for e in expected]
+
+
+money = st.decimals(min_value=-1000, max_value=100_000, places=12, allow_nan=False)
+costs = st.decimals(min_value=0, max_value=100_000, places=12, allow_nan=False)
+
+
+@given(
+    own=st.lists(costs, min_size=1, max_size=8),
+    unallocated=costs,
+    billed=costs,
+    charges=st.lists(st.tuples(st.sampled_from(["Tax", "Credit", "Adjustment"]), money)),
+    spread=st.lists(st.sampled_from(SPREADABLE), unique=True),
+)
+def test_every_schedule_adds_up_to_the_bill_to_the_cent(own, unallocated, billed, charges, spread):
+    names = [f"t{i}" for i in range(len(own))]
+    allocation = [line(t, str(c)) for t, c in zip(names, own, strict=True)]
+    allocation.append(line(None, str(unallocated), "untagged"))
+    ledger = sum(own, Decimal(0)) + unallocated
+    record = bill("pass", str(billed), *((c, str(a), "USD") for c, a in charges))
+    schedule = chargeback(allocation, ledger, teams(*names), record, spread, "USD")
+    exact = billed + sum((a for _, a in charges), Decimal(0))
+    assert schedule.total == exact
+    assert sum(c.total for c in schedule.lines) == exact
+    footed = exact.quantize(CENT, rounding=ROUND_HALF_UP)
+    assert sum(c.charge for c in schedule.lines) == schedule.footed == footed
+    assert all(abs(c.charge - c.total) < CENT for c in schedule.lines)
+    for item in schedule.spread:  # every spread item is split exactly
+        assert sum(c.shares.get(item, 0) for c in schedule.lines) == schedule.items[item]
+
+
+def test_the_run_writes_chargeback_csv(workspace, tmp_path):
+    kit = KIT_WITH_BILL + "chargeback: {spread: [unallocated, tax]}\n"
+    rows = [
+        request("s1", input_tokens=1_000_000, output_tokens=0),  # search $1.00
+        request("t1", team="support", application="ticket-bot", input_tokens=3_000_000,
+                output_tokens=0),  # support $3.00
+        request("u1", team=None, application=None, input_tokens=500_000, output_tokens=0),
+    ]  # fmt: skip
+    config = workspace(rows, kit=kit)
+    lines = [usage("chat-small", "uncached_input", 4_500_000, "4.50"), charge("Tax", "0.36", "VAT")]
+    write_csv(config.parent / "bill.csv", lines, list(dict.fromkeys(k for r in lines for k in r)))
+    ws = load_workspace(config)
+    ledger = period_ledger(ws, parse_period("2026-10"))
+    with atomic_period_folder(tmp_path / "out", "2026-10") as folder:
+        write_evidence(folder, ledger, {"period": "2026-10"})
+    with (tmp_path / "out" / "2026-10" / "evidence" / "chargeback.csv").open() as handle:
+        written = list(csv.DictReader(handle))
+    zero = "0.000000000000"
+    assert [
+        (r["line"], r["team"], r["cost_center"], r["own_cost"], r["unallocated_share"],
+         r["tax_share"], r["credit_share"], r["total_cost"], r["charge"], r["currency"])
+        for r in written
+    ] == [
+        # 3.645 and 1.215 leave a cent on equal remainders: it goes to the larger charge
+        ("team", "support", "CC-200", "3.000000000000", "0.375000000000", "0.270000000000",
+         zero, "3.645000000000", "3.65", "USD"),
+        ("team", "search", "CC-100", "1.000000000000", "0.125000000000", "0.090000000000",
+         zero, "1.215000000000", "1.21", "USD"),
+        ("kept_by_reviewer", "", "", zero, zero, zero, zero, zero, "0.00", "USD"),
+    ]  # fmt: skip

@@ -33,7 +33,7 @@ from .load import file_sha256, unordered
 if TYPE_CHECKING:
     from .chargeback import Chargeback
 from .pipeline import PeriodLedger, _lit, period_filter_sql
-from .price import cost_sql, price_layout
+from .price import cost_sql, price_band_sql, price_layout
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -84,6 +84,11 @@ EXCEPTION_COLUMNS = (
     "reasoning_tokens",
     "cost",
     "source_file",
+    # extensions after the DESIGN.md columns: what a row's cost is recomputed from, and whether
+    # that cost is in the ledger total (unallocated) or not (unpriced, duplicate, out_of_period)
+    "cache_write_tokens",
+    "price_band",
+    "in_ledger_total",
 )
 
 
@@ -145,7 +150,8 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
     )
     item = (
         f"{tags}, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
-        "CASE WHEN billable AND NOT priced THEN NULL ELSE cost END, source_file"
+        "CASE WHEN billable AND NOT priced THEN NULL ELSE cost END, source_file, "
+        "cache_write_tokens, NULLIF(price_band, '')"
     )
     no_price = "'no price for ' || model || ' in effect on ' || strftime(timestamp, '%Y-%m-%d')"
     copies = "'identical logging duplicate: counted once'"
@@ -162,7 +168,8 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
         "WHERE duplicate_copies > 0",
         f"""SELECT 'out_of_period', {outside}, {", ".join("r." + c for c in tags.split(", "))},
             r.input_tokens, r.cached_input_tokens, r.output_tokens, r.reasoning_tokens,
-            {stray_cost}, r.source_file
+            {stray_cost}, r.source_file, r.cache_write_tokens,
+            NULLIF({price_band_sql("r", "p", layout)}, '')
         FROM requests r LEFT JOIN prices p ON p.model = r.model
             AND r.timestamp >= p.effective_from
             AND (p.effective_to IS NULL OR r.timestamp < p.effective_to)
@@ -171,10 +178,12 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
     ][: 4 if strays else 3]  # the last part scans the whole ledger: only when there are strays
     names = ["reason", "detail", *tags.split(", ")]
     names += ["input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"]
-    names += ["cost", "source_file"]
+    names += ["cost", "source_file", "cache_write_tokens", "price_band"]
     union = " UNION ALL ".join(f"({part})" for part in parts)
+    computed = {"period", "in_ledger_total"}
     return f"""
-        SELECT {label} AS period, {", ".join(c for c in EXCEPTION_COLUMNS if c != "period")}
+        SELECT {label} AS period, {", ".join(c for c in EXCEPTION_COLUMNS if c not in computed)},
+            reason IN ({unallocated}) AS in_ledger_total
         FROM ({union}) x({", ".join(names)})"""
 
 

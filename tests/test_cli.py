@@ -57,7 +57,8 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
     exceptions = (evidence / "exceptions.csv").read_text().splitlines()
     assert exceptions[1] == (
         "2026-10,r2,untagged,no team and no application tag,2026-10-10T12:00:00.000000Z,,,"
-        "production,user_facing_chat,,,,,chat-small,200,1000,0,100,0,0.001400000000,requests.csv"
+        "production,user_facing_chat,,,,,chat-small,200,1000,0,100,0,0.001400000000,requests.csv,"
+        "0,,true"
     )
     manifest = json.loads((evidence / "manifest.json").read_text())
     assert manifest["conservation"] == {
@@ -123,6 +124,28 @@ def test_bad_rows_are_one_line_naming_file_row_and_column(
     config = workspace(rows)
     assert review(config) == 3
     assert last_line(capsys) == f"error: {tmp_path / message}"
+
+
+def test_an_exception_row_carries_what_its_cost_is_recomputed_from(workspace, tmp_path):
+    # a quarantined cache write (cached + writes > input) and an identical logging duplicate:
+    # cacher 3.00 input, 0.30 cached, 3.75 cache write, 15.00 output per 1M tokens
+    cacher = {"model": "cacher", "input_tokens": 1000, "cached_input_tokens": 600,
+              "cache_write_tokens": 500, "output_tokens": 100}  # fmt: skip
+    config = workspace([request("q1", **cacher), request("d1"), request("d1")])
+    assert review(config) == 0
+    with (tmp_path / "reports" / "2026-10" / "evidence" / "exceptions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [
+        (r["request_id"], r["reason"], r["input_tokens"], r["cached_input_tokens"],
+         r["cache_write_tokens"], r["output_tokens"], r["cost"], r["price_band"],
+         r["in_ledger_total"])
+        for r in rows
+    ] == [
+        ("d1", "duplicate", "1000", "0", "0", "100", "0.001400000000", "", "false"),
+        # subsets are capped at their totals: 0 uncached, 600 × 0.30 + the 400 writes input
+        # leaves × 3.75 + 100 × 15.00
+        ("q1", "quarantined", "1000", "600", "500", "100", "0.003180000000", "", "true"),
+    ]  # fmt: skip
 
 
 def test_missing_required_column_is_named(workspace, tmp_path, capsys):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import get_args
 
@@ -92,21 +93,45 @@ class Chargeback:
         return self.lines[-1]
 
 
+def bill_charges(record: Mapping, currency: str) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """The reconciliation record's other charges and corrections: (those in the period's bill,
+    [(charge, why it is not added)]). A charge in another currency is never added to the
+    workspace's, nor a charge whose charge period reaches outside the review period (a month's
+    tax beside a week): the whole charge is not this period's."""
+    start, end = (_naive(record[k]) for k in ("period_start", "period_end"))
+    added, apart = [], []
+    for charge in [*(record.get("other_charges") or []), *(record.get("corrections") or [])]:
+        unit = charge.get("currency") or currency
+        if unit != currency:
+            apart.append((charge, f"in {unit}: not added"))
+        elif (
+            _naive(charge["charge_period_start"]) < start
+            or _naive(charge["charge_period_end"]) > end
+        ):
+            apart.append((charge, f"whole charge, beyond {record.get('period', 'the period')}: "
+                          "not added"))  # fmt: skip
+        else:
+            added.append(charge)
+    return added, apart
+
+
+def _naive(stamp: str) -> datetime:
+    moment = datetime.fromisoformat(stamp)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 def bill_items(record: Mapping | None, currency: str) -> dict[str, Decimal] | None:
-    """{item: amount} of what the reconciliation record's bill charges beyond its usage in
-    `currency` (tax, credit, … and the usage difference is added by the caller), or None when
-    the bill is not comparable. Charges in another currency are never added."""
+    """{item: amount} of what the reconciliation record's bill charges for the period beside
+    usage (tax, credit, …, correction; see `bill_charges`), or None when the bill is not
+    comparable."""
     if not record or record.get("billed_cost") is None:
         return None
+    corrections = {id(c) for c in record.get("corrections") or []}
     items: dict[str, Decimal] = {}
-    sources = (("", record.get("other_charges")), ("correction", record.get("corrections")))
-    for key, charges in sources:
-        for charge in charges or []:
-            if (charge.get("currency") or currency) != currency:
-                continue
-            item = key or str(charge.get("charge_category") or "adjustment").lower()
-            item = item if item in SPREADABLE else "adjustment"
-            items[item] = items.get(item, Decimal(0)) + Decimal(str(charge["amount"]))
+    for charge in bill_charges(record, currency)[0]:
+        item = "correction" if id(charge) in corrections else str(charge["charge_category"]).lower()
+        item = item if item in SPREADABLE else "adjustment"
+        items[item] = items.get(item, Decimal(0)) + Decimal(str(charge["amount"]))
     return items
 
 

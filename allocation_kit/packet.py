@@ -19,7 +19,7 @@ from . import charts
 from .allocate import shared_weights, split_exact
 from .anomalies import MATERIALITY, SCORE_CUTOFF
 from .attribute import UNALLOCATED_STATUSES
-from .chargeback import ITEM_WORDS
+from .chargeback import ITEM_WORDS, bill_charges
 from .config import load_workspace
 from .periods import parse_period
 from .pipeline import PeriodLedger, period_ledger
@@ -821,18 +821,17 @@ class Review:
         ledger_total = self.ledger.ledger_cost
         allocated = ledger_total - self.unallocated_cost
         billed = Decimal(rec["billed_cost"])
-        charges, apart = [], []  # a charge in another currency is shown, never added
-        for r in [*rec.get("other_charges", []), *rec.get("corrections", [])]:
-            label = ": ".join(
-                filter(None, [r.get("charge_category") or r.get("category"), r.get("description")])
-            )
-            if self._reaches_beyond(r):
-                label += " (whole charge, beyond the period)"
-            amount, unit = Decimal(r.get("billed_cost") or r.get("amount")), r.get("currency")
-            if unit and unit != self.currency:
-                apart.append((f"{label} (in {unit}: not added)", money(amount, unit)))
-            else:
-                charges.append((label, amount))
+        # a charge in another currency, or for more than the period, is shown, never added
+        added, aside = bill_charges(rec, self.currency)
+
+        def label(r: dict) -> str:
+            return ": ".join(filter(None, [r.get("charge_category"), r.get("description")]))
+
+        charges = [(label(r), Decimal(r["amount"])) for r in added]
+        apart = [
+            (f"{label(r)} ({why})", money(Decimal(r["amount"]), r.get("currency") or self.currency))
+            for r, why in aside
+        ]
         total = billed + sum((amount for _, amount in charges), Decimal(0))
         rows = [
             ("Allocated to teams (the chargeback)", self._money(allocated)),

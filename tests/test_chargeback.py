@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from allocation_kit.allocate import AllocationLine
-from allocation_kit.chargeback import SPREADABLE, chargeback, foot
+from allocation_kit.chargeback import SPREADABLE, bill_charges, chargeback, foot
 from allocation_kit.config import Registry, Team, load_workspace
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
@@ -34,13 +34,21 @@ def line(team: str | None, cost: str, status: str = "allocated") -> AllocationLi
     )  # fmt: skip
 
 
-def bill(result: str, billed: str, *charges: tuple[str, str, str]) -> dict:
-    """A reconciliation record: its verdict, billed usage and (category, amount, currency)."""
+OCTOBER = {"charge_period_start": "2026-10-01T00:00:00", "charge_period_end": "2026-11-01T00:00:00"}
+
+
+def bill(result: str, billed: str, *charges: tuple[str, str, str], **period: str) -> dict:
+    """A reconciliation record of 2026-10 (or `period`): its verdict, billed usage and
+    (category, amount, currency) charged for October."""
     return {
+        "period": "2026-10",
+        "period_start": "2026-10-01T00:00:00+00:00",
+        "period_end": "2026-11-01T00:00:00+00:00",
+        **period,
         "result": result,
         "billed_cost": billed,
         "other_charges": [
-            {"charge_category": c, "amount": a, "currency": u} for c, a, u in charges
+            {"charge_category": c, "amount": a, "currency": u, **OCTOBER} for c, a, u in charges
         ],
         "corrections": [],
     }
@@ -104,6 +112,20 @@ def test_what_is_not_spread_stays_with_the_reviewer_and_an_unsettled_difference_
         "ledger is settled with the provider before any of it is charged"
     }
     assert (schedule.footed, schedule.spread) == (Decimal("5.16"), ("tax",))
+
+
+def test_a_months_charges_beside_a_week_are_not_the_weeks_and_never_spread():
+    week = {"period": "2026-W42", "period_start": "2026-10-12T00:00:00+00:00",
+            "period_end": "2026-10-19T00:00:00+00:00"}  # fmt: skip
+    record = bill("pass", "4.50", ("Tax", "0.36", "USD"), **week)
+    assert bill_charges(record, "USD") == (
+        [], [(record["other_charges"][0], "whole charge, beyond 2026-W42: not added")]
+    )  # fmt: skip
+    schedule = chargeback(ALLOCATION, Decimal("4.50"), REGISTRY, record, ["tax"], "USD")
+    assert [(c.team, c.charge) for c in schedule.lines] == [
+        ("support", Decimal("3.00")), ("search", Decimal("1.00")), (None, Decimal("0.50"))
+    ]  # fmt: skip
+    assert (schedule.footed, schedule.spread) == (Decimal("4.50"), ())
 
 
 def test_without_a_comparable_bill_the_schedule_foots_to_the_ledger_total():

@@ -52,8 +52,8 @@ ROWS = [
 ]
 
 
-def with_generic_bill(root: Path, rows, bill: str) -> Path:
-    """The 2026-10 packet folder of a workspace whose bill is the generic CSV `bill`."""
+def with_generic_bill(root: Path, rows, bill: str, period: str = "2026-10") -> Path:
+    """The packet folder of a workspace whose bill is the generic CSV `bill`."""
     config = make_workspace(root, rows)
     kit = config.read_text().replace(
         "registry: registry.yaml",
@@ -61,7 +61,7 @@ def with_generic_bill(root: Path, rows, bill: str) -> Path:
     )
     config.write_text(kit)
     (root / "bill.csv").write_text(bill)
-    return run_period(config, "2026-10", root / "reports", progress=None)
+    return run_period(config, period, root / "reports", progress=None)
 
 
 @pytest.fixture(scope="module")
@@ -423,6 +423,34 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
         "credits −$0.10)", "", "", "$1.55",
         "= The bill for 2026-10", "", "$1.40", "$2.95",
     ]  # fmt: skip
+
+
+def test_a_charge_for_more_than_the_week_is_shown_beside_its_bill_never_added(tmp_path):
+    big = {"input_tokens": 1_000_000, "output_tokens": 100_000}  # $1.40 on 2026-10-10, in W41
+    bill = (
+        "date,model,direction,quantity,cost,charge_category,description,currency\n"
+        "2026-10-10,chat-small,input,1000000,1.00,Usage,,USD\n"
+        "2026-10-10,chat-small,output,100000,0.40,Usage,,USD\n"
+        "2026-10-10,,,,0.10,Tax,Sales tax,USD\n"
+        "2026-10-31,,,,0.20,Tax,Sales tax,USD\n"
+    )
+    folder = with_generic_bill(tmp_path, [request("r1", **big)], bill, period="2026-W41")
+    page = (folder / "packet.html").read_text()
+    bridge = page.split("From the ledger to the bill")[1].split("</table>")[0]
+    assert re.findall(r'<td class="txt">([^<]*)</td><td class="num">([^<]*)</td>', bridge) == [
+        ("Allocated to teams (the chargeback)", "$1.40"),
+        ("Unallocated (no owner yet)", "$0.00"),
+        ("= Ledger total, computed", "$1.40"),
+        ("Billed usage − ledger total", "$0.00"),
+        ("= Billed usage", "$1.40"),
+        ("Tax: Sales tax", "$0.10"),
+        ("= The bill for 2026-W41", "$1.50"),
+        ("Tax: Sales tax (whole charge, beyond 2026-W41: not added)", "$0.20"),
+    ]
+    schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]
+    # search's own cost, the week's tax kept by the reviewer, and the week's bill
+    charges = re.findall(r'<td class="num">([^<]*)</td></tr>', schedule)
+    assert charges == ["$1.40", "$0.10", "$1.50"]
 
 
 def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():

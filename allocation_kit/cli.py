@@ -43,7 +43,7 @@ def run_period(
     workspace = load_workspace(config)  # config errors surface here, before any kernel starts
     out = _folder_to_write(out or workspace.root / "reports", "--out")
     started = time.perf_counter()
-    with atomic_period_folder(out, period.label) as folder:
+    with atomic_period_folder(out, period.label, progress) as folder:
         notebook = execute_packet(workspace.config_path, period.label, out, folder, reviewer_role)
         manifest = json.loads((folder / "evidence" / "manifest.json").read_text())
         if progress:

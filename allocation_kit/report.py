@@ -97,9 +97,51 @@ def money_text(value: Decimal) -> str:
     return format(value, "f")
 
 
+# What the kit writes into a period folder; anything else there is the user's and is kept.
+PERIOD_FILES = frozenset({"packet.html", "packet.ipynb", "evidence"})
+EVIDENCE_FILES = frozenset(
+    {
+        "allocation.csv",
+        "anomalies.csv",
+        "budgets.csv",
+        "chargeback.csv",
+        "chargeback_review.csv",
+        "exceptions.csv",
+        "focus_allocated.csv",
+        "manifest.json",
+        "reconciliation.json",
+        "reconciliation_lines.csv",
+        "recorded_spend.csv",
+        "spend_profile.csv",
+        "spend_review.json",
+        "unit_economics.csv",
+        "validation.json",
+    }
+)
+
+
+def _carry_over(previous: Path, new: Path) -> list[str]:
+    """Move what the kit did not write from the previous period folder into the new one (a
+    reviewer's notes, a signed copy); return their paths relative to the folder."""
+    kept = []
+    for here, names in ((Path(), PERIOD_FILES), (Path("evidence"), EVIDENCE_FILES)):
+        if not (previous / here).is_dir():
+            continue
+        for entry in sorted((previous / here).iterdir()):
+            if entry.name not in names and not (new / here / entry.name).exists():
+                (new / here).mkdir(exist_ok=True)
+                entry.rename(new / here / entry.name)
+                kept.append(str(here / entry.name))
+    return kept
+
+
 @contextmanager
-def atomic_period_folder(out: Path, name: str) -> Iterator[Path]:
-    """Yield a temporary folder that replaces out/name only if the block completes."""
+def atomic_period_folder(
+    out: Path, name: str, say: Callable[[str], None] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary folder that replaces out/name only if the block completes. Files in
+    the previous folder that the kit does not write are moved into the new one (`say` names
+    them), never deleted."""
     out.mkdir(parents=True, exist_ok=True)
     final = out / name
     if final.is_symlink():  # replacing it would move the period away from where it points
@@ -118,6 +160,9 @@ def atomic_period_folder(out: Path, name: str) -> Iterator[Path]:
         raise
     previous = out / f".{name}.previous-{os.getpid()}"
     if final.exists():
+        kept = _carry_over(final, partial)
+        if kept and say:
+            say(f"kept       {', '.join(kept)} (not written by the kit) in {final}")
         final.rename(previous)
     partial.rename(final)
     shutil.rmtree(previous, ignore_errors=True)

@@ -11,6 +11,7 @@ import pytest
 
 from allocation_kit.cli import main
 from allocation_kit.config import BillingSource, RequestsSource
+from allocation_kit.report import EVIDENCE_FILES
 
 from .conftest import request, write_ledger
 
@@ -288,6 +289,26 @@ def test_a_failed_run_keeps_the_previous_good_output(workspace, tmp_path, capsys
     assert review(config) == 3
     assert allocation.read_text() == good
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
+
+
+def test_a_rerun_keeps_the_files_the_kit_did_not_write(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    assert review(config) == 0
+    folder = tmp_path / "reports" / "2026-10"
+    (folder / "notes.txt").write_text("signed off by J. Doe\n")
+    (folder / "evidence" / "invoice-123.pdf").write_bytes(b"%PDF")
+    (folder / "evidence" / "recorded_spend.csv").write_text("stale\n")  # the kit's: replaced
+    assert review(config) == 0
+    assert (folder / "notes.txt").read_text() == "signed off by J. Doe\n"
+    assert (folder / "evidence" / "invoice-123.pdf").read_bytes() == b"%PDF"
+    assert not (folder / "evidence" / "recorded_spend.csv").exists()  # this ledger has no spend
+    err = capsys.readouterr().err
+    assert (
+        f"kept       notes.txt, evidence/invoice-123.pdf (not written by the kit) in {folder}"
+        in err
+    )
+    written = {p.name for p in (folder / "evidence").iterdir()} - {"invoice-123.pdf"}
+    assert written <= EVIDENCE_FILES
 
 
 def init_starter(target: Path) -> Path:

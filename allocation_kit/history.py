@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import InputError
 from .periods import Period, prior_periods
 
-__all__ = ["BASELINE_PERIODS", "cell_text", "prior_evidence"]
+__all__ = ["BASELINE_PERIODS", "baseline_files", "cell_text", "prior_evidence"]
 
 BASELINE_PERIODS = 6  # how many earlier periods a baseline looks back at
 
@@ -27,6 +27,18 @@ READ_COLUMNS = {
     ),
     "unit_economics.csv": (("name", "unit_cost", "definition_sha256"), ("unit_cost",)),
 }
+
+
+def baseline_files(out: Path, period: Period) -> list[Path]:
+    """Every earlier evidence file a review of `period` reads as its baseline (what
+    `prior_evidence` finds), for the manifest to hash: the anomalies and unit cost trends of
+    a review depend on them as much as on its own inputs."""
+    return [
+        path
+        for earlier in prior_periods(period, BASELINE_PERIODS)[::-1]
+        for filename in READ_COLUMNS
+        if (path := out / earlier.label / "evidence" / filename).is_file()
+    ]
 
 
 def prior_evidence(

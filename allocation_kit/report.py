@@ -8,6 +8,7 @@ the previous good one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,7 @@ from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import ConfigError, KitError
 from .focus import write_focus_allocated
+from .history import baseline_files
 from .load import file_sha256, unordered
 
 if TYPE_CHECKING:
@@ -269,9 +272,10 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def input_files(
-    ledger: PeriodLedger, billing_files: tuple[Path, ...] = ()
+    ledger: PeriodLedger, billing_files: tuple[Path, ...] = (), baseline: tuple[Path, ...] = ()
 ) -> list[dict[str, object]]:
-    """Every input of the period with its role, size and SHA-256."""
+    """Every input of the period with its role, size and SHA-256: the workspace's files, the
+    expectation suites run, and the earlier periods' evidence read as a baseline (`baseline`)."""
     ws = ledger.workspace
     entries: list[tuple[str, Path]] = [
         ("config", ws.config_path),
@@ -288,6 +292,7 @@ def input_files(
         entries.append(("budgets", ws.resolve(ws.kit.budgets)))
     if ledger.validation:  # the suites behind validation.json
         entries += [("expectations", path) for path in sorted({s.path for s in ledger.validation})]
+    entries += [("baseline", path) for path in baseline]
     hashed = ledger.input_sha256.result() if ledger.input_sha256 else {}
     return [
         {
@@ -318,15 +323,43 @@ def conservation(ledger: PeriodLedger) -> dict[str, str]:
     }
 
 
+@cache
+def kit_source_sha256() -> str:
+    """One SHA-256 over the kit's own code and resources (the package's modules, the packet
+    notebook and template, the expectation suites), each file named by its place in the kit:
+    which code wrote the evidence, also when a version number was not bumped."""
+    from .validate import default_suites_dir
+
+    roots = {
+        "allocation_kit": Path(__file__).parent,
+        "notebooks": resource_dir("notebooks"),
+        "templates": resource_dir("templates"),
+        "expectations": default_suites_dir(),
+    }
+    digest = hashlib.sha256()
+    for label, root in roots.items():
+        files = sorted(
+            p for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and "_resources" not in p.parts
+            and p.suffix != ".pyc" and ".ipynb_checkpoints" not in p.parts
+        )  # fmt: skip
+        for path in files:
+            name = f"{label}/{path.relative_to(root).as_posix()}"
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def manifest(
     ledger: PeriodLedger,
     parameters: dict[str, object],
     exceptions: int,
     billing_files: tuple[Path, ...] = (),
+    baseline: tuple[Path, ...] = (),
 ) -> dict:
     ws, period, pricing = ledger.workspace, ledger.period, ledger.workspace.pricing
     return {
         "kit_version": __version__,
+        "kit_source_sha256": kit_source_sha256(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "period": {
             "label": period.label,
@@ -346,7 +379,7 @@ def manifest(
             "failed_calls_billable": pricing.failed_calls_billable,
             "models": len(pricing.models),
         },
-        "inputs": input_files(ledger, billing_files),
+        "inputs": input_files(ledger, billing_files, baseline),
         "engine": {
             "name": "duckdb",
             "version": duckdb.__version__,
@@ -560,7 +593,8 @@ def write_evidence(
         progress(f"analysis   {ledger.timings['analysis']:6.2f} s")
 
     billing_files = tuple(billing.files) if billing else ()
-    document = manifest(ledger, parameters, exceptions, billing_files)
+    baseline = tuple(baseline_files(folder.parent, ledger.period))
+    document = manifest(ledger, parameters, exceptions, billing_files, baseline)
     (evidence / "manifest.json").write_text(json.dumps(document, indent=2) + "\n")
     validation = json.loads((evidence / "validation.json").read_text())
     return Evidence(document, record, validation, analysis)

@@ -3,6 +3,7 @@ a failed run leaves the previous good output in place."""
 
 import csv
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import get_args
@@ -11,7 +12,8 @@ import pytest
 
 from allocation_kit.cli import main
 from allocation_kit.config import BillingSource, RequestsSource
-from allocation_kit.report import EVIDENCE_FILES
+from allocation_kit.load import file_sha256
+from allocation_kit.report import EVIDENCE_FILES, kit_source_sha256
 
 from .conftest import request, write_ledger
 
@@ -289,6 +291,21 @@ def test_a_failed_run_keeps_the_previous_good_output(workspace, tmp_path, capsys
     assert review(config) == 3
     assert allocation.read_text() == good
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
+
+
+def test_the_manifest_hashes_the_earlier_evidence_its_baseline_read(workspace, tmp_path):
+    config = workspace([request("r1"), request("r2", timestamp="2026-09-10T12:00:00Z")])
+    assert review(config, "2026-09") == 0
+    assert review(config, "2026-10") == 0
+    reports = tmp_path / "reports"
+    manifest = json.loads((reports / "2026-10" / "evidence" / "manifest.json").read_text())
+    baseline = [(i["path"], i["sha256"]) for i in manifest["inputs"] if i["role"] == "baseline"]
+    assert baseline == [
+        (f"reports/2026-09/evidence/{name}", file_sha256(reports / "2026-09" / "evidence" / name))
+        for name in ("spend_profile.csv", "unit_economics.csv")
+    ]
+    assert manifest["kit_source_sha256"] == kit_source_sha256()
+    assert re.fullmatch("[0-9a-f]{64}", manifest["kit_source_sha256"])
 
 
 def test_a_rerun_keeps_the_files_the_kit_did_not_write(workspace, tmp_path, capsys):

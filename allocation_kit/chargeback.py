@@ -98,24 +98,24 @@ def bill_charges(record: Mapping, currency: str) -> tuple[list[dict], list[tuple
     [(charge, why it is not added)]). A charge in another currency is never added to the
     workspace's, nor a charge whose charge period reaches outside the review period (a month's
     tax beside a week): the whole charge is not this period's."""
-    start, end = (_naive(record[k]) for k in ("period_start", "period_end"))
+    start, end = (_naive(record.get(k)) for k in ("period_start", "period_end"))
     added, apart = [], []
     for charge in [*(record.get("other_charges") or []), *(record.get("corrections") or [])]:
         unit = charge.get("currency") or currency
+        first, last = (_naive(charge.get(k)) for k in ("charge_period_start", "charge_period_end"))
         if unit != currency:
             apart.append((charge, f"in {unit}: not added"))
-        elif (
-            _naive(charge["charge_period_start"]) < start
-            or _naive(charge["charge_period_end"]) > end
-        ):
-            apart.append((charge, f"whole charge, beyond {record.get('period', 'the period')}: "
-                          "not added"))  # fmt: skip
+        elif start and end and first and last and (first < start or last > end):
+            beyond = record.get("period", "the period")
+            apart.append((charge, f"whole charge, beyond {beyond}: not added"))
         else:
             added.append(charge)
     return added, apart
 
 
-def _naive(stamp: str) -> datetime:
+def _naive(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
     moment = datetime.fromisoformat(stamp)
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 

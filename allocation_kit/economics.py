@@ -408,9 +408,23 @@ def unit_economics(ledger: PeriodLedger, loaded: LoadedCostUnits, out: Path) -> 
         changed = before is not None and before.get("definition_sha256") != sha
         previous_cost = Decimal(before["unit_cost"]) if before and before.get("unit_cost") else None
         change = None
+        # a unit cost that leaves out unpriced requests is no base for a change, either side
+        understated = [
+            label
+            for label, count in (
+                (previous_label, (before or {}).get("unpriced_requests")),
+                (ledger.period.label, unpriced),
+            )
+            if count not in (None, "", "0", 0)
+        ]
         if changed:
             notes.append(
                 f"definition changed since {previous_label}: not comparable with its unit cost"
+            )
+        elif understated and previous_cost and unit_cost is not None:
+            notes.append(
+                f"no change against {previous_label} is given: the unit cost of "
+                f"{' and '.join(understated)} leaves out unpriced requests"
             )
         elif previous_cost and unit_cost is not None:
             change = ((unit_cost - previous_cost) / previous_cost * 100).quantize(Decimal("0.01"))

@@ -372,22 +372,52 @@ def spend_review(
 
 
 def _anomaly_owners(ledger: PeriodLedger, anomalies: list, reviewer_role: str) -> str:
-    """The budget owners of the teams the anomalies name (a team, or an application's owner),
-    in registry order; the reviewer for the rest (models, callers, days, unallocated spend)."""
+    """The budget owners of the teams behind the anomalies, in registry order: a team, an
+    application's owner, and for a model or a caller the teams whose requests make up most of
+    its traffic (`_teams_behind`); the reviewer for the rest (days, unallocated spend)."""
     registry = ledger.workspace.registry
     app_team = {a.id: a.team for a in registry.applications}
     team_ids = {t.id for t in registry.teams}
 
-    def team_of(a) -> str | None:
+    def teams_of(a) -> set[str | None]:
         if a.scope == "team" and a.key in team_ids:
-            return a.key
-        return app_team.get(a.key) if a.scope == "application" else None
+            return {a.key}
+        if a.scope == "application" and a.key in app_team:
+            return {app_team[a.key]}
+        if a.scope in {"model", "caller"}:
+            column = "caller_id" if a.scope == "caller" else "model"
+            return set(_teams_behind(ledger, column, a.key, app_team, team_ids)) or {None}
+        return {None}
 
-    named = {team_of(a) for a in anomalies}
+    named = set().union(*(teams_of(a) for a in anomalies))
     owners = [t.budget_owner for t in registry.teams if t.id in named]
     if None in named:
         owners.append(reviewer_role)
     return ", ".join(dict.fromkeys(owners))
+
+
+def _teams_behind(
+    ledger: PeriodLedger, column: str, key: str, app_team: dict[str, str], team_ids: set[str]
+) -> list[str]:
+    """The registered teams whose requests (by application owner, else team tag) make up most
+    of the period's requests with `column` = `key`: the largest first, until they are more than
+    half."""
+    counts: dict[str, int] = {}
+    for application, team, n in ledger.con.execute(
+        f"SELECT application, team, sum(counted)::BIGINT FROM counted_requests "
+        f"WHERE {column} = ? GROUP BY ALL",
+        [key],
+    ).fetchall():
+        owner = app_team.get(application) or (team if team in team_ids else None)
+        if owner:
+            counts[owner] = counts.get(owner, 0) + n
+    behind, covered, total = [], 0, sum(counts.values())
+    for team, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if total and covered * 2 > total:
+            break
+        behind.append(team)
+        covered += n
+    return behind
 
 
 def sign_off_proposal(
@@ -467,10 +497,18 @@ def sign_off_proposal(
         )
     anomalies = [a for a in flagged if a.metric != "history"]
     if anomalies:
+        days = sum(a.metric == "daily_spend" for a in anomalies)
+        against = [
+            f"{len(anomalies) - days} against earlier periods" if len(anomalies) > days else "",
+            f"{counted(days, 'day')} far above the period's median day" if days else "",
+        ]
+        history = any(a.metric == "history" for a in flagged)
         findings.append(
             (
                 "needs_follow_up",
-                f"Anomalies: {len(anomalies)} flagged against the baseline of earlier periods",
+                f"Anomalies: {len(anomalies)} flagged ({'; '.join(filter(None, against))}"
+                + ("; no earlier period to compare against yet" if history else "")
+                + ")",
                 _anomaly_owners(ledger, anomalies, reviewer_role),
             )
         )

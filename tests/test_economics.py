@@ -118,6 +118,26 @@ def test_change_against_the_previous_period_with_the_same_definition(tmp_path, w
     assert not u.definition_changed
 
 
+@pytest.mark.parametrize("unpriced_in", ["2026-09", "2026-10"])
+def test_a_unit_cost_that_leaves_out_unpriced_requests_gives_no_change(
+    tmp_path, workspace, unpriced_in
+):
+    sept = [request(f"s{i}", timestamp="2026-09-10T12:00:00Z") for i in range(2)]
+    october = [request("o1"), request("o2")]
+    (sept if unpriced_in == "2026-09" else october).append(
+        request("x", model="mystery", timestamp=f"{unpriced_in}-10T12:00:00Z")
+    )
+    definition = one(numerator="{model: [chat-small, mystery]}")
+    [before] = units(tmp_path, workspace, sept, definition, period="2026-09")
+    write_previous(tmp_path, "2026-09", unit_economics_rows([before]))
+    [u] = units(tmp_path, workspace, october, definition)
+    assert (u.previous_unit_cost, u.change_pct) == (before.unit_cost, None)
+    assert u.note.endswith(
+        f"no change against 2026-09 is given: the unit cost of {unpriced_in} leaves out "
+        "unpriced requests"
+    )
+
+
 def test_a_changed_definition_is_flagged_and_not_compared(tmp_path, workspace):
     sept = [request("s1", timestamp="2026-09-10T12:00:00Z")]
     [before] = units(tmp_path, workspace, sept, one(), period="2026-09")

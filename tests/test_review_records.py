@@ -259,13 +259,19 @@ def test_the_demos_runaway_job_is_flagged_and_no_steady_team_is(demo_october):
 
 
 def test_the_demos_anomalies_are_followed_up_by_the_owners_they_name(demo_october):
-    # support (team and kb-summarizer spikes) has a budget owner; the day spikes have no team,
-    # so the reviewer follows them up too
+    # support: its team and kb-summarizer spikes, and most of claude-sonnet-4-5's traffic;
+    # assistant: all of the new caller's and the new model's; the day spikes have no team, so
+    # the reviewer follows them up too
     [finding] = [
         f for f in demo_october.spend_review["sign_off"]["findings"]
         if f["finding"].startswith("Anomalies:")
     ]  # fmt: skip
-    assert finding["follow_up_owner"] == "support-ops-lead, finops-analyst"
+    assert finding == {
+        "result": "needs_follow_up",
+        "finding": "Anomalies: 10 flagged (6 against earlier periods; 4 days far above the "
+        "period's median day)",
+        "follow_up_owner": "assistant-lead, support-ops-lead, finops-analyst",
+    }
 
 
 def test_an_unpriced_model_that_decides_the_reconciliation_is_one_finding(workspace):

@@ -309,13 +309,10 @@ def focus_allocated_rows(ledger: PeriodLedger) -> list[dict[str, str]]:
             + (f" ({charge.environment})" if charge.environment else ""),
             "ChargePeriodStart": _stamp(start),
             "ChargePeriodEnd": _stamp(end),
-            "ConsumedQuantity": f"{charge.quantity}.0",  # a decimal, also to pandas readers
+            **_quantities(Decimal(charge.quantity), per_call),
             "ConsumedUnit": "Requests" if per_call else "Tokens",
             "ContractedUnitPrice": _text(price, 6),
             "ListUnitPrice": _text(price, 6),
-            "PricingQuantity": _text(
-                Decimal(charge.quantity) / (1 if per_call else TOKENS_PER_PRICING_UNIT), 6
-            ),
             "PricingUnit": "Requests" if per_call else "1000000 Tokens",
             "ResourceId": charge.application,
             "ResourceName": charge.application,
@@ -331,12 +328,15 @@ def focus_allocated_rows(ledger: PeriodLedger) -> list[dict[str, str]]:
             weights, rule_words = shared_weights(rule, direct)
             costs = split_exact(charge.cost, weights)
             ratios = split_exact(1, weights, RATIO_QUANTUM)
+            # quantities split like the cost, so that they sum to the origin's too
+            consumed = split_exact(charge.quantity, weights, RATIO_QUANTUM)
             unit, quantities = _method_basis(rule, rule_words, weights)
             for team_id in sorted(weights):
                 team = teams[team_id]
                 row = (
                     base
                     | _money(costs[team_id])
+                    | _quantities(consumed[team_id], per_call)
                     | {
                         "SubAccountId": team_id,
                         "SubAccountName": team_id,
@@ -428,6 +428,15 @@ def _method_details(ratio: Decimal, unit: str, quantity: Decimal) -> str:
         f'{{"Elements": [{{"AllocatedRatio": {_text(ratio, 1)}, "UsageUnit": {json.dumps(unit)}, '
         f'"UsageQuantity": {_text(Decimal(quantity), 0)}}}]}}'
     )
+
+
+def _quantities(consumed: Decimal, per_call: bool) -> dict[str, str]:
+    """ConsumedQuantity (tokens or calls; a share of them on a split row, exact) and
+    PricingQuantity (the same in the price's unit: 1M tokens, or calls)."""
+    return {
+        "ConsumedQuantity": _text(consumed.normalize(), 1),  # a decimal, also to pandas readers
+        "PricingQuantity": _text(consumed / (1 if per_call else TOKENS_PER_PRICING_UNIT), 6),
+    }
 
 
 def _money(cost: Decimal) -> dict[str, str]:

@@ -206,21 +206,22 @@ def test_rows_are_one_per_owner_line_model_direction_and_price_entry_with_exact_
          "8.000000", "0.000480000000", ""),
         (f"reasoner/reasoning/{BEFORE}", "allocated", "search", "40.0", "0.000040",
          "10.000000", "0.000400000000", ""),
-        # even split of 0.001001: 1001000000 picodollars in thirds, the odd two to the first
-        (f"chat-small/uncached_input/{BEFORE}", "shared", "platform", "1001.0", "0.001001",
-         "1.000000", "0.000333666667", "0.333333333334"),
-        (f"chat-small/uncached_input/{BEFORE}", "shared", "search", "1001.0", "0.001001",
-         "1.000000", "0.000333666667", "0.333333333333"),
-        (f"chat-small/uncached_input/{BEFORE}", "shared", "support", "1001.0", "0.001001",
-         "1.000000", "0.000333666666", "0.333333333333"),
+        # even split of 0.001001: 1001000000 picodollars in thirds, the odd two to the first;
+        # the 1001 tokens are split the same way, at 10⁻¹² tokens
+        (f"chat-small/uncached_input/{BEFORE}", "shared", "platform", "333.666666666667",
+         "0.000333666666666667", "1.000000", "0.000333666667", "0.333333333334"),
+        (f"chat-small/uncached_input/{BEFORE}", "shared", "search", "333.666666666667",
+         "0.000333666666666667", "1.000000", "0.000333666667", "0.333333333333"),
+        (f"chat-small/uncached_input/{BEFORE}", "shared", "support", "333.666666666666",
+         "0.000333666666666666", "1.000000", "0.000333666666", "0.333333333333"),
         # fixed split 70/30
-        (f"chat-small/uncached_input/{BEFORE}", "shared", "search", "1001.0", "0.001001",
+        (f"chat-small/uncached_input/{BEFORE}", "shared", "search", "700.7", "0.0007007",
          "1.000000", "0.000700700000", "0.700000000000"),
-        (f"chat-small/uncached_input/{BEFORE}", "shared", "support", "1001.0", "0.001001",
+        (f"chat-small/uncached_input/{BEFORE}", "shared", "support", "300.3", "0.0003003",
          "1.000000", "0.000300300000", "0.300000000000"),
-        (f"chat-small/output/{BEFORE}", "shared", "search", "33.0", "0.000033",
+        (f"chat-small/output/{BEFORE}", "shared", "search", "23.1", "0.0000231",
          "4.000000", "0.000092400000", "0.700000000000"),
-        (f"chat-small/output/{BEFORE}", "shared", "support", "33.0", "0.000033",
+        (f"chat-small/output/{BEFORE}", "shared", "support", "9.9", "0.0000099",
          "4.000000", "0.000039600000", "0.300000000000"),
         # unallocated: its own row, no sub account
         (f"chat-small/uncached_input/{BEFORE}", "untagged", "", "500.0", "0.000500",
@@ -243,11 +244,18 @@ def test_ratios_and_shares_sum_exactly_to_each_origin_charge(crafted):
     _, rows = crafted
     ratios: dict[str, Decimal] = defaultdict(Decimal)
     shares: dict[str, Decimal] = defaultdict(Decimal)
+    quantities: dict[str, Decimal] = defaultdict(Decimal)
     for r in rows:
         if r["x_AllocationStatus"] == "shared":
             ratios[r["x_OriginChargeId"]] += Decimal(r["x_AllocatedRatio"])
             shares[r["x_OriginChargeId"]] += Decimal(r["BilledCost"])
+            quantities[r["x_OriginChargeId"]] += Decimal(r["ConsumedQuantity"])
+            # ListCost = ListUnitPrice × PricingQuantity, to the ledger's 10⁻¹²
+            listed = Decimal(r["ListUnitPrice"]) * Decimal(r["PricingQuantity"])
+            assert abs(Decimal(r["ListCost"]) - listed) < Decimal("1e-12")
     assert set(ratios.values()) == {Decimal(1)}
+    # the split quantities sum to the origin's, as FOCUS asks of summable columns
+    assert sorted(quantities.values()) == [Decimal(33), Decimal(1001), Decimal(1001)]
     assert shares == {
         f"shared|platform|gateway-even|production|chat-small/uncached_input/{BEFORE}":
             Decimal("0.001001"),

@@ -37,6 +37,7 @@ __all__ = [
     "budget_basis",
     "budget_lines",
     "budget_rows",
+    "data_gaps",
     "load_budgets",
     "prorated_budget",
 ]
@@ -61,6 +62,8 @@ BUDGET_COLUMNS = (
 )
 # A ledger whose last row falls within the period's last hour (or after it) covers the period.
 COMPLETE_WITHIN = timedelta(hours=1)
+# A run rate needs a day of data: an hour after midnight is no month.
+MIN_RUN_RATE = timedelta(days=1)
 CENT = Decimal("0.01")
 
 
@@ -161,7 +164,7 @@ class BudgetLine:
     budget: Decimal
     actual: Decimal
     pct_used: Decimal | None
-    forecast: Decimal
+    forecast: Decimal | None  # None: the ledger covers too little of the period to forecast
     status: str
     budget_owner: str
     environments: str
@@ -181,6 +184,24 @@ class BudgetLine:
         )
 
 
+def data_gaps(period: Period, ledger_span: tuple[datetime, datetime] | None) -> list[str]:
+    """What of the period the ledger (`ledger_span`: its first and last timestamp, naive UTC,
+    every file read) lacks, in words: its end, when its last row falls before the period's last
+    hour (always first), and its start, when a whole day or more of the period has no rows."""
+    if ledger_span is None:
+        return []
+    start, end = (p.astimezone(UTC).replace(tzinfo=None) for p in (period.start, period.end))
+    first, last = ledger_span
+    gaps = []
+    if last < end - COMPLETE_WITHIN:
+        gaps.append(f"data through {last:%Y-%m-%d %H:%M} UTC")
+    if first >= start + timedelta(days=1):
+        days = (first - start).days
+        empty = "the period's first day has" if days == 1 else f"the first {days} days have"
+        gaps.append(f"the ledger starts {first:%Y-%m-%d %H:%M} UTC: {empty} no rows")
+    return gaps
+
+
 def budget_lines(
     budgets: Budgets,
     allocation: list[AllocationLine],
@@ -197,21 +218,17 @@ def budget_lines(
     owners = {t.id: t.budget_owner for t in registry.teams}
     start, end = (p.astimezone(UTC).replace(tzinfo=None) for p in (period.start, period.end))
     span = end - start
-    covered, notes, data_through = span, [], period.last_day
-    if ledger_span is not None:
-        first, last = ledger_span
-        if last < end - COMPLETE_WITHIN:
-            covered = max(last - start, COMPLETE_WITHIN)
-            data_through = max(last.date(), period.first_day)
-            notes.append(
-                f"data through {last:%Y-%m-%d %H:%M} UTC: forecast at the run rate of "
-                f"{_days(covered)} of {period.days} days"
-            )
-        if first >= start + timedelta(days=1):  # a whole day or more without rows: say so
-            notes.append(
-                f"the ledger starts {first:%Y-%m-%d %H:%M} UTC: {_days(first - start)} days of "
-                "the period have no rows"
-            )
+    covered, data_through = span, period.last_day
+    notes = data_gaps(period, ledger_span)
+    if ledger_span is not None and ledger_span[1] < end - COMPLETE_WITHIN:
+        last = ledger_span[1]
+        covered = max(last - start, COMPLETE_WITHIN)
+        data_through = max(last.date(), period.first_day)
+        notes[0] += (
+            f": forecast at the run rate of {_days(covered)} of {period.days} days"
+            if covered >= MIN_RUN_RATE
+            else ": too little of the period to forecast from"
+        )
     basis = budget_basis(period)
     unpriced_shared = unpriced_shares(allocation)
     lines = []
@@ -230,8 +247,12 @@ def budget_lines(
                 else:
                     other += line.cost
         forecast = (
-            actual * Decimal(span.total_seconds()) / Decimal(covered.total_seconds())
-        ).quantize(CENT, ROUND_HALF_EVEN)
+            (actual * Decimal(span.total_seconds()) / Decimal(covered.total_seconds())).quantize(
+                CENT, ROUND_HALF_EVEN
+            )
+            if covered >= MIN_RUN_RATE
+            else None
+        )
         pct = (actual / budget * 100).quantize(CENT, ROUND_HALF_EVEN) if budget else None
         crossed = [t for t in budgets.thresholds_pct if pct is not None and pct >= t]
         reasons = []
@@ -257,7 +278,7 @@ def budget_lines(
             if status == "ok":  # an actual known to be short cannot be called within budget
                 status = "warning"
         reasons += notes
-        if covered < span and forecast > budget and status == "ok":
+        if covered < span and forecast is not None and forecast > budget and status == "ok":
             status = "warning"
             reasons.append("the forecast is over budget")
         lines.append(

@@ -231,7 +231,7 @@ def budget_bullet_chart(
             ax.plot([x, x], [i - 0.35, i + 0.35], color="#7b8794", linewidth=1, zorder=2)
         ax.barh(i, float(actual), height=0.3, color=STATUS_COLOURS.get(status, "#4E79A7"),
                 zorder=3)  # fmt: skip
-        if forecast != actual:
+        if forecast is not None and forecast != actual:
             ax.plot(float(forecast), i, marker="D", color="#222222", markersize=5, zorder=4)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     _money_axis(ax, currency, "x")
@@ -239,7 +239,7 @@ def budget_bullet_chart(
     ax.set_title(title, loc="left", fontsize=11)
     handles = [Patch(facecolor="#e4e9f0", label="Budget (ticks: thresholds)")]
     handles += [Patch(facecolor=c, label=f"Actual, {s}") for s, c in STATUS_COLOURS.items()]
-    if any(forecast != actual for _, _, actual, forecast, _ in rows):
+    if any(f is not None and f != actual for _, _, actual, f, _ in rows):
         handles.append(
             Line2D([], [], marker="D", color="#222222", linestyle="none", markersize=5,
                    label="Forecast to period end")

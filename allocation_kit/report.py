@@ -466,7 +466,7 @@ def write_analysis(
         profile_rows,
         spend_profile,
     )
-    from .budgets import BUDGET_COLUMNS, budget_lines, budget_rows
+    from .budgets import BUDGET_COLUMNS, budget_lines, budget_rows, data_gaps
     from .chargeback import CHARGE_COLUMNS, charge_rows, chargeback
     from .economics import UNIT_ECONOMICS_COLUMNS, unit_economics, unit_economics_rows
     from .history import prior_evidence
@@ -508,7 +508,10 @@ def write_analysis(
     _write_csv(evidence / "anomalies.csv", ANOMALY_COLUMNS, anomaly_rows(flagged))
     reviewed = chargeback_review(ledger, reviewer_role, now, record)
     _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(reviewed))
-    spend = spend_review(ledger, profile, flagged, reviewed, budgets, record, reviewer_role, now)
+    gaps = data_gaps(ledger.period, span)
+    spend = spend_review(
+        ledger, profile, flagged, reviewed, budgets, record, reviewer_role, now, gaps
+    )
     (evidence / "spend_review.json").write_text(json.dumps(spend, indent=2) + "\n")
     trends: dict[str, list] = {u.name: [] for u in units}
     for earlier, rows in prior_evidence(out, ledger.period, "unit_economics.csv"):

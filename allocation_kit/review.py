@@ -304,8 +304,10 @@ def spend_review(
     reconciliation: dict,
     reviewer_role: str,
     reviewed_at: datetime,
+    gaps: list[str] | None = None,
 ) -> dict:
-    """The period's spend review record (spend_review.json)."""
+    """The period's spend review record (spend_review.json). `gaps`: what of the period the
+    ledger lacks (`budgets.data_gaps`)."""
     by_status = ledger.cost_by_status()
     allocated = by_status.get("allocated", Decimal(0))
     shared = by_status.get("shared", Decimal(0))
@@ -364,7 +366,7 @@ def spend_review(
             for result in ("pass", "needs_follow_up", "fail")
         },
         "sign_off": sign_off_proposal(
-            ledger, flagged, chargeback, budgets, reconciliation, reviewer_role
+            ledger, flagged, chargeback, budgets, reconciliation, reviewer_role, gaps
         ),
         "reviewer_role": reviewer_role,
         "reviewed_at": reviewed_at.isoformat(timespec="seconds"),
@@ -427,15 +429,26 @@ def sign_off_proposal(
     budgets: list,
     reconciliation: dict,
     reviewer_role: str,
+    gaps: list[str] | None = None,
 ) -> dict:
     """The period's proposed sign-off: `fail` when the reconciliation or a team's chargeback
     fails, `needs_follow_up` when anything else is open (an inconclusive reconciliation,
     unallocated cost, unpriced calls, a chargeback row to follow up, a budget exceeded, an
-    anomaly), else `pass`; with every finding behind it, worst first, and who follows it up."""
+    anomaly, a ledger that covers only part of the period: `gaps`), else `pass`; with every
+    finding behind it, worst first, and who follows it up."""
     from .present import unit_money
 
     currency = ledger.workspace.kit.currency
     findings: list[tuple[str, str, str]] = []  # (result, finding, follow-up owner)
+    if gaps:
+        findings.append(
+            (
+                "needs_follow_up",
+                f"Partial period: {'; '.join(gaps)}. Every figure covers only the rows logged "
+                "so far",
+                f"{reviewer_role} (re-run once the ledger is complete)",
+            )
+        )
     result = reconciliation.get("result")
     deciding: set[str] = set()
     if result in ("fail", "inconclusive"):

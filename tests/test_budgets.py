@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from allocation_kit.allocate import AllocationLine
-from allocation_kit.budgets import Budgets, budget_lines, load_budgets, prorated_budget
+from allocation_kit.budgets import Budgets, budget_lines, budget_rows, load_budgets, prorated_budget
 from allocation_kit.config import Registry
 from allocation_kit.errors import ConfigError
 from allocation_kit.periods import parse_period
@@ -122,8 +122,21 @@ def test_a_ledger_that_starts_inside_the_period_says_so():
     config = budgets({"team": "search", "monthly": 3100})
     span = (datetime(2026, 7, 31, 23, 2), datetime(2026, 8, 31, 23, 59))
     [b] = budget_lines(config, [line("search", "10")], REG, week, span, "USD")
-    assert b.reason == "the ledger starts 2026-07-31 23:02 UTC: 5 days of the period have no rows"
+    # 27 to 30 July have no rows; 31 July has, from 23:02
+    assert b.reason == "the ledger starts 2026-07-31 23:02 UTC: the first 4 days have no rows"
     assert b.forecast == Decimal("10.00")  # the period's end is covered: no run-rate forecast
+
+
+def test_less_than_a_day_of_data_gives_no_forecast():
+    """A few rows after midnight on the 1st are no run rate for a month (× 720 of an hour)."""
+    config = budgets({"team": "search", "monthly": 3000})
+    span = (datetime(2026, 10, 1), datetime(2026, 11, 1, 0, 9))
+    [b] = budget_lines(config, [line("search", "0.24")], REG, parse_period("2026-11"), span, "USD")
+    assert (b.actual, b.forecast, b.status) == (Decimal("0.24"), None, "ok")
+    assert (
+        b.reason == "data through 2026-11-01 00:09 UTC: too little of the period to forecast from"
+    )
+    assert budget_rows([b])[0]["forecast"] == ""
 
 
 def test_weekly_periods_prorate_each_day_by_its_own_month():

@@ -182,6 +182,14 @@ def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet)
                 "follow_up_owner": "finops-analyst, search-lead",
             },
             {
+                # every row is logged on 2026-10-10 at noon
+                "result": "needs_follow_up",
+                "finding": "Partial period: data through 2026-10-10 12:00 UTC; the ledger starts "
+                "2026-10-10 12:00 UTC: the first 9 days have no rows. Every figure covers only "
+                "the rows logged so far",
+                "follow_up_owner": "finops-analyst (re-run once the ledger is complete)",
+            },
+            {
                 "result": "needs_follow_up",
                 "finding": "Reconciliation inconclusive: kit.yaml has no billing section: there "
                 "is no bill to reconcile against.",

@@ -736,7 +736,7 @@ def _bill_facts(
             COALESCE(billing_period_end,
                      date_trunc('month', charge_period_start) + INTERVAL 1 MONTH),
             count(*), COALESCE(sum(billed_cost), 0), currency
-        FROM {table} WHERE NOT ({in_scope}) GROUP BY ALL ORDER BY 1, 2, 5"""
+        FROM {table} WHERE NOT COALESCE({in_scope}, false) GROUP BY ALL ORDER BY 1, 2, 5"""
     ).fetchall()
     bill_days, unbilled = None, (0, _ZERO, None, None)
     if daily:

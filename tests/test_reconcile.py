@@ -573,6 +573,21 @@ def test_bill_lines_outside_the_period_are_named_by_billing_period(workspace):
     )
 
 
+def test_daily_lines_of_the_same_month_outside_a_week_are_counted_as_outside_it(workspace):
+    # a daily bill of October whose billing period overlaps 2026-W41 (5 to 11 October): the
+    # days of the month outside the week are not compared, and the count says so
+    def day(line: dict, first: str, last: str) -> dict:
+        return line | {"ChargePeriodStart": first, "ChargePeriodEnd": last}
+
+    inside = [day(line, "2026-10-10T00:00:00Z", "2026-10-11T00:00:00Z") for line in CLEAN_BILL]
+    later = day(CLEAN_BILL[0], "2026-10-20T00:00:00Z", "2026-10-21T00:00:00Z")
+    recon = reconcile(workspace, ROWS, [*inside, later], period="2026-W41")
+    assert message(recon, "bill_lines_outside_period") == (
+        "1 bill line ($0.60) is charged outside 2026-W41 and is not compared; by billing "
+        "period: 2026-10 $0.60 (1 line)."
+    )
+
+
 def test_a_monthly_bill_cannot_judge_a_week(workspace):
     recon = reconcile(workspace, ROWS, CLEAN_BILL, period="2026-W41")
     assert recon.result == "inconclusive"

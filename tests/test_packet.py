@@ -282,7 +282,7 @@ def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
     executed = papermill.execute_notebook(
         str(resource_dir("notebooks") / "explore.ipynb"),
         str(tmp_path / "explore.ipynb"),
-        parameters={"config": str(config), "period": "2026-10"},
+        parameters={"config": str(config), "period": "2026-10", "team": "search"},
         progress_bar=False,
         kernel_name="python3",
     )
@@ -293,6 +293,9 @@ def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
         if c.cell_type == "code"
     )
     assert "6 requests, ledger total 0.03" in printed
+    # search's own call and its share of the shared gateway's, as allocation.csv has them
+    assert "search: 0.02 over 3 requests" in printed
+    assert f"No earlier evidence: {tmp_path / 'ws' / 'reports'} is not a folder" in printed
     # no earlier periods in its reports folder: the anomalies say there is no baseline yet
     html = "".join(
         o.get("data", {}).get("text/html", "")

@@ -983,8 +983,16 @@ class Review:
         rec = self.reconciliation or {}
         if rec.get("billing_reported_count") is not None:
             rows.append(("Requests reported by the bill", rec["billing_reported_count"]))
-        return html_table(
+        table = html_table(
             ["Count", "Requests"], [(k, count_text(v)) for k, v in rows], numeric=(1,)
+        )
+        if c.successful <= c.logical_calls:
+            return table
+        return table + Html(
+            '<p class="ak-note">Logical calls count each idempotency_key (or, without one, each '
+            "request_id) once, while attempts count every copy of a request_id logged with "
+            "different content (each quarantined): so successful attempts can outnumber "
+            "calls.</p>"
         )
 
     def daily_spend_chart(self) -> Html:

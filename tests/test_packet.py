@@ -576,3 +576,18 @@ def test_a_coverage_chart_with_nothing_priced_says_so_without_a_warning():
         figure = charts.coverage_chart({"allocated": Decimal(0)}, "USD", "Coverage")
     assert [t.get_text() for t in figure.axes[0].texts] == ["no priced cost in the period"]
     assert figure.legends == []
+
+
+def test_the_counts_say_why_successful_attempts_can_outnumber_logical_calls(workspace):
+    from allocation_kit.config import load_workspace
+    from allocation_kit.packet import Review
+    from allocation_kit.periods import parse_period
+    from allocation_kit.pipeline import period_ledger
+
+    # r1 logged twice with different content: two attempts (both quarantined), one call
+    rows = [request("r1"), request("r1", output_tokens=200), request("r2")]
+    ledger = period_ledger(load_workspace(workspace(rows)), parse_period("2026-10"), validate=False)
+    counts = ledger.counts
+    assert (counts.attempted, counts.logical_calls, counts.successful) == (3, 2, 3)
+    text = Review(ledger, {}, Path("."), "finops-analyst", datetime.now(UTC)).counts().text
+    assert text.endswith("so successful attempts can outnumber calls.</p>")

@@ -78,8 +78,9 @@ class Anomaly:
 
 
 def robust_score(history: list[Decimal], actual: Decimal) -> tuple[Decimal, Decimal]:
-    """(median of history, modified z-score of actual against it)."""
-    base = Decimal(median(history))
+    """(median of history, at the ledger's 12 places, and the modified z-score of actual
+    against it)."""
+    base = Decimal(median(history)).quantize(Decimal("1e-12"), ROUND_HALF_EVEN)
     mad = Decimal(median([abs(v - base) for v in history]))
     scale = max(MAD_TO_SIGMA * mad, RELATIVE_FLOOR * abs(base))
     if scale == 0:  # an all-zero history: any activity is new rather than a spike

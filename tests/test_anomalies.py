@@ -46,6 +46,9 @@ def test_robust_score_uses_median_and_mad_with_a_relative_floor():
         Decimal(10), Decimal("40.00")
     )  # MAD 0 → scale is 10% of the median  # fmt: skip
     assert robust_score([Decimal(0), Decimal(0)], Decimal(5)) == (Decimal(0), Decimal(0))
+    # the median of an even history is kept at the ledger's 12 places, as evidence shows it
+    base, _ = robust_score([Decimal("1.000000000001"), Decimal("1.000000000002")], Decimal(1))
+    assert str(base) == "1.000000000002"  # 1.0000000000015, half to even
 
 
 def test_a_spike_after_three_normal_periods_is_flagged_and_explained(workspace, tmp_path):

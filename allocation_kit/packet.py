@@ -996,15 +996,26 @@ class Review:
         )
 
     def daily_spend_chart(self) -> Html:
-        ledger_daily = dict(self._sql("SELECT day, sum(cost) FROM lines GROUP BY day"))
+        rec = self.reconciliation or {}
+        # with a daily bill, both sides as the reconciliation compares them: without the models
+        # it cannot match (unpriced, on one side only)
+        left_out = (rec.get("daily_leaves_out") or []) if rec.get("daily") else []
+        ledger_daily = dict(
+            self.ledger.con.execute(
+                "SELECT day, sum(cost) FROM lines "
+                "WHERE NOT COALESCE(list_contains(?, model), false) GROUP BY day",
+                [left_out],
+            ).fetchall()
+        )
         billed = None
-        if self.reconciliation and self.reconciliation.get("daily"):
+        title = f"Daily spend — {self.ledger.period.label}"
+        if rec.get("daily"):
             billed = {
                 datetime.fromisoformat(d["day"]).date(): Decimal(d["billed_cost"])
-                for d in self.reconciliation["daily"]
-                if d.get("billed_cost") is not None
+                for d in rec["daily"]
             }
-        title = f"Daily spend — {self.ledger.period.label}"
+            if left_out:
+                title += f" (without {', '.join(left_out)})"
         fig = charts.daily_spend_chart(ledger_daily, billed, self.currency, title)
         return charts.figure_html(fig, title)
 

@@ -219,6 +219,9 @@ class Reconciliation:
     has_bill: bool = True  # False: kit.yaml names no bill
     # False: no bill, or one that cannot be cut to the period: billed cost and variance unknown
     comparable: bool = True
+    # the models `daily` leaves out on both sides: those the verdict cannot match (unpriced,
+    # on one side only), so a day's variance is what both sides price
+    daily_leaves_out: list[str] = field(default_factory=list)
 
 
 # --- arithmetic ---------------------------------------------------------------------------------
@@ -601,7 +604,8 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     ledger_cost = _money_exact(ledger.ledger_cost)
     billed_cost = _money_exact(sum((b.total_cost for b in bill.values()), _ZERO))
     variance = ledger_cost - billed_cost
-    daily = _daily(con, period, billing, covered) if comparable and facts.daily else None
+    unmatched = _unmatched_models(lines)
+    daily = _daily(con, period, billing, covered, unmatched) if comparable and facts.daily else None
     counts = asdict(ledger.counts)
 
     say = _Sentences(currency, tolerance, period)
@@ -634,6 +638,7 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
         reasons=[*blocking, *verdict, *trust, *details],
         lines=lines,
         daily=daily,
+        daily_leaves_out=unmatched if daily is not None else [],
         other_charges=facts.other if facts else [],
         corrections=facts.corrections if facts else [],
         counts=counts,
@@ -821,19 +826,38 @@ def _charges(
     return [OtherCharge(*row[:4], _money_exact(row[4]), *row[5:]) for row in rows]
 
 
+def _unmatched_models(lines: list[ReconciliationLine]) -> list[str]:
+    """The models the verdict cannot match: unpriced, or on one side only."""
+    return sorted(
+        {line.model for line in lines if line.level == "model" and line.finding in _UNMATCHED}
+        - {None}
+    )
+
+
 def _daily(
     con: duckdb.DuckDBPyConnection,
     period: Period,
     billing: BillingLoaded,
     covered: tuple[date, date] | None = None,
+    leave_out: list[str] = (),
 ) -> list[DailyLine]:
     """Ledger and billed usage per UTC day of the period (every day, zeros included), or of
-    the days from `covered[0]` to `covered[1]` when given (those a daily bill covers)."""
-    ledger = dict(con.execute("SELECT day, sum(cost) FROM lines GROUP BY day").fetchall())
+    the days from `covered[0]` to `covered[1]` when given (those a daily bill covers), without
+    the models `leave_out` names on either side."""
+    ledger = dict(
+        con.execute(
+            "SELECT day, sum(cost) FROM lines WHERE NOT COALESCE(list_contains(?, model), false) "
+            "GROUP BY day",
+            [list(leave_out)],
+        ).fetchall()
+    )
     billed = dict(
         con.execute(
             f"""SELECT CAST(charge_period_start AS DATE), sum({USAGE_COST_SQL})
-            FROM {billing.table} WHERE {_scopes(period)["usage"]} GROUP BY 1"""
+            FROM {billing.table} WHERE {_scopes(period)["usage"]}
+                AND NOT COALESCE(list_contains(?, model), false)
+            GROUP BY 1""",
+            [list(leave_out)],
         ).fetchall()
     )
     days = []
@@ -1369,6 +1393,7 @@ class _Sentences:
                 )
             )
         if daily:
+            left = _unmatched_models(lines)
             off = [d for d in daily if beyond_tolerance(d.variance, d.billed_cost, self.tolerance)]
             if off:
                 worst = max(off, key=lambda d: abs(d.variance))
@@ -1389,7 +1414,13 @@ class _Sentences:
                         f"{'differ' if len(off) > 1 else 'differs'} by more than the "
                         f"{self.tolerance_text} tolerance (largest: {worst.day.isoformat()}, "
                         f"billed {self.money(worst.billed_cost)} vs "
-                        f"{self.money(worst.ledger_cost)} computed){hint}.",
+                        f"{self.money(worst.ledger_cost)} computed){hint}"
+                        + (
+                            f", on the models both sides price (without {', '.join(left)})"
+                            if left
+                            else ""
+                        )
+                        + ".",
                     )
                 )
         n = sum(lines for _, _, lines, _, _ in facts.outside)
@@ -1618,6 +1649,7 @@ def reconciliation_record(
             }
             for d in recon.daily
         ],
+        "daily_leaves_out": recon.daily_leaves_out,
         "other_charges": [_charge_record(c) for c in recon.other_charges],
         "corrections": [_charge_record(c) for c in recon.corrections],
         "counts": recon.counts,

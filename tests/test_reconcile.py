@@ -408,6 +408,27 @@ def test_daily_charge_periods_are_compared_day_by_day(workspace):
     }
 
 
+def test_days_are_compared_on_the_models_both_sides_price(workspace):
+    # mystery has no price in the snapshot: its billed $0.30 on 2 October would otherwise be a
+    # daily variance nothing in the ledger can explain
+    rows = [
+        request("a", input_tokens=1_000_000, output_tokens=0, timestamp="2026-10-02T12:00:00Z"),
+        request("m", model="mystery", timestamp="2026-10-02T12:00:00Z"),
+    ]
+    day = {"ChargePeriodStart": "2026-10-02T00:00:00Z", "ChargePeriodEnd": "2026-10-03T00:00:00Z"}
+    bill = [
+        usage("chat-small", "uncached_input", 1_000_000, "1.00", **day),
+        usage("mystery", "uncached_input", 1_000, "0.30", **day),
+    ]
+    recon = reconcile(workspace, rows, bill)
+    assert recon.daily_leaves_out == ["mystery"]
+    assert (recon.daily[1].day, recon.daily[1].ledger_cost, recon.daily[1].billed_cost) == (
+        date(2026, 10, 2), Decimal(1), Decimal(1)
+    )  # fmt: skip
+    assert not [r for r in recon.reasons if r.code == "daily_variance"]
+    assert record(recon)["daily_leaves_out"] == ["mystery"]
+
+
 def test_monthly_charge_periods_give_no_daily_comparison(workspace):
     assert reconcile(workspace, ROWS, CLEAN_BILL).daily is None
 

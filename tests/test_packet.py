@@ -128,7 +128,7 @@ def test_the_index_lists_the_period(packet):
         "  <td>1 fail, 1 follow&#8209;up</td>"
     ) in index
     assert '<a href="2026-10/evidence/manifest.json">manifest</a>' in index
-    assert "<td>2026-10</td>\n  <td>2026-10-01 to 2026-10-31</td>" in index
+    assert '<td>2026-10</td>\n  <td class="dates">2026-10-01 to 2026-10-31</td>' in index
     assert "<h2>" not in index  # one kind of period: one table, no headings
 
 
@@ -158,7 +158,7 @@ def test_the_index_keeps_months_weeks_and_ranges_apart_newest_first(tmp_path, ca
         "enclosed in double quotes: line 1 column 2 (char 1)); left out of the index\n"
     )
     headings = re.findall(r"<h2>(.*?)</h2>", index)
-    periods = re.findall(r"<tr>\n  <td>(.*?)</td>\n  <td>(.*?)</td>", index)
+    periods = re.findall(r'<tr>\n  <td>(.*?)</td>\n  <td class="dates">(.*?)</td>', index)
     assert headings == ["Months", "Weeks", "Date ranges"]
     assert periods == [
         ("2026-10", "2026-10-01 to 2026-10-31"),

@@ -29,12 +29,17 @@ from .present import minor_unit
 
 __all__ = [
     "CHARGE_COLUMNS",
+    "INCOMPLETE_BILL",
+    "NO_WEIGHTS",
     "SPREADABLE",
     "Charge",
     "Chargeback",
+    "bill_charges",
+    "bill_items",
     "charge_rows",
     "chargeback",
     "foot",
+    "prepaid_drawdown",
 ]
 
 # What a team may carry beyond its own cost, in the order the schedule shows it.
@@ -120,11 +125,32 @@ def _naive(stamp: str | None) -> datetime | None:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+NO_WEIGHTS = "no team has a cost to weigh the shares by"
+# A bill that does not cover the whole period (days or a billing period missing) is no total to
+# charge: the schedule then foots to the ledger.
+INCOMPLETE_BILL = frozenset({"billing_period_gap", "bill_days_missing"})
+
+
+def prepaid_drawdown(record: Mapping) -> Decimal:
+    """What the bill's usage drew down from a prepaid commitment: its effective cost beyond
+    what it bills (the reconciliation compares usage at that effective cost, while the money
+    was billed with the commitment's purchase)."""
+    for reason in record.get("reasons") or []:
+        if reason.get("code") == "commitment_drawdown":
+            numbers = reason.get("numbers") or {}
+            return Decimal(numbers["effective_cost"]) - Decimal(numbers["billed_cost"])
+    return Decimal(0)
+
+
 def bill_items(record: Mapping | None, currency: str) -> dict[str, Decimal] | None:
     """{item: amount} of what the reconciliation record's bill charges for the period beside
     usage (tax, credit, …, correction; see `bill_charges`), or None when the bill is not
-    comparable."""
+    comparable or does not cover the whole period. Usage drawn down from a prepaid commitment
+    is compared at its effective cost but was billed with the purchase: the purchase item is
+    net of it, so the items add up to what the bill charges."""
     if not record or record.get("billed_cost") is None:
+        return None
+    if any(r.get("code") in INCOMPLETE_BILL for r in record.get("reasons") or []):
         return None
     corrections = {id(c) for c in record.get("corrections") or []}
     items: dict[str, Decimal] = {}
@@ -132,6 +158,9 @@ def bill_items(record: Mapping | None, currency: str) -> dict[str, Decimal] | No
         item = "correction" if id(charge) in corrections else str(charge["charge_category"]).lower()
         item = item if item in SPREADABLE else "adjustment"
         items[item] = items.get(item, Decimal(0)) + Decimal(str(charge["amount"]))
+    prepaid = prepaid_drawdown(record)
+    if prepaid:
+        items["purchase"] = items.get("purchase", Decimal(0)) - prepaid
     return items
 
 
@@ -161,13 +190,17 @@ def chargeback(
         result = record.get("result")
         if "usage_difference" in spread and result != "pass" and items["usage_difference"]:
             kept["usage_difference"] = (
-                f"the reconciliation is {result}, so what billed usage differs from the ledger "
-                "is settled with the provider before any of it is charged"
+                "the reconciliation failed, so what billed usage differs from the ledger is "
+                "settled with the provider before any of it is charged"
+                if result == "fail"
+                else f"the reconciliation is {result}: what billed usage differs from the "
+                "ledger is charged once its reasons are resolved (an unpriced model priced, "
+                "a missing bill line found)"
             )
     weights = {team: cost for team, cost in own.items() if cost > 0}
     chosen = [i for i in SPREADABLE if i in spread and items.get(i) and i not in kept]
     if chosen and not weights:
-        kept |= {i: "no team has a cost to weigh the shares by" for i in chosen}
+        kept |= {i: NO_WEIGHTS for i in chosen}
         chosen = []
     shares: dict[str, dict[str, Decimal]] = {team: {} for team in own}
     for item in chosen:

@@ -19,7 +19,13 @@ from . import charts
 from .allocate import shared_weights, split_exact
 from .anomalies import MATERIALITY, SCORE_CUTOFF
 from .attribute import UNALLOCATED_STATUSES
-from .chargeback import ITEM_WORDS, bill_charges
+from .chargeback import (
+    INCOMPLETE_BILL,
+    ITEM_WORDS,
+    NO_WEIGHTS,
+    bill_charges,
+    prepaid_drawdown,
+)
 from .config import load_workspace
 from .periods import parse_period
 from .pipeline import PeriodLedger, period_ledger
@@ -29,9 +35,10 @@ from .present import (
     counted,
     html_table,
     listed,
-    minor_unit,
+    minor_word,
     money,
     percent,
+    rounded,
     rounding_note,
     tiles,
     unit_money,
@@ -349,19 +356,19 @@ class Review:
             )
             for line in teams
         ]
-        kept = ", ".join(
-            f"{ITEM_WORDS[i]} {self._money(a)}" for i, a in reviewer.shares.items() if a
-        )
+        # the kept items by name: their amounts are in the bridge, and rounded one by one they
+        # need not add up to the footed charge
+        kept = ", ".join(ITEM_WORDS[i] for i, a in reviewer.shares.items() if a)
         if reviewer.charge or kept:
             label = f"Kept by the reviewer ({kept})" if kept else "Kept by the reviewer"
             body.append((label, "", "", *([""] * len(spread)), self._money(reviewer.charge)))
         what = (
             f"the bill for {self.ledger.period.label}"
             if schedule.against_bill
-            else ("the ledger total (no comparable bill)")
+            else "the ledger total (no bill that covers the period in its currency)"
         )
         total = (
-            f"= {what[0].upper()}{what[1:]}",
+            f"Total (= {what})",
             "",
             self._money(sum((line.own_cost for line in teams), Decimal(0))),
             *(self._money(schedule.items[i]) for i in spread),
@@ -369,11 +376,14 @@ class Review:
         )
         numeric = range(2, len(columns))
         table = html_table(columns, body, numeric=numeric, total=total)
+        configured = self.ledger.workspace.kit.chargeback.spread
         if spread:
             rule = (
                 f"Each team carries its share of {listed(words)} in proportion to its own cost "
                 "(kit.yaml <code>chargeback.spread</code>)."
             )
+        elif configured:
+            rule = "Teams carry their own cost only: nothing kit.yaml spreads could be spread."
         else:
             rule = (
                 "Teams carry their own cost only; kit.yaml <code>chargeback.spread</code> can "
@@ -383,14 +393,53 @@ class Review:
         reasons = "".join(
             f" The {html.escape(ITEM_WORDS[i])} stays with the reviewer: {html.escape(why)}."
             for i, why in schedule.kept.items()
+            if why != NO_WEIGHTS
         )
-        unit = "unit" if minor_unit(self.currency) == 1 else "cent"
+        if any(why == NO_WEIGHTS for why in schedule.kept.values()):
+            reasons += f" Nothing is spread: {NO_WEIGHTS}."
+        rec = self.reconciliation or {}
+        aside = bill_charges(rec, self.currency)[1] if rec.get("billed_cost") is not None else []
+        if aside:
+            reasons += (
+                f" {counted(len(aside), 'bill charge')} in another currency or for more than "
+                f"{self.ledger.period.label} {'is' if len(aside) == 1 else 'are'} not in it (see "
+                "the bridge in the Reconciliation section)."
+            )
+        negative = [line.team for line in teams if line.charge < 0]
+        if negative:
+            reasons += (
+                f" A credit larger than their cost leaves {listed(negative)} with a negative "
+                "charge: a refund to book, or a credit to keep with the reviewer instead."
+            )
+        unit = minor_word(self.currency)
+        shown = [
+            self._rounded(line.own_cost)
+            + sum((self._rounded(line.shares.get(i, Decimal(0))) for i in spread), Decimal(0))
+            != line.charge
+            for line in teams
+        ]
+        columns_off = [
+            sum((self._rounded(v) for v in values), Decimal(0)) != self._rounded(sum(values))
+            for values in (
+                [line.own_cost for line in teams],
+                *([line.shares.get(i, Decimal(0)) for line in teams] for i in spread),
+            )
+        ]
+        gaps = (
+            " Own cost and shares are each rounded on their own, so a row can differ from its "
+            f"charge, or a column from its total, by a {unit} or so."
+            if any(shown) or any(columns_off)
+            else ""
+        )
         note = Html(
             f'<p class="ak-note">{rule}{reasons} Charges are rounded to the {unit} by largest '
             f"remainder, so they add up to {html.escape(what)} exactly; each is within a {unit} "
-            "of its exact amount in <code>evidence/chargeback.csv</code>.</p>"
+            f"of its exact amount in <code>evidence/chargeback.csv</code>.{gaps}</p>"
         )
         return table + note
+
+    def _rounded(self, value: Decimal) -> Decimal:
+        return rounded(value, self.currency)
 
     def shared_costs(self) -> Html:
         """Each shared application: its rule and what each receiving team got."""
@@ -828,19 +877,28 @@ class Review:
             return ": ".join(filter(None, [r.get("charge_category"), r.get("description")]))
 
         charges = [(label(r), Decimal(r["amount"])) for r in added]
+        prepaid = prepaid_drawdown(rec)
+        if prepaid:  # billed with the commitment's purchase: not billed again as usage
+            charges.insert(0, ("Usage paid from a prepaid commitment (in its purchase)", -prepaid))
         apart = [
             (f"{label(r)} ({why})", money(Decimal(r["amount"]), r.get("currency") or self.currency))
             for r, why in aside
         ]
         total = billed + sum((amount for _, amount in charges), Decimal(0))
+        incomplete = any(r.get("code") in INCOMPLETE_BILL for r in rec.get("reasons") or [])
+        what = (
+            f"= What the bill charges (it does not cover all of {self.ledger.period.label})"
+            if incomplete
+            else f"= The bill for {self.ledger.period.label}"
+        )
         rows = [
-            ("Allocated to teams (the chargeback)", self._money(allocated)),
+            ("Allocated to teams (their own cost)", self._money(allocated)),
             ("Unallocated (no owner yet)", self._money(self.unallocated_cost)),
             ("= Ledger total, computed", self._money(ledger_total)),
             ("Billed usage − ledger total", self._money(billed - ledger_total)),
             ("= Billed usage", self._money(billed)),
             *[(label, self._money(amount)) for label, amount in charges],
-            (f"= The bill for {self.ledger.period.label}", self._money(total)),
+            (what, self._money(total)),
             *apart,
         ]
         classes = ["", "", "ak-subtotal", "", "ak-subtotal", *[""] * len(charges), "ak-total"]
@@ -851,11 +909,20 @@ class Review:
             numeric=(1,),
             row_classes=classes,
         )
-        note = Html(
-            '<p class="ak-note">Teams are charged the ledger\'s computed cost. The difference '
-            "to billed usage, tax, credits and corrections are not in the chargeback: they stay "
-            "with the reviewer to settle with the provider or to spread by finance policy.</p>"
-        )
+        schedule = self.analysis.charges if self.analysis else None
+        if schedule is not None and schedule.spread:
+            spread = listed([ITEM_WORDS[i] for i in schedule.spread])
+            text = (
+                f"The chargeback to the bill (Allocation section) spreads {spread} across the "
+                "teams in proportion to their own cost; the rest stays with the reviewer."
+            )
+        else:
+            text = (
+                "Teams are charged their own cost. The difference to billed usage, tax, credits "
+                "and corrections stay with the reviewer, to settle with the provider or to spread "
+                "by finance policy (kit.yaml <code>chargeback.spread</code>)."
+            )
+        note = Html(f'<p class="ak-note">{text}</p>')
         sums = [
             ([allocated, self.unallocated_cost], ledger_total),
             ([ledger_total, billed - ledger_total], billed),
@@ -1168,7 +1235,7 @@ class Review:
         form = [
             (
                 "Reviewer decision",
-                "☐ pass: charge back the allocated amounts as shown",
+                "☐ pass: charge back as the chargeback to the bill shows",
             ),
             ("", "☐ needs follow-up: charge back, with each finding above owned and dated"),
             ("", "☐ fail: do not charge back until the failing findings are resolved"),

@@ -13,13 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from babel.numbers import get_currency_precision
+
 __all__ = [
     "Html",
     "count_text",
     "counted",
     "html_table",
     "listed",
+    "minor_places",
     "minor_unit",
+    "minor_word",
     "money",
     "percent",
     "rounded",
@@ -29,7 +33,6 @@ __all__ = [
 ]
 
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$"}
-_ZERO_DECIMAL = {"JPY", "KRW"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,19 @@ def listed(words: Sequence[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
+def minor_places(currency: str) -> int:
+    """The decimal places of the currency's minor unit, from CLDR's currency data (2 for USD,
+    0 for JPY and CLP, 3 for KWD; 2 for a code CLDR does not know)."""
+    return get_currency_precision(currency)
+
+
 def minor_unit(currency: str) -> Decimal:
-    return Decimal(1) if currency in _ZERO_DECIMAL else Decimal("0.01")
+    return Decimal(1).scaleb(-minor_places(currency))
+
+
+def minor_word(currency: str) -> str:
+    """What its minor unit is called in a sentence: cent, unit (no minor unit) or minor unit."""
+    return {0: "unit", 2: "cent"}.get(minor_places(currency), "minor unit")
 
 
 def money(value: Decimal | None, currency: str, *, exact_rounded: bool = True) -> str:
@@ -60,7 +74,7 @@ def money(value: Decimal | None, currency: str, *, exact_rounded: bool = True) -
         return "—"
     if exact_rounded:
         value = Decimal(value).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
-    places = 0 if currency in _ZERO_DECIMAL else 2
+    places = minor_places(currency)
     sign = "−" if value < 0 else ""
     body = f"{abs(value):,.{places}f}"
     symbol = _SYMBOLS.get(currency)
@@ -121,7 +135,7 @@ def rounding_note(
     source = f" ({evidence})" if evidence else ""
     return Html(
         '<p class="ak-note">Each amount is its exact value'
-        f"{html.escape(source)} rounded to the {'unit' if minor_unit(currency) == 1 else 'cent'} "
+        f"{html.escape(source)} rounded to the {minor_word(currency)} "
         "on its own, totals included, so a total can differ from the sum of the rounded amounts "
         f"it covers (here by up to {html.escape(money(largest, currency))}).</p>"
     )

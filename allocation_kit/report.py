@@ -297,7 +297,10 @@ def input_files(
     return [
         {
             "role": role,
-            "path": _relative(path, ws.root),
+            # earlier evidence may sit outside the workspace (--out): relative to it all the same
+            "path": os.path.relpath(path, ws.root)
+            if role == "baseline"
+            else _relative(path, ws.root),
             "bytes": path.stat().st_size,
             "sha256": hashed.get(path) or file_sha256(path),
         }

@@ -108,7 +108,7 @@ def test_what_is_not_spread_stays_with_the_reviewer_and_an_unsettled_difference_
          Decimal("0.80"), Decimal("0.80")),
     ]  # fmt: skip
     assert schedule.kept == {
-        "usage_difference": "the reconciliation is fail, so what billed usage differs from the "
+        "usage_difference": "the reconciliation failed, so what billed usage differs from the "
         "ledger is settled with the provider before any of it is charged"
     }
     assert (schedule.footed, schedule.spread) == (Decimal("5.16"), ("tax",))
@@ -221,3 +221,44 @@ def test_the_run_writes_chargeback_csv(workspace, tmp_path):
          zero, "1.215000000000", "1.21", "USD"),
         ("kept_by_reviewer", "", "", zero, zero, zero, zero, zero, "0.00", "USD"),
     ]  # fmt: skip
+
+
+def test_usage_drawn_down_from_a_prepaid_commitment_is_not_billed_twice():
+    # usage bills $0 with an effective cost of $4.50, drawn from a $10.00 purchase this month:
+    # the bill is $10.00, and teams carry their $4.00 of usage plus the purchase net of it
+    record = bill("pass", "4.50", ("Purchase", "10.00", "USD"))
+    record["reasons"] = [
+        {"code": "commitment_drawdown", "numbers": {"billed_cost": "0", "effective_cost": "4.50"}}
+    ]
+    schedule = chargeback(ALLOCATION, Decimal("4.50"), REGISTRY, record, ["purchase"], "USD")
+    assert schedule.items["purchase"] == Decimal("5.50")
+    assert (schedule.total, sum(c.charge for c in schedule.lines)) == (
+        Decimal("10.00"), Decimal("10.00")
+    )  # fmt: skip
+    assert [(c.team, c.charge) for c in schedule.lines] == [
+        ("support", Decimal("7.13")), ("search", Decimal("2.37")), (None, Decimal("0.50"))
+    ]  # fmt: skip
+
+
+def test_a_bill_that_lacks_days_of_the_period_is_no_total_to_charge():
+    record = bill("inconclusive", "1.50", ("Tax", "0.10", "USD"))
+    record["reasons"] = [{"code": "bill_days_missing"}]
+    schedule = chargeback(ALLOCATION, Decimal("4.50"), REGISTRY, record, ["tax"], "USD")
+    assert (schedule.against_bill, schedule.footed, schedule.spread) == (
+        False, Decimal("4.50"), ()
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("currency", "charges"),
+    [
+        # the Chilean peso has no minor unit; the Kuwaiti dinar has three places (CLDR)
+        ("CLP", ["75", "25", "0"]),
+        ("KWD", ["75.251", "25.084", "0.000"]),
+    ],
+)
+def test_charges_are_footed_in_the_currencys_own_minor_unit(currency, charges):
+    allocation = [line("search", "25.083666"), line("support", "75.250999")]
+    schedule = chargeback(allocation, Decimal("100.334665"), REGISTRY, None, [], currency)
+    assert [c.charge for c in schedule.lines] == [Decimal(c) for c in charges]
+    assert sum(c.charge for c in schedule.lines) == schedule.footed

@@ -414,7 +414,7 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
         page.split("From the ledger to the bill")[1].split("</table>")[0],
     )
     assert rows == [
-        ("", "Allocated to teams (the chargeback)", "$1.40"),
+        ("", "Allocated to teams (their own cost)", "$1.40"),
         ("", "Unallocated (no owner yet)", "$1.40"),
         ("ak-subtotal", "= Ledger total, computed", "$2.80"),
         ("", "Billed usage − ledger total", "$0.05"),
@@ -430,9 +430,9 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
     assert cells == [
         "Team", "Cost center", "Own cost", "Charge",
         "search", "CC-100", "$1.40", "$1.40",
-        "Kept by the reviewer (unallocated spend $1.40, usage difference $0.05, tax $0.20, "
-        "credits −$0.10)", "", "", "$1.55",
-        "= The bill for 2026-10", "", "$1.40", "$2.95",
+        "Kept by the reviewer (unallocated spend, usage difference, tax, credits)", "", "",
+        "$1.55",
+        "Total (= the bill for 2026-10)", "", "$1.40", "$2.95",
     ]  # fmt: skip
 
 
@@ -449,7 +449,7 @@ def test_a_charge_for_more_than_the_week_is_shown_beside_its_bill_never_added(tm
     page = (folder / "packet.html").read_text()
     bridge = page.split("From the ledger to the bill")[1].split("</table>")[0]
     assert re.findall(r'<td class="txt">([^<]*)</td><td class="num">([^<]*)</td>', bridge) == [
-        ("Allocated to teams (the chargeback)", "$1.40"),
+        ("Allocated to teams (their own cost)", "$1.40"),
         ("Unallocated (no owner yet)", "$0.00"),
         ("= Ledger total, computed", "$1.40"),
         ("Billed usage − ledger total", "$0.00"),

@@ -102,12 +102,16 @@ def bill_charges(record: Mapping, currency: str) -> tuple[list[dict], list[tuple
     """The reconciliation record's other charges and corrections: (those in the period's bill,
     [(charge, why it is not added)]). A charge in another currency is never added to the
     workspace's, nor a charge whose charge period reaches outside the review period (a month's
-    tax beside a week): the whole charge is not this period's."""
+    tax beside a week is not the week's), nor a correction whose invoice (billing period) does:
+    a correction of September usage on October's invoice is October's, booked once with the
+    invoice."""
     start, end = (_naive(record.get(k)) for k in ("period_start", "period_end"))
     added, apart = [], []
     for charge in [*(record.get("other_charges") or []), *(record.get("corrections") or [])]:
         unit = charge.get("currency") or currency
-        first, last = (_naive(charge.get(k)) for k in ("charge_period_start", "charge_period_end"))
+        correction = charge.get("charge_class") == "Correction"
+        kind = "billing" if correction and charge.get("billing_period_start") else "charge"
+        first, last = (_naive(charge.get(f"{kind}_period_{k}")) for k in ("start", "end"))
         if unit != currency:
             apart.append((charge, f"in {unit}: not added"))
         elif start and end and first and last and (first < start or last > end):

@@ -974,11 +974,14 @@ class Review:
         return span
 
     def _reaches_beyond(self, charge: dict) -> bool:
-        """Does the bill line's charge period reach outside the review period?"""
+        """Is the bill line not this period's: its charge period reaches outside the review
+        period, and it is not on the period's own invoice (see `chargeback.bill_charges`)?"""
         period = self.ledger.period
         start = datetime.fromisoformat(charge["charge_period_start"])
         end = datetime.fromisoformat(charge["charge_period_end"])
-        return start < period.start.replace(tzinfo=None) or end > period.end.replace(tzinfo=None)
+        beyond = start < period.start.replace(tzinfo=None) or end > period.end.replace(tzinfo=None)
+        record = {**(self.reconciliation or {}), "other_charges": [charge], "corrections": []}
+        return beyond and not bill_charges(record, self.currency)[0]
 
     def recorded_spend(self) -> Html:
         """Where the kit's price and the gateway's recorded spend (LiteLLM's `spend`) disagree,

@@ -152,6 +152,9 @@ class OtherCharge:
     bill_lines: int
     charge_period_start: datetime
     charge_period_end: datetime
+    # the invoice's billing period, when the bill has one: what the chargeback books it to
+    billing_period_start: datetime | None = None
+    billing_period_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -815,11 +818,13 @@ def _charges(
     beyond = f"(charge_period_start < {lo} OR charge_period_end > {hi})"
     rows = con.execute(
         f"""SELECT charge_category, charge_class, description, currency, sum(billed_cost),
-            count(*), min(charge_period_start), max(charge_period_end)
+            count(*), min(charge_period_start), max(charge_period_end),
+            billing_period_start, billing_period_end
         FROM {table} WHERE {scope}
         GROUP BY charge_category, charge_class, description, currency,
             CASE WHEN {beyond} THEN charge_period_start END,
-            CASE WHEN {beyond} THEN charge_period_end END
+            CASE WHEN {beyond} THEN charge_period_end END,
+            billing_period_start, billing_period_end
         ORDER BY CASE charge_category {order} END, description NULLS LAST, currency,
             min(charge_period_start)"""
     ).fetchall()
@@ -1616,7 +1621,13 @@ def _charge_record(charge: OtherCharge) -> dict[str, object]:
         "bill_lines": charge.bill_lines,
         "charge_period_start": charge.charge_period_start.isoformat(),
         "charge_period_end": charge.charge_period_end.isoformat(),
+        "billing_period_start": _iso(charge.billing_period_start),
+        "billing_period_end": _iso(charge.billing_period_end),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def reconciliation_record(

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocation_kit.billing import workspace_billing
+from allocation_kit.chargeback import bill_charges
 from allocation_kit.config import load_workspace
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
@@ -301,6 +302,8 @@ def test_tax_and_credits_are_listed_beside_never_in_the_usage_variance(workspace
             "bill_lines": 1,
             "charge_period_start": "2026-10-01T00:00:00",
             "charge_period_end": "2026-11-01T00:00:00",
+            "billing_period_start": "2026-10-01T00:00:00",
+            "billing_period_end": "2026-11-01T00:00:00",
         },
         {
             "charge_category": "Credit",
@@ -311,6 +314,8 @@ def test_tax_and_credits_are_listed_beside_never_in_the_usage_variance(workspace
             "bill_lines": 1,
             "charge_period_start": "2026-10-01T00:00:00",
             "charge_period_end": "2026-11-01T00:00:00",
+            "billing_period_start": "2026-10-01T00:00:00",
+            "billing_period_end": "2026-11-01T00:00:00",
         },
     ]
     assert message(recon, "other_charges") == (
@@ -363,8 +368,12 @@ def test_a_correction_is_its_own_line_outside_the_variance(workspace):
             "bill_lines": 1,
             "charge_period_start": "2026-09-01T00:00:00",
             "charge_period_end": "2026-10-01T00:00:00",
+            "billing_period_start": "2026-10-01T00:00:00",
+            "billing_period_end": "2026-11-01T00:00:00",
         }
     ]
+    # on October's invoice: October's chargeback books it, whatever usage it corrects
+    assert bill_charges(doc, "USD") == (doc["corrections"], [])
     assert message(recon, "corrections") == (
         "1 correction line (-$0.10) listed beside usage, not in the variance: they correct "
         "earlier periods' bills."

@@ -11,7 +11,9 @@ to book.
 
 The billed usage difference is spread only when the reconciliation passed: a difference the
 reconciliation could not explain is settled with the provider first, not charged to teams.
-Without a comparable bill (none, or in another currency) the schedule foots to the ledger total.
+Without a bill that covers the period in the workspace's currency (none, another currency, days
+or a billing period missing) the schedule foots to the ledger total. Usage drawn down from a
+prepaid commitment was billed with its purchase: the purchase item is net of it.
 """
 
 from __future__ import annotations

@@ -652,7 +652,20 @@ def execute_packet(
         error = NotebookError(None, None, f"{exc.evalue}")
         error.exit_code = {"ConfigError": 2, "InputError": 3}.get(exc.ename, 1)
         raise error from None
+    _steady_injected_cell(target)
     return target
+
+
+def _steady_injected_cell(notebook: Path) -> None:
+    """Papermill gives the cell of injected parameters a random id, so two packets of the same
+    inputs would differ in it: name it for what it is."""
+    import nbformat
+
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"
+    nbformat.write(executed, notebook)
 
 
 def render_packet(notebook: Path, target: Path, manifest_doc: dict) -> Path:

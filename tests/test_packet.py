@@ -112,6 +112,14 @@ def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
         "unit_economics.csv", "validation.json",
     ]  # fmt: skip
 
+    # papermill's injected cell has a steady id, so packets of the same inputs do not differ in it
+    executed = json.loads((packet / "packet.ipynb").read_text())
+    injected = [
+        c["id"] for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+    ]
+    assert injected == ["injected-parameters"]
+    assert "cell-id=injected-parameters" in (packet / "packet.html").read_text()
+
 
 def test_the_index_lists_the_period(packet):
     index = (packet.parent / "index.html").read_text()

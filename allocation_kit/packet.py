@@ -233,6 +233,67 @@ class Review:
         items = "".join(f"<li>{html.escape(text)}</li>" for _, text in top)
         return Html(f'<ol class="ak-findings">{items}</ol>')
 
+    def teams(self) -> Html:
+        """One row per registered team (evidence/teams.csv): its own cost against the period
+        before, its charge, its budget, the anomalies it stands behind and its review."""
+        rows_ = self.analysis.teams if self.analysis else []
+        if not rows_:
+            return Html('<p class="ak-empty">No teams in the registry.</p>')
+        before = rows_[0].previous_period
+
+        def change(r) -> str:
+            if r.unpriced_requests or r.previous_cost is None:
+                return "—"
+            if r.previous_cost == 0:
+                return "new" if r.cost else "—"
+            return ("+" if r.change_pct > 0 else "") + percent(r.change_pct)
+
+        def used(r) -> str:
+            if r.budget is None:
+                return "—"
+            status = "" if r.budget_status == "ok" else f" {r.budget_status}"
+            return percent(r.budget_used_pct) + status
+
+        body = [
+            (
+                r.team,
+                r.budget_owner,
+                self._money(r.cost) + (" †" if r.unpriced_requests else ""),
+                change(r),
+                self._money(r.charge),
+                used(r),
+                count_text(len(r.anomalies)) if r.anomalies else "—",
+                r.review_result.replace("_", " "),
+            )
+            for r in rows_
+        ]
+        cost = sum((r.cost for r in rows_), Decimal(0))
+        charged = sum((r.charge for r in rows_), Decimal(0))
+        table = html_table(
+            ["Team", "Budget owner", "Cost", f"vs {before}" if before else "vs earlier",
+             "Charge", "Budget used", "Anomalies", "Review"],
+            body,
+            numeric=(2, 3, 4, 5, 6),
+            total=("All teams", "", self._money(cost), "", self._money(charged), "", "", ""),
+            row_classes=[f"ak-status-{r.review_result}" for r in rows_],
+        )  # fmt: skip
+        notes = [
+            "Cost is the team's own (allocated and shared) cost; charge its line of the "
+            "chargeback to the bill; budget used covers its budget's environments; anomalies "
+            "count those the team is behind; review is its chargeback review. Each team's row is "
+            "in evidence/teams.csv."
+        ]
+        if before is None:
+            notes.append("No evidence of an earlier period in the reports folder to compare with.")
+        unpriced = sum(r.unpriced_requests for r in rows_)
+        if unpriced:
+            notes.append(
+                f"† leaves out {counted(unpriced, 'billable call')} of a model with no price in "
+                "the snapshot: the cost is understated, so no change is given."
+            )
+        text = "".join(f'<p class="ak-note">{html.escape(n)}</p>' for n in notes)
+        return table + rounding_note([([r.cost for r in rows_], cost)], self.currency) + Html(text)
+
     # --- allocation -------------------------------------------------------------------------
 
     def allocation_table(self) -> Html:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -117,6 +117,7 @@ EVIDENCE_FILES = frozenset(
         "recorded_spend.csv",
         "spend_profile.csv",
         "spend_review.json",
+        "teams.csv",
         "unit_economics.csv",
         "validation.json",
     }
@@ -446,6 +447,7 @@ class Analysis:
     trends: dict  # unit name -> [(period, unit cost, definition changed)], oldest first
     thresholds_pct: list
     charges: Chargeback | None = None  # the schedule that foots to the bill
+    teams: list = field(default_factory=list)  # TeamSummary per registered team
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
@@ -459,8 +461,8 @@ def write_analysis(
     evidence: Path, ledger: PeriodLedger, record: dict, reviewer_role: str
 ) -> Analysis:
     """Write chargeback.csv, unit_economics.csv, budgets.csv, spend_profile.csv, anomalies.csv,
-    chargeback_review.csv and spend_review.json; earlier periods are read from the folder that
-    holds this period's folder."""
+    chargeback_review.csv, spend_review.json and teams.csv (each team's row of them all);
+    earlier periods are read from the folder that holds this period's folder."""
     from .anomalies import (
         ANOMALY_COLUMNS,
         PROFILE_COLUMNS,
@@ -474,7 +476,14 @@ def write_analysis(
     from .economics import UNIT_ECONOMICS_COLUMNS, unit_economics, unit_economics_rows
     from .history import prior_evidence
     from .recorded import RECORDED_SPEND_COLUMNS, recorded_spend_by_model, recorded_spend_rows
-    from .review import CHARGEBACK_COLUMNS, chargeback_review, chargeback_rows, spend_review
+    from .review import (
+        CHARGEBACK_COLUMNS,
+        anomaly_teams,
+        chargeback_review,
+        chargeback_rows,
+        spend_review,
+    )
+    from .teams import TEAM_COLUMNS, team_rows, team_summaries
 
     ws = ledger.workspace
     out = evidence.parent.parent
@@ -532,7 +541,31 @@ def write_analysis(
             evidence / "recorded_spend.csv", RECORDED_SPEND_COLUMNS, recorded_spend_rows(recorded)
         )
     thresholds = list(ws.budgets.thresholds_pct) if ws.budgets else []
-    return Analysis(units, budgets, flagged, reviewed, spend, profile, trends, thresholds, charges)
+    real = [a for a in flagged if a.metric != "history"]
+    earlier = prior_evidence(out, ledger.period, "spend_profile.csv", count=1)
+    previous = (
+        (
+            earlier[0][0].label,
+            {r["key"]: Decimal(r["cost"]) for r in earlier[0][1] if r["scope"] == "team"},
+        )
+        if earlier
+        else None
+    )
+    teams = team_summaries(
+        ws.registry,
+        ledger.allocation,
+        charges,
+        budgets,
+        list(zip(real, anomaly_teams(ledger, real), strict=True)),
+        reviewed,
+        previous,
+    )
+    _write_csv(
+        evidence / "teams.csv", TEAM_COLUMNS, team_rows(ledger.period.label, ws.kit.currency, teams)
+    )
+    return Analysis(
+        units, budgets, flagged, reviewed, spend, profile, trends, thresholds, charges, teams
+    )
 
 
 @dataclass(frozen=True)

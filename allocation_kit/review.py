@@ -24,6 +24,7 @@ from .present import counted
 __all__ = [
     "CHARGEBACK_COLUMNS",
     "ChargebackRow",
+    "anomaly_teams",
     "chargeback_review",
     "chargeback_rows",
     "spend_review",
@@ -373,10 +374,10 @@ def spend_review(
     }
 
 
-def _anomaly_owners(ledger: PeriodLedger, anomalies: list, reviewer_role: str) -> str:
-    """The budget owners of the teams behind the anomalies, in registry order: a team, an
-    application's owner, and for a model or a caller the teams whose requests make up most of
-    its traffic (`_teams_behind`); the reviewer for the rest (days, unallocated spend)."""
+def anomaly_teams(ledger: PeriodLedger, anomalies: list) -> list[set[str | None]]:
+    """The registered teams behind each anomaly: a team, an application's owner, and for a
+    model or a caller the teams whose requests make up most of its traffic (`_teams_behind`);
+    {None} when no team is (days, unallocated spend: the reviewer's)."""
     registry = ledger.workspace.registry
     app_team = {a.id: a.team for a in registry.applications}
     team_ids = {t.id for t in registry.teams}
@@ -391,8 +392,14 @@ def _anomaly_owners(ledger: PeriodLedger, anomalies: list, reviewer_role: str) -
             return set(_teams_behind(ledger, column, a.key, app_team, team_ids)) or {None}
         return {None}
 
-    named = set().union(*(teams_of(a) for a in anomalies))
-    owners = [t.budget_owner for t in registry.teams if t.id in named]
+    return [teams_of(a) for a in anomalies]
+
+
+def _anomaly_owners(ledger: PeriodLedger, anomalies: list, reviewer_role: str) -> str:
+    """The budget owners of the teams behind the anomalies (`anomaly_teams`), in registry
+    order; the reviewer for the rest."""
+    named = set().union(*anomaly_teams(ledger, anomalies))
+    owners = [t.budget_owner for t in ledger.workspace.registry.teams if t.id in named]
     if None in named:
         owners.append(reviewer_role)
     return ", ".join(dict.fromkeys(owners))

@@ -108,7 +108,7 @@ def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
         "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback.csv", "chargeback_review.csv",
         "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
-        "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json",
+        "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json", "teams.csv",
         "unit_economics.csv", "validation.json",
     ]  # fmt: skip
 
@@ -599,3 +599,26 @@ def test_the_counts_say_why_successful_attempts_can_outnumber_logical_calls(work
     assert (counts.attempted, counts.logical_calls, counts.successful) == (3, 2, 3)
     text = Review(ledger, {}, Path("."), "finops-analyst", datetime.now(UTC)).counts().text
     assert text.endswith("so successful attempts can outnumber calls.</p>")
+
+
+def test_each_team_has_its_row_at_a_glance_under_the_summary(packet):
+    page = (packet / "packet.html").read_text()
+    section = page[page.index('id="Teams-at-a-glance"') : page.index('id="Allocation"')]
+    rows = [
+        re.findall(r"<t[dh][^>]*>([^<]*)</t[dh]>", row)
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S)
+    ]
+    # search: r1 $0.0014 + 70% of gateway-fixed's $0.0204 = $0.01568, and r6's unpriced call;
+    # support: r2 $0.0014 + 30% = $0.00752; the r5 conflict involves both. No earlier period.
+    assert rows == [
+        ["Team", "Budget owner", "Cost", "vs earlier", "Charge", "Budget used", "Anomalies",
+         "Review"],
+        ["search", "search-lead", "$0.02 †", "—", "$0.02", "—", "—", "fail"],
+        ["support", "support-lead", "$0.01", "—", "$0.01", "—", "—", "needs follow up"],
+        ["platform", "cto", "$0.00", "—", "$0.00", "—", "—", "pass"],
+        ["All teams", "", "$0.02", "", "$0.03", "", "", ""],
+    ]  # fmt: skip
+    assert "No evidence of an earlier period in the reports folder to compare with." in section
+    # $0.02 + $0.01 shown against a total of $0.0232: the table says why
+    assert "(here by up to $0.01)" in section
+    assert "† leaves out 1 billable call of a model with no price in the snapshot" in section

@@ -743,6 +743,13 @@ def period_summary(folder: Path) -> dict | None:
     spend = json.loads(spend_path.read_text()) if spend_path.is_file() else {}
     total = Decimal(doc["conservation"]["ledger_total"])
     unallocated = Decimal(doc["conservation"]["unallocated"])
+    charges: dict[str | None, Decimal] | None = None  # team (None: kept by the reviewer) -> charge
+    charge_path = folder / "evidence" / "chargeback.csv"
+    if charge_path.is_file():  # evidence of kit versions before the chargeback has none
+        with charge_path.open(newline="", encoding="utf-8") as handle:
+            charges = {
+                row["team"] or None: Decimal(row["charge"]) for row in csv.DictReader(handle)
+            }
     return {
         "period": doc["period"]["label"],
         "kind": doc["period"].get("kind", "month"),
@@ -770,6 +777,7 @@ def period_summary(folder: Path) -> dict | None:
         .replace("_", " "),
         "created_at": doc["created_at"],
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
+        "charges": charges,
     }
 
 
@@ -781,6 +789,32 @@ def _dates_text(start: str, end: str) -> str:
 
 
 INDEX_KINDS = {"month": "Months", "week": "Weeks", "range": "Date ranges"}
+CHARGE_PERIODS = 6  # how many of a kind's latest periods the index's charges table shows
+
+
+def charges_table(group: list[dict]) -> dict | None:
+    """The index's charges by team for one kind of period (`period_summary` rows, newest
+    first): those of its latest CHARGE_PERIODS periods that have a chargeback.csv, oldest
+    first, with each team's charge in each (None: no line, the team had no cost), the line the
+    reviewer keeps and the total; teams by their charge in the newest period, largest first.
+    None when no period has charges."""
+    periods = [r for r in group[:CHARGE_PERIODS] if r["charges"] is not None][::-1]
+    if not periods:
+        return None
+    newest = periods[-1]["charges"]
+    teams = sorted(
+        {t for r in periods for t in r["charges"] if t is not None},
+        key=lambda t: (-newest.get(t, Decimal(0)), t),
+    )
+    return {
+        "periods": [r["period"] for r in periods],
+        "currency": periods[-1]["currency"],
+        "teams": [(t, [r["charges"].get(t) for r in periods]) for t in teams],
+        "kept": [r["charges"].get(None, Decimal(0)) for r in periods],
+        "totals": [sum(r["charges"].values(), Decimal(0)) for r in periods],
+        "earlier": len(group) > CHARGE_PERIODS,  # older periods of the kind are not shown
+        "without": [r["period"] for r in group[:CHARGE_PERIODS] if r["charges"] is None][::-1],
+    }
 
 
 def write_index(out: Path) -> Path:
@@ -788,7 +822,7 @@ def write_index(out: Path) -> Path:
     weeks and date ranges each in a table of their own (their totals overlap), newest first."""
     import jinja2
 
-    from .present import money, percent
+    from .present import minor_word, money, percent
 
     rows = []
     for folder in sorted(out.iterdir()):
@@ -808,9 +842,9 @@ def write_index(out: Path) -> Path:
             rows.append(summary)
     rows.sort(key=lambda r: r["start"], reverse=True)
     groups = [
-        (title, [r for r in rows if r["kind"] == kind])
+        (title, group, charges_table(group))
         for kind, title in INDEX_KINDS.items()
-        if any(r["kind"] == kind for r in rows)
+        if (group := [r for r in rows if r["kind"] == kind])
     ]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "index")),
@@ -821,6 +855,7 @@ def write_index(out: Path) -> Path:
         groups=groups,
         name=rows[0]["name"] if rows else "allocation-kit",
         money=money,
+        minor_word=minor_word,
         percent=percent,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

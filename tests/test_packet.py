@@ -622,3 +622,55 @@ def test_each_team_has_its_row_at_a_glance_under_the_summary(packet):
     # $0.02 + $0.01 shown against a total of $0.0232: the table says why
     assert "(here by up to $0.01)" in section
     assert "† leaves out 1 billable call of a model with no price in the snapshot" in section
+
+
+def test_the_index_tabulates_each_teams_charge_for_the_latest_six_periods(tmp_path):
+    from allocation_kit.periods import parse_period
+    from allocation_kit.report import write_index
+
+    def period_folder(label: str, charges: list[tuple[str, str]] | None) -> None:
+        period = parse_period(label)
+        evidence = tmp_path / label / "evidence"
+        evidence.mkdir(parents=True)
+        manifest = {
+            "period": {"label": label, "kind": period.kind, "start": period.start.isoformat(),
+                       "end": period.end.isoformat()},
+            "workspace": {"name": "acme", "currency": "USD"},
+            "conservation": {"ledger_total": "10", "unallocated": "1"},
+            "counts": {"exception_rows": 3},
+            "created_at": "2026-11-02T09:30:00+00:00",
+        }  # fmt: skip
+        (evidence / "manifest.json").write_text(json.dumps(manifest))
+        if charges is not None:
+            lines = ["period,line,team,charge"]
+            lines += [f"{label},{'team' if t else 'kept_by_reviewer'},{t},{c}" for t, c in charges]
+            (evidence / "chargeback.csv").write_text("\n".join(lines) + "\n")
+
+    # seven months: 2026-04 falls outside the latest six; 2026-06's evidence predates the schedule
+    period_folder("2026-04", [("search", "1.00"), ("", "0.00")])
+    period_folder("2026-05", [("search", "2.00"), ("", "0.00")])
+    period_folder("2026-06", None)
+    period_folder("2026-07", [("search", "3.00"), ("support", "1.50"), ("", "0.25")])
+    period_folder("2026-08", [("search", "3.10"), ("", "0.00")])
+    period_folder("2026-09", [("support", "0.40"), ("search", "0.30"), ("", "0.05")])
+    period_folder("2026-10", [("support", "9.99"), ("search", "1.01"), ("", "0.00")])
+    period_folder("2026-W40", None)  # weeks without schedules: no charges table of theirs
+    index = write_index(tmp_path).read_text()
+    assert index.count("<h3>Charged to each team</h3>") == 1
+    table = index[index.index('<table class="charges">') :]
+    table = table[: table.index("</table>")]
+    rows = [
+        re.findall(r"<t[dh][^>]*>([^<]*)</t[dh]>", row)
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+    ]
+    assert rows == [
+        ["Team", "2026-05", "2026-07", "2026-08", "2026-09", "2026-10"],
+        ["support", "—", "$1.50", "—", "$0.40", "$9.99"],  # largest in the newest period first
+        ["search", "$2.00", "$3.00", "$3.10", "$0.30", "$1.01"],
+        ["Kept by the reviewer", "$0.00", "$0.25", "$0.00", "$0.05", "$0.00"],
+        ["Total", "$2.00", "$4.75", "$3.10", "$0.75", "$11.00"],
+    ]
+    assert (
+        "Earlier periods are in their own packets. Not shown: 2026-06, whose evidence has no "
+        "chargeback.csv (an earlier version of the kit wrote it)."
+    ) in index

@@ -36,8 +36,10 @@ def run_period(
     reviewer_role: str = "",
 ) -> Path:
     """Review one period: execute the packet notebook (which writes the evidence), render it to
-    HTML and rewrite the index. The period folder is replaced only when all of it succeeded."""
+    HTML with a statement per team and rewrite the index. The period folder is replaced only
+    when all of it succeeded."""
     from .report import atomic_period_folder, execute_packet, render_packet, write_index
+    from .statements import write_statements
 
     period = parse_period(period_label)
     workspace = load_workspace(config)  # config errors surface here, before any kernel starts
@@ -49,9 +51,14 @@ def run_period(
         if progress:
             progress(f"notebook   {time.perf_counter() - started:6.2f} s")
         render_packet(notebook, folder / "packet.html", manifest)
+        statements = write_statements(folder)
     index = write_index(out)
     if progress:
         progress(f"packet     {time.perf_counter() - started:6.2f} s → {out / period.label}")
+        if statements:
+            progress(
+                f"statements {len(statements)} team page(s) in {out / period.label / 'statements'}"
+            )
         progress(f"index      {index}")
     return out / period.label
 

@@ -281,7 +281,8 @@ class Review:
             "Cost is the team's own (allocated and shared) cost; charge its line of the "
             "chargeback to the bill; budget used covers its budget's environments; anomalies "
             "count those the team is behind; review is its chargeback review. Each team's row is "
-            "in evidence/teams.csv."
+            "in evidence/teams.csv, and its statement, a page to send its budget owner, in "
+            "statements/<team>.html beside this packet."
         ]
         if before is None:
             notes.append("No evidence of an earlier period in the reports folder to compare with.")

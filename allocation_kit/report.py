@@ -101,7 +101,7 @@ def money_text(value: Decimal) -> str:
 
 
 # What the kit writes into a period folder; anything else there is the user's and is kept.
-PERIOD_FILES = frozenset({"packet.html", "packet.ipynb", "evidence"})
+PERIOD_FILES = frozenset({"packet.html", "packet.ipynb", "evidence", "statements"})
 EVIDENCE_FILES = frozenset(
     {
         "allocation.csv",
@@ -128,11 +128,16 @@ def _carry_over(previous: Path, new: Path) -> list[str]:
     """Move what the kit did not write from the previous period folder into the new one (a
     reviewer's notes, a signed copy); return their paths relative to the folder."""
     kept = []
-    for here, names in ((Path(), PERIOD_FILES), (Path("evidence"), EVIDENCE_FILES)):
+    ours: tuple[tuple[Path, Callable[[str], bool]], ...] = (
+        (Path(), PERIOD_FILES.__contains__),
+        (Path("evidence"), EVIDENCE_FILES.__contains__),
+        (Path("statements"), lambda name: name.endswith(".html")),  # one page per team
+    )
+    for here, written in ours:
         if not (previous / here).is_dir():
             continue
         for entry in sorted((previous / here).iterdir()):
-            if entry.name not in names and not (new / here / entry.name).exists():
+            if not written(entry.name) and not (new / here / entry.name).exists():
                 (new / here).mkdir(exist_ok=True)
                 entry.rename(new / here / entry.name)
                 kept.append(str(here / entry.name))
@@ -778,6 +783,7 @@ def period_summary(folder: Path) -> dict | None:
         "created_at": doc["created_at"],
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
         "charges": charges,
+        "statements": sorted(p.stem for p in (folder / "statements").glob("*.html")),
     }
 
 
@@ -796,8 +802,8 @@ def charges_table(group: list[dict]) -> dict | None:
     """The index's charges by team for one kind of period (`period_summary` rows, newest
     first): those of its latest CHARGE_PERIODS periods that have a chargeback.csv, oldest
     first, with each team's charge in each (None: no line, the team had no cost), the line the
-    reviewer keeps and the total; teams by their charge in the newest period, largest first.
-    None when no period has charges."""
+    reviewer keeps and the total; teams by their charge in the newest period, largest first,
+    each with the link to its statement of that period. None when no period has charges."""
     periods = [r for r in group[:CHARGE_PERIODS] if r["charges"] is not None][::-1]
     if not periods:
         return None
@@ -806,10 +812,18 @@ def charges_table(group: list[dict]) -> dict | None:
         {t for r in periods for t in r["charges"] if t is not None},
         key=lambda t: (-newest.get(t, Decimal(0)), t),
     )
+    pages = set(periods[-1]["statements"])
     return {
         "periods": [r["period"] for r in periods],
         "currency": periods[-1]["currency"],
-        "teams": [(t, [r["charges"].get(t) for r in periods]) for t in teams],
+        "teams": [
+            (
+                t,
+                f"{periods[-1]['period']}/statements/{t}.html" if t in pages else None,
+                [r["charges"].get(t) for r in periods],
+            )
+            for t in teams
+        ],
         "kept": [r["charges"].get(None, Decimal(0)) for r in periods],
         "totals": [sum(r["charges"].values(), Decimal(0)) for r in periods],
         "earlier": len(group) > CHARGE_PERIODS,  # older periods of the kind are not shown

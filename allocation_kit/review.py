@@ -81,7 +81,8 @@ def _ownership_issues(ledger: PeriodLedger) -> dict[str, list[tuple[str, str]]]:
                 issues[team].append(
                     (
                         "needs_follow_up",
-                        f"tag conflict: {requests} tag application {application} "
+                        f"tag conflict: {requests} {'tags' if n == 1 else 'tag'} application "
+                        f"{application} "
                         f"(registered to {owner}) with team {tagged}",
                     )
                 )

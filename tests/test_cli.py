@@ -315,14 +315,19 @@ def test_a_rerun_keeps_the_files_the_kit_did_not_write(workspace, tmp_path, caps
     (folder / "notes.txt").write_text("signed off by J. Doe\n")
     (folder / "evidence" / "invoice-123.pdf").write_bytes(b"%PDF")
     (folder / "evidence" / "recorded_spend.csv").write_text("stale\n")  # the kit's: replaced
+    (folder / "statements" / "search-signed.pdf").write_bytes(b"%PDF")
+    (folder / "statements" / "retired-team.html").write_text("stale")  # the kit's: replaced
     assert review(config) == 0
     assert (folder / "notes.txt").read_text() == "signed off by J. Doe\n"
     assert (folder / "evidence" / "invoice-123.pdf").read_bytes() == b"%PDF"
+    assert sorted(p.name for p in (folder / "statements").iterdir()) == [
+        "platform.html", "search-signed.pdf", "search.html", "support.html"
+    ]  # fmt: skip
     assert not (folder / "evidence" / "recorded_spend.csv").exists()  # this ledger has no spend
     err = capsys.readouterr().err
     assert (
-        f"kept       notes.txt, evidence/invoice-123.pdf (not written by the kit) in {folder}"
-        in err
+        f"kept       notes.txt, evidence/invoice-123.pdf, statements/search-signed.pdf (not "
+        f"written by the kit) in {folder}" in err
     )
     written = {p.name for p in (folder / "evidence").iterdir()} - {"invoice-123.pdf"}
     assert written <= EVIDENCE_FILES

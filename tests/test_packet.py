@@ -185,7 +185,7 @@ def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet)
             {
                 "result": "fail",
                 "finding": "Chargeback fail for search: unpriced usage: 1 request has no price "
-                "in the snapshot (cost understated); tag conflict: 1 request tag application "
+                "in the snapshot (cost understated); tag conflict: 1 request tags application "
                 "ticket-bot (registered to support) with team search",
                 "follow_up_owner": "finops-analyst, search-lead",
             },
@@ -205,7 +205,7 @@ def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet)
             },
             {
                 "result": "needs_follow_up",
-                "finding": "Chargeback needs follow up for support: tag conflict: 1 request tag "
+                "finding": "Chargeback needs follow up for support: tag conflict: 1 request tags "
                 "application ticket-bot (registered to support) with team search",
                 "follow_up_owner": "support-lead",
             },
@@ -655,12 +655,15 @@ def test_the_index_tabulates_each_teams_charge_for_the_latest_six_periods(tmp_pa
     period_folder("2026-09", [("support", "0.40"), ("search", "0.30"), ("", "0.05")])
     period_folder("2026-10", [("support", "9.99"), ("search", "1.01"), ("", "0.00")])
     period_folder("2026-W40", None)  # weeks without schedules: no charges table of theirs
+    (tmp_path / "2026-10" / "statements").mkdir()
+    (tmp_path / "2026-10" / "statements" / "search.html").write_text("<html></html>")
     index = write_index(tmp_path).read_text()
     assert index.count("<h3>Charged to each team</h3>") == 1
     table = index[index.index('<table class="charges">') :]
     table = table[: table.index("</table>")]
+    assert '<td><a href="2026-10/statements/search.html">search</a></td>' in table
     rows = [
-        re.findall(r"<t[dh][^>]*>([^<]*)</t[dh]>", row)
+        [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
     ]
     assert rows == [

@@ -106,7 +106,7 @@ def test_a_share_of_an_unpriced_shared_call_fails_every_receiving_team(workspace
 def test_a_tag_conflict_needs_follow_up_from_both_teams(workspace):
     rows = reviewed(workspace, [request("r1", team="search", application="ticket-bot")])
     reason = (
-        "tag conflict: 1 request tag application ticket-bot (registered to support) with team "
+        "tag conflict: 1 request tags application ticket-bot (registered to support) with team "
         "search"
     )
     assert (rows["support"].review_result, rows["support"].reasons) == ("needs_follow_up", reason)

@@ -1,0 +1,284 @@
+"""Team statements: one page per team for its budget owner, rendered from the period's evidence.
+
+`run` writes reports/<period>/statements/<team>.html beside the packet: what the team is charged
+and what the charge is made of (its own cost line by line, its shares of what kit.yaml spreads),
+its budget, the anomalies it stands behind, what it has to follow up and the unit costs its budget
+owner signed off. Every figure is read from the evidence files (teams.csv, allocation.csv,
+chargeback.csv, budgets.csv, anomalies.csv, unit_economics.csv), so a statement agrees with the
+evidence to the digit and can be re-rendered from it alone. Each page is self-contained (inline
+style, no script), to be sent to the budget owner on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from .chargeback import ITEM_WORDS, SPREADABLE
+from .present import (
+    Html,
+    count_text,
+    html_table,
+    minor_word,
+    money,
+    percent,
+    rounding_note,
+    tiles,
+    unit_money,
+)
+
+__all__ = ["statement_html", "write_statements"]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return Decimal(text) if text not in (None, "") else None
+
+
+def _signed(pct: Decimal | None) -> str:
+    """+78.6%, −1.8%, 0.0%; — for none."""
+    return ("+" if pct and pct > 0 else "") + percent(pct)
+
+
+def write_statements(folder: Path) -> list[Path]:
+    """Render folder/statements/<team>.html for every team of folder/evidence/teams.csv;
+    the pages written."""
+    from .report import resource_dir
+
+    evidence = folder / "evidence"
+    teams = _rows(evidence / "teams.csv")
+    if not teams:
+        return []
+    manifest = json.loads((evidence / "manifest.json").read_text())
+    style = (resource_dir("templates") / "review_packet" / "packet.css.j2").read_text()
+    files = {
+        name: _rows(evidence / f"{name}.csv")
+        for name in ("allocation", "chargeback", "budgets", "anomalies", "unit_economics")
+    }
+    target = folder / "statements"
+    target.mkdir(exist_ok=True)
+    written = []
+    for team in teams:
+        page = statement_html(team, manifest, style, **files)
+        path = target / f"{team['team']}.html"
+        path.write_text(page, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def statement_html(
+    team: dict[str, str],
+    manifest: dict,
+    style: str,
+    allocation: Sequence[dict[str, str]],
+    chargeback: Sequence[dict[str, str]],
+    budgets: Sequence[dict[str, str]],
+    anomalies: Sequence[dict[str, str]],
+    unit_economics: Sequence[dict[str, str]],
+) -> str:
+    """One team's statement (its teams.csv row) as a whole HTML page."""
+    currency = team["currency"]
+    period = manifest["period"]
+    start = datetime.fromisoformat(period["start"]).date()
+    last = (datetime.fromisoformat(period["end"]) - timedelta(days=1)).date()
+    name = team["team"]
+    charge_line = next((r for r in chargeback if r["team"] == name), None)
+    budget = next((b for b in budgets if b["team"] == name), None)
+    parts = [
+        _tiles(team, budget, currency),
+        Html("<h2>What the charge is made of</h2>"),
+        _composition(name, allocation, charge_line, currency),
+        Html("<h2>Budget</h2>"),
+        _budget(budget, currency),
+        Html("<h2>Anomalies</h2>"),
+        _anomalies(team, anomalies),
+        Html("<h2>To follow up</h2>"),
+        _follow_up(team),
+    ]
+    owned = [u for u in unit_economics if u["owner"] == team["budget_owner"]]
+    if owned:
+        parts += [Html("<h2>Unit costs you own</h2>"), _units(owned, currency)]
+    body = "".join(p.text for p in parts)
+    e = html.escape
+    meta = (
+        f"{start:%d %b %Y} – {last:%d %b %Y} (UTC) · business unit {e(team['business_unit'])} · "
+        f"cost center {e(team['cost_center'])} · budget owner {e(team['budget_owner'])}"
+    )
+    source = (
+        "Read from this period's evidence (teams.csv, allocation.csv, chargeback.csv, "
+        "budgets.csv, anomalies.csv, unit_economics.csv), written "
+        f"{e(manifest['created_at'][:16].replace('T', ' '))} UTC by allocation-kit "
+        f"{e(manifest['kit_version'])}; the whole review is in "
+        '<a href="../packet.html">the period\'s packet</a>.'
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>{e(name)} — AI spend statement {e(period["label"])}</title>
+{style}
+</head>
+<body class="jp-Notebook">
+<main class="jp-RenderedHTMLCommon">
+<header class="ak-title">
+  <div class="ak-title-kit">{e(manifest["workspace"]["name"])}</div>
+  <h1 class="ak-title-main">{e(name)} — AI spend statement {e(period["label"])}</h1>
+  <div class="ak-title-meta">{meta}</div>
+</header>
+{body}
+<p class="ak-note">{source}</p>
+</main>
+</body>
+</html>
+"""
+
+
+def _tiles(team: dict[str, str], budget: dict[str, str] | None, currency: str) -> Html:
+    cost = Decimal(team["cost"])
+    unpriced = int(team["unpriced_requests"])
+    change = _dec(team["change_pct"])
+    if team["previous_period"] and change is not None:
+        versus = f"{_signed(change)} against {team['previous_period']}"
+    elif unpriced:
+        versus = f"leaves out {count_text(unpriced)} unpriced calls: no change given"
+    elif team["previous_period"]:
+        versus = f"nothing in {team['previous_period']}"
+    else:
+        versus = "no earlier period to compare with"
+    review = team["review_result"]
+    items = [
+        ("Charge", money(Decimal(team["charge"]), currency), "neutral", "what you are charged"),
+        ("Own cost", money(cost, currency), "neutral", versus),
+    ]
+    if budget:
+        tone = {"ok": "ok", "warning": "warn", "exceeded": "bad"}[budget["status"]]
+        items.append(
+            ("Budget used", percent(_dec(budget["pct_used"])), tone,
+             f"{budget['status']} · of {money(Decimal(budget['budget']), currency)}")
+        )  # fmt: skip
+    tone = {"pass": "ok", "needs_follow_up": "warn", "fail": "bad"}[review]
+    items.append(("Chargeback review", review.replace("_", " "), tone))
+    return tiles(items)
+
+
+def _composition(
+    name: str,
+    allocation: Sequence[dict[str, str]],
+    charge_line: dict[str, str] | None,
+    currency: str,
+) -> Html:
+    lines = [r for r in allocation if r["team"] == name]
+    if not lines:
+        return Html('<p class="ak-empty">No cost this period: nothing is charged.</p>')
+    rows = [
+        (r["application"] or "—", r["environment"] or "—",
+         "own application" if r["allocation_status"] == "allocated"
+         else r["allocation_rule"].removeprefix("shared: "),
+         count_text(int(r["requests"])), money(Decimal(r["cost"]), currency))
+        for r in lines
+    ]  # fmt: skip
+    own = [Decimal(r["cost"]) for r in lines]
+    total_own = sum(own, Decimal(0))
+    classes = [""] * len(rows)
+    rows.append(("Own cost", "", "", "", money(total_own, currency)))
+    classes.append("ak-subtotal")
+    sums = [(own, total_own)]
+    if charge_line:
+        shares = [
+            (item, Decimal(charge_line[f"{item}_share"]))
+            for item in SPREADABLE
+            if Decimal(charge_line[f"{item}_share"])
+        ]
+        for item, share in shares:
+            rows.append((f"Share of {ITEM_WORDS[item]}", "", "in proportion to own cost", "",
+                         money(share, currency)))  # fmt: skip
+            classes.append("")
+        if shares:
+            total = Decimal(charge_line["total_cost"])
+            sums.append(([total_own, *(s for _, s in shares)], total))
+            rows.append(("Total", "", "", "", money(total, currency)))
+            classes.append("ak-subtotal")
+        charge = Decimal(charge_line["charge"])
+    else:
+        charge = Decimal(0)
+    table = html_table(
+        ["Application", "Environment", "How", "Requests", "Cost"],
+        rows,
+        numeric=(3, 4),
+        total=("Charge", "", f"to the {minor_word(currency)}", "", money(charge, currency)),
+        row_classes=classes,
+    )
+    note = Html(
+        f'<p class="ak-note">The charge is the total in {minor_word(currency)}s as the '
+        "chargeback schedule foots it: the teams' charges add up to the bill exactly, so a "
+        f"charge can differ from its total by up to one {minor_word(currency)}.</p>"
+    )
+    return table + rounding_note(sums, currency) + note
+
+
+def _budget(budget: dict[str, str] | None, currency: str) -> Html:
+    if not budget:
+        return Html('<p class="ak-empty">No budget for this team in budgets.yaml.</p>')
+    row = (
+        budget["environments"],
+        money(Decimal(budget["budget"]), currency),
+        money(Decimal(budget["actual"]), currency),
+        percent(_dec(budget["pct_used"])),
+        money(_dec(budget["forecast"]), currency),
+        budget["status"],
+        budget["reason"] or "",
+    )
+    return html_table(
+        ["Environments", "Budget", "Actual", "Used", "Forecast", "Status", "Why"],
+        [row],
+        numeric=(1, 2, 3, 4),
+        row_classes=[f"ak-status-{budget['status']}"],
+    )
+
+
+def _anomalies(team: dict[str, str], anomalies: Sequence[dict[str, str]]) -> Html:
+    named = [a for a in team["anomalies"].split("; ") if a]
+    if not named:
+        return Html('<p class="ak-empty">None behind which this team stands.</p>')
+    text = {f"{a['scope']} {a['key']}: {a['metric']}": a["explanation"] for a in anomalies}
+    items = "".join(f"<li>{html.escape(text.get(a, a))}</li>" for a in named)
+    return Html(f'<ul class="ak-findings">{items}</ul>')
+
+
+def _follow_up(team: dict[str, str]) -> Html:
+    if team["review_result"] == "pass":
+        return Html(
+            '<p class="ak-empty">Nothing: the chargeback review passed, the cost can be charged '
+            "as it stands.</p>"
+        )
+    return html_table(
+        ["Review", "Reasons", "Follow-up owner"],
+        [(team["review_result"].replace("_", " "), team["reasons"], team["follow_up_owner"])],
+        row_classes=[f"ak-status-{team['review_result']}"],
+    )
+
+
+def _units(units: Sequence[dict[str, str]], currency: str) -> Html:
+    rows = [
+        (u["name"], u["numerator_filter"], unit_money(_dec(u["unit_cost"]), currency),
+         unit_money(_dec(u["previous_unit_cost"]), currency),
+         _signed(_dec(u["change_pct"])), u["note"])
+        for u in units
+    ]  # fmt: skip
+    return html_table(
+        ["Unit", "Numerator", "Unit cost", "Previous period", "Change", "Note"],
+        rows,
+        numeric=(2, 3, 4),
+    )

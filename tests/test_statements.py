@@ -1,0 +1,135 @@
+"""Team statements: one self-contained page per team, rendered from the period's evidence."""
+
+import re
+import textwrap
+
+from allocation_kit.config import load_workspace
+from allocation_kit.periods import parse_period
+from allocation_kit.pipeline import period_ledger
+from allocation_kit.report import write_evidence
+from allocation_kit.statements import write_statements
+
+from .conftest import KIT, request
+
+BUDGETS = "budgets:\n  - {team: search, monthly: 0.05}\n"
+UNITS = """
+cost_units:
+  - name: cost_per_search
+    numerator: {application: search-api}
+    denominator: {count: requests}
+    owner: search-lead
+    signed_off_by: finance-partner
+    signed_off_on: 2026-09-30
+"""
+
+
+def statements(workspace, tmp_path, rows):
+    """Run 2026-10 into tmp_path/reports/2026-10 (evidence only) and render its statements;
+    {team: page}."""
+    kit = KIT + "budgets: budgets.yaml\ncost_units: cost_units.yaml\n"
+    config = workspace(rows, kit=kit)
+    (tmp_path / "budgets.yaml").write_text(BUDGETS)
+    (tmp_path / "cost_units.yaml").write_text(textwrap.dedent(UNITS))
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    folder = tmp_path / "reports" / "2026-10"
+    write_evidence(folder, ledger, {"period": "2026-10"})
+    return {p.stem: p.read_text() for p in write_statements(folder)}
+
+
+def cells(page: str, heading: str) -> list[list[str]]:
+    """The rows of the first table after `heading`, as the text of their cells."""
+    section = page[page.index(f"<h2>{heading}</h2>") :]
+    table = section[: section.index("</table>")]
+    return [
+        re.findall(r"<t[dh][^>]*>([^<]*)</t[dh]>", row)
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+    ]
+
+
+ROWS = [
+    request("r1"),  # search-api: $0.0014
+    request("r2", environment="staging"),  # $0.0014
+    request("r3", application="gateway-fixed", team=None, input_tokens=20_000),  # $0.0204
+    request("r4", team=None, application=None),  # untagged $0.0014
+    request("r5", team="support", application="ticket-bot"),  # $0.0014
+]
+
+
+def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_path):
+    pages = statements(workspace, tmp_path, ROWS)
+    assert sorted(pages) == ["platform", "search", "support"]
+    search = pages["search"]
+    assert "<title>search — AI spend statement 2026-10</title>" in search
+    assert "<script" not in search
+    assert not re.search(r"""(src|href)=["']https?://""", search)
+    # search: its own $0.0028, 70% of gateway-fixed's $0.0204 = $0.01428; no bill, nothing
+    # spread: the charge is the own cost, footed with support's $0.00612 + $0.0014 and the
+    # reviewer's untagged $0.0014 to the ledger's $0.0260
+    assert cells(search, "What the charge is made of") == [
+        ["Application", "Environment", "How", "Requests", "Cost"],
+        ["search-api", "production", "own application", "1", "$0.00"],
+        ["search-api", "staging", "own application", "1", "$0.00"],
+        ["gateway-fixed", "production", "fixed split (search 70%, support 30%)", "1", "$0.01"],
+        ["Own cost", "", "", "", "$0.02"],
+        ["Charge", "", "to the cent", "", "$0.02"],
+    ]
+    assert "(here by up to $0.01)" in search  # $0.01 + $0.00 + $0.00 shown for $0.02
+    assert cells(search, "Budget") == [
+        ["Environments", "Budget", "Actual", "Used", "Forecast", "Status", "Why"],
+        # production only (the default): r1 $0.0014 + the gateway's $0.01428 = 31.4% of $0.05,
+        # forecast over 31 days at the run rate of the 9.5 the ledger reaches: $0.0512
+        ["production", "$0.05", "$0.02", "31.4%", "$0.05", "ok",
+         "data through 2026-10-10 12:00 UTC: forecast at the run rate of 9.5 of 31 days; the "
+         "ledger starts 2026-10-10 12:00 UTC: the first 9 days have no rows"],
+    ]  # fmt: skip
+    assert cells(search, "Unit costs you own") == [
+        ["Unit", "Numerator", "Unit cost", "Previous period", "Change", "Note"],
+        ["cost_per_search", "application = search-api", "$0.0014", "—", "—", ""],
+    ]
+    assert "None behind which this team stands." in search
+    assert "Nothing: the chargeback review passed" in search
+    assert '<a href="../packet.html">' in search
+    # platform owns the gateway but keeps none of its cost: nothing charged
+    assert "No cost this period: nothing is charged." in pages["platform"]
+    assert "No budget for this team in budgets.yaml." in pages["platform"]
+    assert "Unit costs you own" not in pages["platform"]
+
+
+def test_a_statement_shows_the_shares_it_carries_and_what_to_follow_up(workspace, tmp_path):
+    from .test_billing import write_csv
+    from .test_reconcile import KIT_WITH_BILL, charge, usage
+
+    kit = KIT_WITH_BILL + "chargeback: {spread: [unallocated, tax]}\n"
+    rows = [
+        request("s1", input_tokens=1_000_000, output_tokens=0),  # search $1.00
+        request("t1", team="support", application="ticket-bot", input_tokens=3_000_000,
+                output_tokens=0),  # support $3.00
+        request("u1", team=None, application=None, input_tokens=500_000, output_tokens=0),
+        request("c1", team="search", application="ticket-bot", input_tokens=0, output_tokens=0),
+    ]  # fmt: skip
+    config = workspace(rows, kit=kit)
+    lines = [usage("chat-small", "uncached_input", 4_500_000, "4.50"), charge("Tax", "0.36", "VAT")]
+    write_csv(config.parent / "bill.csv", lines, list(dict.fromkeys(k for r in lines for k in r)))
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    folder = tmp_path / "reports" / "2026-10"
+    write_evidence(folder, ledger, {"period": "2026-10"})
+    search = write_statements(folder)[1].read_text()
+    assert "<title>search — AI spend statement 2026-10</title>" in search
+    # a quarter of the untagged $0.50 and of the $0.36 tax: $1.215 exactly, $1.21 once the
+    # schedule's cents add up to the bill's $4.86 (support's equal remainder takes the cent)
+    assert cells(search, "What the charge is made of") == [
+        ["Application", "Environment", "How", "Requests", "Cost"],
+        ["search-api", "production", "own application", "1", "$1.00"],
+        ["Own cost", "", "", "", "$1.00"],
+        ["Share of unallocated spend", "", "in proportion to own cost", "", "$0.13"],
+        ["Share of tax", "", "in proportion to own cost", "", "$0.09"],
+        ["Total", "", "", "", "$1.22"],
+        ["Charge", "", "to the cent", "", "$1.21"],
+    ]
+    assert "Each amount is its exact value" not in search  # $1.00 + $0.13 + $0.09 = $1.22
+    assert cells(search, "To follow up") == [
+        ["Review", "Reasons", "Follow-up owner"],
+        ["needs follow up",
+         "tag conflict: 1 request tags application ticket-bot (registered to support) with team "
+         "search", "search-lead"],
+    ]  # fmt: skip

@@ -23,6 +23,7 @@ from .chargeback import ITEM_WORDS, SPREADABLE
 from .present import (
     Html,
     count_text,
+    counted,
     html_table,
     minor_word,
     money,
@@ -66,6 +67,7 @@ def write_statements(folder: Path) -> list[Path]:
         name: _rows(evidence / f"{name}.csv")
         for name in ("allocation", "chargeback", "budgets", "anomalies", "unit_economics")
     }
+    files["models"] = _model_costs(evidence / "focus_allocated.csv")
     target = folder / "statements"
     target.mkdir(exist_ok=True)
     written = []
@@ -86,8 +88,10 @@ def statement_html(
     budgets: Sequence[dict[str, str]],
     anomalies: Sequence[dict[str, str]],
     unit_economics: Sequence[dict[str, str]],
+    models: dict[str, dict[str, Decimal]] | None = None,
 ) -> str:
-    """One team's statement (its teams.csv row) as a whole HTML page."""
+    """One team's statement (its teams.csv row) as a whole HTML page. `models`: {team: {model:
+    cost}} from focus_allocated.csv."""
     currency = team["currency"]
     period = manifest["period"]
     start = datetime.fromisoformat(period["start"]).date()
@@ -99,6 +103,8 @@ def statement_html(
         _tiles(team, budget, currency),
         Html("<h2>What the charge is made of</h2>"),
         _composition(name, allocation, charge_line, currency),
+        Html("<h2>By model</h2>"),
+        _models((models or {}).get(name, {}), int(team["unpriced_requests"]), currency),
         Html("<h2>Budget</h2>"),
         _budget(budget, currency),
         Html("<h2>Anomalies</h2>"),
@@ -226,6 +232,46 @@ def _composition(
         f"charge can differ from its total by up to one {minor_word(currency)}.</p>"
     )
     return table + rounding_note(sums, currency) + note
+
+
+def _model_costs(path: Path) -> dict[str, dict[str, Decimal]]:
+    """{team: {model: cost}} of the FOCUS export (billable, priced usage, shares included)."""
+    costs: dict[str, dict[str, Decimal]] = {}
+    for row in _rows(path):
+        if row["SubAccountId"]:
+            model = json.loads(row["x_SkuPriceDetails"])["ModelId"]
+            mine = costs.setdefault(row["SubAccountId"], {})
+            mine[model] = mine.get(model, Decimal(0)) + Decimal(row["EffectiveCost"])
+    return costs
+
+
+def _models(costs: dict[str, Decimal], unpriced: int, currency: str) -> Html:
+    left_out = (
+        f" The team's {counted(unpriced, 'billable call')} of a model without a price in the "
+        "snapshot are not here: their cost is unknown."
+        if unpriced
+        else ""
+    )
+    if not costs:
+        return Html(f'<p class="ak-empty">No priced usage this period.{left_out}</p>')
+    total = sum(costs.values(), Decimal(0))
+    ranked = sorted(costs.items(), key=lambda item: (-item[1], item[0]))
+    rows = [
+        (model, money(cost, currency), percent(cost / total * 100) if total else "—")
+        for model, cost in ranked
+    ]
+    table = html_table(
+        ["Model", "Cost", "Share"],
+        rows,
+        numeric=(1, 2),
+        total=("All models", money(total, currency), ""),
+    )
+    note = Html(
+        '<p class="ak-note">From the FOCUS export (focus_allocated.csv), which splits shared '
+        "applications model by model: its sums can differ from the own cost above by a few "
+        f"10⁻¹² of the currency unit.{html.escape(left_out)}</p>"
+    )
+    return table + rounding_note([(list(costs.values()), total)], currency) + note
 
 
 def _budget(budget: dict[str, str] | None, currency: str) -> Html:

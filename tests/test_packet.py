@@ -104,7 +104,12 @@ def test_the_packet_shows_exact_money_rounded_once(packet):
 
 
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
-    assert sorted(p.name for p in packet.iterdir()) == ["evidence", "packet.html", "packet.ipynb"]
+    assert sorted(p.name for p in packet.iterdir()) == [
+        "evidence", "packet.html", "packet.ipynb", "statements"
+    ]  # fmt: skip
+    assert sorted(p.name for p in (packet / "statements").iterdir()) == [
+        "platform.html", "search.html", "support.html"
+    ]  # fmt: skip
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
         "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback.csv", "chargeback_review.csv",
         "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",

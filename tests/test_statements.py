@@ -74,6 +74,10 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
         ["Charge", "", "to the cent", "", "$0.02"],
     ]
     assert "(here by up to $0.01)" in search  # $0.01 + $0.00 + $0.00 shown for $0.02
+    assert cells(search, "By model") == [
+        ["Model", "Cost", "Share"], ["chat-small", "$0.02", "100.0%"],
+        ["All models", "$0.02", ""],
+    ]  # fmt: skip
     assert cells(search, "Budget") == [
         ["Environments", "Budget", "Actual", "Used", "Forecast", "Status", "Why"],
         # production only (the default): r1 $0.0014 + the gateway's $0.01428 = 31.4% of $0.05,
@@ -133,3 +137,17 @@ def test_a_statement_shows_the_shares_it_carries_and_what_to_follow_up(workspace
          "tag conflict: 1 request tags application ticket-bot (registered to support) with team "
          "search", "search-lead"],
     ]  # fmt: skip
+
+
+def test_calls_without_a_price_are_named_not_listed_by_model(workspace, tmp_path):
+    rows = [request("r1"), request("m1", model="mystery"), request("m2", model="mystery")]
+    search = statements(workspace, tmp_path, rows)["search"]
+    assert cells(search, "By model") == [
+        ["Model", "Cost", "Share"], ["chat-small", "$0.00", "100.0%"],
+        ["All models", "$0.00", ""],
+    ]  # fmt: skip
+    assert (
+        "The team&#x27;s 2 billable calls of a model without a price in the snapshot are not "
+        "here: their cost is unknown."
+    ) in search
+    assert "leaves out 2 unpriced calls: no change given" in search

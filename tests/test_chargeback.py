@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -191,17 +192,25 @@ def test_every_schedule_adds_up_to_the_bill_to_the_cent(own, unallocated, billed
         assert sum(c.shares.get(item, 0) for c in schedule.lines) == schedule.items[item]
 
 
-def test_the_run_writes_chargeback_csv(workspace, tmp_path):
+def taxed_workspace(workspace, *more: dict) -> Path:
+    """A workspace spreading unallocated spend and tax: search $1.00, support $3.00, $0.50
+    untagged (and the rows `more`, at no cost), billed $4.50 plus $0.36 of tax; its kit.yaml."""
     kit = KIT_WITH_BILL + "chargeback: {spread: [unallocated, tax]}\n"
     rows = [
         request("s1", input_tokens=1_000_000, output_tokens=0),  # search $1.00
         request("t1", team="support", application="ticket-bot", input_tokens=3_000_000,
                 output_tokens=0),  # support $3.00
         request("u1", team=None, application=None, input_tokens=500_000, output_tokens=0),
+        *more,
     ]  # fmt: skip
     config = workspace(rows, kit=kit)
     lines = [usage("chat-small", "uncached_input", 4_500_000, "4.50"), charge("Tax", "0.36", "VAT")]
     write_csv(config.parent / "bill.csv", lines, list(dict.fromkeys(k for r in lines for k in r)))
+    return config
+
+
+def test_the_run_writes_chargeback_csv(workspace, tmp_path):
+    config = taxed_workspace(workspace)
     ws = load_workspace(config)
     ledger = period_ledger(ws, parse_period("2026-10"))
     with atomic_period_folder(tmp_path / "out", "2026-10") as folder:

@@ -145,23 +145,31 @@ def test_the_index_lists_the_period(packet):
     assert "<h2>" not in index  # one kind of period: one table, no headings
 
 
-def test_the_index_keeps_months_weeks_and_ranges_apart_newest_first(tmp_path, capsys):
+def evidence_only(out: Path, label: str) -> Path:
+    """out/<label>/evidence with nothing but a manifest of a $10 period ($1 unallocated): what
+    the index reads of a period; the evidence folder."""
     from allocation_kit.periods import parse_period
+
+    period = parse_period(label)
+    evidence = out / label / "evidence"
+    evidence.mkdir(parents=True)
+    manifest = {
+        "period": {"label": label, "kind": period.kind, "start": period.start.isoformat(),
+                   "end": period.end.isoformat()},
+        "workspace": {"name": "acme", "currency": "USD"},
+        "conservation": {"ledger_total": "10", "unallocated": "1"},
+        "counts": {"exception_rows": 3},
+        "created_at": "2026-11-02T09:30:00+00:00",
+    }  # fmt: skip
+    (evidence / "manifest.json").write_text(json.dumps(manifest))
+    return evidence
+
+
+def test_the_index_keeps_months_weeks_and_ranges_apart_newest_first(tmp_path, capsys):
     from allocation_kit.report import write_index
 
     for label in ("2026-09", "2026-W41", "2026-10", "2026-10-05..2026-10-05", "2026-W40"):
-        period = parse_period(label)
-        evidence = tmp_path / label / "evidence"
-        evidence.mkdir(parents=True)
-        manifest = {
-            "period": {"label": label, "kind": period.kind, "start": period.start.isoformat(),
-                       "end": period.end.isoformat()},
-            "workspace": {"name": "acme", "currency": "USD"},
-            "conservation": {"ledger_total": "10", "unallocated": "1"},
-            "counts": {"exception_rows": 3},
-            "created_at": "2026-11-02T09:30:00+00:00",
-        }  # fmt: skip
-        (evidence / "manifest.json").write_text(json.dumps(manifest))
+        evidence_only(tmp_path, label)
     broken = tmp_path / "2026-08" / "evidence"
     broken.mkdir(parents=True)
     (broken / "manifest.json").write_text("{broken")  # another period's evidence, edited
@@ -630,22 +638,10 @@ def test_each_team_has_its_row_at_a_glance_under_the_summary(packet):
 
 
 def test_the_index_tabulates_each_teams_charge_for_the_latest_six_periods(tmp_path):
-    from allocation_kit.periods import parse_period
     from allocation_kit.report import write_index
 
     def period_folder(label: str, charges: list[tuple[str, str]] | None) -> None:
-        period = parse_period(label)
-        evidence = tmp_path / label / "evidence"
-        evidence.mkdir(parents=True)
-        manifest = {
-            "period": {"label": label, "kind": period.kind, "start": period.start.isoformat(),
-                       "end": period.end.isoformat()},
-            "workspace": {"name": "acme", "currency": "USD"},
-            "conservation": {"ledger_total": "10", "unallocated": "1"},
-            "counts": {"exception_rows": 3},
-            "created_at": "2026-11-02T09:30:00+00:00",
-        }  # fmt: skip
-        (evidence / "manifest.json").write_text(json.dumps(manifest))
+        evidence = evidence_only(tmp_path, label)
         if charges is not None:
             lines = ["period,line,team,charge"]
             lines += [f"{label},{'team' if t else 'kept_by_reviewer'},{t},{c}" for t, c in charges]

@@ -100,20 +100,11 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
 
 
 def test_a_statement_shows_the_shares_it_carries_and_what_to_follow_up(workspace, tmp_path):
-    from .test_billing import write_csv
-    from .test_reconcile import KIT_WITH_BILL, charge, usage
+    from .test_chargeback import taxed_workspace
 
-    kit = KIT_WITH_BILL + "chargeback: {spread: [unallocated, tax]}\n"
-    rows = [
-        request("s1", input_tokens=1_000_000, output_tokens=0),  # search $1.00
-        request("t1", team="support", application="ticket-bot", input_tokens=3_000_000,
-                output_tokens=0),  # support $3.00
-        request("u1", team=None, application=None, input_tokens=500_000, output_tokens=0),
-        request("c1", team="search", application="ticket-bot", input_tokens=0, output_tokens=0),
-    ]  # fmt: skip
-    config = workspace(rows, kit=kit)
-    lines = [usage("chat-small", "uncached_input", 4_500_000, "4.50"), charge("Tax", "0.36", "VAT")]
-    write_csv(config.parent / "bill.csv", lines, list(dict.fromkeys(k for r in lines for k in r)))
+    conflict = request("c1", team="search", application="ticket-bot", input_tokens=0,
+                       output_tokens=0)  # fmt: skip
+    config = taxed_workspace(workspace, conflict)
     ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
     folder = tmp_path / "reports" / "2026-10"
     write_evidence(folder, ledger, {"period": "2026-10"})

@@ -783,7 +783,7 @@ def period_summary(folder: Path) -> dict | None:
         "created_at": doc["created_at"],
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
         "charges": charges,
-        "statements": sorted(p.stem for p in (folder / "statements").glob("*.html")),
+        "statements": sorted(p.name for p in (folder / "statements").glob("*.html")),
     }
 
 
@@ -812,6 +812,8 @@ def charges_table(group: list[dict]) -> dict | None:
         {t for r in periods for t in r["charges"] if t is not None},
         key=lambda t: (-newest.get(t, Decimal(0)), t),
     )
+    from .statements import statement_file
+
     pages = set(periods[-1]["statements"])
     return {
         "periods": [r["period"] for r in periods],
@@ -819,7 +821,9 @@ def charges_table(group: list[dict]) -> dict | None:
         "teams": [
             (
                 t,
-                f"{periods[-1]['period']}/statements/{t}.html" if t in pages else None,
+                f"{periods[-1]['period']}/statements/{statement_file(t)}"
+                if statement_file(t) in pages
+                else None,
                 [r["charges"].get(t) for r in periods],
             )
             for t in teams

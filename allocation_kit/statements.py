@@ -12,8 +12,10 @@ style, no script), to be sent to the budget owner on its own.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,7 +35,7 @@ from .present import (
     unit_money,
 )
 
-__all__ = ["statement_html", "write_statements"]
+__all__ = ["statement_file", "statement_html", "write_statements"]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -50,6 +52,17 @@ def _dec(text: str | None) -> Decimal | None:
 def _signed(pct: Decimal | None) -> str:
     """+78.6%, −1.8%, 0.0%; — for none."""
     return ("+" if pct and pct > 0 else "") + percent(pct)
+
+
+def statement_file(team: str) -> str:
+    """The file name of a team's statement: its id when that is a safe file name (letters,
+    digits, '.', '_', '-', not starting with a dot), else the id with every other character
+    as '_' and a short hash of the id, so two ids never share a page ('ml/infra' →
+    'ml_infra-<hash>.html')."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", team).lstrip(".")
+    if safe != team:
+        safe = f"{safe or 'team'}-{hashlib.sha256(team.encode()).hexdigest()[:8]}"
+    return f"{safe}.html"
 
 
 def write_statements(folder: Path) -> list[Path]:
@@ -73,7 +86,7 @@ def write_statements(folder: Path) -> list[Path]:
     written = []
     for team in teams:
         page = statement_html(team, manifest, style, **files)
-        path = target / f"{team['team']}.html"
+        path = target / statement_file(team["team"])
         path.write_text(page, encoding="utf-8")
         written.append(path)
     return written

@@ -142,3 +142,16 @@ def test_calls_without_a_price_are_named_not_listed_by_model(workspace, tmp_path
         "here: their cost is unknown."
     ) in search
     assert "leaves out 2 unpriced calls: no change given" in search
+
+
+def test_a_team_id_that_is_no_safe_file_name_gets_one_of_its_own():
+    from allocation_kit.statements import statement_file
+
+    assert statement_file("search") == "search.html"
+    assert statement_file("ml.infra_2-b") == "ml.infra_2-b.html"
+    # a path, a hidden name, spaces: replaced, with the first 8 hex digits of the id's SHA-256
+    # (`printf %s ml/infra | sha256sum`) so no two ids share a page
+    assert statement_file("ml/infra") == "ml_infra-9797deb3.html"
+    assert statement_file("ml_infra") == "ml_infra.html"
+    assert statement_file("../etc") == "_etc-f7f9121f.html"
+    assert statement_file("Équipe données") == "_quipe_donn_es-bd03df22.html"

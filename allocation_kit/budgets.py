@@ -28,7 +28,7 @@ from .config import Money, Percent, Registry, _KeyProblem, _Strict, parse_docume
 from .errors import ConfigError
 from .history import cell_text
 from .periods import Period
-from .present import money, percent
+from .present import money, pct_of, percent
 
 __all__ = [
     "BUDGET_COLUMNS",
@@ -180,7 +180,8 @@ class BudgetLine:
         used)': the environments named, since other sections show the team's whole cost."""
         return (
             f"{self.team}'s {self.environments} spend is {money(self.actual, currency)} against "
-            f"its budget of {money(self.budget, currency)} ({percent(self.pct_used)} used)"
+            f"its budget of {money(self.budget, currency)} "
+            f"({percent(pct_of(self.actual, self.budget))} used)"
         )
 
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -427,7 +427,9 @@ def unit_economics(ledger: PeriodLedger, loaded: LoadedCostUnits, out: Path) -> 
                 f"{' and '.join(understated)} leaves out unpriced requests"
             )
         elif previous_cost and unit_cost is not None:
-            change = ((unit_cost - previous_cost) / previous_cost * 100).quantize(Decimal("0.01"))
+            change = ((unit_cost - previous_cost) / previous_cost * 100).quantize(
+                Decimal("0.01"), ROUND_HALF_UP
+            )
         results.append(
             UnitCost(
                 name=unit.name,

@@ -37,9 +37,11 @@ from .present import (
     listed,
     minor_word,
     money,
+    pct_of,
     percent,
     rounded,
     rounding_note,
+    signed_percent,
     tiles,
     unit_money,
 )
@@ -246,13 +248,13 @@ class Review:
                 return "—"
             if r.previous_cost == 0:
                 return "new" if r.cost else "—"
-            return ("+" if r.change_pct > 0 else "") + percent(r.change_pct)
+            return signed_percent(pct_of(r.cost - r.previous_cost, r.previous_cost))
 
         def used(r) -> str:
             if r.budget is None:
                 return "—"
             status = "" if r.budget_status == "ok" else f" {r.budget_status}"
-            return percent(r.budget_used_pct) + status
+            return percent(pct_of(r.budget_actual, r.budget)) + status
 
         body = [
             (
@@ -613,7 +615,9 @@ class Review:
             elif u.change_pct is None:
                 change = "—"
             else:
-                change = ("+" if u.change_pct > 0 else "") + percent(u.change_pct)
+                change = signed_percent(
+                    pct_of(u.unit_cost - u.previous_unit_cost, u.previous_unit_cost)
+                )
             signed_on = str(u.signed_off_on).replace("-", "\u2011")  # the date never wraps
             rows.append(
                 (
@@ -660,7 +664,7 @@ class Review:
                 *([self._money(b.monthly_budget)] if prorated else []),
                 self._money(b.budget),
                 self._money(b.actual),
-                percent(b.pct_used),
+                percent(pct_of(b.actual, b.budget)),
                 self._money(b.forecast),
                 b.status,
                 self._money(b.other_environments_actual),
@@ -897,7 +901,7 @@ class Review:
                 self._unpriced_variance(line)
                 if line.get("ledger_cost") is None and line.get("billed_cost") is not None
                 else self._money(_dec(line.get("variance"))),
-                percent(_dec(line.get("variance_pct")), 2),
+                percent(_variance_pct(line), 2),
                 (line.get("finding") or "").replace("_", " "),
             )
             for line in rec.get("lines", [])
@@ -1370,7 +1374,16 @@ def _dec(value: object) -> Decimal | None:
 
 
 def _pct(rec: dict | None) -> Decimal | None:
-    return _dec(rec.get("variance_pct")) if rec else None
+    return _variance_pct(rec) if rec else None
+
+
+def _variance_pct(record: dict) -> Decimal | None:
+    """The variance in percent of billed cost, from the exact amounts (the record's
+    variance_pct is rounded to 4 places already: shown from it, it would round twice)."""
+    variance, billed = _dec(record.get("variance")), _dec(record.get("billed_cost"))
+    if variance is not None and billed:
+        return pct_of(variance, billed)
+    return _dec(record.get("variance_pct"))
 
 
 def period_review(

@@ -25,9 +25,11 @@ __all__ = [
     "minor_unit",
     "minor_word",
     "money",
+    "pct_of",
     "percent",
     "rounded",
     "rounding_note",
+    "signed_percent",
     "tiles",
     "unit_money",
 ]
@@ -88,15 +90,39 @@ def unit_money(value: Decimal | None, currency: str) -> str:
         return "—"
     if abs(value) >= 1:
         return money(value, currency)
-    body = format(Decimal(f"{value:.4g}").normalize(), "f")
+    value = Decimal(value)
+    # four significant digits, half up like every other figure (a format spec rounds half-even)
+    shown = abs(value).quantize(Decimal(1).scaleb(value.adjusted() - 3), ROUND_HALF_UP)
+    body = format(shown.normalize(), "f") if value else "0"
+    sign = "−" if value < 0 else ""
     symbol = _SYMBOLS.get(currency)
-    return f"{symbol}{body}" if symbol else f"{body} {currency}"
+    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
 
 def percent(value: Decimal | float | None, places: int = 1) -> str:
+    """71.3% — rounded half up to `places`, as money is; '—' for unknown."""
     if value is None:
         return "—"
-    return f"{Decimal(value):,.{places}f}%".replace("-", "−")
+    shown = Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    shown = shown if shown else abs(shown)  # no "−0.0%"
+    return f"{shown:,.{places}f}%".replace("-", "−")
+
+
+def signed_percent(value: Decimal | None, places: int = 1) -> str:
+    """+78.6%, −1.7%, 0.0%: a change, its sign always shown; '—' for unknown."""
+    if value is None:
+        return "—"
+    shown = percent(value, places)
+    return shown if shown.startswith("−") or shown.strip("0.%") == "" else f"+{shown}"
+
+
+def pct_of(part: Decimal | None, whole: Decimal | None) -> Decimal | None:
+    """part ÷ whole × 100, exact to the context's 28 digits, for a percentage rounded once where
+    it is shown (not from a rounded percentage, which would round twice); None without a
+    whole."""
+    if part is None or not whole:
+        return None
+    return Decimal(part) / Decimal(whole) * 100
 
 
 def count_text(value: int | Decimal | str | None) -> str:

@@ -784,7 +784,16 @@ def period_summary(folder: Path) -> dict | None:
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
         "charges": charges,
         "statements": sorted(p.name for p in (folder / "statements").glob("*.html")),
+        "unpriced_teams": _unpriced_teams(folder / "evidence" / "teams.csv"),
     }
+
+
+def _unpriced_teams(path: Path) -> set[str]:
+    """The teams of teams.csv whose cost leaves out billable calls without a price."""
+    if not path.is_file():
+        return set()
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {r["team"] for r in csv.DictReader(handle) if int(r["unpriced_requests"])}
 
 
 def _dates_text(start: str, end: str) -> str:
@@ -801,7 +810,8 @@ CHARGE_PERIODS = 6  # how many of a kind's latest periods the index's charges ta
 def charges_table(group: list[dict]) -> dict | None:
     """The index's charges by team for one kind of period (`period_summary` rows, newest
     first): those of its latest CHARGE_PERIODS periods that have a chargeback.csv, oldest
-    first, with each team's charge in each (None: no line, the team had no cost), the line the
+    first, with each team's charge in each (None: no line, the team had no cost) and whether its
+    cost leaves out calls without a price, the line the
     reviewer keeps and the total; teams by their charge in the newest period, largest first,
     each with the link to its statement of that period. None when no period has charges."""
     periods = [r for r in group[:CHARGE_PERIODS] if r["charges"] is not None][::-1]
@@ -824,10 +834,11 @@ def charges_table(group: list[dict]) -> dict | None:
                 f"{periods[-1]['period']}/statements/{statement_file(t)}"
                 if statement_file(t) in pages
                 else None,
-                [r["charges"].get(t) for r in periods],
+                [(r["charges"].get(t), t in r["unpriced_teams"]) for r in periods],
             )
             for t in teams
         ],
+        "unpriced": any(r["unpriced_teams"] for r in periods),
         "kept": [r["charges"].get(None, Decimal(0)) for r in periods],
         "totals": [sum(r["charges"].values(), Decimal(0)) for r in periods],
         "earlier": len(group) > CHARGE_PERIODS,  # older periods of the kind are not shown

@@ -29,8 +29,10 @@ from .present import (
     html_table,
     minor_word,
     money,
+    pct_of,
     percent,
     rounding_note,
+    signed_percent,
     tiles,
     unit_money,
 )
@@ -47,11 +49,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text not in (None, "") else None
-
-
-def _signed(pct: Decimal | None) -> str:
-    """+78.6%, −1.8%, 0.0%; — for none."""
-    return ("+" if pct and pct > 0 else "") + percent(pct)
 
 
 def statement_file(team: str) -> str:
@@ -167,9 +164,11 @@ def statement_html(
 def _tiles(team: dict[str, str], budget: dict[str, str] | None, currency: str) -> Html:
     cost = Decimal(team["cost"])
     unpriced = int(team["unpriced_requests"])
-    change = _dec(team["change_pct"])
-    if team["previous_period"] and change is not None:
-        versus = f"{_signed(change)} against {team['previous_period']}"
+    before = _dec(team["previous_cost"])
+    if team["previous_period"] and team["change_pct"] and before:
+        versus = (
+            f"{signed_percent(pct_of(cost - before, before))} against {team['previous_period']}"
+        )
     elif unpriced:
         versus = f"leaves out {count_text(unpriced)} unpriced calls: no change given"
     elif team["previous_period"]:
@@ -184,12 +183,18 @@ def _tiles(team: dict[str, str], budget: dict[str, str] | None, currency: str) -
     if budget:
         tone = {"ok": "ok", "warning": "warn", "exceeded": "bad"}[budget["status"]]
         items.append(
-            ("Budget used", percent(_dec(budget["pct_used"])), tone,
+            ("Budget used", percent(_used(budget)), tone,
              f"{budget['status']} · of {money(Decimal(budget['budget']), currency)}")
         )  # fmt: skip
     tone = {"pass": "ok", "needs_follow_up": "warn", "fail": "bad"}[review]
     items.append(("Chargeback review", review.replace("_", " "), tone))
     return tiles(items)
+
+
+def _used(budget: dict[str, str]) -> Decimal | None:
+    """The share of a budget used, from the exact amounts (budgets.csv's pct_used is rounded to
+    2 places: shown from it, it would round twice)."""
+    return pct_of(Decimal(budget["actual"]), Decimal(budget["budget"]))
 
 
 def _composition(
@@ -294,7 +299,7 @@ def _budget(budget: dict[str, str] | None, currency: str) -> Html:
         budget["environments"],
         money(Decimal(budget["budget"]), currency),
         money(Decimal(budget["actual"]), currency),
-        percent(_dec(budget["pct_used"])),
+        percent(_used(budget)),
         money(_dec(budget["forecast"]), currency),
         budget["status"],
         budget["reason"] or "",
@@ -329,11 +334,20 @@ def _follow_up(team: dict[str, str]) -> Html:
     )
 
 
+def _unit_change(unit: dict[str, str]) -> str:
+    """The change of a unit cost, rounded once from the exact unit costs; — when the evidence
+    gives none (a changed definition, an understated unit cost)."""
+    if not unit["change_pct"]:
+        return "—"
+    now, before = Decimal(unit["unit_cost"]), Decimal(unit["previous_unit_cost"])
+    return signed_percent(pct_of(now - before, before))
+
+
 def _units(units: Sequence[dict[str, str]], currency: str) -> Html:
     rows = [
         (u["name"], u["numerator_filter"], unit_money(_dec(u["unit_cost"]), currency),
          unit_money(_dec(u["previous_unit_cost"]), currency),
-         _signed(_dec(u["change_pct"])), u["note"])
+         _unit_change(u), u["note"])
         for u in units
     ]  # fmt: skip
     return html_table(

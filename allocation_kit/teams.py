@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
@@ -36,6 +36,7 @@ TEAM_COLUMNS = (
     "charge",
     "currency",
     "budget",
+    "budget_actual",
     "budget_used_pct",
     "budget_status",
     "anomalies",
@@ -60,6 +61,7 @@ class TeamSummary:
     change_pct: Decimal | None  # None: nothing to compare, or the cost is understated
     charge: Decimal  # the team's line of the chargeback schedule, in the minor unit
     budget: Decimal | None  # None: no budget for the team
+    budget_actual: Decimal | None  # its cost in the budget's environments, exact
     budget_used_pct: Decimal | None
     budget_status: str | None
     anomalies: tuple[str, ...]  # "scope key: metric" of each anomaly the team stands behind
@@ -95,7 +97,7 @@ def team_summaries(
         before = previous[1].get(team.id, Decimal(0)) if previous else None
         change = None
         if before and not unpriced.get(team.id):
-            change = ((own - before) / before * 100).quantize(Decimal("0.01"))
+            change = ((own - before) / before * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
         line = budget.get(team.id)
         checked = review[team.id]  # the chargeback review has a row for every team
         rows.append(
@@ -111,6 +113,7 @@ def team_summaries(
                 change_pct=change,
                 charge=charged.get(team.id, Decimal(0)),
                 budget=line.budget if line else None,
+                budget_actual=line.actual if line else None,
                 budget_used_pct=line.pct_used if line else None,
                 budget_status=line.status if line else None,
                 anomalies=tuple(
@@ -142,6 +145,7 @@ def team_rows(period: str, currency: str, rows: Sequence[TeamSummary]) -> list[d
             "charge": cell_text(r.charge),
             "currency": currency,
             "budget": cell_text(r.budget),
+            "budget_actual": cell_text(r.budget_actual),
             "budget_used_pct": cell_text(r.budget_used_pct),
             "budget_status": cell_text(r.budget_status),
             "anomalies": "; ".join(r.anomalies),

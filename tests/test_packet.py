@@ -656,6 +656,9 @@ def test_the_index_tabulates_each_teams_charge_for_the_latest_six_periods(tmp_pa
     period_folder("2026-09", [("support", "0.40"), ("search", "0.30"), ("", "0.05")])
     period_folder("2026-10", [("support", "9.99"), ("search", "1.01"), ("", "0.00")])
     period_folder("2026-W40", None)  # weeks without schedules: no charges table of theirs
+    (tmp_path / "2026-10" / "evidence" / "teams.csv").write_text(
+        "period,team,unpriced_requests\n2026-10,support,3\n2026-10,search,0\n"
+    )  # support's October cost leaves out 3 calls without a price
     (tmp_path / "2026-10" / "statements").mkdir()
     (tmp_path / "2026-10" / "statements" / "search.html").write_text("<html></html>")
     index = write_index(tmp_path).read_text()
@@ -669,12 +672,34 @@ def test_the_index_tabulates_each_teams_charge_for_the_latest_six_periods(tmp_pa
     ]
     assert rows == [
         ["Team", "2026-05", "2026-07", "2026-08", "2026-09", "2026-10"],
-        ["support", "—", "$1.50", "—", "$0.40", "$9.99"],  # largest in the newest period first
+        ["support", "—", "$1.50", "—", "$0.40", "$9.99 †"],  # largest in the newest first
         ["search", "$2.00", "$3.00", "$3.10", "$0.30", "$1.01"],
         ["Kept by the reviewer", "$0.00", "$0.25", "$0.00", "$0.05", "$0.00"],
         ["Total", "$2.00", "$4.75", "$3.10", "$0.75", "$11.00"],
     ]
+    assert "† the team's cost leaves out billable calls of a model with no price" in index
     assert (
         "Earlier periods are in their own packets. Not shown: 2026-06, whose evidence has no "
         "chargeback.csv (an earlier version of the kit wrote it)."
     ) in index
+
+
+def test_percentages_and_unit_prices_round_half_up_once_from_the_exact_amounts():
+    from allocation_kit.present import pct_of, percent, signed_percent, unit_money
+
+    assert percent(Decimal("71.25")) == "71.3%"  # half up, like money (a format spec: 71.2%)
+    assert percent(Decimal("-0.04")) == "0.0%"  # no "−0.0%"
+    assert percent(0.125, 2) == "0.13%"
+    assert [signed_percent(Decimal(v)) for v in ("78.55", "-1.7456", "0.01", "0")] == [
+        "+78.6%", "−1.7%", "0.0%", "0.0%"
+    ]  # fmt: skip
+    # a change from the exact costs: 286.67371855 against 291.7667974 is −1.7456%; rounded to
+    # 2 places first (−1.75) and then to 1 it would show −1.8%
+    change = pct_of(Decimal("286.673718550000") - Decimal("291.766797400000"),
+                    Decimal("291.766797400000"))  # fmt: skip
+    assert signed_percent(change) == "−1.7%"
+    assert pct_of(Decimal(1), Decimal(0)) is None and pct_of(None, Decimal(1)) is None
+    assert unit_money(Decimal("0.0021225"), "USD") == "$0.002123"  # four digits, half up
+    assert unit_money(Decimal("-0.0021225"), "USD") == "−$0.002123"
+    assert unit_money(Decimal("0.06079124"), "EUR") == "€0.06079"
+    assert unit_money(Decimal("0"), "USD") == "$0"

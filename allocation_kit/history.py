@@ -26,6 +26,7 @@ READ_COLUMNS = {
         ("requests", "cost", "input_tokens", "output_tokens"),
     ),
     "unit_economics.csv": (("name", "unit_cost", "definition_sha256"), ("unit_cost",)),
+    "teams.csv": (("team", "unpriced_requests"), ("unpriced_requests",)),
 }
 
 

@@ -244,7 +244,7 @@ class Review:
         before = rows_[0].previous_period
 
         def change(r) -> str:
-            if r.unpriced_requests or r.previous_cost is None:
+            if r.unpriced_requests or r.previous_unpriced_requests or r.previous_cost is None:
                 return "—"
             if r.previous_cost == 0:
                 return "new" if r.cost else "—"
@@ -277,7 +277,7 @@ class Review:
             body,
             numeric=(2, 3, 4, 5, 6),
             total=("All teams", "", self._money(cost), "", self._money(charged), "", "", ""),
-            row_classes=[f"ak-status-{r.review_result}" for r in rows_],
+            row_classes=[_team_tone(r) for r in rows_],
         )  # fmt: skip
         notes = [
             "Cost is the team's own (allocated and shared) cost; charge its line of the "
@@ -1337,6 +1337,15 @@ class Review:
                 row_classes=[""] * 3 + ["ak-sign"] * 3,
             )
         )
+
+
+def _team_tone(row) -> str:
+    """A team row's colour: the worse of its chargeback review and its budget."""
+    if row.review_result == "fail" or row.budget_status == "exceeded":
+        return "ak-status-fail"
+    if row.review_result == "needs_follow_up" or row.budget_status == "warning":
+        return "ak-status-warning"
+    return ""
 
 
 def _quantity(value: object, unit: str | None) -> str:

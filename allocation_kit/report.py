@@ -556,6 +556,7 @@ def write_analysis(
         if earlier
         else None
     )
+    before = prior_evidence(out, ledger.period, "teams.csv", count=1)
     teams = team_summaries(
         ws.registry,
         ledger.allocation,
@@ -564,6 +565,7 @@ def write_analysis(
         list(zip(real, anomaly_teams(ledger, real), strict=True)),
         reviewed,
         previous,
+        {r["team"]: int(r["unpriced_requests"]) for r in before[0][1]} if before else None,
     )
     _write_csv(
         evidence / "teams.csv", TEAM_COLUMNS, team_rows(ledger.period.label, ws.kit.currency, teams)
@@ -738,6 +740,8 @@ def render_packet(notebook: Path, target: Path, manifest_doc: dict) -> Path:
 
 def period_summary(folder: Path) -> dict | None:
     """What the index shows for one period folder, from its evidence (None if it has none)."""
+    from .chargeback import bill_charges, bill_items
+
     manifest_path = folder / "evidence" / "manifest.json"
     if not manifest_path.is_file():
         return None
@@ -784,16 +788,24 @@ def period_summary(folder: Path) -> dict | None:
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
         "charges": charges,
         "statements": sorted(p.name for p in (folder / "statements").glob("*.html")),
-        "unpriced_teams": _unpriced_teams(folder / "evidence" / "teams.csv"),
+        **_team_rows(folder / "evidence" / "teams.csv"),
+        "against_bill": bill_items(rec, doc["workspace"]["currency"]) is not None,
+        # the bill's charges for a longer period (a month's tax beside a week): not in it
+        "charges_apart": bool(rec and bill_charges(rec, doc["workspace"]["currency"])[1]),
     }
 
 
-def _unpriced_teams(path: Path) -> set[str]:
-    """The teams of teams.csv whose cost leaves out billable calls without a price."""
-    if not path.is_file():
-        return set()
-    with path.open(newline="", encoding="utf-8") as handle:
-        return {r["team"] for r in csv.DictReader(handle) if int(r["unpriced_requests"])}
+def _team_rows(path: Path) -> dict[str, set[str]]:
+    """{"teams": every team of teams.csv, "unpriced_teams": those whose cost leaves out
+    billable calls without a price}; empty without the file."""
+    rows = []
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    return {
+        "teams": {r["team"] for r in rows},
+        "unpriced_teams": {r["team"] for r in rows if int(r["unpriced_requests"])},
+    }
 
 
 def _dates_text(start: str, end: str) -> str:
@@ -812,29 +824,31 @@ def charges_table(group: list[dict]) -> dict | None:
     first): those of its latest CHARGE_PERIODS periods that have a chargeback.csv, oldest
     first, with each team's charge in each (None: no line, the team had no cost) and whether its
     cost leaves out calls without a price, the line the
-    reviewer keeps and the total; teams by their charge in the newest period, largest first,
-    each with the link to its statement of that period. None when no period has charges."""
+    reviewer keeps and the total, each with the link to the team's statement of that period;
+    every team of the periods' teams.csv, by their charge in the newest period, largest first.
+    None when no period has charges."""
     periods = [r for r in group[:CHARGE_PERIODS] if r["charges"] is not None][::-1]
     if not periods:
         return None
     newest = periods[-1]["charges"]
-    teams = sorted(
-        {t for r in periods for t in r["charges"] if t is not None},
+    teams = sorted(  # teams without a cost have no line: teams.csv lists every registered one
+        {t for r in periods for t in [*r["charges"], *r["teams"]] if t is not None},
         key=lambda t: (-newest.get(t, Decimal(0)), t),
     )
     from .statements import statement_file
 
-    pages = set(periods[-1]["statements"])
+    def page(r: dict, team: str) -> str | None:
+        name = statement_file(team)
+        return f"{r['period']}/statements/{name}" if name in r["statements"] else None
+
     return {
         "periods": [r["period"] for r in periods],
         "currency": periods[-1]["currency"],
         "teams": [
             (
                 t,
-                f"{periods[-1]['period']}/statements/{statement_file(t)}"
-                if statement_file(t) in pages
-                else None,
-                [(r["charges"].get(t), t in r["unpriced_teams"]) for r in periods],
+                page(periods[-1], t),
+                [(r["charges"].get(t), t in r["unpriced_teams"], page(r, t)) for r in periods],
             )
             for t in teams
         ],
@@ -842,6 +856,8 @@ def charges_table(group: list[dict]) -> dict | None:
         "kept": [r["charges"].get(None, Decimal(0)) for r in periods],
         "totals": [sum(r["charges"].values(), Decimal(0)) for r in periods],
         "earlier": len(group) > CHARGE_PERIODS,  # older periods of the kind are not shown
+        "no_bill": [r["period"] for r in periods if not r["against_bill"]],
+        "apart": [r["period"] for r in periods if r["against_bill"] and r["charges_apart"]],
         "without": [r["period"] for r in group[:CHARGE_PERIODS] if r["charges"] is None][::-1],
     }
 

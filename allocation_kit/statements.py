@@ -17,6 +17,7 @@ import html
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -62,6 +63,18 @@ def statement_file(team: str) -> str:
     return f"{safe}.html"
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a statement says about its period as a whole, beside the team's own figures."""
+
+    sign_off: str | None  # the review's proposed result (spend_review.json)
+    verdict: str | None  # the reconciliation's result
+    against_bill: bool  # the chargeback schedule adds up to a bill, not the ledger
+    looked_for: str | None  # the period before, whose evidence a change compares with
+    history: str | None  # why no anomalies were looked for (no baseline yet)
+    manifest_sha256: str  # which run wrote the evidence
+
+
 def write_statements(folder: Path) -> list[Path]:
     """Render folder/statements/<team>.html for every team of folder/evidence/teams.csv;
     the pages written."""
@@ -78,15 +91,37 @@ def write_statements(folder: Path) -> list[Path]:
         for name in ("allocation", "chargeback", "budgets", "anomalies", "unit_economics")
     }
     files["models"] = _model_costs(evidence / "focus_allocated.csv")
+    context = _context(evidence, manifest, files["anomalies"])
     target = folder / "statements"
     target.mkdir(exist_ok=True)
     written = []
     for team in teams:
-        page = statement_html(team, manifest, style, **files)
+        page = statement_html(team, manifest, style, context=context, **files)
         path = target / statement_file(team["team"])
         path.write_text(page, encoding="utf-8")
         written.append(path)
     return written
+
+
+def _context(evidence: Path, manifest: dict, anomalies: Sequence[dict[str, str]]) -> Context:
+    from .chargeback import bill_items
+    from .periods import parse_period, prior_periods
+
+    def read(name: str) -> dict:
+        path = evidence / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    record, spend = read("reconciliation.json"), read("spend_review.json")
+    before = prior_periods(parse_period(manifest["period"]["label"]), 1)
+    history = next((a["explanation"] for a in anomalies if a["metric"] == "history"), None)
+    return Context(
+        sign_off=(spend.get("sign_off") or {}).get("proposed_result"),
+        verdict=record.get("result"),
+        against_bill=bill_items(record, manifest["workspace"]["currency"]) is not None,
+        looked_for=before[0].label if before else None,
+        history=history,
+        manifest_sha256=hashlib.sha256((evidence / "manifest.json").read_bytes()).hexdigest(),
+    )
 
 
 def statement_html(
@@ -99,9 +134,11 @@ def statement_html(
     anomalies: Sequence[dict[str, str]],
     unit_economics: Sequence[dict[str, str]],
     models: dict[str, dict[str, Decimal]] | None = None,
+    context: Context | None = None,
 ) -> str:
     """One team's statement (its teams.csv row) as a whole HTML page. `models`: {team: {model:
     cost}} from focus_allocated.csv."""
+    context = context or Context(None, None, False, None, None, "")
     currency = team["currency"]
     period = manifest["period"]
     start = datetime.fromisoformat(period["start"]).date()
@@ -110,17 +147,18 @@ def statement_html(
     charge_line = next((r for r in chargeback if r["team"] == name), None)
     budget = next((b for b in budgets if b["team"] == name), None)
     parts = [
-        _tiles(team, budget, currency),
+        _standing(period["label"], context),
+        _tiles(team, budget, currency, context),
         Html("<h2>What the charge is made of</h2>"),
-        _composition(name, allocation, charge_line, currency),
+        _composition(name, allocation, charge_line, currency, context),
         Html("<h2>By model</h2>"),
         _models((models or {}).get(name, {}), int(team["unpriced_requests"]), currency),
         Html("<h2>Budget</h2>"),
-        _budget(budget, currency),
+        _budget(budget, charge_line, currency),
         Html("<h2>Anomalies</h2>"),
-        _anomalies(team, anomalies),
+        _anomalies(team, anomalies, context),
         Html("<h2>To follow up</h2>"),
-        _follow_up(team),
+        _follow_up(team, budget, currency),
     ]
     owned = [u for u in unit_economics if u["owner"] == team["budget_owner"]]
     if owned:
@@ -131,12 +169,19 @@ def statement_html(
         f"{start:%d %b %Y} – {last:%d %b %Y} (UTC) · business unit {e(team['business_unit'])} · "
         f"cost center {e(team['cost_center'])} · budget owner {e(team['budget_owner'])}"
     )
+    run = (
+        f" (manifest.json SHA-256 {context.manifest_sha256[:12]})"
+        if context.manifest_sha256
+        else ""
+    )
     source = (
-        "Read from this period's evidence (teams.csv, allocation.csv, chargeback.csv, "
-        "budgets.csv, anomalies.csv, unit_economics.csv), written "
+        f"Rendered from the evidence of {e(period['label'])} written "
         f"{e(manifest['created_at'][:16].replace('T', ' '))} UTC by allocation-kit "
-        f"{e(manifest['kit_version'])}; the whole review is in "
-        '<a href="../packet.html">the period\'s packet</a>.'
+        f"{e(manifest['kit_version'])}{run}: teams.csv, allocation.csv, chargeback.csv, "
+        "budgets.csv, anomalies.csv, unit_economics.csv and focus_allocated.csv. A later run of "
+        "the period replaces this page. The whole review is the period's packet, packet.html "
+        'beside the statements folder (<a href="../packet.html">open it</a> from the reports '
+        "folder)."
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -161,7 +206,38 @@ def statement_html(
 """
 
 
-def _tiles(team: dict[str, str], budget: dict[str, str] | None, currency: str) -> Html:
+def _standing(label: str, context: Context) -> Html:
+    """A banner on what the charge is yet: interim without a bill to add up to, provisional
+    until the period's review passes."""
+    e = html.escape
+    notes = []
+    if not context.against_bill:
+        notes.append(
+            f"<strong>Interim:</strong> {e(label)} has no complete bill of its own to add up to "
+            "(a week or a date range beside a monthly bill, or no bill named in kit.yaml), so the "
+            "charges add up to the ledger total: tax, credits and the bill's other charges are "
+            "not in them, and come with the bill's own period."
+        )
+    if context.sign_off and context.sign_off != "pass":
+        verdict = (
+            f"; the reconciliation with the bill is {e(context.verdict)}"
+            if (context.verdict)
+            else ""
+        )
+        notes.append(
+            f"<strong>Provisional:</strong> the review of {e(label)} proposes "
+            f"{e(context.sign_off.replace('_', ' '))}{verdict}. The charge stands once the "
+            "period is signed off."
+        )
+    if not notes:
+        return Html("")
+    items = "".join(f"<p>{n}</p>" for n in notes)
+    return Html(f'<div class="ak-banner ak-warn">{items}</div>')
+
+
+def _tiles(
+    team: dict[str, str], budget: dict[str, str] | None, currency: str, context: Context
+) -> Html:
     cost = Decimal(team["cost"])
     unpriced = int(team["unpriced_requests"])
     before = _dec(team["previous_cost"])
@@ -171,8 +247,12 @@ def _tiles(team: dict[str, str], budget: dict[str, str] | None, currency: str) -
         )
     elif unpriced:
         versus = f"leaves out {count_text(unpriced)} unpriced calls: no change given"
+    elif team["previous_unpriced_requests"] not in ("", "0"):
+        versus = f"{team['previous_period']}'s cost left out unpriced calls: no change given"
     elif team["previous_period"]:
         versus = f"nothing in {team['previous_period']}"
+    elif context.looked_for:
+        versus = f"no evidence of {context.looked_for} in these reports to compare with"
     else:
         versus = "no earlier period to compare with"
     review = team["review_result"]
@@ -184,7 +264,8 @@ def _tiles(team: dict[str, str], budget: dict[str, str] | None, currency: str) -
         tone = {"ok": "ok", "warning": "warn", "exceeded": "bad"}[budget["status"]]
         items.append(
             ("Budget used", percent(_used(budget)), tone,
-             f"{budget['status']} · of {money(Decimal(budget['budget']), currency)}")
+             f"{budget['status']} · of {money(Decimal(budget['budget']), currency)} "
+             f"({budget['environments']})")
         )  # fmt: skip
     tone = {"pass": "ok", "needs_follow_up": "warn", "fail": "bad"}[review]
     items.append(("Chargeback review", review.replace("_", " "), tone))
@@ -202,23 +283,42 @@ def _composition(
     allocation: Sequence[dict[str, str]],
     charge_line: dict[str, str] | None,
     currency: str,
+    context: Context,
 ) -> Html:
+    """The team's own cost application by application (production and the rest apart, as the
+    packet's allocation shows it), its shares of what is spread, the total and the charge."""
     lines = [r for r in allocation if r["team"] == name]
     if not lines:
         return Html('<p class="ak-empty">No cost this period: nothing is charged.</p>')
+    apps: dict[tuple[str, str], dict[str, Decimal | int]] = {}
+    for r in lines:
+        how = (
+            "own application"
+            if r["allocation_status"] == "allocated"
+            else r["allocation_rule"].removeprefix("shared: ")
+        )
+        acc = apps.setdefault(
+            (r["application"] or "—", how),
+            {"requests": 0, "production": Decimal(0), "other": Decimal(0)},
+        )
+        acc["requests"] += int(r["requests"])
+        acc["production" if r["environment"] == "production" else "other"] += Decimal(r["cost"])
+    m = lambda value: money(value, currency)  # noqa: E731
     rows = [
-        (r["application"] or "—", r["environment"] or "—",
-         "own application" if r["allocation_status"] == "allocated"
-         else r["allocation_rule"].removeprefix("shared: "),
-         count_text(int(r["requests"])), money(Decimal(r["cost"]), currency))
-        for r in lines
+        (app, how, count_text(a["requests"]), m(a["production"]), m(a["other"]),
+         m(a["production"] + a["other"]))
+        for (app, how), a in apps.items()
     ]  # fmt: skip
-    own = [Decimal(r["cost"]) for r in lines]
-    total_own = sum(own, Decimal(0))
+    columns = [(a["production"], a["other"], a["production"] + a["other"]) for a in apps.values()]
+    own_prod = sum((c[0] for c in columns), Decimal(0))
+    own_other = sum((c[1] for c in columns), Decimal(0))
+    own = own_prod + own_other
+    sums = [([c[0] for c in columns], own_prod), ([c[1] for c in columns], own_other)]
+    sums += [([c[2] for c in columns], own)] + [((c[0], c[1]), c[2]) for c in columns]
     classes = [""] * len(rows)
-    rows.append(("Own cost", "", "", "", money(total_own, currency)))
+    rows.append(("Own cost", "", "", m(own_prod), m(own_other), m(own)))
     classes.append("ak-subtotal")
-    sums = [(own, total_own)]
+    charge = Decimal(0)
     if charge_line:
         shares = [
             (item, Decimal(charge_line[f"{item}_share"]))
@@ -226,28 +326,29 @@ def _composition(
             if Decimal(charge_line[f"{item}_share"])
         ]
         for item, share in shares:
-            rows.append((f"Share of {ITEM_WORDS[item]}", "", "in proportion to own cost", "",
-                         money(share, currency)))  # fmt: skip
+            rows.append((f"Share of {ITEM_WORDS[item]}", "in proportion to own cost", "", "", "",
+                         m(share)))  # fmt: skip
             classes.append("")
         if shares:
             total = Decimal(charge_line["total_cost"])
-            sums.append(([total_own, *(s for _, s in shares)], total))
-            rows.append(("Total", "", "", "", money(total, currency)))
+            sums.append(([own, *(s for _, s in shares)], total))
+            rows.append(("Total", "", "", "", "", m(total)))
             classes.append("ak-subtotal")
         charge = Decimal(charge_line["charge"])
-    else:
-        charge = Decimal(0)
+    unit = minor_word(currency)
     table = html_table(
-        ["Application", "Environment", "How", "Requests", "Cost"],
+        ["Application", "How", "Requests", "Production", "Other environments", "Cost"],
         rows,
-        numeric=(3, 4),
-        total=("Charge", "", f"to the {minor_word(currency)}", "", money(charge, currency)),
+        numeric=(2, 3, 4, 5),
+        total=("Charge", f"to the {unit}", "", "", "", m(charge)),
         row_classes=classes,
     )
+    adds_up = "the bill" if context.against_bill else "the ledger total"
     note = Html(
-        f'<p class="ak-note">The charge is the total in {minor_word(currency)}s as the '
-        "chargeback schedule foots it: the teams' charges add up to the bill exactly, so a "
-        f"charge can differ from its total by up to one {minor_word(currency)}.</p>"
+        f'<p class="ak-note">The charge is the total rounded to the {unit} so that every '
+        f"team's charge, with what the reviewer keeps, adds up to {adds_up} exactly: it can "
+        f"differ from the total by up to one {unit}. Requests count every attempt, failed ones "
+        "included; on a shared application, the application's requests.</p>"
     )
     return table + rounding_note(sums, currency) + note
 
@@ -286,13 +387,12 @@ def _models(costs: dict[str, Decimal], unpriced: int, currency: str) -> Html:
     )
     note = Html(
         '<p class="ak-note">From the FOCUS export (focus_allocated.csv), which splits shared '
-        "applications model by model: its sums can differ from the own cost above by a few "
-        f"10⁻¹² of the currency unit.{html.escape(left_out)}</p>"
+        f"applications model by model.{html.escape(left_out)}</p>"
     )
     return table + rounding_note([(list(costs.values()), total)], currency) + note
 
 
-def _budget(budget: dict[str, str] | None, currency: str) -> Html:
+def _budget(budget: dict[str, str] | None, charge_line: dict[str, str] | None, currency: str):
     if not budget:
         return Html('<p class="ak-empty">No budget for this team in budgets.yaml.</p>')
     row = (
@@ -304,34 +404,64 @@ def _budget(budget: dict[str, str] | None, currency: str) -> Html:
         budget["status"],
         budget["reason"] or "",
     )
-    return html_table(
+    table = html_table(
         ["Environments", "Budget", "Actual", "Used", "Forecast", "Status", "Why"],
         [row],
         numeric=(1, 2, 3, 4),
         row_classes=[f"ak-status-{budget['status']}"],
     )
+    # what the charge holds that the budget does not count
+    other = Decimal(budget["other_environments_actual"])
+    apart = [f"its cost in other environments ({money(other, currency)})"]
+    if charge_line:
+        shares = Decimal(charge_line["total_cost"]) - Decimal(charge_line["own_cost"])
+        if shares:
+            apart.append(f"its shares of what is spread ({money(shares, currency)})")
+    note = Html(
+        f'<p class="ak-note">The budget counts the team\'s own cost in '
+        f"{html.escape(budget['environments'])}. Not counted, though in the charge: "
+        f"{html.escape(' and '.join(apart))}.</p>"
+    )
+    return table + note
 
 
-def _anomalies(team: dict[str, str], anomalies: Sequence[dict[str, str]]) -> Html:
+def _anomalies(team: dict[str, str], anomalies: Sequence[dict[str, str]], context: Context):
     named = [a for a in team["anomalies"].split("; ") if a]
     if not named:
-        return Html('<p class="ak-empty">None behind which this team stands.</p>')
+        if context.history:
+            return Html(
+                f'<p class="ak-empty">Not looked for yet: {html.escape(context.history)}.</p>'
+            )
+        return Html('<p class="ak-empty">No anomalies traced to this team.</p>')
     text = {f"{a['scope']} {a['key']}: {a['metric']}": a["explanation"] for a in anomalies}
     items = "".join(f"<li>{html.escape(text.get(a, a))}</li>" for a in named)
     return Html(f'<ul class="ak-findings">{items}</ul>')
 
 
-def _follow_up(team: dict[str, str]) -> Html:
-    if team["review_result"] == "pass":
+def _follow_up(team: dict[str, str], budget: dict[str, str] | None, currency: str) -> Html:
+    """What the team has to follow up, each with who does: its chargeback review's reasons, a
+    budget over or near its limit, the anomalies behind which it stands."""
+    rows = []
+    if team["review_result"] != "pass":
+        rows.append(
+            (f"Chargeback review {team['review_result'].replace('_', ' ')}: {team['reasons']}",
+             team["follow_up_owner"])
+        )  # fmt: skip
+    if budget and budget["status"] != "ok":
+        why = budget["reason"] or f"{percent(_used(budget))} of the budget used"
+        rows.append((f"Budget {budget['status']}: {why}", team["budget_owner"]))
+    named = [a for a in team["anomalies"].split("; ") if a]
+    if named:
+        rows.append(
+            (f"Explain the {len(named)} anomal{'y' if len(named) == 1 else 'ies'} above, or "
+             "confirm the change was planned", team["budget_owner"])
+        )  # fmt: skip
+    if not rows:
         return Html(
-            '<p class="ak-empty">Nothing: the chargeback review passed, the cost can be charged '
-            "as it stands.</p>"
+            '<p class="ak-empty">Nothing for this team: its chargeback review passed, its budget '
+            "is within its thresholds and no anomaly is traced to it.</p>"
         )
-    return html_table(
-        ["Review", "Reasons", "Follow-up owner"],
-        [(team["review_result"].replace("_", " "), team["reasons"], team["follow_up_owner"])],
-        row_classes=[f"ak-status-{team['review_result']}"],
-    )
+    return html_table(["What", "Who"], rows)
 
 
 def _unit_change(unit: dict[str, str]) -> str:
@@ -345,13 +475,15 @@ def _unit_change(unit: dict[str, str]) -> str:
 
 def _units(units: Sequence[dict[str, str]], currency: str) -> Html:
     rows = [
-        (u["name"], u["numerator_filter"], unit_money(_dec(u["unit_cost"]), currency),
-         unit_money(_dec(u["previous_unit_cost"]), currency),
-         _unit_change(u), u["note"])
+        (u["name"], f"{u['numerator_filter']} ÷ {u['denominator_kind']}",
+         f"{unit_money(Decimal(u['numerator_cost']), currency)} ÷ "
+         f"{count_text(Decimal(u['denominator_value']))}",
+         unit_money(_dec(u["unit_cost"]), currency),
+         unit_money(_dec(u["previous_unit_cost"]), currency), _unit_change(u), u["note"])
         for u in units
     ]  # fmt: skip
     return html_table(
-        ["Unit", "Numerator", "Unit cost", "Previous period", "Change", "Note"],
+        ["Unit", "Definition", "This period", "Unit cost", "Previous period", "Change", "Note"],
         rows,
-        numeric=(2, 3, 4),
+        numeric=(2, 3, 4, 5),
     )

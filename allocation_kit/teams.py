@@ -32,6 +32,7 @@ TEAM_COLUMNS = (
     "unpriced_requests",
     "previous_period",
     "previous_cost",
+    "previous_unpriced_requests",
     "change_pct",
     "charge",
     "currency",
@@ -58,7 +59,8 @@ class TeamSummary:
     unpriced_requests: int  # billable calls of the team without a price: the cost leaves them out
     previous_period: str | None  # the period compared with; None: no evidence of it
     previous_cost: Decimal | None
-    change_pct: Decimal | None  # None: nothing to compare, or the cost is understated
+    previous_unpriced_requests: int | None  # None: not known (evidence of an older kit)
+    change_pct: Decimal | None  # None: nothing to compare, or either cost is understated
     charge: Decimal  # the team's line of the chargeback schedule, in the minor unit
     budget: Decimal | None  # None: no budget for the team
     budget_actual: Decimal | None  # its cost in the budget's environments, exact
@@ -78,10 +80,13 @@ def team_summaries(
     anomalies: Sequence[tuple[object, set[str | None]]],
     reviewed: Sequence,
     previous: tuple[str, Mapping[str, Decimal]] | None,
+    previous_unpriced: Mapping[str, int] | None = None,
 ) -> list[TeamSummary]:
     """A row per registered team, costliest first (then by id). `anomalies`: each flagged
     anomaly with the teams behind it (`review.anomaly_teams`); `reviewed`: the chargeback review
-    rows; `previous`: (label, {team: cost}) of the period before, None without its evidence."""
+    rows; `previous`: (label, {team: cost}) of the period before, None without its evidence;
+    `previous_unpriced`: {team: its unpriced calls} then, from that period's teams.csv (None
+    when it has none): a change against an understated cost is no change."""
     cost: dict[str, Decimal] = {}
     unpriced: dict[str, int] = {}
     for line in allocation:
@@ -95,8 +100,13 @@ def team_summaries(
     for team in registry.teams:
         own = cost.get(team.id, Decimal(0))
         before = previous[1].get(team.id, Decimal(0)) if previous else None
+        before_unpriced = (
+            previous_unpriced.get(team.id, 0)
+            if previous and previous_unpriced is not None
+            else None
+        )
         change = None
-        if before and not unpriced.get(team.id):
+        if before and not unpriced.get(team.id) and not before_unpriced:
             change = ((own - before) / before * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
         line = budget.get(team.id)
         checked = review[team.id]  # the chargeback review has a row for every team
@@ -110,6 +120,7 @@ def team_summaries(
                 unpriced_requests=unpriced.get(team.id, 0),
                 previous_period=previous[0] if previous else None,
                 previous_cost=before,
+                previous_unpriced_requests=before_unpriced,
                 change_pct=change,
                 charge=charged.get(team.id, Decimal(0)),
                 budget=line.budget if line else None,
@@ -141,6 +152,7 @@ def team_rows(period: str, currency: str, rows: Sequence[TeamSummary]) -> list[d
             "unpriced_requests": str(r.unpriced_requests),
             "previous_period": cell_text(r.previous_period),
             "previous_cost": cell_text(r.previous_cost),
+            "previous_unpriced_requests": cell_text(r.previous_unpriced_requests),
             "change_pct": cell_text(r.change_pct),
             "charge": cell_text(r.charge),
             "currency": currency,

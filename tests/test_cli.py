@@ -302,7 +302,7 @@ def test_the_manifest_hashes_the_earlier_evidence_its_baseline_read(workspace, t
     baseline = [(i["path"], i["sha256"]) for i in manifest["inputs"] if i["role"] == "baseline"]
     assert baseline == [
         (f"reports/2026-09/evidence/{name}", file_sha256(reports / "2026-09" / "evidence" / name))
-        for name in ("spend_profile.csv", "unit_economics.csv")
+        for name in ("spend_profile.csv", "unit_economics.csv", "teams.csv")
     ]
     assert manifest["kit_source_sha256"] == kit_source_sha256()
     assert re.fullmatch("[0-9a-f]{64}", manifest["kit_source_sha256"])

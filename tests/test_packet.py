@@ -483,6 +483,11 @@ def test_a_charge_for_more_than_the_week_is_shown_beside_its_bill_never_added(tm
     # search's own cost, the week's tax kept by the reviewer, and the week's bill
     charges = re.findall(r'<td class="num">([^<]*)</td></tr>', schedule)
     assert charges == ["$1.40", "$0.10", "$1.50"]
+    index = (folder.parent / "index.html").read_text()
+    assert (
+        "The bill's charges for a longer period than 2026-W41 (a month's tax or credits beside "
+        "a week) are not in its column: they are charged with that period."
+    ) in index
 
 
 def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():
@@ -666,6 +671,13 @@ def test_the_index_tabulates_each_teams_charge_for_the_latest_six_periods(tmp_pa
     table = index[index.index('<table class="charges">') :]
     table = table[: table.index("</table>")]
     assert '<td><a href="2026-10/statements/search.html">search</a></td>' in table
+    assert '<td class="num"><a href="2026-10/statements/search.html">$1.01</a></td>' in table
+    # no reconciliation.json, so no bill: the columns add up to the ledgers
+    assert (
+        "2026-05, 2026-07, 2026-08, 2026-09, 2026-10 have no complete bill of their own (a week "
+        "or a date range beside a monthly bill, or no bill named in kit.yaml): their columns "
+        "add up to the ledger total, without tax, credits and the bill's other charges."
+    ) in index
     rows = [
         [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)

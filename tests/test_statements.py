@@ -66,14 +66,17 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
     # spread: the charge is the own cost, footed with support's $0.00612 + $0.0014 and the
     # reviewer's untagged $0.0014 to the ledger's $0.0260
     assert cells(search, "What the charge is made of") == [
-        ["Application", "Environment", "How", "Requests", "Cost"],
-        ["search-api", "production", "own application", "1", "$0.00"],
-        ["search-api", "staging", "own application", "1", "$0.00"],
-        ["gateway-fixed", "production", "fixed split (search 70%, support 30%)", "1", "$0.01"],
-        ["Own cost", "", "", "", "$0.02"],
-        ["Charge", "", "to the cent", "", "$0.02"],
-    ]
-    assert "(here by up to $0.01)" in search  # $0.01 + $0.00 + $0.00 shown for $0.02
+        ["Application", "How", "Requests", "Production", "Other environments", "Cost"],
+        ["search-api", "own application", "2", "$0.00", "$0.00", "$0.00"],
+        ["gateway-fixed", "fixed split (search 70%, support 30%)", "1", "$0.01", "$0.00",
+         "$0.01"],
+        ["Own cost", "", "", "$0.02", "$0.00", "$0.02"],
+        ["Charge", "to the cent", "", "", "", "$0.02"],
+    ]  # fmt: skip
+    assert "(here by up to $0.01)" in search  # $0.00 + $0.01 shown for $0.02
+    # no bill: the charges add up to the ledger; the period is not signed off yet (untagged r4)
+    assert "<strong>Interim:</strong> 2026-10 has no complete bill of its own" in search
+    assert "<strong>Provisional:</strong> the review of 2026-10 proposes needs follow up" in search
     assert cells(search, "By model") == [
         ["Model", "Cost", "Share"], ["chat-small", "$0.02", "100.0%"],
         ["All models", "$0.02", ""],
@@ -87,11 +90,27 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
          "ledger starts 2026-10-10 12:00 UTC: the first 9 days have no rows"],
     ]  # fmt: skip
     assert cells(search, "Unit costs you own") == [
-        ["Unit", "Numerator", "Unit cost", "Previous period", "Change", "Note"],
-        ["cost_per_search", "application = search-api", "$0.0014", "—", "—", ""],
+        ["Unit", "Definition", "This period", "Unit cost", "Previous period", "Change", "Note"],
+        # r1 and r2, $0.0014 each
+        [
+            "cost_per_search",
+            "application = search-api ÷ requests",
+            "$0.0028 ÷ 2",
+            "$0.0014",
+            "—",
+            "—",
+            "",
+        ],
     ]
-    assert "None behind which this team stands." in search
-    assert "Nothing: the chargeback review passed" in search
+    assert (
+        "Not looked for yet: no earlier period has evidence in reports/: spikes, shifts and new "
+        "callers need a baseline of at least 2 earlier periods"
+    ) in search
+    assert "Nothing for this team: its chargeback review passed, its budget is within" in search
+    assert (
+        "The budget counts the team's own cost in production. Not counted, though in "
+        "the charge: its cost in other environments ($0.00)." in search
+    )
     assert '<a href="../packet.html">' in search
     # platform owns the gateway but keeps none of its cost: nothing charged
     assert "No cost this period: nothing is charged." in pages["platform"]
@@ -113,20 +132,20 @@ def test_a_statement_shows_the_shares_it_carries_and_what_to_follow_up(workspace
     # a quarter of the untagged $0.50 and of the $0.36 tax: $1.215 exactly, $1.21 once the
     # schedule's cents add up to the bill's $4.86 (support's equal remainder takes the cent)
     assert cells(search, "What the charge is made of") == [
-        ["Application", "Environment", "How", "Requests", "Cost"],
-        ["search-api", "production", "own application", "1", "$1.00"],
-        ["Own cost", "", "", "", "$1.00"],
-        ["Share of unallocated spend", "", "in proportion to own cost", "", "$0.13"],
-        ["Share of tax", "", "in proportion to own cost", "", "$0.09"],
-        ["Total", "", "", "", "$1.22"],
-        ["Charge", "", "to the cent", "", "$1.21"],
+        ["Application", "How", "Requests", "Production", "Other environments", "Cost"],
+        ["search-api", "own application", "1", "$1.00", "$0.00", "$1.00"],
+        ["Own cost", "", "", "$1.00", "$0.00", "$1.00"],
+        ["Share of unallocated spend", "in proportion to own cost", "", "", "", "$0.13"],
+        ["Share of tax", "in proportion to own cost", "", "", "", "$0.09"],
+        ["Total", "", "", "", "", "$1.22"],
+        ["Charge", "to the cent", "", "", "", "$1.21"],
     ]
+    assert "Interim" not in search  # the bill is the month's: the charges add up to it
     assert "Each amount is its exact value" not in search  # $1.00 + $0.13 + $0.09 = $1.22
     assert cells(search, "To follow up") == [
-        ["Review", "Reasons", "Follow-up owner"],
-        ["needs follow up",
-         "tag conflict: 1 request tags application ticket-bot (registered to support) with team "
-         "search", "search-lead"],
+        ["What", "Who"],
+        ["Chargeback review needs follow up: tag conflict: 1 request tags application ticket-bot "
+         "(registered to support) with team search", "search-lead"],
     ]  # fmt: skip
 
 

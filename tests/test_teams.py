@@ -116,3 +116,19 @@ def test_a_team_with_unpriced_calls_gets_no_change_and_a_mark(workspace, tmp_pat
     assert '<td class="num">$0.01 †</td><td class="num">—</td>' in text
     assert "† leaves out 2 billable calls of a model with no price in the snapshot" in text
     assert '<th class="num">vs 2026-09</th>' in text
+
+
+def test_no_change_is_given_against_a_period_whose_cost_left_out_unpriced_calls(
+    workspace, tmp_path
+):
+    # September's search calls include one of a model without a price; October's are priced
+    rows = [r for m in ("2026-09", "2026-10") for r in calls(m, 10, "search-api", "search")]
+    rows += [request("u1", model="mystery", timestamp="2026-09-11T00:00:00Z")]
+    _, analysis = review(workspace, tmp_path, rows, months=("2026-09", "2026-10"))
+    first = analysis.teams[0]
+    assert (first.team, first.cost, first.unpriced_requests, first.previous_cost,
+            first.previous_unpriced_requests, first.change_pct) == (
+        "search", Decimal("0.014000000000"), 0, Decimal("0.014000000000"), 1, None
+    )  # fmt: skip
+    support = next(t for t in analysis.teams if t.team == "support")
+    assert (support.previous_unpriced_requests, support.change_pct) == (0, None)  # no cost

@@ -288,6 +288,11 @@ class Review:
         ]
         if before is None:
             notes.append("No evidence of an earlier period in the reports folder to compare with.")
+        if any(r.previous_unpriced_requests for r in rows_):
+            notes.append(
+                f"No change is given against {before} where its cost left out billable calls "
+                "without a price: it was understated."
+            )
         unpriced = sum(r.unpriced_requests for r in rows_)
         if unpriced:
             notes.append(

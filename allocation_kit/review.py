@@ -19,7 +19,8 @@ from .allocate import unpriced_shares
 from .config import ProportionalSplit
 from .history import cell_text
 from .pipeline import PeriodLedger, kept_items_sql
-from .present import counted
+from .present import counted, money, unit_money
+from .price import DIRECTIONS, pico_to_cost
 
 __all__ = [
     "CHARGEBACK_COLUMNS",
@@ -68,13 +69,17 @@ def _ownership_issues(ledger: PeriodLedger) -> dict[str, list[tuple[str, str]]]:
     teams = {t.id: t for t in registry.teams}
     app_team = {a.id: a.team for a in registry.applications}
     issues: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    picos = " + ".join(f"pico_{d}" for d in DIRECTIONS)
     rows = ledger.con.execute(
-        f"""SELECT allocation_status, team, application, count(*)
+        f"""SELECT allocation_status, team, application, count(*), {pico_to_cost(f"sum({picos})")}
         FROM ({kept_items_sql()})
         WHERE allocation_status IN ('unknown_owner', 'conflict') GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
-    for status, tagged, application, n in rows:
-        requests = counted(n, "request")
+    currency = ledger.workspace.kit.currency
+    for status, tagged, application, n, cost in rows:
+        # what is at stake: their cost, unallocated until the tags or the registry are fixed
+        amount = unit_money(cost, currency) if cost else money(cost, currency)
+        requests = f"{counted(n, 'request')} ({amount})"
         if status == "conflict":
             owner = app_team.get(application)
             for team in dict.fromkeys(t for t in (owner, tagged) if t in teams):
@@ -444,7 +449,6 @@ def sign_off_proposal(
     unallocated cost, unpriced calls, a chargeback row to follow up, a budget exceeded, an
     anomaly, a ledger that covers only part of the period: `gaps`), else `pass`; with every
     finding behind it, worst first, and who follows it up."""
-    from .present import unit_money
 
     currency = ledger.workspace.kit.currency
     findings: list[tuple[str, str, str]] = []  # (result, finding, follow-up owner)

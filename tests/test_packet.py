@@ -198,8 +198,8 @@ def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet)
             {
                 "result": "fail",
                 "finding": "Chargeback fail for search: unpriced usage: 1 request has no price "
-                "in the snapshot (cost understated); tag conflict: 1 request tags application "
-                "ticket-bot (registered to support) with team search",
+                "in the snapshot (cost understated); tag conflict: 1 request ($0.0014) tags "
+                "application ticket-bot (registered to support) with team search",
                 "follow_up_owner": "finops-analyst, search-lead",
             },
             {
@@ -218,8 +218,8 @@ def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet)
             },
             {
                 "result": "needs_follow_up",
-                "finding": "Chargeback needs follow up for support: tag conflict: 1 request tags "
-                "application ticket-bot (registered to support) with team search",
+                "finding": "Chargeback needs follow up for support: tag conflict: 1 request "
+                "($0.0014) tags application ticket-bot (registered to support) with team search",
                 "follow_up_owner": "support-lead",
             },
             {

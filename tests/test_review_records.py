@@ -56,8 +56,8 @@ def test_a_missing_owner_mapping_fails_the_tagging_team(workspace):
     rows = reviewed(workspace, [request("r1", application="ghost-app")])
     assert (rows["search"].review_result, rows["search"].reasons) == (
         "fail",
-        "missing owner mapping: 1 request tagged search with application ghost-app not in the "
-        "registry",
+        "missing owner mapping: 1 request ($0.0014) tagged search with application ghost-app not "
+        "in the registry",
     )
     assert rows["search"].follow_up_owner == "search-lead"
 
@@ -66,8 +66,8 @@ def test_an_unknown_team_on_a_registered_application_fails_the_applications_team
     rows = reviewed(workspace, [request("r1", team="marketing", application="ticket-bot")])
     assert (rows["support"].review_result, rows["support"].reasons) == (
         "fail",
-        "missing owner mapping: 1 request of application ticket-bot tagged with unknown team "
-        "marketing",
+        "missing owner mapping: 1 request ($0.0014) of application ticket-bot tagged with unknown "
+        "team marketing",
     )
 
 
@@ -106,9 +106,9 @@ def test_a_share_of_an_unpriced_shared_call_fails_every_receiving_team(workspace
 def test_a_tag_conflict_needs_follow_up_from_both_teams(workspace):
     rows = reviewed(workspace, [request("r1", team="search", application="ticket-bot")])
     reason = (
-        "tag conflict: 1 request tags application ticket-bot (registered to support) with team "
-        "search"
-    )
+        "tag conflict: 1 request ($0.0014) tags application ticket-bot (registered to support) "
+        "with team search"
+    )  # one chat-small call: 1000 × $1/1M + 100 × $4/1M
     assert (rows["support"].review_result, rows["support"].reasons) == ("needs_follow_up", reason)
     assert (rows["search"].review_result, rows["search"].reasons) == ("needs_follow_up", reason)
     assert (rows["search"].follow_up_owner, rows["support"].follow_up_owner) == (

@@ -144,8 +144,8 @@ def test_a_statement_shows_the_shares_it_carries_and_what_to_follow_up(workspace
     assert "Each amount is its exact value" not in search  # $1.00 + $0.13 + $0.09 = $1.22
     assert cells(search, "To follow up") == [
         ["What", "Who"],
-        ["Chargeback review needs follow up: tag conflict: 1 request tags application ticket-bot "
-         "(registered to support) with team search", "search-lead"],
+        ["Chargeback review needs follow up: tag conflict: 1 request ($0.00) tags application "
+         "ticket-bot (registered to support) with team search", "search-lead"],
     ]  # fmt: skip
 
 

@@ -488,7 +488,7 @@ def write_analysis(
         chargeback_rows,
         spend_review,
     )
-    from .teams import TEAM_COLUMNS, team_rows, team_summaries
+    from .teams import TEAM_COLUMNS, models_without_price, team_rows, team_summaries
 
     ws = ledger.workspace
     out = evidence.parent.parent
@@ -566,6 +566,13 @@ def write_analysis(
         reviewed,
         previous,
         {r["team"]: int(r["unpriced_requests"]) for r in before[0][1]} if before else None,
+        models_without_price(
+            ledger.con.execute(
+                "SELECT DISTINCT allocation_status, owner_team, application, model FROM lines "
+                "WHERE billable AND NOT priced"
+            ).fetchall(),
+            ledger.allocation,
+        ),
     )
     _write_csv(
         evidence / "teams.csv", TEAM_COLUMNS, team_rows(ledger.period.label, ws.kit.currency, teams)

@@ -152,7 +152,7 @@ def statement_html(
         Html("<h2>What the charge is made of</h2>"),
         _composition(name, allocation, charge_line, currency, context),
         Html("<h2>By model</h2>"),
-        _models((models or {}).get(name, {}), int(team["unpriced_requests"]), currency),
+        _models((models or {}).get(name, {}), team, currency),
         Html("<h2>Budget</h2>"),
         _budget(budget, charge_line, currency),
         Html("<h2>Anomalies</h2>"),
@@ -364,10 +364,13 @@ def _model_costs(path: Path) -> dict[str, dict[str, Decimal]]:
     return costs
 
 
-def _models(costs: dict[str, Decimal], unpriced: int, currency: str) -> Html:
+def _models(costs: dict[str, Decimal], team: dict[str, str], currency: str) -> Html:
+    unpriced = int(team["unpriced_requests"])
+    named = team.get("unpriced_models", "").replace("; ", ", ")
     left_out = (
-        f" The team's {counted(unpriced, 'billable call')} of a model without a price in the "
-        "snapshot are not here: their cost is unknown."
+        f" The team's {counted(unpriced, 'billable call')} of "
+        f"{named or 'a model'} without a price in the snapshot are not here: their cost is "
+        "unknown."
         if unpriced
         else ""
     )

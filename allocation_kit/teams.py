@@ -20,7 +20,7 @@ from .chargeback import Chargeback
 from .config import Registry
 from .history import cell_text
 
-__all__ = ["TEAM_COLUMNS", "TeamSummary", "team_rows", "team_summaries"]
+__all__ = ["TEAM_COLUMNS", "TeamSummary", "models_without_price", "team_rows", "team_summaries"]
 
 TEAM_COLUMNS = (
     "period",
@@ -30,6 +30,7 @@ TEAM_COLUMNS = (
     "budget_owner",
     "cost",
     "unpriced_requests",
+    "unpriced_models",
     "previous_period",
     "previous_cost",
     "previous_unpriced_requests",
@@ -57,6 +58,7 @@ class TeamSummary:
     budget_owner: str
     cost: Decimal  # allocated and shared cost, exact
     unpriced_requests: int  # billable calls of the team without a price: the cost leaves them out
+    unpriced_models: tuple[str, ...]  # their models, its shared applications' included
     previous_period: str | None  # the period compared with; None: no evidence of it
     previous_cost: Decimal | None
     previous_unpriced_requests: int | None  # None: not known (evidence of an older kit)
@@ -81,12 +83,14 @@ def team_summaries(
     reviewed: Sequence,
     previous: tuple[str, Mapping[str, Decimal]] | None,
     previous_unpriced: Mapping[str, int] | None = None,
+    unpriced_models: Mapping[str, Sequence[str]] | None = None,
 ) -> list[TeamSummary]:
     """A row per registered team, costliest first (then by id). `anomalies`: each flagged
     anomaly with the teams behind it (`review.anomaly_teams`); `reviewed`: the chargeback review
     rows; `previous`: (label, {team: cost}) of the period before, None without its evidence;
     `previous_unpriced`: {team: its unpriced calls} then, from that period's teams.csv (None
-    when it has none): a change against an understated cost is no change."""
+    when it has none): a change against an understated cost is no change; `unpriced_models`:
+    {team: the models of its calls without a price} (`models_without_price`)."""
     cost: dict[str, Decimal] = {}
     unpriced: dict[str, int] = {}
     for line in allocation:
@@ -118,6 +122,7 @@ def team_summaries(
                 budget_owner=team.budget_owner,
                 cost=own,
                 unpriced_requests=unpriced.get(team.id, 0),
+                unpriced_models=tuple((unpriced_models or {}).get(team.id, ())),
                 previous_period=previous[0] if previous else None,
                 previous_cost=before,
                 previous_unpriced_requests=before_unpriced,
@@ -150,6 +155,7 @@ def team_rows(period: str, currency: str, rows: Sequence[TeamSummary]) -> list[d
             "budget_owner": r.budget_owner,
             "cost": cell_text(r.cost),
             "unpriced_requests": str(r.unpriced_requests),
+            "unpriced_models": "; ".join(r.unpriced_models),
             "previous_period": cell_text(r.previous_period),
             "previous_cost": cell_text(r.previous_cost),
             "previous_unpriced_requests": cell_text(r.previous_unpriced_requests),
@@ -167,3 +173,24 @@ def team_rows(period: str, currency: str, rows: Sequence[TeamSummary]) -> list[d
         }
         for r in rows
     ]
+
+
+def models_without_price(
+    unpriced: Sequence[tuple[str, str | None, str | None, str]],
+    allocation: Sequence[AllocationLine],
+) -> dict[str, list[str]]:
+    """{team: the models of its billable calls without a price, sorted}, from the (allocation
+    status, owner team, application, model) of the period's unpriced lines: an allocated line's
+    owner, and every team that receives a share of a shared application's."""
+    receivers: dict[str | None, set[str]] = {}
+    for line in allocation:
+        if line.allocation_status == "shared" and line.team:
+            receivers.setdefault(line.application, set()).add(line.team)
+    models: dict[str, set[str]] = {}
+    for status, owner, application, model in unpriced:
+        teams = {owner} if status == "allocated" and owner else set()
+        if status == "shared":
+            teams = receivers.get(application, set())
+        for team in teams:
+            models.setdefault(team, set()).add(model)
+    return {team: sorted(found) for team, found in models.items()}

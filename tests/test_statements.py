@@ -157,7 +157,7 @@ def test_calls_without_a_price_are_named_not_listed_by_model(workspace, tmp_path
         ["All models", "$0.00", ""],
     ]  # fmt: skip
     assert (
-        "The team&#x27;s 2 billable calls of a model without a price in the snapshot are not "
+        "The team&#x27;s 2 billable calls of mystery without a price in the snapshot are not "
         "here: their cost is unknown."
     ) in search
     assert "leaves out 2 unpriced calls: no change given" in search

@@ -105,9 +105,10 @@ def test_a_team_with_unpriced_calls_gets_no_change_and_a_mark(workspace, tmp_pat
     rows += [request(f"u{i}", model="mystery", timestamp="2026-10-11T00:00:00Z") for i in range(2)]
     ledger, analysis = review(workspace, tmp_path, rows, months=("2026-09", "2026-10"))
     first = analysis.teams[0]
-    assert (first.team, first.cost, first.unpriced_requests, first.previous_cost,
-            first.change_pct, first.review_result) == (
-        "search", Decimal("0.014000000000"), 2, Decimal("0.014000000000"), None, "fail"
+    assert (first.team, first.cost, first.unpriced_requests, first.unpriced_models,
+            first.previous_cost, first.change_pct, first.review_result) == (
+        "search", Decimal("0.014000000000"), 2, ("mystery",), Decimal("0.014000000000"), None,
+        "fail"
     )  # fmt: skip
     from datetime import UTC, datetime
 
@@ -132,3 +133,23 @@ def test_no_change_is_given_against_a_period_whose_cost_left_out_unpriced_calls(
     )  # fmt: skip
     support = next(t for t in analysis.teams if t.team == "support")
     assert (support.previous_unpriced_requests, support.change_pct) == (0, None)  # no cost
+
+
+def test_the_models_without_a_price_reach_the_teams_that_share_them(workspace):
+    from allocation_kit.teams import models_without_price
+
+    # one unpriced call on gateway-fixed (search 70%, support 30%) and one of search's own
+    rows = [
+        request("g1", application="gateway-fixed", team=None, model="mystery"),
+        request("s1", model="enigma"),
+        request("u1", team=None, application=None, model="riddle"),  # untagged: no team's
+    ]
+    ledger = period_ledger(load_workspace(workspace(rows)), parse_period("2026-10"),
+                           validate=False)  # fmt: skip
+    unpriced = ledger.con.execute(
+        "SELECT DISTINCT allocation_status, owner_team, application, model FROM lines "
+        "WHERE billable AND NOT priced ORDER BY ALL"
+    ).fetchall()
+    assert models_without_price(unpriced, ledger.allocation) == {
+        "search": ["enigma", "mystery"], "support": ["mystery"]
+    }  # fmt: skip

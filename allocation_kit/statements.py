@@ -38,7 +38,7 @@ from .present import (
     unit_money,
 )
 
-__all__ = ["statement_file", "statement_html", "write_statements"]
+__all__ = ["statement_file", "statement_html", "unallocated_parts", "write_statements"]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -329,6 +329,13 @@ def _composition(
             rows.append((f"Share of {ITEM_WORDS[item]}", "in proportion to own cost", "", "", "",
                          m(share)))  # fmt: skip
             classes.append("")
+            if item == "unallocated":  # what the unallocated spend is, in the same proportions
+                parts = unallocated_parts(allocation, share)
+                rows += [(f"  of which {status.replace('_', ' ')}", "", "", "", "", m(part))
+                         for status, part in parts.items()]  # fmt: skip
+                classes += ["ak-unit"] * len(parts)
+                if parts:
+                    sums.append((list(parts.values()), share))
         if shares:
             total = Decimal(charge_line["total_cost"])
             sums.append(([own, *(s for _, s in shares)], total))
@@ -351,6 +358,24 @@ def _composition(
         "included; on a shared application, the application's requests.</p>"
     )
     return table + rounding_note(sums, currency) + note
+
+
+def unallocated_parts(allocation: Sequence[dict[str, str]], share: Decimal) -> dict:
+    """{status: part} of a team's share of the unallocated spend, split exactly (largest
+    remainder at 10⁻¹²) in proportion to each unallocated status's cost in allocation.csv;
+    empty when one status holds it all (the share is then all of it)."""
+    from .allocate import split_exact
+
+    costs: dict[str, Decimal] = {}
+    for r in allocation:
+        if not r["team"] and Decimal(r["cost"]):
+            costs[r["allocation_status"]] = costs.get(r["allocation_status"], Decimal(0)) + (
+                Decimal(r["cost"])
+            )
+    if len(costs) < 2 or sum(costs.values()) <= 0:
+        return {}
+    parts = split_exact(share, costs)
+    return {status: parts[status] for status in sorted(costs, key=lambda k: (-costs[k], k))}
 
 
 def _model_costs(path: Path) -> dict[str, dict[str, Decimal]]:

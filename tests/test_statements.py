@@ -174,3 +174,31 @@ def test_a_team_id_that_is_no_safe_file_name_gets_one_of_its_own():
     assert statement_file("ml_infra") == "ml_infra.html"
     assert statement_file("../etc") == "_etc-f7f9121f.html"
     assert statement_file("Équipe données") == "_quipe_donn_es-bd03df22.html"
+
+
+def test_a_share_of_unallocated_spend_is_split_by_what_the_spend_is():
+    from decimal import Decimal
+
+    from allocation_kit.statements import unallocated_parts
+
+    def line(team: str, status: str, cost: str) -> dict[str, str]:
+        return {"team": team, "allocation_status": status, "cost": cost}
+
+    allocation = [
+        line("search", "allocated", "9.00"),
+        line("", "untagged", "2.00"),
+        line("", "untagged", "1.00"),
+        line("", "conflict", "1.00"),
+        line("", "quarantined", "0"),  # no cost: not a part
+    ]
+    # untagged $3 and conflict $1 of $4 unallocated: a $1 share is $0.75 and $0.25
+    assert unallocated_parts(allocation, Decimal("1.00")) == {
+        "untagged": Decimal("0.750000000000"), "conflict": Decimal("0.250000000000")
+    }  # fmt: skip
+    # thirds of a cent, exact at 10⁻¹²: the leftover 10⁻¹² goes to the largest remainder
+    thirds = [line("", "untagged", "1"), line("", "conflict", "1"), line("", "unknown_owner", "1")]
+    parts = unallocated_parts(thirds, Decimal("0.01"))
+    assert sum(parts.values()) == Decimal("0.01")
+    assert sorted(parts.values()) == [Decimal("0.003333333333")] * 2 + [Decimal("0.003333333334")]
+    # all of one kind: no parts, the share is all of it
+    assert unallocated_parts([line("", "untagged", "2.00")], Decimal("1.00")) == {}

@@ -38,6 +38,7 @@ def run_period(
     """Review one period: execute the packet notebook (which writes the evidence), render it to
     HTML with a statement per team and rewrite the index. The period folder is replaced only
     when all of it succeeded."""
+    from .history import outdated_by
     from .report import atomic_period_folder, execute_packet, render_packet, write_index
     from .statements import write_statements
 
@@ -60,6 +61,12 @@ def run_period(
                 f"statements {len(statements)} team page(s) in {out / period.label / 'statements'}"
             )
         progress(f"index      {index}")
+        for later, how in outdated_by(out, period):
+            compared = "without" if how == "new" else "with an earlier run of"
+            progress(
+                f"outdated   {later} was compared {compared} {period.label}: re-run {later} "
+                "for its changes and anomalies against this run"
+            )
     return out / period.label
 
 

@@ -8,13 +8,24 @@ wrote are read, and a missing period is simply absent from the baseline, never i
 from __future__ import annotations
 
 import csv
+import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from .errors import InputError
-from .periods import Period, prior_periods
+from .errors import ConfigError, InputError
+from .load import file_sha256
+from .periods import Period, parse_period, prior_periods
+from .present import listed
 
-__all__ = ["BASELINE_PERIODS", "baseline_files", "cell_text", "prior_evidence"]
+__all__ = [
+    "BASELINE_PERIODS",
+    "baseline_files",
+    "cell_text",
+    "outdated_baseline",
+    "outdated_by",
+    "outdated_text",
+    "prior_evidence",
+]
 
 BASELINE_PERIODS = 6  # how many earlier periods a baseline looks back at
 
@@ -40,6 +51,73 @@ def baseline_files(out: Path, period: Period) -> list[Path]:
         for filename in READ_COLUMNS
         if (path := out / earlier.label / "evidence" / filename).is_file()
     ]
+
+
+def outdated_baseline(out: Path, period: Period, inputs: list[dict]) -> dict[str, str]:
+    """{earlier period: how its evidence in `out` now differs from what a review of `period`
+    read as its baseline (the manifest's `inputs` of role "baseline")}, oldest first:
+
+    - "new": the review read none of it (the earlier period was run after it);
+    - "changed": re-run since with other results (or evidence added or removed);
+    - "removed": the review read evidence that is no longer there.
+
+    Empty when the review compared with the evidence `out` holds now. A review's changes,
+    anomalies and unit-cost trends are fixed when it runs; this says when re-running it would
+    compare it with other figures."""
+    read = {
+        (Path(e["path"]).parts[-3], Path(e["path"]).name): e["sha256"]
+        for e in inputs
+        if e.get("role") == "baseline" and len(Path(e["path"]).parts) >= 3
+    }
+    now = {(p.parts[-3], p.name): p for p in baseline_files(out, period)}
+    found: dict[str, str] = {}
+    for earlier in prior_periods(period, BASELINE_PERIODS)[::-1]:
+        label = earlier.label
+        then_files = {name: sha for (lbl, name), sha in read.items() if lbl == label}
+        now_files = {name: path for (lbl, name), path in now.items() if lbl == label}
+        if not then_files and now_files:
+            found[label] = "new"
+        elif then_files and not now_files:
+            found[label] = "removed"
+        elif then_files.keys() != now_files.keys() or any(
+            file_sha256(path) != then_files[name] for name, path in now_files.items()
+        ):
+            found[label] = "changed"
+    return found
+
+
+def outdated_by(out: Path, period: Period) -> list[tuple[str, str]]:
+    """[(later period, how: "new" or "changed", see `outdated_baseline`)] of the reviews in
+    `out` whose baseline holds `period` and read other evidence of it than `out` holds now
+    (just after `period` was run: they ran before it, or read an earlier run of it)."""
+    found = []
+    for manifest in sorted(out.glob("*/evidence/manifest.json")):
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+            later = parse_period(doc["period"]["label"])
+        except (OSError, ValueError, KeyError, TypeError, ConfigError):
+            continue  # not a review the kit wrote: the index names it
+        if period.label in {p.label for p in prior_periods(later, BASELINE_PERIODS)}:
+            how = outdated_baseline(out, later, doc.get("inputs", [])).get(period.label)
+            if how:
+                found.append((later.label, how))
+    return found
+
+
+def outdated_text(found: dict[str, str]) -> str:
+    """`outdated_baseline`'s finding in words: "2026-08 and 2026-09 were run after it;
+    2026-07 was re-run since with other results"."""
+    said = {
+        "new": ("was run after it", "were run after it"),
+        "changed": ("was re-run since with other results", "were re-run since with other results"),
+        "removed": ("was removed since", "were removed since"),
+    }
+    parts = []
+    for how, (one, many) in said.items():
+        labels = [label for label, status in found.items() if status == how]
+        if labels:
+            parts.append(f"{listed(labels)} {one if len(labels) == 1 else many}")
+    return "; ".join(parts)
 
 
 def prior_evidence(

@@ -30,8 +30,9 @@ from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import ConfigError, KitError
 from .focus import write_focus_allocated
-from .history import baseline_files
+from .history import baseline_files, outdated_baseline, outdated_text
 from .load import file_sha256, unordered
+from .periods import parse_period
 
 if TYPE_CHECKING:
     from .chargeback import Chargeback
@@ -799,6 +800,12 @@ def period_summary(folder: Path) -> dict | None:
         "against_bill": bill_items(rec, doc["workspace"]["currency"]) is not None,
         # the bill's charges for a longer period (a month's tax beside a week): not in it
         "charges_apart": bool(rec and bill_charges(rec, doc["workspace"]["currency"])[1]),
+        # earlier periods' evidence re-run or first run after this review compared with it
+        "outdated": outdated_text(
+            outdated_baseline(
+                folder.parent, parse_period(doc["period"]["label"]), doc.get("inputs", [])
+            )
+        ),
     }
 
 
@@ -882,7 +889,7 @@ def write_index(out: Path) -> Path:
             continue
         try:
             summary = period_summary(folder)
-        except (OSError, ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, ArithmeticError, ConfigError) as exc:
             # another period's evidence, edited or broken: this run's period is fine
             print(
                 f"warning: {folder / 'evidence'}: unreadable evidence ({type(exc).__name__}: "

@@ -4,6 +4,7 @@ a failed run leaves the previous good output in place."""
 import csv
 import json
 import re
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import get_args
@@ -306,6 +307,47 @@ def test_the_manifest_hashes_the_earlier_evidence_its_baseline_read(workspace, t
     ]
     assert manifest["kit_source_sha256"] == kit_source_sha256()
     assert re.fullmatch("[0-9a-f]{64}", manifest["kit_source_sha256"])
+
+
+def test_a_review_run_before_the_periods_it_compares_with_is_flagged_until_rerun(
+    workspace, tmp_path, capsys
+):
+    rows = [request("r1"), request("r2", timestamp="2026-09-10T12:00:00Z")]
+    config = workspace(rows)
+    reports = tmp_path / "reports"
+
+    def flagged() -> list[str]:
+        index = (reports / "index.html").read_text()
+        return re.findall(r"<strong>(\S+)</strong> was compared with .*?: (.*?)\. Its", index)
+
+    assert review(config, "2026-10") == 0
+    assert flagged() == []
+    capsys.readouterr()
+    assert review(config, "2026-09") == 0  # run after the review that compares with it
+    assert (
+        "outdated   2026-10 was compared without 2026-09: re-run 2026-10 for its changes and "
+        "anomalies against this run\n"
+    ) in capsys.readouterr().err
+    assert flagged() == [("2026-10", "2026-09 was run after it")]
+    assert review(config, "2026-10") == 0
+    assert flagged() == []
+    assert review(config, "2026-09") == 0  # the same evidence again: nothing to re-run
+    assert "outdated" not in capsys.readouterr().err
+    assert flagged() == []
+
+    write_ledger(tmp_path / "requests.csv", [*rows, request("r3", timestamp="2026-09-11")])
+    assert review(config, "2026-09") == 0
+    assert (
+        "outdated   2026-10 was compared with an earlier run of 2026-09: re-run 2026-10 for "
+        "its changes and anomalies against this run\n"
+    ) in capsys.readouterr().err
+    assert flagged() == [("2026-10", "2026-09 was re-run since with other results")]
+
+    from allocation_kit.report import write_index
+
+    shutil.rmtree(reports / "2026-09")
+    write_index(reports)
+    assert flagged() == [("2026-10", "2026-09 was removed since")]
 
 
 def test_a_rerun_keeps_the_files_the_kit_did_not_write(workspace, tmp_path, capsys):

@@ -9,6 +9,7 @@ files; a table whose total then differs from the sum of its rounded rows says so
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -167,6 +168,13 @@ def rounding_note(
     )
 
 
+def breakable(text: str) -> str:
+    """`text` escaped for HTML, with a line-break opportunity (`<wbr>`, nothing when copied)
+    after each underscore and slash: identifiers such as `cost_per_support_ticket` and paths
+    wrap at their parts, never inside a word."""
+    return re.sub(r"([_/])", r"\1<wbr>", html.escape(text))
+
+
 def html_table(
     columns: Sequence[str],
     rows: Iterable[Sequence[object]],
@@ -188,8 +196,9 @@ def html_table(
 
     def cells(values: Sequence[object], tag: str) -> str:
         return "".join(
-            f'<{tag} class="{"num" if i in numeric else "txt"}">'
-            f"{html.escape('' if v is None else str(v))}</{tag}>"
+            f'<{tag} class="num">{html.escape("" if v is None else str(v))}</{tag}>'
+            if i in numeric
+            else f'<{tag} class="txt">{breakable("" if v is None else str(v))}</{tag}>'
             for i, v in enumerate(values)
         )
 

@@ -715,3 +715,24 @@ def test_percentages_and_unit_prices_round_half_up_once_from_the_exact_amounts()
     assert unit_money(Decimal("-0.0021225"), "USD") == "−$0.002123"
     assert unit_money(Decimal("0.06079124"), "EUR") == "€0.06079"
     assert unit_money(Decimal("0"), "USD") == "$0"
+
+
+def test_text_cells_wrap_identifiers_at_their_parts_never_inside_a_word():
+    from allocation_kit.present import html_table
+
+    table = html_table(
+        ["Unit", "Cost"],
+        [("cost_per_kb_summarizer_run", "$1.00"), ("data/requests <a&b>", "")],
+        numeric=(1,),
+    )
+    assert table.text == (
+        '<table class="ak-table"><thead><tr><th class="txt">Unit</th><th class="num">Cost</th>'
+        "</tr></thead><tbody>"
+        '<tr><td class="txt">cost_<wbr>per_<wbr>kb_<wbr>summarizer_<wbr>run</td>'
+        '<td class="num">$1.00</td></tr>'
+        '<tr><td class="txt">data/<wbr>requests &lt;a&amp;b&gt;</td><td class="num"></td></tr>'
+        "</tbody></table>"
+    )
+    # a word breaks only when it cannot fit on a line of its own ("exceede/d" was the old look)
+    css = (Path(__file__).parents[1] / "templates/review_packet/packet.css.j2").read_text()
+    assert "td.txt { min-width: 4em; overflow-wrap: break-word; }" in css

@@ -39,7 +39,7 @@ def statements(workspace, tmp_path, rows):
 def cells(page: str, heading: str) -> list[list[str]]:
     """The rows of the first table after `heading`, as the text of their cells."""
     section = page[page.index(f"<h2>{heading}</h2>") :]
-    table = section[: section.index("</table>")]
+    table = section[: section.index("</table>")].replace("<wbr>", "")  # break opportunities
     return [
         re.findall(r"<t[dh][^>]*>([^<]*)</t[dh]>", row)
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)

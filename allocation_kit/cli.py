@@ -38,7 +38,6 @@ def run_period(
     """Review one period: execute the packet notebook (which writes the evidence), render it to
     HTML with a statement per team and rewrite the index. The period folder is replaced only
     when all of it succeeded."""
-    from .history import outdated_by
     from .report import atomic_period_folder, execute_packet, render_packet, write_index
     from .statements import write_statements
 
@@ -61,12 +60,6 @@ def run_period(
                 f"statements {len(statements)} team page(s) in {out / period.label / 'statements'}"
             )
         progress(f"index      {index}")
-        for later, how in outdated_by(out, period):
-            compared = "without" if how == "new" else "with an earlier run of"
-            progress(
-                f"outdated   {later} was compared {compared} {period.label}: re-run {later} "
-                "for its changes and anomalies against this run"
-            )
     return out / period.label
 
 
@@ -89,15 +82,42 @@ def cli() -> None:
 @cli.command()
 @click.option("--config", "config", required=True, type=click.Path(path_type=Path),
               help="The workspace's kit.yaml.")  # fmt: skip
-@click.option("--period", required=True, help="2026-10, 2026-W42 or 2026-10-01..2026-10-15.")
+@click.option("--period", "periods", required=True, multiple=True,
+              help="2026-10, 2026-W42 or 2026-10-01..2026-10-15; repeat it to review several "
+              "periods, run oldest first.")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: reports/ beside kit.yaml).")  # fmt: skip
 @click.option("--reviewer-role", default="", help="Overrides review.reviewer_role of kit.yaml.")
-def run(config: Path, period: str, out: Path | None, reviewer_role: str) -> None:
-    """Review one period: packet.html, packet.ipynb and evidence files under OUT/PERIOD."""
-    click.echo(f"allocation-kit {__version__}: reviewing {period} with {config}", err=True)
-    folder = run_period(config, period, out, reviewer_role=reviewer_role)
-    click.echo(str(folder / "packet.html"))
+def run(config: Path, periods: tuple[str, ...], out: Path | None, reviewer_role: str) -> None:
+    """Review a period: packet.html, packet.ipynb and evidence files under OUT/PERIOD.
+
+    Several periods (a backfill) run oldest first, so that each compares with the ones before
+    it; the first that fails stops the run, and the periods before it stay written."""
+    from .history import outdated_by
+
+    queue = sorted({p.label: p for p in map(parse_period, periods)}.values(),
+                   key=lambda p: (p.start, p.end))  # fmt: skip
+    folders = []
+    for n, period in enumerate(queue, start=1):
+        of = f" ({n} of {len(queue)})" if len(queue) > 1 else ""
+        click.echo(
+            f"allocation-kit {__version__}: reviewing {period.label}{of} with {config}", err=True
+        )
+        folders.append(run_period(config, period.label, out, reviewer_role=reviewer_role))
+    # later reviews in the folder that compared with other evidence of these periods than now
+    found: dict[str, tuple[str, str]] = {}
+    for period, folder in zip(queue, folders, strict=True):
+        for later, how in outdated_by(folder.parent, period):
+            found.setdefault(later, (period.label, how))
+    for later, (label, how) in sorted(found.items()):
+        compared = "without" if how == "new" else "with an earlier run of"
+        click.echo(
+            f"  outdated   {later} was compared {compared} {label}: re-run {later} for its "
+            "changes and anomalies against this run",
+            err=True,
+        )
+    for folder in folders:
+        click.echo(str(folder / "packet.html"))
 
 
 @cli.command()

@@ -25,9 +25,12 @@ def run_cli(*args: str) -> int:
     return caught.value.code
 
 
-def review(config: Path, period: str = "2026-10") -> int:
+def review(config: Path, period: str = "2026-10", *more: str) -> int:
+    """`allocation-kit run` of `period` (and `more` periods), its exit code."""
     try:
-        main(["run", "--config", str(config), "--period", period])
+        main(
+            ["run", "--config", str(config), *(a for p in (period, *more) for a in ("--period", p))]
+        )
     except SystemExit as exc:
         return exc.code
     return 0
@@ -278,9 +281,13 @@ def test_an_impossible_date_exits_2_with_one_line(tmp_path, capsys, name, old, n
     assert last_line(capsys) == f"error: {path}: {where}, expected a valid date such as 2026-10-01"
 
 
-def test_bad_period_exits_2(workspace, capsys):
+def test_bad_period_exits_2(workspace, tmp_path, capsys):
     assert review(workspace([request("r1")]), period="Q4") == 2
     assert last_line(capsys).startswith("error: period 'Q4': expected a period like 2026-10")
+    # one bad period of several: nothing runs
+    assert review(workspace([request("r1")]), "2026-10", "2026-13") == 2
+    assert last_line(capsys).startswith("error: period '2026-13': ")
+    assert not (tmp_path / "reports").exists()
 
 
 def test_a_failed_run_keeps_the_previous_good_output(workspace, tmp_path, capsys):
@@ -329,7 +336,11 @@ def test_a_review_run_before_the_periods_it_compares_with_is_flagged_until_rerun
         "anomalies against this run\n"
     ) in capsys.readouterr().err
     assert flagged() == [("2026-10", "2026-09 was run after it")]
-    assert review(config, "2026-10") == 0
+    # both again in one run, named newest first: they run oldest first
+    assert review(config, "2026-10", "2026-09") == 0
+    err = capsys.readouterr().err
+    assert err.index("reviewing 2026-09 (1 of 2)") < err.index("reviewing 2026-10 (2 of 2)")
+    assert "outdated" not in err
     assert flagged() == []
     assert review(config, "2026-09") == 0  # the same evidence again: nothing to re-run
     assert "outdated" not in capsys.readouterr().err

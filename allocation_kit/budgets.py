@@ -14,7 +14,7 @@ Status: `exceeded` when the actual cost is over budget; `warning` when it has cr
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -27,7 +27,7 @@ from .allocate import AllocationLine, unpriced_shares
 from .config import Money, Percent, Registry, _KeyProblem, _Strict, parse_document
 from .errors import ConfigError
 from .history import cell_text
-from .periods import Period
+from .periods import Period, parse_period
 from .present import money, pct_of, percent
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "budget_rows",
     "data_gaps",
     "load_budgets",
+    "month_to_date_lines",
+    "month_to_date_period",
     "prorated_budget",
 ]
 
@@ -60,6 +62,17 @@ BUDGET_COLUMNS = (
     "monthly_budget",
     "budget_basis",
 )
+# A week or date range's month to date (the month of its last day, from the 1st through its
+# last day) against the whole monthly budget; empty for a month.
+MONTH_COLUMNS = (
+    "month",
+    "month_to_date",
+    "month_to_date_pct",
+    "month_forecast",
+    "month_status",
+    "month_reason",
+)
+BUDGET_COLUMNS += MONTH_COLUMNS
 # A ledger whose last row falls within the period's last hour (or after it) covers the period.
 COMPLETE_WITHIN = timedelta(hours=1)
 # A run rate needs a day of data: an hour after midnight is no month.
@@ -304,5 +317,59 @@ def budget_lines(
     return lines
 
 
-def budget_rows(lines: list[BudgetLine]) -> list[dict[str, str]]:
-    return [{c: cell_text(getattr(line, c)) for c in BUDGET_COLUMNS} for line in lines]
+def month_to_date_period(period: Period) -> Period | None:
+    """The month to date a week or date range ends in: from the 1st of the month of its last
+    day through its last day (None for a month, its own month to date)."""
+    if period.kind == "month":
+        return None
+    last = period.last_day
+    return parse_period(f"{last:%Y-%m}-01..{last.isoformat()}")
+
+
+def month_to_date_lines(
+    budgets: Budgets,
+    allocation: list[AllocationLine],
+    registry: Registry,
+    period: Period,
+    ledger_span: tuple[datetime, datetime] | None,
+    currency: str,
+) -> list[BudgetLine]:
+    """`budget_lines` of the month a week or date range (`period`) ends in, from the
+    allocation of its month to date (`allocation`, of `month_to_date_period(period)`): the actual
+    so far against the whole monthly budget, the forecast running the month-to-date rate to the
+    month's end. Rows after the period do not count (the ledger is cut at its end)."""
+    month = parse_period(f"{period.last_day:%Y-%m}")
+    end = period.end.astimezone(UTC).replace(tzinfo=None)
+    span = (
+        None
+        if ledger_span is None
+        else (ledger_span[0], min(ledger_span[1], end - timedelta(microseconds=1)))
+    )
+    lines = budget_lines(budgets, allocation, registry, month, span, currency)
+    if ledger_span is None or ledger_span[1] < end - COMPLETE_WITHIN:
+        return lines  # the ledger itself stops early: its "data through" stands
+    cut = f"data through {span[1]:%Y-%m-%d %H:%M} UTC"
+    said = f"month to date through {period.last_day}"
+    return [replace(line, reason=line.reason.replace(cut, said)) for line in lines]
+
+
+def budget_rows(
+    lines: list[BudgetLine], month: list[BudgetLine] | None = None
+) -> list[dict[str, str]]:
+    """budgets.csv: each budget line, with its month-to-date line (`month`, same order) in the
+    month_* columns for a week or date range."""
+    by_team = {m.team: m for m in month or []}
+    rows = []
+    for line in lines:
+        row = {c: cell_text(getattr(line, c)) for c in BUDGET_COLUMNS if c not in MONTH_COLUMNS}
+        m = by_team.get(line.team)
+        row |= {
+            "month": m.period if m else "",
+            "month_to_date": cell_text(m.actual if m else None),
+            "month_to_date_pct": cell_text(m.pct_used if m else None),
+            "month_forecast": cell_text(m.forecast if m else None),
+            "month_status": m.status if m else "",
+            "month_reason": m.reason if m else "",
+        }
+        rows.append(row)
+    return rows

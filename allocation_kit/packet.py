@@ -692,7 +692,52 @@ class Review:
             f'<p class="ak-note">Budgets are monthly amounts; {self.ledger.period.label} takes '
             f"each day's share of its own month: {html.escape(basis)} of the monthly budget.</p>"
         )
-        return Html(table.text + note)
+        return Html(table.text + note + self._month_to_date().text)
+
+    def _month_to_date(self) -> Html:
+        """A week or date range's month to date: each budget's whole month against its spend
+        from the 1st through the period's last day."""
+        month = self.analysis.month_budgets if self.analysis else []
+        if not month:
+            return Html("")
+        last = self.ledger.period.last_day
+        # what every row says ("month to date through …: forecast at …") is said once, above
+        reasons = [b.reason.split("; ") if b.reason else [] for b in month]
+        common = (
+            [r for r in reasons[0] if all(r in other for other in reasons)]
+            if len(reasons) > 1
+            else []
+        )
+        rows = [
+            (
+                b.team,
+                b.environments,
+                self._money(b.budget),
+                self._money(b.actual),
+                percent(pct_of(b.actual, b.budget)),
+                self._money(b.forecast),
+                b.status,
+                "; ".join(r for r in why if r not in common),
+            )
+            for b, why in zip(month, reasons, strict=True)
+        ]
+        table = html_table(
+            ["Team", "Environments", f"Budget {month[0].period}", "Month to date", "Used",
+             "Forecast for the month", "Status", "Why"],
+            rows,
+            numeric=(2, 3, 4, 5),
+            row_classes=[f"ak-status-{b.status}" for b in month],
+        )  # fmt: skip
+        first = last.replace(day=1)
+        intro = (
+            f"<p><strong>Month to date: {month[0].period} through {last.day} {last:%b}.</strong> "
+            f"Each budget for the whole month against the spend from {first.day} {first:%b} "
+            f"through {last.day} {last:%b}, and the forecast for the month at that rate "
+            "(<code>budgets.csv</code>, columns <code>month_*</code>)"
+            + (f"; for every budget: {html.escape('; '.join(common))}" if common else "")
+            + ".</p>"
+        )
+        return Html(intro + table.text)
 
     def budget_chart(self) -> Html:
         lines = self.analysis.budgets if self.analysis else []

@@ -454,6 +454,8 @@ class Analysis:
     thresholds_pct: list
     charges: Chargeback | None = None  # the schedule that foots to the bill
     teams: list = field(default_factory=list)  # TeamSummary per registered team
+    # a week or date range: each budget's month to date (BudgetLine of the month it ends in)
+    month_budgets: list = field(default_factory=list)
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
@@ -519,7 +521,8 @@ def write_analysis(
         if ws.budgets
         else []
     )
-    _write_csv(evidence / "budgets.csv", BUDGET_COLUMNS, budget_rows(budgets))
+    month_budgets = month_to_date_budgets(ledger, span) if ws.budgets else []
+    _write_csv(evidence / "budgets.csv", BUDGET_COLUMNS, budget_rows(budgets, month_budgets))
     profile = spend_profile(ledger)
     _write_csv(evidence / "spend_profile.csv", PROFILE_COLUMNS, profile_rows(profile))
     flagged = anomalies(ledger, profile, out)
@@ -579,8 +582,37 @@ def write_analysis(
         evidence / "teams.csv", TEAM_COLUMNS, team_rows(ledger.period.label, ws.kit.currency, teams)
     )
     return Analysis(
-        units, budgets, flagged, reviewed, spend, profile, trends, thresholds, charges, teams
+        units,
+        budgets,
+        flagged,
+        reviewed,
+        spend,
+        profile,
+        trends,
+        thresholds,
+        charges,
+        teams,
+        month_budgets,
     )
+
+
+def month_to_date_budgets(ledger: PeriodLedger, span: tuple | None) -> list:
+    """Each budget's month to date when the period is a week or date range (empty for a
+    month): the allocation from the 1st of the month it ends in through its last day, run on a
+    connection of its own, against the whole monthly budget (`month_to_date_lines`). `span`:
+    the whole ledger's first and last timestamp."""
+    from .budgets import month_to_date_lines, month_to_date_period
+    from .pipeline import period_ledger
+
+    ws, period = ledger.workspace, ledger.period
+    mtd = month_to_date_period(period)
+    if mtd is None or ws.budgets is None:
+        return []
+    if (mtd.start, mtd.end) == (period.start, period.end):  # the period starts on the 1st
+        allocation = ledger.allocation
+    else:
+        allocation = period_ledger(ws, mtd, validate=False).allocation
+    return month_to_date_lines(ws.budgets, allocation, ws.registry, period, span, ws.kit.currency)
 
 
 @dataclass(frozen=True)

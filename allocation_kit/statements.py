@@ -432,12 +432,28 @@ def _budget(budget: dict[str, str] | None, charge_line: dict[str, str] | None, c
         budget["status"],
         budget["reason"] or "",
     )
-    table = html_table(
-        ["Environments", "Budget", "Actual", "Used", "Forecast", "Status", "Why"],
-        [row],
-        numeric=(1, 2, 3, 4),
-        row_classes=[f"ak-status-{budget['status']}"],
-    )
+    columns = ["Environments", "Budget", "Actual", "Used", "Forecast", "Status", "Why"]
+    if not budget.get("month"):  # a month (or evidence written before the month to date)
+        table = html_table(
+            columns, [row], numeric=(1, 2, 3, 4), row_classes=[f"ak-status-{budget['status']}"]
+        )
+    else:  # a week or date range: its share of the month, then the month to date
+        month = (
+            f"{budget['month']} to date",
+            budget["environments"],
+            money(Decimal(budget["monthly_budget"]), currency),
+            money(Decimal(budget["month_to_date"]), currency),
+            percent(pct_of(Decimal(budget["month_to_date"]), Decimal(budget["monthly_budget"]))),
+            money(_dec(budget["month_forecast"]), currency),
+            budget["month_status"],
+            budget["month_reason"] or "",
+        )
+        table = html_table(
+            ["Period", *columns],
+            [(budget["period"] + " (its share of the month)", *row), month],
+            numeric=(2, 3, 4, 5),
+            row_classes=[f"ak-status-{budget['status']}", f"ak-status-{budget['month_status']}"],
+        )
     # what the charge holds that the budget does not count
     other = Decimal(budget["other_environments_actual"])
     apart = [f"its cost in other environments ({money(other, currency)})"]
@@ -478,6 +494,11 @@ def _follow_up(team: dict[str, str], budget: dict[str, str] | None, currency: st
     if budget and budget["status"] != "ok":
         why = budget["reason"] or f"{percent(_used(budget))} of the budget used"
         rows.append((f"Budget {budget['status']}: {why}", team["budget_owner"]))
+    if budget and budget.get("month_status") not in (None, "", "ok"):
+        rows.append(
+            (f"Budget {budget['month_status']} for {budget['month']} to date: "
+             f"{budget['month_reason']}", team["budget_owner"])
+        )  # fmt: skip
     named = [a for a in team["anomalies"].split("; ") if a]
     if named:
         rows.append(

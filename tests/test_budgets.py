@@ -8,7 +8,15 @@ import pytest
 import yaml
 
 from allocation_kit.allocate import AllocationLine
-from allocation_kit.budgets import Budgets, budget_lines, budget_rows, load_budgets, prorated_budget
+from allocation_kit.budgets import (
+    Budgets,
+    budget_lines,
+    budget_rows,
+    load_budgets,
+    month_to_date_lines,
+    month_to_date_period,
+    prorated_budget,
+)
 from allocation_kit.config import Registry
 from allocation_kit.errors import ConfigError
 from allocation_kit.periods import parse_period
@@ -159,6 +167,48 @@ def test_weekly_periods_prorate_each_day_by_its_own_month():
     )  # fmt: skip
 
 
+def test_a_week_has_its_month_to_date_against_the_whole_month():
+    week = parse_period("2026-W42")  # 12 to 18 October
+    assert month_to_date_period(week) == parse_period("2026-10-01..2026-10-18")
+    assert month_to_date_period(parse_period("2026-W44")) == parse_period("2026-11-01..2026-11-01")
+    assert month_to_date_period(parse_period("2026-10-01..2026-10-15")).label == (
+        "2026-10-01..2026-10-15"
+    )
+    assert month_to_date_period(OCTOBER) is None
+    config = budgets({"team": "search", "monthly": 3000}, {"team": "support", "monthly": 1000},
+                     thresholds=(80, 100))  # fmt: skip
+    so_far = [line("search", "1800"), line("support", "1100")]  # 1 to 18 October
+    # the ledger runs on past the week: cut at its end
+    search, support = month_to_date_lines(config, so_far, REG, week, WHOLE_OCTOBER, "USD")
+    assert [(b.period, b.budget, b.actual, b.pct_used, b.forecast, b.status, b.reason)
+            for b in (search, support)] == [
+        # 60% used, but $1,800 over 18 days runs to $3,100 by 31 October
+        ("2026-10", Decimal("3000.00"), Decimal("1800"), Decimal("60.00"), Decimal("3100.00"),
+         "warning", "month to date through 2026-10-18: forecast at the run rate of 18 of 31 days; "
+         "the forecast is over budget"),
+        ("2026-10", Decimal("1000.00"), Decimal("1100"), Decimal("110.00"), Decimal("1894.44"),
+         "exceeded", "over budget by $100.00; month to date through 2026-10-18: forecast at the "
+         "run rate of 18 of 31 days"),
+    ]  # fmt: skip
+    # a ledger that stops inside the week says so, as the week's own line does
+    stops = (datetime(2026, 9, 30, 23, 58), datetime(2026, 10, 15, 12, 0))
+    search, _ = month_to_date_lines(config, so_far[:1], REG, week, stops, "USD")
+    assert (search.forecast, search.reason) == (
+        Decimal("3848.28"),  # 1800 × 31 / 14.5
+        "data through 2026-10-15 12:00 UTC: forecast at the run rate of 14.5 of 31 days; the "
+        "forecast is over budget",
+    )
+    # budgets.csv: the week's row carries its month to date; a month's row leaves them empty
+    week_lines = budget_lines(config, [line("search", "700")], REG, week, WHOLE_OCTOBER, "USD")
+    row = budget_rows(week_lines, [search])[0]
+    assert (row["period"], row["budget"], row["month"], row["month_to_date"],
+            row["month_forecast"], row["month_status"]) == (
+        "2026-W42", "677.42", "2026-10", "1800", "3848.28", "warning"
+    )  # fmt: skip
+    month_row = budget_rows(budget_lines(config, so_far, REG, OCTOBER, WHOLE_OCTOBER, "USD"))[0]
+    assert [month_row[c] for c in ("month", "month_to_date", "month_status")] == ["", "", ""]
+
+
 def test_bad_budgets_are_one_line(tmp_path):
     path = tmp_path / "budgets.yaml"
     path.write_text("budgets:\n  - {team: ghosts, monthly: 10}\n")
@@ -202,18 +252,27 @@ def test_the_packet_shows_the_monthly_budget_and_its_proration_for_a_range():
     ledger = SimpleNamespace(
         period=period, workspace=SimpleNamespace(kit=SimpleNamespace(currency="USD"))
     )
+    month = month_to_date_lines(config, [line("support", "896.09")], REG, period, span, "USD")
     review = Review(
         ledger, {}, Path("."), "finops-analyst", datetime(2026, 11, 2),
-        analysis=SimpleNamespace(budgets=lines),
+        analysis=SimpleNamespace(budgets=lines, month_budgets=month),
     )  # fmt: skip
     page = review.budgets().text
     assert '<th class="num">Monthly budget</th><th class="num">Budget (prorated)</th>' in page
     assert (
         '<td class="num">$1,000.00</td><td class="num">$483.87</td><td class="num">$896.09</td>'
     ) in page
-    assert page.endswith(
+    assert (
         '<p class="ak-note">Budgets are monthly amounts; 2026-10-01..2026-10-15 takes each '
         "day's share of its own month: 15/31 of 2026-10 of the monthly budget.</p>"
+    ) in page
+    # the range starts on the 1st: its month to date is itself, against the whole month
+    assert "<p><strong>Month to date: 2026-10 through 15 Oct.</strong> Each budget for" in page
+    assert page.endswith(
+        '<td class="num">$1,000.00</td><td class="num">$896.09</td><td class="num">89.6%</td>'
+        '<td class="num">$1,851.92</td><td class="txt">warning</td><td class="txt">89.61% of '
+        "budget used (threshold 80%); month to date through 2026-10-15: forecast at the run "
+        "rate of 15 of 31 days</td></tr></tbody></table>"
     )
 
 

@@ -1,5 +1,6 @@
 """Team statements: one self-contained page per team, rendered from the period's evidence."""
 
+import csv
 import re
 import textwrap
 
@@ -23,16 +24,16 @@ cost_units:
 """
 
 
-def statements(workspace, tmp_path, rows):
-    """Run 2026-10 into tmp_path/reports/2026-10 (evidence only) and render its statements;
+def statements(workspace, tmp_path, rows, period="2026-10", budgets=BUDGETS):
+    """Run `period` into tmp_path/reports/<period> (evidence only) and render its statements;
     {team: page}."""
     kit = KIT + "budgets: budgets.yaml\ncost_units: cost_units.yaml\n"
     config = workspace(rows, kit=kit)
-    (tmp_path / "budgets.yaml").write_text(BUDGETS)
+    (tmp_path / "budgets.yaml").write_text(budgets)
     (tmp_path / "cost_units.yaml").write_text(textwrap.dedent(UNITS))
-    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
-    folder = tmp_path / "reports" / "2026-10"
-    write_evidence(folder, ledger, {"period": "2026-10"})
+    ledger = period_ledger(load_workspace(config), parse_period(period), validate=False)
+    folder = tmp_path / "reports" / period
+    write_evidence(folder, ledger, {"period": period})
     return {p.stem: p.read_text() for p in write_statements(folder)}
 
 
@@ -202,3 +203,38 @@ def test_a_share_of_unallocated_spend_is_split_by_what_the_spend_is():
     assert sorted(parts.values()) == [Decimal("0.003333333333")] * 2 + [Decimal("0.003333333334")]
     # all of one kind: no parts, the share is all of it
     assert unallocated_parts([line("", "untagged", "2.00")], Decimal("1.00")) == {}
+
+
+def test_a_weeks_statement_shows_its_budget_share_and_the_month_to_date(workspace, tmp_path):
+    # $1.00 each (1M input tokens at $1.00 before the 15 October price change, $0.80 after)
+    rows = [
+        request("r1", timestamp="2026-10-05T12:00:00Z", input_tokens=1_000_000, output_tokens=0),
+        request("w1", timestamp="2026-10-14T12:00:00Z", input_tokens=1_000_000, output_tokens=0),
+        # after 2026-W42 (12 to 18 October): in neither the week nor its month to date
+        request("r2", timestamp="2026-10-25T12:00:00Z", input_tokens=1_000_000, output_tokens=0),
+    ]
+    pages = statements(
+        workspace, tmp_path, rows, "2026-W42", "budgets:\n  - {team: search, monthly: 31}\n"
+    )
+    assert cells(pages["search"], "Budget") == [
+        ["Period", "Environments", "Budget", "Actual", "Used", "Forecast", "Status", "Why"],
+        # 7/31 of $31: $7.00; w1 alone
+        ["2026-W42 (its share of the month)", "production", "$7.00", "$1.00", "14.3%", "$1.00",
+         "ok", ""],
+        # r1 + w1 against the whole month, at their rate over 18 of 31 days: $2 × 31 / 18
+        ["2026-10 to date", "production", "$31.00", "$2.00", "6.5%", "$3.44", "ok",
+         "month to date through 2026-10-18: forecast at the run rate of 18 of 31 days; the "
+         "ledger starts 2026-10-05 12:00 UTC: the first 4 days have no rows"],
+    ]  # fmt: skip
+    with (tmp_path / "reports" / "2026-W42" / "evidence" / "budgets.csv").open() as handle:
+        (row,) = csv.DictReader(handle)
+    assert {k: v for k, v in row.items() if k.startswith("month")} == {
+        "monthly_budget": "31.00",
+        "month": "2026-10",
+        "month_to_date": "2.000000000000",
+        "month_to_date_pct": "6.45",
+        "month_forecast": "3.44",
+        "month_status": "ok",
+        "month_reason": "month to date through 2026-10-18: forecast at the run rate of 18 of 31 "
+        "days; the ledger starts 2026-10-05 12:00 UTC: the first 4 days have no rows",
+    }

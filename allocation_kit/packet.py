@@ -667,11 +667,7 @@ class Review:
                 b.team,
                 b.environments,
                 *([self._money(b.monthly_budget)] if prorated else []),
-                self._money(b.budget),
-                self._money(b.actual),
-                percent(pct_of(b.actual, b.budget)),
-                self._money(b.forecast),
-                b.status,
+                *self._budget_cells(b),
                 self._money(b.other_environments_actual),
                 b.reason or "",
             )
@@ -694,6 +690,12 @@ class Review:
         )
         return Html(table.text + note + self._month_to_date().text)
 
+    def _budget_cells(self, b) -> tuple[str, ...]:
+        """Budget, actual, used, forecast and status of a BudgetLine, as the tables show them."""
+        used = percent(pct_of(b.actual, b.budget))
+        return (self._money(b.budget), self._money(b.actual), used, self._money(b.forecast),
+                b.status)  # fmt: skip
+
     def _month_to_date(self) -> Html:
         """A week or date range's month to date: each budget's whole month against its spend
         from the 1st through the period's last day."""
@@ -712,11 +714,7 @@ class Review:
             (
                 b.team,
                 b.environments,
-                self._money(b.budget),
-                self._money(b.actual),
-                percent(pct_of(b.actual, b.budget)),
-                self._money(b.forecast),
-                b.status,
+                *self._budget_cells(b),
                 "; ".join(r for r in why if r not in common),
             )
             for b, why in zip(month, reasons, strict=True)

@@ -229,6 +229,14 @@ class Review:
             if b.status == "exceeded":
                 text = f"Over budget: {b.exceeded_text(self.currency)}."
                 candidates.append((b.actual - b.budget, text))
+        last = self.ledger.period.last_day
+        for m in self.analysis.month_budgets if self.analysis else []:
+            if m.status == "exceeded":  # a week's month to date
+                text = (
+                    f"Over the month's budget so far: {m.exceeded_text(self.currency)} for "
+                    f"{m.period} through {last.day} {last:%b}."
+                )
+                candidates.append((m.actual - m.budget, text))
         if not candidates:
             candidates.append((Decimal(0), "No exceptions: every request is owned and priced."))
         top = sorted(candidates, key=lambda c: -c[0])[:limit]

@@ -294,3 +294,32 @@ def test_a_share_of_unpriced_calls_on_a_shared_application_is_named_though_its_c
         ("support", "warning", "actual leaves out its share of the unpriced calls on shared gw "
          "(no price in the snapshot: cost unknown)"),
     ]  # fmt: skip
+
+
+def test_a_weeks_packet_names_a_month_to_date_over_budget_among_its_findings():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import duckdb
+
+    from allocation_kit.packet import Review
+
+    week = parse_period("2026-W42")  # 12 to 18 October: 7/31 of $1,000 is $225.81
+    config = budgets({"team": "support", "monthly": 1000}, {"team": "search", "monthly": 1000})
+    lines = budget_lines(config, [line("support", "200")], REG, week, WHOLE_OCTOBER, "USD")
+    so_far = [line("support", "1100"), line("search", "900")]
+    month = month_to_date_lines(config, so_far, REG, week, WHOLE_OCTOBER, "USD")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE exception_queue (reason VARCHAR, cost DECIMAL(38, 12))")
+    usd = SimpleNamespace(kit=SimpleNamespace(currency="USD"))
+    ledger = SimpleNamespace(period=week, con=con, ledger_cost=Decimal(200), workspace=usd)
+    review = Review(
+        ledger, {}, Path("."), "finops-analyst", datetime(2026, 11, 2),
+        analysis=SimpleNamespace(budgets=lines, month_budgets=month, anomalies=[]),
+    )  # fmt: skip
+    # the week is within its share; support's month so far is not (search's is, at 90%)
+    assert review.findings().text == (
+        '<ol class="ak-findings"><li>Over the month&#x27;s budget so far: support&#x27;s '
+        "production spend is $1,100.00 against its budget of $1,000.00 (110.0% used) for 2026-10 "
+        "through 18 Oct.</li></ol>"
+    )

@@ -345,6 +345,8 @@ class Review:
                 )
             return (*label, self._money(p), self._money(n), self._money(p + n))
 
+        # a business unit and a team of the same name: their totals say which is which
+        both = {k[0] for k in ordered} & {k[1] for k in ordered}
         for unit in dict.fromkeys(k[0] for k in ordered):
             unit_keys = [k for k in ordered if k[0] == unit]
             for team in dict.fromkeys(k[1] for k in unit_keys):
@@ -355,10 +357,12 @@ class Review:
                     classes.append("")
                 if len(team_keys) > 1:
                     mark = " †" if any(unpriced[k] for k in team_keys if k[2]) else ""
-                    body.append(line(("", f"{team} total{mark}", ""), team_keys))
+                    named = f"{team} (team)" if team in both else team
+                    body.append(line(("", f"{named} total{mark}", ""), team_keys))
                     classes.append("ak-subtotal")
             if unit != "(unallocated)" and len({k[1] for k in unit_keys}) > 1:
-                body.append(line((f"{unit} total", "", ""), unit_keys))
+                named = f"{unit} (business unit)" if unit in both else unit
+                body.append(line((f"{named} total", "", ""), unit_keys))
                 classes.append("ak-subtotal ak-unit")
         total = line(("Ledger total", "", ""), ordered)
         table = html_table(

@@ -526,6 +526,33 @@ def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():
     assert text.endswith("(here by up to $0.02).</p>")
 
 
+def test_a_business_unit_and_a_team_of_one_name_have_totals_that_say_which():
+    from datetime import UTC, datetime
+    from decimal import Decimal as D
+    from types import SimpleNamespace
+
+    from allocation_kit.allocate import AllocationLine
+    from allocation_kit.packet import Review
+
+    def line(team, app, cost):
+        return AllocationLine(
+            business_unit="platform", team=team, application=app, environment="production",
+            cost_center="CC-300", allocation_status="allocated",
+            allocation_rule="direct: application owner", requests=1, input_tokens=0,
+            cached_input_tokens=0, cache_write_tokens=0, output_tokens=0, reasoning_tokens=0,
+            unpriced_requests=0, cost=D(cost),
+        )  # fmt: skip
+
+    allocation = [line("platform", "a", "1"), line("platform", "b", "2"), line("data", "c", "4")]
+    usd = SimpleNamespace(kit=SimpleNamespace(currency="USD"))
+    review = Review(SimpleNamespace(allocation=allocation, workspace=usd), {}, Path("."),
+                    "finops-analyst", datetime.now(UTC))  # fmt: skip
+    text = review.allocation_table().text.replace("<wbr>", "")
+    labels = re.findall(r'<tr class="ak-subtotal[^"]*"><td class="txt">([^<]*)</td>'
+                        r'<td class="txt">([^<]*)</td>', text)  # fmt: skip
+    assert labels == [("", "platform (team) total"), ("platform (business unit) total", "")]
+
+
 def test_the_daily_chart_ticks_whole_days_and_leaves_days_the_bill_lacks_blank():
     import math
     from datetime import date

@@ -190,11 +190,17 @@ class BudgetLine:
 
     def exceeded_text(self, currency: str) -> str:
         """'search's production spend is $1,559.32 against its budget of $1,000.00 (155.9%
-        used)': the environments named, since other sections show the team's whole cost."""
+        used)': the environments named, since other sections show the team's whole cost; a week
+        or date range's budget is named as the month's share it is."""
+        budget = (
+            f"its budget of {money(self.budget, currency)}"
+            if self.budget_basis == "month"
+            else f"its share of the monthly budget for {self.period}, "
+            f"{money(self.budget, currency)}"
+        )
         return (
             f"{self.team}'s {self.environments} spend is {money(self.actual, currency)} against "
-            f"its budget of {money(self.budget, currency)} "
-            f"({percent(pct_of(self.actual, self.budget))} used)"
+            f"{budget} ({percent(pct_of(self.actual, self.budget))} used)"
         )
 
 
@@ -236,10 +242,13 @@ def budget_lines(
     notes = data_gaps(period, ledger_span)
     if ledger_span is not None and ledger_span[1] < end - COMPLETE_WITHIN:
         last = ledger_span[1]
-        covered = max(last - start, COMPLETE_WITHIN)
+        # whole minutes, as the reason states them: the forecast can be recomputed from it
+        covered = timedelta(minutes=max(last - start, COMPLETE_WITHIN) // timedelta(minutes=1))
         data_through = max(last.date(), period.first_day)
+        minutes = (covered // timedelta(minutes=1), span // timedelta(minutes=1))
         notes[0] += (
-            f": forecast at the run rate of {_days(covered)} of {period.days} days"
+            f": forecast at the run rate of {_days(covered)} of {period.days} days "
+            f"({minutes[0]:,} of {minutes[1]:,} minutes)"
             if covered >= MIN_RUN_RATE
             else ": too little of the period to forecast from"
         )
@@ -248,7 +257,7 @@ def budget_lines(
     lines = []
     for b in budgets.budgets:
         budget = prorated_budget(b.monthly, period)
-        actual = other = Decimal(0)
+        actual = other = Decimal("0E-12")  # the scale of the evidence: 0 reads as 0.000000000000
         unpriced = 0
         shares: set[str] = set()  # shared applications whose unpriced calls the team shares
         for line in allocation:
@@ -318,12 +327,20 @@ def budget_lines(
 
 
 def month_to_date_period(period: Period) -> Period | None:
-    """The month to date a week or date range ends in: from the 1st of the month of its last
-    day through its last day (None for a month, its own month to date)."""
+    """The month to date of a week or date range: from the 1st of the month most of its days
+    fall in (the later one on a tie) through its last day in that month; None for a month, its
+    own month to date. A week from 26 October to 1 November has October's close, 1 to 31
+    October; the first day of November comes with the next week."""
     if period.kind == "month":
         return None
-    last = period.last_day
-    return parse_period(f"{last:%Y-%m}-01..{last.isoformat()}")
+    days: dict[tuple[int, int], int] = {}
+    day = period.first_day
+    while day <= period.last_day:
+        days[day.year, day.month] = days.get((day.year, day.month), 0) + 1
+        day += timedelta(days=1)
+    year, month = max(days, key=lambda ym: (days[ym], ym))
+    last = min(period.last_day, date(year, month, calendar.monthrange(year, month)[1]))
+    return parse_period(f"{year}-{month:02d}-01..{last.isoformat()}")
 
 
 def month_to_date_lines(
@@ -334,21 +351,17 @@ def month_to_date_lines(
     ledger_span: tuple[datetime, datetime] | None,
     currency: str,
 ) -> list[BudgetLine]:
-    """`budget_lines` of the month a week or date range (`period`) ends in, from the
-    allocation of its month to date (`allocation`, of `month_to_date_period(period)`): the actual
-    so far against the whole monthly budget, the forecast running the month-to-date rate to the
-    month's end. Rows after the period do not count (the ledger is cut at its end)."""
-    month = parse_period(f"{period.last_day:%Y-%m}")
+    """`budget_lines` of the month of a week or date range's month to date (`period`: that
+    month to date, `month_to_date_period`), from its allocation (`allocation`): the actual so far
+    against the whole monthly budget, the forecast running the month-to-date rate to the
+    month's end. Rows after the month to date do not count (the ledger is cut at its end)."""
+    month = parse_period(f"{period.first_day:%Y-%m}")
     end = period.end.astimezone(UTC).replace(tzinfo=None)
-    span = (
-        None
-        if ledger_span is None
-        else (ledger_span[0], min(ledger_span[1], end - timedelta(microseconds=1)))
-    )
+    span = None if ledger_span is None else (ledger_span[0], min(ledger_span[1], end))
     lines = budget_lines(budgets, allocation, registry, month, span, currency)
-    if ledger_span is None or ledger_span[1] < end - COMPLETE_WITHIN:
-        return lines  # the ledger itself stops early: its "data through" stands
-    cut = f"data through {span[1]:%Y-%m-%d %H:%M} UTC"
+    if ledger_span is None or ledger_span[1] < end - COMPLETE_WITHIN or period.end == month.end:
+        return lines  # the ledger stops early (its "data through" stands), or the month is whole
+    cut = f"data through {end:%Y-%m-%d %H:%M} UTC"
     said = f"month to date through {period.last_day}"
     return [replace(line, reason=line.reason.replace(cut, said)) for line in lines]
 

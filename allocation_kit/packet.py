@@ -19,6 +19,7 @@ from . import charts
 from .allocate import shared_weights, split_exact
 from .anomalies import MATERIALITY, SCORE_CUTOFF
 from .attribute import UNALLOCATED_STATUSES
+from .budgets import month_to_date_period
 from .chargeback import (
     INCOMPLETE_BILL,
     ITEM_WORDS,
@@ -229,12 +230,14 @@ class Review:
             if b.status == "exceeded":
                 text = f"Over budget: {b.exceeded_text(self.currency)}."
                 candidates.append((b.actual - b.budget, text))
-        last = self.ledger.period.last_day
         for m in self.analysis.month_budgets if self.analysis else []:
             if m.status == "exceeded":  # a week's month to date
+                mtd = month_to_date_period(self.ledger.period)
                 text = (
-                    f"Over the month's budget so far: {m.exceeded_text(self.currency)} for "
-                    f"{m.period} through {last.day} {last:%b}."
+                    f"Over budget for {m.period} so far: {m.team}'s {m.environments} spend from "
+                    f"{mtd.first_day.day} {mtd.first_day:%b} through {mtd.last_day.day} "
+                    f"{mtd.last_day:%b} is {self._money(m.actual)} against its monthly budget of "
+                    f"{self._money(m.budget)} ({percent(pct_of(m.actual, m.budget))} used)."
                 )
                 candidates.append((m.actual - m.budget, text))
         if not candidates:
@@ -714,7 +717,7 @@ class Review:
         month = self.analysis.month_budgets if self.analysis else []
         if not month:
             return Html("")
-        last = self.ledger.period.last_day
+        last = month_to_date_period(self.ledger.period).last_day
         # what every row says ("month to date through …: forecast at …") is said once, above
         reasons = [b.reason.split("; ") if b.reason else [] for b in month]
         common = (

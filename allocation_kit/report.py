@@ -598,9 +598,9 @@ def write_analysis(
 
 def month_to_date_budgets(ledger: PeriodLedger, span: tuple | None) -> list:
     """Each budget's month to date when the period is a week or date range (empty for a
-    month): the allocation from the 1st of the month it ends in through its last day, run on a
-    connection of its own, against the whole monthly budget (`month_to_date_lines`). `span`:
-    the whole ledger's first and last timestamp."""
+    month): the allocation of `month_to_date_period` (from the 1st of the month most of its days
+    fall in), run on a connection of its own, against the whole monthly budget
+    (`month_to_date_lines`). `span`: the whole ledger's first and last timestamp."""
     from .budgets import month_to_date_lines, month_to_date_period
     from .pipeline import period_ledger
 
@@ -612,7 +612,7 @@ def month_to_date_budgets(ledger: PeriodLedger, span: tuple | None) -> list:
         allocation = ledger.allocation
     else:
         allocation = period_ledger(ws, mtd, validate=False).allocation
-    return month_to_date_lines(ws.budgets, allocation, ws.registry, period, span, ws.kit.currency)
+    return month_to_date_lines(ws.budgets, allocation, ws.registry, mtd, span, ws.kit.currency)
 
 
 @dataclass(frozen=True)

@@ -463,7 +463,8 @@ def _budget(budget: dict[str, str] | None, charge_line: dict[str, str] | None, c
             apart.append(f"its shares of what is spread ({money(shares, currency)})")
     note = Html(
         f'<p class="ak-note">The budget counts the team\'s own cost in '
-        f"{html.escape(budget['environments'])}. Not counted, though in the charge: "
+        f"{html.escape(budget['environments'])}. Not counted, though in the charge for "
+        f"{html.escape(budget['period'])}: "
         f"{html.escape(' and '.join(apart))}.</p>"
     )
     return table + note

@@ -103,8 +103,8 @@ def test_forecast_extends_the_run_rate_when_the_data_stops_early():
     # 1,000 in 10 of 31 days: 3,100 by month end, over the 3,000 budget though only 33% is used
     assert (b.pct_used, b.forecast, b.status) == (Decimal("33.33"), Decimal("3100.00"), "warning")
     assert b.reason == (
-        "data through 2026-10-11 00:00 UTC: forecast at the run rate of 10 of 31 days; "
-        "the forecast is over budget"
+        "data through 2026-10-11 00:00 UTC: forecast at the run rate of 10 of 31 days "
+        "(14,400 of 44,640 minutes); the forecast is over budget"
     )
     assert (b.data_through, str(b.monthly_budget), b.budget_basis) == (
         date(2026, 10, 11), "3000.00", "month"
@@ -120,7 +120,8 @@ def test_a_few_rows_after_midnight_are_not_a_day_of_data():
     # 700 × 14 days / (7 days 9 minutes) = 1,398.75…; not 700 × 14 / 8 = 1,225
     assert b.forecast == Decimal("1398.75")
     assert b.reason == (
-        "data through 2026-11-01 00:09 UTC: forecast at the run rate of 7 of 14 days"
+        "data through 2026-11-01 00:09 UTC: forecast at the run rate of 7 of 14 days "
+        "(10,089 of 20,160 minutes)"
     )
     assert b.budget_basis == "prorated: 7/31 of 2026-10 + 7/30 of 2026-11"
 
@@ -170,7 +171,11 @@ def test_weekly_periods_prorate_each_day_by_its_own_month():
 def test_a_week_has_its_month_to_date_against_the_whole_month():
     week = parse_period("2026-W42")  # 12 to 18 October
     assert month_to_date_period(week) == parse_period("2026-10-01..2026-10-18")
-    assert month_to_date_period(parse_period("2026-W44")) == parse_period("2026-11-01..2026-11-01")
+    # 26 October to 1 November: October's close (6 of its 7 days), not a day of November
+    assert month_to_date_period(parse_period("2026-W44")).label == "2026-10-01..2026-10-31"
+    assert month_to_date_period(parse_period("2026-10-31..2026-11-01")).label == (
+        "2026-11-01..2026-11-01"  # a tie: the later month
+    )
     assert month_to_date_period(parse_period("2026-10-01..2026-10-15")).label == (
         "2026-10-01..2026-10-15"
     )
@@ -179,31 +184,32 @@ def test_a_week_has_its_month_to_date_against_the_whole_month():
                      thresholds=(80, 100))  # fmt: skip
     so_far = [line("search", "1800"), line("support", "1100")]  # 1 to 18 October
     # the ledger runs on past the week: cut at its end
-    search, support = month_to_date_lines(config, so_far, REG, week, WHOLE_OCTOBER, "USD")
+    mtd = month_to_date_period(week)
+    search, support = month_to_date_lines(config, so_far, REG, mtd, WHOLE_OCTOBER, "USD")
     assert [(b.period, b.budget, b.actual, b.pct_used, b.forecast, b.status, b.reason)
             for b in (search, support)] == [
         # 60% used, but $1,800 over 18 days runs to $3,100 by 31 October
         ("2026-10", Decimal("3000.00"), Decimal("1800"), Decimal("60.00"), Decimal("3100.00"),
-         "warning", "month to date through 2026-10-18: forecast at the run rate of 18 of 31 days; "
-         "the forecast is over budget"),
+         "warning", "month to date through 2026-10-18: forecast at the run rate of 18 of 31 days "
+         "(25,920 of 44,640 minutes); the forecast is over budget"),
         ("2026-10", Decimal("1000.00"), Decimal("1100"), Decimal("110.00"), Decimal("1894.44"),
          "exceeded", "over budget by $100.00; month to date through 2026-10-18: forecast at the "
-         "run rate of 18 of 31 days"),
+         "run rate of 18 of 31 days (25,920 of 44,640 minutes)"),
     ]  # fmt: skip
     # a ledger that stops inside the week says so, as the week's own line does
     stops = (datetime(2026, 9, 30, 23, 58), datetime(2026, 10, 15, 12, 0))
-    search, _ = month_to_date_lines(config, so_far[:1], REG, week, stops, "USD")
+    search, _ = month_to_date_lines(config, so_far[:1], REG, mtd, stops, "USD")
     assert (search.forecast, search.reason) == (
         Decimal("3848.28"),  # 1800 × 31 / 14.5
-        "data through 2026-10-15 12:00 UTC: forecast at the run rate of 14.5 of 31 days; the "
-        "forecast is over budget",
+        "data through 2026-10-15 12:00 UTC: forecast at the run rate of 14.5 of 31 days (20,880 "
+        "of 44,640 minutes); the forecast is over budget",
     )
     # budgets.csv: the week's row carries its month to date; a month's row leaves them empty
     week_lines = budget_lines(config, [line("search", "700")], REG, week, WHOLE_OCTOBER, "USD")
     row = budget_rows(week_lines, [search])[0]
     assert (row["period"], row["budget"], row["month"], row["month_to_date"],
             row["month_forecast"], row["month_status"]) == (
-        "2026-W42", "677.42", "2026-10", "1800", "3848.28", "warning"
+        "2026-W42", "677.42", "2026-10", "1800.000000000000", "3848.28", "warning"
     )  # fmt: skip
     month_row = budget_rows(budget_lines(config, so_far, REG, OCTOBER, WHOLE_OCTOBER, "USD"))[0]
     assert [month_row[c] for c in ("month", "month_to_date", "month_status")] == ["", "", ""]
@@ -272,7 +278,7 @@ def test_the_packet_shows_the_monthly_budget_and_its_proration_for_a_range():
         '<td class="num">$1,000.00</td><td class="num">$896.09</td><td class="num">89.6%</td>'
         '<td class="num">$1,851.92</td><td class="txt">warning</td><td class="txt">89.61% of '
         "budget used (threshold 80%); month to date through 2026-10-15: forecast at the run "
-        "rate of 15 of 31 days</td></tr></tbody></table>"
+        "rate of 15 of 31 days (21,600 of 44,640 minutes)</td></tr></tbody></table>"
     )
 
 
@@ -308,7 +314,9 @@ def test_a_weeks_packet_names_a_month_to_date_over_budget_among_its_findings():
     config = budgets({"team": "support", "monthly": 1000}, {"team": "search", "monthly": 1000})
     lines = budget_lines(config, [line("support", "200")], REG, week, WHOLE_OCTOBER, "USD")
     so_far = [line("support", "1100"), line("search", "900")]
-    month = month_to_date_lines(config, so_far, REG, week, WHOLE_OCTOBER, "USD")
+    month = month_to_date_lines(
+        config, so_far, REG, month_to_date_period(week), WHOLE_OCTOBER, "USD"
+    )
     con = duckdb.connect()
     con.execute("CREATE TABLE exception_queue (reason VARCHAR, cost DECIMAL(38, 12))")
     usd = SimpleNamespace(kit=SimpleNamespace(currency="USD"))
@@ -319,7 +327,7 @@ def test_a_weeks_packet_names_a_month_to_date_over_budget_among_its_findings():
     )  # fmt: skip
     # the week is within its share; support's month so far is not (search's is, at 90%)
     assert review.findings().text == (
-        '<ol class="ak-findings"><li>Over the month&#x27;s budget so far: support&#x27;s '
-        "production spend is $1,100.00 against its budget of $1,000.00 (110.0% used) for 2026-10 "
-        "through 18 Oct.</li></ol>"
+        '<ol class="ak-findings"><li>Over budget for 2026-10 so far: support&#x27;s production '
+        "spend from 1 Oct through 18 Oct is $1,100.00 against its monthly budget of $1,000.00 "
+        "(110.0% used).</li></ol>"
     )

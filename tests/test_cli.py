@@ -654,5 +654,6 @@ def test_a_stray_row_past_year_9999_does_not_break_the_budgets(tmp_path, capsys)
     evidence.mkdir()
     budgets = write_analysis(evidence, ledger, {}, "finops-analyst").budgets
     assert budgets[0].reason == (
-        "data through 2026-10-03 12:00 UTC: forecast at the run rate of 2.5 of 31 days"
+        "data through 2026-10-03 12:00 UTC: forecast at the run rate of 2.5 of 31 days "
+        "(3,600 of 44,640 minutes)"
     )

@@ -87,7 +87,8 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
         # production only (the default): r1 $0.0014 + the gateway's $0.01428 = 31.4% of $0.05,
         # forecast over 31 days at the run rate of the 9.5 the ledger reaches: $0.0512
         ["production", "$0.05", "$0.02", "31.4%", "$0.05", "ok",
-         "data through 2026-10-10 12:00 UTC: forecast at the run rate of 9.5 of 31 days; the "
+         "data through 2026-10-10 12:00 UTC: forecast at the run rate of 9.5 of 31 days "
+         "(13,680 of 44,640 minutes); the "
          "ledger starts 2026-10-10 12:00 UTC: the first 9 days have no rows"],
     ]  # fmt: skip
     assert cells(search, "Unit costs you own") == [
@@ -110,7 +111,7 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
     assert "Nothing for this team: its chargeback review passed, its budget is within" in search
     assert (
         "The budget counts the team's own cost in production. Not counted, though in "
-        "the charge: its cost in other environments ($0.00)." in search
+        "the charge for 2026-10: its cost in other environments ($0.00)." in search
     )
     assert '<a href="../packet.html">' in search
     # platform owns the gateway but keeps none of its cost: nothing charged
@@ -223,7 +224,8 @@ def test_a_weeks_statement_shows_its_budget_share_and_the_month_to_date(workspac
          "ok", ""],
         # r1 + w1 against the whole month, at their rate over 18 of 31 days: $2 × 31 / 18
         ["2026-10 to date", "production", "$31.00", "$2.00", "6.5%", "$3.44", "ok",
-         "month to date through 2026-10-18: forecast at the run rate of 18 of 31 days; the "
+         "month to date through 2026-10-18: forecast at the run rate of 18 of 31 days "
+         "(25,920 of 44,640 minutes); the "
          "ledger starts 2026-10-05 12:00 UTC: the first 4 days have no rows"],
     ]  # fmt: skip
     with (tmp_path / "reports" / "2026-W42" / "evidence" / "budgets.csv").open() as handle:
@@ -236,5 +238,6 @@ def test_a_weeks_statement_shows_its_budget_share_and_the_month_to_date(workspac
         "month_forecast": "3.44",
         "month_status": "ok",
         "month_reason": "month to date through 2026-10-18: forecast at the run rate of 18 of 31 "
-        "days; the ledger starts 2026-10-05 12:00 UTC: the first 4 days have no rows",
+        "days (25,920 of 44,640 minutes); the ledger starts 2026-10-05 12:00 UTC: the first 4 days "
+        "have no rows",
     }

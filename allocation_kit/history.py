@@ -8,6 +8,7 @@ wrote are read, and a missing period is simply absent from the baseline, never i
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -41,6 +42,31 @@ READ_COLUMNS = {
 }
 
 
+# Every column of earlier evidence a later review's figures use (READ_COLUMNS plus the optional
+# ones it reads when present): what `baseline_digest` hashes. A re-run that changes only other
+# columns (the reviewer role in teams.csv, say) changes no later review.
+COMPARED_COLUMNS = {
+    "spend_profile.csv": READ_COLUMNS["spend_profile.csv"][0],
+    "unit_economics.csv": (
+        *READ_COLUMNS["unit_economics.csv"][0],
+        "definition_changed",
+        "unpriced_requests",
+    ),
+    "teams.csv": READ_COLUMNS["teams.csv"][0],
+}
+
+
+def baseline_digest(path: Path) -> str:
+    """SHA-256 of what later reviews use of an earlier evidence file: its COMPARED_COLUMNS,
+    row by row (the manifest's `compared_sha256` of a baseline input)."""
+    digest = hashlib.sha256()
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            cells = [row.get(c) for c in COMPARED_COLUMNS[path.name]]
+            digest.update(json.dumps(cells).encode() + b"\n")
+    return digest.hexdigest()
+
+
 def baseline_files(out: Path, period: Period) -> list[Path]:
     """Every earlier evidence file a review of `period` reads as its baseline (what
     `prior_evidence` finds), for the manifest to hash: the anomalies and unit cost trends of
@@ -64,11 +90,16 @@ def outdated_baseline(out: Path, period: Period, inputs: list[dict]) -> dict[str
     Empty when the review compared with the evidence `out` holds now. A review's changes,
     anomalies and unit-cost trends are fixed when it runs; this says when re-running it would
     compare it with other figures."""
+    # what the review used of each file (`compared_sha256`), or the whole file (`sha256`) in
+    # manifests written before the kit recorded that
     read = {
-        (Path(e["path"]).parts[-3], Path(e["path"]).name): e["sha256"]
+        (Path(e["path"]).parts[-3], Path(e["path"]).name): (
+            (e["compared_sha256"], baseline_digest) if "compared_sha256" in e
+            else (e["sha256"], file_sha256)
+        )
         for e in inputs
         if e.get("role") == "baseline" and len(Path(e["path"]).parts) >= 3
-    }
+    }  # fmt: skip
     now = {(p.parts[-3], p.name): p for p in baseline_files(out, period)}
     found: dict[str, str] = {}
     for earlier in prior_periods(period, BASELINE_PERIODS)[::-1]:
@@ -80,10 +111,15 @@ def outdated_baseline(out: Path, period: Period, inputs: list[dict]) -> dict[str
         elif then_files and not now_files:
             found[label] = "removed"
         elif then_files.keys() != now_files.keys() or any(
-            file_sha256(path) != then_files[name] for name, path in now_files.items()
+            _differs(path, *then_files[name]) for name, path in now_files.items()
         ):
             found[label] = "changed"
     return found
+
+
+def _differs(path: Path, recorded: str, digest) -> bool:
+    """Whether `path` now hashes (by `digest`) to other than what a manifest `recorded`."""
+    return digest(path) != recorded
 
 
 def outdated_by(out: Path, period: Period) -> list[tuple[str, str]]:

@@ -30,7 +30,7 @@ from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import ConfigError, KitError
 from .focus import write_focus_allocated
-from .history import baseline_files, outdated_baseline, outdated_text
+from .history import baseline_digest, baseline_files, outdated_baseline, outdated_text
 from .load import file_sha256, unordered
 from .periods import parse_period
 
@@ -310,6 +310,9 @@ def input_files(
             else _relative(path, ws.root),
             "bytes": path.stat().st_size,
             "sha256": hashed.get(path) or file_sha256(path),
+            # what this review used of it: a later re-run that changes only other columns does
+            # not make this review outdated (`outdated_baseline`)
+            **({"compared_sha256": baseline_digest(path)} if role == "baseline" else {}),
         }
         for role, path in entries
     ]

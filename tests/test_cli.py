@@ -13,6 +13,7 @@ import pytest
 
 from allocation_kit.cli import main
 from allocation_kit.config import BillingSource, RequestsSource
+from allocation_kit.history import baseline_digest
 from allocation_kit.load import file_sha256
 from allocation_kit.report import EVIDENCE_FILES, kit_source_sha256
 
@@ -312,6 +313,11 @@ def test_the_manifest_hashes_the_earlier_evidence_its_baseline_read(workspace, t
         (f"reports/2026-09/evidence/{name}", file_sha256(reports / "2026-09" / "evidence" / name))
         for name in ("spend_profile.csv", "unit_economics.csv", "teams.csv")
     ]
+    # and what 2026-10 used of each: the columns its figures read, row by row
+    assert [i["compared_sha256"] for i in manifest["inputs"] if i["role"] == "baseline"] == [
+        baseline_digest(reports / "2026-09" / "evidence" / name)
+        for name in ("spend_profile.csv", "unit_economics.csv", "teams.csv")
+    ]
     assert manifest["kit_source_sha256"] == kit_source_sha256()
     assert re.fullmatch("[0-9a-f]{64}", manifest["kit_source_sha256"])
 
@@ -343,6 +349,13 @@ def test_a_review_run_before_the_periods_it_compares_with_is_flagged_until_rerun
     assert "outdated" not in err
     assert flagged() == []
     assert review(config, "2026-09") == 0  # the same evidence again: nothing to re-run
+    assert "outdated" not in capsys.readouterr().err
+    assert flagged() == []
+    # another reviewer role changes 2026-09's teams.csv, but nothing 2026-10 compares with
+    try:
+        main(["run", "--config", str(config), "--period", "2026-09", "--reviewer-role", "cfo"])
+    except SystemExit as exc:
+        assert exc.code == 0
     assert "outdated" not in capsys.readouterr().err
     assert flagged() == []
 

@@ -1,0 +1,34 @@
+"""Earlier periods' evidence: which later reviews compared with other figures than it holds now."""
+
+from pathlib import Path
+
+from allocation_kit.history import baseline_digest, outdated_baseline
+from allocation_kit.load import file_sha256
+from allocation_kit.periods import parse_period
+
+OCTOBER = parse_period("2026-10")
+
+
+def teams_csv(out: Path, period: str, role: str) -> Path:
+    path = out / period / "evidence" / "teams.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"team,unpriced_requests,follow_up_owner\nsearch,0,{role}\n")
+    return path
+
+
+def test_only_the_columns_a_review_used_make_it_outdated(tmp_path):
+    path = teams_csv(tmp_path, "2026-09", "finops-analyst")
+    read = [{"role": "baseline", "path": "reports/2026-09/evidence/teams.csv",
+             "sha256": file_sha256(path), "compared_sha256": baseline_digest(path)}]  # fmt: skip
+    whole_file_only = [{k: v for k, v in read[0].items() if k != "compared_sha256"}]
+    assert outdated_baseline(tmp_path, OCTOBER, read) == {}
+    teams_csv(tmp_path, "2026-09", "controller")  # a column no later review reads
+    assert outdated_baseline(tmp_path, OCTOBER, read) == {}
+    # a manifest of an earlier kit hashed the whole file: any change counts
+    assert outdated_baseline(tmp_path, OCTOBER, whole_file_only) == {"2026-09": "changed"}
+    path.write_text("team,unpriced_requests,follow_up_owner\nsearch,3,controller\n")
+    assert outdated_baseline(tmp_path, OCTOBER, read) == {"2026-09": "changed"}
+    teams_csv(tmp_path, "2026-08", "finops-analyst")  # evidence the review never read
+    assert outdated_baseline(tmp_path, OCTOBER, read) == {"2026-08": "new", "2026-09": "changed"}
+    path.unlink()
+    assert outdated_baseline(tmp_path, OCTOBER, read) == {"2026-08": "new", "2026-09": "removed"}

@@ -233,8 +233,10 @@ class Review:
         for m in self.analysis.month_budgets if self.analysis else []:
             if m.status == "exceeded":  # a week's month to date
                 mtd = month_to_date_period(self.ledger.period)
+                whole = (mtd.last_day + timedelta(days=1)).day == 1  # the month has closed
                 text = (
-                    f"Over budget for {m.period} so far: {m.team}'s {m.environments} spend from "
+                    f"Over budget for {m.period}{'' if whole else ' so far'}: {m.team}'s "
+                    f"{m.environments} spend from "
                     f"{mtd.first_day.day} {mtd.first_day:%b} through {mtd.last_day.day} "
                     f"{mtd.last_day:%b} is {self._money(m.actual)} against its monthly budget of "
                     f"{self._money(m.budget)} ({percent(pct_of(m.actual, m.budget))} used)."

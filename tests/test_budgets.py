@@ -331,3 +331,10 @@ def test_a_weeks_packet_names_a_month_to_date_over_budget_among_its_findings():
         "spend from 1 Oct through 18 Oct is $1,100.00 against its monthly budget of $1,000.00 "
         "(110.0% used).</li></ol>"
     )
+    # 2026-W44 (26 October to 1 November) closes October: no "so far"
+    ledger.period = parse_period("2026-W44")
+    assert review.findings().text == (
+        '<ol class="ak-findings"><li>Over budget for 2026-10: support&#x27;s production spend '
+        "from 1 Oct through 31 Oct is $1,100.00 against its monthly budget of $1,000.00 "
+        "(110.0% used).</li></ol>"
+    )

@@ -679,6 +679,7 @@ class Review:
         if not lines:
             return self._none_configured("budgets", "budgets", "see the README")
         prorated = lines[0].budget_basis != "month"
+        common, whys = _said_once(lines)
         rows = [
             (
                 b.team,
@@ -686,9 +687,9 @@ class Review:
                 *([self._money(b.monthly_budget)] if prorated else []),
                 *self._budget_cells(b),
                 self._money(b.other_environments_actual),
-                b.reason or "",
+                why,
             )
-            for b in lines
+            for b, why in zip(lines, whys, strict=True)
         ]
         table = html_table(
             ["Team", "Environments", *(["Monthly budget"] if prorated else []),
@@ -698,6 +699,8 @@ class Review:
             numeric=(2, 3, 4, 5, 6, 8) if prorated else (2, 3, 4, 5, 7),
             row_classes=[f"ak-status-{b.status}" for b in lines],
         )  # fmt: skip
+        if common:
+            table += Html(f'<p class="ak-note">For every budget: {html.escape(common)}.</p>')
         if not prorated:
             return table
         basis = lines[0].budget_basis.removeprefix("prorated: ")
@@ -720,21 +723,10 @@ class Review:
         if not month:
             return Html("")
         last = month_to_date_period(self.ledger.period).last_day
-        # what every row says ("month to date through …: forecast at …") is said once, above
-        reasons = [b.reason.split("; ") if b.reason else [] for b in month]
-        common = (
-            [r for r in reasons[0] if all(r in other for other in reasons)]
-            if len(reasons) > 1
-            else []
-        )
+        common, whys = _said_once(month)  # "month to date through …": said once, above
         rows = [
-            (
-                b.team,
-                b.environments,
-                *self._budget_cells(b),
-                "; ".join(r for r in why if r not in common),
-            )
-            for b, why in zip(month, reasons, strict=True)
+            (b.team, b.environments, *self._budget_cells(b), why)
+            for b, why in zip(month, whys, strict=True)
         ]
         table = html_table(
             ["Team", "Environments", f"Budget {month[0].period}", "Month to date", "Used",
@@ -749,7 +741,7 @@ class Review:
             f"Each budget for the whole month against the spend from {first.day} {first:%b} "
             f"through {last.day} {last:%b}, and the forecast for the month at that rate "
             "(<code>budgets.csv</code>, columns <code>month_*</code>)"
-            + (f"; for every budget: {html.escape('; '.join(common))}" if common else "")
+            + (f"; for every budget: {html.escape(common)}" if common else "")
             + ".</p>"
         )
         return Html(intro + table.text)
@@ -1418,6 +1410,17 @@ def _quantity(value: object, unit: str | None) -> str:
     if value is None:
         return "—"
     return f"{count_text(value)} calls" if unit == "requests" else count_text(value)
+
+
+def _said_once(lines: list) -> tuple[str, list[str]]:
+    """(the reasons every one of several BudgetLines gives, joined; each line's other
+    reasons): what a table's every row would repeat ("data through …: forecast at …") is said
+    once beside it."""
+    reasons = [b.reason.split("; ") if b.reason else [] for b in lines]
+    common = (
+        [r for r in reasons[0] if all(r in other for other in reasons)] if len(lines) > 1 else []
+    )
+    return "; ".join(common), ["; ".join(r for r in why if r not in common) for why in reasons]
 
 
 def _denominator_text(value: Decimal, kind: str) -> str:

@@ -1,5 +1,6 @@
 """Budgets: each status, the run-rate forecast of a partial period, weekly proration."""
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -337,4 +338,29 @@ def test_a_weeks_packet_names_a_month_to_date_over_budget_among_its_findings():
         '<ol class="ak-findings"><li>Over budget for 2026-10: support&#x27;s production spend '
         "from 1 Oct through 31 Oct is $1,100.00 against its monthly budget of $1,000.00 "
         "(110.0% used).</li></ol>"
+    )
+
+
+def test_the_packet_says_once_what_every_budget_row_would_repeat():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from allocation_kit.packet import Review
+
+    config = budgets({"team": "search", "monthly": 3000}, {"team": "support", "monthly": 100},
+                     thresholds=(80, 100))  # fmt: skip
+    stops = (datetime(2026, 9, 30, 23, 58), datetime(2026, 10, 15, 12, 0))
+    allocation = [line("search", "1000"), line("support", "90")]
+    lines = budget_lines(config, allocation, REG, OCTOBER, stops, "USD")
+    usd = SimpleNamespace(kit=SimpleNamespace(currency="USD"))
+    review = Review(
+        SimpleNamespace(period=OCTOBER, workspace=usd), {}, Path("."), "finops-analyst",
+        datetime(2026, 11, 2), analysis=SimpleNamespace(budgets=lines, month_budgets=[]),
+    )  # fmt: skip
+    page = review.budgets().text
+    whys = re.findall(r'<td class="txt">([^<]*)</td></tr>', page.replace("<wbr>", ""))
+    assert whys == ["", "90.00% of budget used (threshold 80%)"]
+    assert page.endswith(
+        '<p class="ak-note">For every budget: data through 2026-10-15 12:00 UTC: forecast at the '
+        "run rate of 14.5 of 31 days (20,880 of 44,640 minutes).</p>"
     )

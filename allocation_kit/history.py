@@ -118,8 +118,12 @@ def outdated_baseline(out: Path, period: Period, inputs: list[dict]) -> dict[str
 
 
 def _differs(path: Path, recorded: str, digest) -> bool:
-    """Whether `path` now hashes (by `digest`) to other than what a manifest `recorded`."""
-    return digest(path) != recorded
+    """Whether `path` now hashes (by `digest`) to other than what a manifest `recorded`; an
+    unreadable file (edited, not UTF-8) is no longer what was read."""
+    try:
+        return digest(path) != recorded
+    except (OSError, ValueError, csv.Error):
+        return True
 
 
 def outdated_by(out: Path, period: Period) -> list[tuple[str, str]]:

@@ -32,3 +32,6 @@ def test_only_the_columns_a_review_used_make_it_outdated(tmp_path):
     assert outdated_baseline(tmp_path, OCTOBER, read) == {"2026-08": "new", "2026-09": "changed"}
     path.unlink()
     assert outdated_baseline(tmp_path, OCTOBER, read) == {"2026-08": "new", "2026-09": "removed"}
+    # an earlier period's evidence edited past reading is no longer what was read
+    path.write_bytes(b"team,unpriced_requests\n\xff\n")
+    assert outdated_baseline(tmp_path, OCTOBER, read) == {"2026-08": "new", "2026-09": "changed"}

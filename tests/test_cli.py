@@ -429,7 +429,7 @@ def test_init_scaffolds_a_workspace_that_runs(tmp_path, capsys):
     assert budgets == [
         ("search", "500.00", "0.000757500000", "ok"),
         ("support", "300.00", "0.001297500000", "ok"),
-        ("platform", "200.00", "0", "ok"),
+        ("platform", "200.00", "0.000000000000", "ok"),  # at the evidence's scale
     ]
     manifest = json.loads((evidence / "manifest.json").read_text())
     assert [(i["role"], i["path"]) for i in manifest["inputs"][:-3]] == [

@@ -131,10 +131,10 @@ class PeriodLedger:
 
     @property
     def period_files(self) -> list[str]:
-        """The files that belong to this period: most of their rows fall inside it. Their rows
-        outside the period are strays (late or early logging) and are listed one by one in the
-        exception queue; other files' rows are only counted."""
-        return [f for f, (inside, outside) in self.rows_by_file.items() if inside > outside]
+        """The files that belong to this period (`own_file`). Their rows outside the period are
+        strays (late or early logging) and are listed one by one in the exception queue; other
+        files' rows are only counted."""
+        return [f for f, (n_in, n_out) in self.rows_by_file.items() if own_file(n_in, n_out)]
 
     def cost_by_status(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
@@ -718,12 +718,29 @@ def rows_by_file(
     }
 
 
+# Strays are few: a file whose rows outside the period are more than this share of its rows
+# (and more than STRAY_ROWS) holds another period's rows, not rows logged just outside this one.
+STRAY_SHARE = Decimal("0.1")
+STRAY_ROWS = 100
+
+
+def own_file(inside: int, outside: int) -> bool:
+    """Whether a ledger file with `inside` rows in the period and `outside` rows outside it
+    belongs to the period: most of its rows fall inside, and those outside are few (at most
+    STRAY_SHARE of its rows, or STRAY_ROWS). A month's file is no date range's own when the
+    range leaves out more than a tenth of it: the rest of the month is no stray of the range."""
+    few = outside <= STRAY_ROWS or outside <= STRAY_SHARE * (inside + outside)
+    return inside > outside and few
+
+
 def reviewed_rows_sql(period: Period, by_file: dict[str, tuple[str, int, int]]) -> str:
     """SQL: the ledger rows a period's review covers: every row inside the period, and the
-    strays of the period's own files (most of whose rows fall inside it). Other files' rows
-    outside the period (the months beside it, when the ledger path is a wildcard) are only
-    counted."""
-    own = [name for name, inside, outside in by_file.values() if inside > outside and outside]
+    strays of the period's own files (`own_file`). Other files' rows outside the period (the
+    months beside it, when the ledger path is a wildcard; the rest of the month beside a date
+    range) are only counted."""
+    own = [
+        name for name, inside, outside in by_file.values() if own_file(inside, outside) and outside
+    ]
     strays = f" OR source_path IN ({', '.join(_lit(n) for n in own)})" if own else ""
     return f"SELECT * FROM requests WHERE ({period_filter_sql(period)}){strays}"
 

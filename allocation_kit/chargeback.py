@@ -5,9 +5,11 @@ Each team carries its own cost (allocated and shared) and, when kit.yaml's `char
 names them, a share of the amounts no team caused by itself: unallocated spend, the billed usage
 beyond the ledger, and the bill's tax, credits, adjustments, purchases and corrections. Shares
 are in proportion to the teams' own cost, exact (largest remainder at 10⁻¹²). What is not spread
-stays on one line kept by the reviewer. The exact totals are then rounded to the minor unit by
-largest remainder, so the rounded charges sum to the rounded total: a schedule that foots, ready
-to book.
+stays on one line kept by the reviewer, and with it the part of the bill's other items (tax,
+credits, …) that falls on the spend it keeps: the teams' own cost and that spend weigh those
+items together, so no team pays tax on spend that is not (yet) charged to it. The exact totals
+are then rounded to the minor unit by largest remainder, so the rounded charges sum to the
+rounded total: a schedule that foots, ready to book.
 
 The billed usage difference is spread only when the reconciliation passed: a difference the
 reconciliation could not explain is settled with the provider first, not charged to teams.
@@ -34,6 +36,7 @@ __all__ = [
     "INCOMPLETE_BILL",
     "NO_WEIGHTS",
     "SPREADABLE",
+    "USAGE_ITEMS",
     "Charge",
     "Chargeback",
     "bill_charges",
@@ -132,6 +135,9 @@ def _naive(stamp: str | None) -> datetime | None:
 
 
 NO_WEIGHTS = "no team has a cost to weigh the shares by"
+# The items that are spend itself; the others (tax, credits, …) are charged on spend.
+USAGE_ITEMS = ("unallocated", "usage_difference")
+_REVIEWER = ""  # the reviewer's key among team ids in a split (no team id is empty)
 # A bill that does not cover the whole period (days or a billing period missing) is no total to
 # charge: the schedule then foots to the ledger.
 INCOMPLETE_BILL = frozenset({"billing_period_gap", "bill_days_missing"})
@@ -208,10 +214,17 @@ def chargeback(
     if chosen and not weights:
         kept |= {i: NO_WEIGHTS for i in chosen}
         chosen = []
-    shares: dict[str, dict[str, Decimal]] = {team: {} for team in own}
+    # Tax, credits and the other bill items fall on all billed usage: the part on the spend the
+    # reviewer keeps (unallocated spend, an unsettled usage difference) stays with it.
+    held = sum(
+        (items[i] for i in USAGE_ITEMS if i not in chosen and items.get(i, 0) > 0), Decimal(0)
+    )
+    shares: dict[str, dict[str, Decimal]] = {team: {} for team in own} | {_REVIEWER: {}}
     for item in chosen:
-        for team, part in split_exact(items[item], weights).items():
+        by = weights | {_REVIEWER: held} if held and item not in USAGE_ITEMS else weights
+        for team, part in split_exact(items[item], by).items():
             shares[team][item] = part
+    held_shares = shares.pop(_REVIEWER)
     total = ledger_cost + sum(
         (amount for item, amount in items.items() if item != "unallocated"), Decimal(0)
     )
@@ -230,7 +243,7 @@ def chargeback(
     ]
     lines.sort(key=lambda c: (-c.total, c.team))  # equal remainders favour the larger charge
     remaining = total - sum((line.total for line in lines), Decimal(0))
-    kept_items = {i: a for i, a in items.items() if i not in chosen and a}
+    kept_items = {i: a for i, a in items.items() if i not in chosen and a} | held_shares
     lines.append(Charge(None, None, None, Decimal(0), kept_items, remaining, Decimal(0)))
     footed = total.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
     charges = foot([line.total for line in lines], footed, minor_unit(currency))

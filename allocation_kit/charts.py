@@ -258,12 +258,14 @@ def _short_period(label: str) -> str:
 
 
 def unit_cost_trend_chart(
-    trends: Mapping[str, Sequence[tuple[str, Decimal | None, bool]]],
+    trends: Mapping[str, Sequence[tuple[str, Decimal | None, bool, bool]]],
     currency: str,
     title: str,
 ) -> Figure:
-    """One small panel per cost unit: its unit cost period by period. A hollow marker is a
-    period whose definition differs from the one before (not comparable)."""
+    """One small panel per cost unit: its unit cost period by period, (period, unit cost,
+    definition changed, understated). A red ring marks a period whose definition differs from
+    the one before; an understated unit cost (unpriced requests left out of its cost) is an
+    orange ring off the line: neither is comparable with its neighbours."""
     names = list(trends)
     columns = 2 if len(names) > 1 else 1
     rows = (len(names) + columns - 1) // columns
@@ -276,8 +278,13 @@ def unit_cost_trend_chart(
         points = trends[names[k]]
         labels = [_short_period(p[0]) for p in points]
         values = [float(p[1]) if p[1] is not None else float("nan") for p in points]
-        ax.plot(labels, values, color="#4E79A7", marker="o", markersize=4, linewidth=1.5)
-        for label, value, changed in points:
+        line = [float("nan") if p[3] else v for p, v in zip(points, values, strict=True)]
+        ax.plot(labels, line, color="#4E79A7", marker="o", markersize=4, linewidth=1.5)
+        for label, value, changed, understated in points:
+            if understated and value is not None:
+                ax.plot(_short_period(label), float(value), marker="o", markersize=6,
+                        markerfacecolor="none", markeredgecolor="#F28E2B",
+                        markeredgewidth=1.5)  # fmt: skip
             if changed and value is not None:
                 ax.plot(_short_period(label), float(value), marker="o", markersize=9,
                         markerfacecolor="none", markeredgecolor="#E15759")  # fmt: skip

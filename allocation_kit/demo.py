@@ -1129,8 +1129,12 @@ review: {reviewer_role: finops-analyst}
 # with the reviewer. The usage difference is spread only when the reconciliation passes.
 chargeback: {spread: [unallocated, usage_difference, tax, credit]}
 
-# Who evidence/focus_allocated.csv (the allocated cost in FOCUS) names as provider.
-focus: {provider_name: CometAPI}
+# Who evidence/focus_allocated.csv (the allocated cost in FOCUS) names as provider, and the
+# billing account as the provider's bill names it, so its rows join the bill's.
+focus:
+  provider_name: CometAPI
+  billing_account_id: cometapi-acct-000000
+  billing_account_name: Acme Corp
 """
 
 
@@ -1174,7 +1178,8 @@ cost_units:
 _BUDGETS_YAML = """\
 # Monthly budgets per team. A team's actual is its allocated and shared cost in the listed
 # environments (production when none are listed); its other environments are shown beside it.
-# Status: exceeded over 100%; warning once a threshold is crossed or the forecast is over budget.
+# Status: exceeded over 100%; warning once a threshold is crossed, the forecast is over budget,
+# or the actual leaves out unpriced calls (their cost is unknown, so the actual may be short).
 thresholds_pct: [80, 100]
 budgets:
   - {team: search, monthly: 60.00}

@@ -444,10 +444,12 @@ class Review:
         ]
         # the kept items by name: their amounts are in the bridge, and rounded one by one they
         # need not add up to the footed charge
-        kept = ", ".join(ITEM_WORDS[i] for i, a in reviewer.shares.items() if a)
+        held = [i for i in spread if reviewer.shares.get(i)]  # its part of what is spread
+        kept = ", ".join(ITEM_WORDS[i] for i, a in reviewer.shares.items() if a and i not in held)
         if reviewer.charge or kept:
             label = f"Kept by the reviewer ({kept})" if kept else "Kept by the reviewer"
-            body.append((label, "", "", *([""] * len(spread)), self._money(reviewer.charge)))
+            parts = (self._money(reviewer.shares[i]) if i in held else "" for i in spread)
+            body.append((label, "", "", *parts, self._money(reviewer.charge)))
         what = (
             f"the bill for {self.ledger.period.label}"
             if schedule.against_bill
@@ -483,6 +485,13 @@ class Review:
         )
         if any(why == NO_WEIGHTS for why in schedule.kept.values()):
             reasons += f" Nothing is spread: {NO_WEIGHTS}."
+        if held:
+            items = listed([ITEM_WORDS[i] for i in held])
+            reasons += (
+                f" The reviewer's line keeps the part of the {items} "
+                f"that falls on the spend it keeps ({html.escape(kept)}), in proportion to it: no "
+                "team pays for it on spend that is not charged to it."
+            )
         rec = self.reconciliation or {}
         aside = bill_charges(rec, self.currency)[1] if rec.get("billed_cost") is not None else []
         if aside:
@@ -671,7 +680,9 @@ class Review:
         trends = self.analysis.trends if self.analysis else {}
         if not trends:
             return Html("")
-        title = "Unit cost by period (hollow red ring: definition changed)"
+        title = "Unit cost by period (hollow red ring: definition changed"
+        understated = any(p[3] for points in trends.values() for p in points)
+        title += "; orange ring: understated, unpriced requests left out)" if understated else ")"
         return charts.figure_html(charts.unit_cost_trend_chart(trends, self.currency, title), title)
 
     def budgets(self) -> Html:
@@ -1338,6 +1349,19 @@ class Review:
             "findings": [],
         }
 
+    def _charged(self) -> list[tuple[str, str]]:
+        """The sign-off's lines of the chargeback to the bill: what teams are charged, what the
+        reviewer keeps and what the schedule adds up to."""
+        schedule = self.analysis.charges if self.analysis else None
+        if schedule is None:
+            return []
+        charged = sum((line.charge for line in schedule.lines[:-1]), Decimal(0))
+        what = "the bill" if schedule.against_bill else "the ledger total"
+        lines = [("Charged to teams (the chargeback to the bill)", self._money(charged))]
+        if schedule.reviewer.charge:
+            lines.append(("Kept by the reviewer", self._money(schedule.reviewer.charge)))
+        return [*lines, (f"Chargeback total (= {what})", self._money(schedule.footed))]
+
     def sign_off(self) -> Html:
         """The proposed result with every finding behind it, the amounts at stake and a form
         whose choices are the proposal's own words."""
@@ -1352,9 +1376,10 @@ class Review:
                 f"{self.ledger.period.last_day}, UTC)",
             ),
             ("Proposed result", status.replace("_", " ")),
-            ("Allocated to teams (the chargeback)", self._money(allocated)),
+            ("Allocated to teams (their own cost)", self._money(allocated)),
             ("Unallocated (no owner yet)", self._money(self.unallocated_cost)),
             ("Ledger total", self._money(self.ledger.ledger_cost)),
+            *self._charged(),
             ("Reviewer role", self.reviewer_role),
             ("Prepared at (UTC)", self.generated_at.strftime("%Y-%m-%d %H:%M")),
         ]

@@ -453,7 +453,9 @@ class Analysis:
     chargeback: list
     spend_review: dict
     profile: list[dict]
-    trends: dict  # unit name -> [(period, unit cost, definition changed)], oldest first
+    # unit name -> [(period, unit cost, definition changed, understated: unpriced requests left
+    # out)], oldest first
+    trends: dict
     thresholds_pct: list
     charges: Chargeback | None = None  # the schedule that foots to the bill
     teams: list = field(default_factory=list)  # TeamSummary per registered team
@@ -542,11 +544,12 @@ def write_analysis(
         for row in rows:
             if row["name"] in trends:
                 cost = Decimal(row["unit_cost"]) if row["unit_cost"] else None
-                trends[row["name"]].append(
-                    (earlier.label, cost, row.get("definition_changed") == "true")
-                )
+                changed = row.get("definition_changed") == "true"
+                understated = (row.get("unpriced_requests") or "0") != "0"
+                trends[row["name"]].append((earlier.label, cost, changed, understated))
     for u in units:
-        trends[u.name].append((u.period, u.unit_cost, u.definition_changed))
+        understated = u.unpriced_requests > 0
+        trends[u.name].append((u.period, u.unit_cost, u.definition_changed, understated))
     recorded = recorded_spend_by_model(ledger.con, ws.kit.reconciliation.tolerance_pct)
     if recorded:  # only ledgers that carry the gateway's own cost (LiteLLM spend logs)
         _write_csv(

@@ -355,7 +355,8 @@ def _composition(
         f'<p class="ak-note">The charge is the total rounded to the {unit} so that every '
         f"team's charge, with what the reviewer keeps, adds up to {adds_up} exactly: it can "
         f"differ from the total by up to one {unit}. Requests count every attempt, failed ones "
-        "included; on a shared application, the application's requests.</p>"
+        "included; on a shared application, the team's share of them, split like its cost "
+        "(the application's own count is in the packet).</p>"
     )
     return table + rounding_note(sums, currency) + note
 

@@ -97,16 +97,21 @@ def test_spread_items_follow_the_teams_own_cost_and_the_cents_add_up_to_the_bill
 
 def test_what_is_not_spread_stays_with_the_reviewer_and_an_unsettled_difference_too():
     # the reconciliation failed: its +$0.30 is settled with the provider, not charged to teams;
-    # a charge in euros is never added
+    # a charge in euros is never added. The tax falls on all $4.80 of billed usage: the part on
+    # the $0.80 the reviewer keeps ($0.50 unallocated, $0.30 disputed) stays with it:
+    # $0.36 × 0.80 / 4.80 = $0.06; support $0.36 × 3 / 4.80 = $0.225, search $0.075
     record = bill("fail", "4.80", ("Tax", "0.36", "USD"), ("Tax", "5.00", "EUR"))
     schedule = chargeback(
         ALLOCATION, Decimal("4.50"), REGISTRY, record, ["usage_difference", "tax"], "USD"
     )
+    # 3.225 and 1.075 leave one cent: equal remainders, so it goes to the first (support)
     assert summary(schedule) == [
-        ("support", Decimal("3.00"), {"tax": Decimal("0.27")}, Decimal("3.27"), Decimal("3.27")),
-        ("search", Decimal("1.00"), {"tax": Decimal("0.09")}, Decimal("1.09"), Decimal("1.09")),
-        (None, Decimal(0), {"unallocated": Decimal("0.50"), "usage_difference": Decimal("0.30")},
-         Decimal("0.80"), Decimal("0.80")),
+        ("support", Decimal("3.00"), {"tax": Decimal("0.225")}, Decimal("3.225"),
+         Decimal("3.23")),
+        ("search", Decimal("1.00"), {"tax": Decimal("0.075")}, Decimal("1.075"), Decimal("1.07")),
+        (None, Decimal(0), {"unallocated": Decimal("0.50"), "usage_difference": Decimal("0.30"),
+                            "tax": Decimal("0.06")},
+         Decimal("0.86"), Decimal("0.86")),
     ]  # fmt: skip
     assert schedule.kept == {
         "usage_difference": "the reconciliation failed, so what billed usage differs from the "
@@ -234,7 +239,9 @@ def test_the_run_writes_chargeback_csv(workspace, tmp_path):
 
 def test_usage_drawn_down_from_a_prepaid_commitment_is_not_billed_twice():
     # usage bills $0 with an effective cost of $4.50, drawn from a $10.00 purchase this month:
-    # the bill is $10.00, and teams carry their $4.00 of usage plus the purchase net of it
+    # the bill is $10.00, and teams carry their $4.00 of usage plus the purchase net of it,
+    # $5.50, weighed with the $0.50 of unallocated spend the reviewer keeps (its part stays):
+    # support 3.00 + 5.50 × 3/4.5, search 1.00 + 5.50 × 1/4.5, the reviewer 0.50 + 5.50 × 0.5/4.5
     record = bill("pass", "4.50", ("Purchase", "10.00", "USD"))
     record["reasons"] = [
         {"code": "commitment_drawdown", "numbers": {"billed_cost": "0", "effective_cost": "4.50"}}
@@ -245,7 +252,7 @@ def test_usage_drawn_down_from_a_prepaid_commitment_is_not_billed_twice():
         Decimal("10.00"), Decimal("10.00")
     )  # fmt: skip
     assert [(c.team, c.charge) for c in schedule.lines] == [
-        ("support", Decimal("7.13")), ("search", Decimal("2.37")), (None, Decimal("0.50"))
+        ("support", Decimal("6.67")), ("search", Decimal("2.22")), (None, Decimal("1.11"))
     ]  # fmt: skip
 
 

@@ -409,7 +409,12 @@ def test_kit_yaml_points_at_the_workspace_files(demo):
         "budgets": "budgets.yaml",
         "reconciliation": {"tolerance_pct": 1.0},
         "review": {"reviewer_role": "finops-analyst"},
-        "focus": {"provider_name": "CometAPI"},
+        # the billing account as the bill names it, so focus_allocated.csv joins the bill
+        "focus": {
+            "provider_name": "CometAPI",
+            "billing_account_id": "cometapi-acct-000000",
+            "billing_account_name": "Acme Corp",
+        },
         "chargeback": {"spread": ["unallocated", "usage_difference", "tax", "credit"]},
     }
 

@@ -52,13 +52,17 @@ ROWS = [
 ]
 
 
-def with_generic_bill(root: Path, rows, bill: str, period: str = "2026-10") -> Path:
-    """The packet folder of a workspace whose bill is the generic CSV `bill`."""
+def with_generic_bill(
+    root: Path, rows, bill: str, period: str = "2026-10", kit_extra: str = ""
+) -> Path:
+    """The packet folder of a workspace whose bill is the generic CSV `bill` (and whose kit.yaml
+    ends with `kit_extra`)."""
     config = make_workspace(root, rows)
     kit = config.read_text().replace(
         "registry: registry.yaml",
         "billing: {path: bill.csv, format: generic}\nregistry: registry.yaml",
     )
+    kit += kit_extra
     config.write_text(kit)
     (root / "bill.csv").write_text(bill)
     return run_period(config, period, root / "reports", progress=None)
@@ -457,6 +461,44 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
     ]  # fmt: skip
 
 
+def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says_so(tmp_path):
+    # r1 search $1.40, r2 untagged $1.40 (kept: unallocated is not spread); tax $0.28 on the
+    # $2.80 billed falls half on each: search is charged $1.54, the reviewer keeps $1.54
+    big = {"input_tokens": 1_000_000, "output_tokens": 100_000}
+    rows = [request("r1", **big), request("r2", team=None, application=None, **big)]
+    bill = (
+        "date,model,direction,quantity,cost,charge_category,description,currency\n"
+        "2026-10-10,chat-small,input,2000000,2.00,Usage,,USD\n"
+        "2026-10-10,chat-small,output,200000,0.80,Usage,,USD\n"
+        "2026-10-31,,,,0.28,Tax,Sales tax,USD\n"
+    )
+    folder = with_generic_bill(tmp_path, rows, bill, kit_extra="chargeback: {spread: [tax]}\n")
+    page = (folder / "packet.html").read_text()
+    schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]
+    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", schedule)
+    assert cells == [
+        "Team", "Cost center", "Own cost", "+ tax", "Charge",
+        "search", "CC-100", "$1.40", "$0.14", "$1.54",
+        "Kept by the reviewer (unallocated spend)", "", "", "$0.14", "$1.54",
+        "Total (= the bill for 2026-10)", "", "$1.40", "$0.28", "$3.08",
+    ]  # fmt: skip
+    assert (
+        "The reviewer's line keeps the part of the tax that falls on the spend it keeps "
+        "(unallocated spend), in proportion to it: no team pays for it on spend that is not "
+        "charged to it."
+    ) in page
+    sign_off = page.split('id="Sign-off"')[1]
+    facts = re.findall(r'<td class="txt">([^<]*)</td><td class="txt">(\$[^<]*)</td>', sign_off)
+    assert facts == [
+        ("Allocated to teams (their own cost)", "$1.40"),
+        ("Unallocated (no owner yet)", "$1.40"),
+        ("Ledger total", "$2.80"),
+        ("Charged to teams (the chargeback to the bill)", "$1.54"),
+        ("Kept by the reviewer", "$1.54"),
+        ("Chargeback total (= the bill)", "$3.08"),
+    ]
+
+
 def test_a_charge_for_more_than_the_week_is_shown_beside_its_bill_never_added(tmp_path):
     big = {"input_tokens": 1_000_000, "output_tokens": 100_000}  # $1.40 on 2026-10-10, in W41
     bill = (
@@ -617,6 +659,25 @@ def test_date_range_labels_are_short_on_the_unit_cost_axis():
                                        "2026-09-28..2026-10-04")] == [
         "2026-10", "2026-W40", "09-28", "09-28–10-04"
     ]  # fmt: skip
+
+
+def test_an_understated_unit_cost_is_drawn_off_the_trend_line():
+    """A unit cost that leaves out unpriced requests has no change in the table: the chart must
+    not draw a drop to it either (the demo's October once showed a -5.3% that was -0.4%)."""
+    import math
+    from decimal import Decimal as D
+
+    from allocation_kit.charts import unit_cost_trend_chart
+
+    points = [("2026-08", D("0.0281"), False, False), ("2026-09", D("0.02874"), False, False),
+              ("2026-10", D("0.02721"), False, True)]  # fmt: skip
+    figure = unit_cost_trend_chart({"per_1k": points}, "USD", "Unit cost")
+    trend, ring = figure.axes[0].get_lines()
+    values = list(trend.get_ydata())
+    assert values[:2] == [0.0281, 0.02874] and math.isnan(values[2])
+    assert (list(ring.get_ydata()), ring.get_markeredgecolor(), ring.get_markerfacecolor()) == (
+        [0.02721], "#F28E2B", "none"
+    )  # fmt: skip
 
 
 def test_a_coverage_chart_with_nothing_priced_says_so_without_a_warning():

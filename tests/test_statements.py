@@ -75,6 +75,12 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
         ["Charge", "to the cent", "", "", "", "$0.02"],
     ]  # fmt: skip
     assert "(here by up to $0.01)" in search  # $0.00 + $0.01 shown for $0.02
+    # gateway-fixed's one request, split 70/30 like its cost: search's share is 1, support's 0
+    assert (
+        "Requests count every attempt, failed ones included; on a shared application, the "
+        "team's share of them, split like its cost (the application's own count is in the "
+        "packet)."
+    ) in search
     # no bill: the charges add up to the ledger; the period is not signed off yet (untagged r4)
     assert "<strong>Interim:</strong> 2026-10 has no complete bill of its own" in search
     assert "<strong>Provisional:</strong> the review of 2026-10 proposes needs follow up" in search

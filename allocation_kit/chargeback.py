@@ -215,13 +215,20 @@ def chargeback(
         kept |= {i: NO_WEIGHTS for i in chosen}
         chosen = []
     # Tax, credits and the other bill items fall on all billed usage: the part on the spend the
-    # reviewer keeps (unallocated spend, an unsettled usage difference) stays with it.
+    # reviewer keeps (unallocated spend, an unsettled usage difference) stays with it. The teams
+    # carry their own cost plus the spend spread to them (`base`): weighed exactly, a team by
+    # own × base and the reviewer by held × own total, each part is its spend ÷ (base + held).
     held = sum(
         (items[i] for i in USAGE_ITEMS if i not in chosen and items.get(i, 0) > 0), Decimal(0)
     )
+    own_total = sum(weights.values(), Decimal(0))
+    base = own_total + sum((items[i] for i in USAGE_ITEMS if i in chosen), Decimal(0))
+    on_spend = weights
+    if held and base > 0:
+        on_spend = {t: w * base for t, w in weights.items()} | {_REVIEWER: held * own_total}
     shares: dict[str, dict[str, Decimal]] = {team: {} for team in own} | {_REVIEWER: {}}
     for item in chosen:
-        by = weights | {_REVIEWER: held} if held and item not in USAGE_ITEMS else weights
+        by = weights if item in USAGE_ITEMS else on_spend
         for team, part in split_exact(items[item], by).items():
             shares[team][item] = part
     held_shares = shares.pop(_REVIEWER)

@@ -120,6 +120,29 @@ def test_what_is_not_spread_stays_with_the_reviewer_and_an_unsettled_difference_
     assert (schedule.footed, schedule.spread) == (Decimal("5.16"), ("tax",))
 
 
+def test_the_reviewer_keeps_the_tax_on_a_disputed_difference_when_unallocated_is_spread():
+    # billed $4.80: the ledger's $4.50 (unallocated $0.50 spread to the teams) and $0.30 in
+    # dispute, kept; tax $0.36 on all $4.80. The reviewer keeps 0.36 × 0.30 / 4.80 = $0.0225;
+    # the teams carry 0.36 × 4.50 / 4.80 = $0.3375 by own cost: search $0.084375, support
+    # $0.253125
+    record = bill("fail", "4.80", ("Tax", "0.36", "USD"))
+    spread = ["unallocated", "usage_difference", "tax"]
+    schedule = chargeback(ALLOCATION, Decimal("4.50"), REGISTRY, record, spread, "USD")
+    # 3.628125, 1.209375 and 0.3225 floor to 5.14 of 5.16: the two cents go to the largest
+    # remainders, search's 0.9375 and support's 0.8125
+    assert summary(schedule) == [
+        ("support", Decimal("3.00"),
+         {"unallocated": Decimal("0.375"), "tax": Decimal("0.253125")},
+         Decimal("3.628125"), Decimal("3.63")),
+        ("search", Decimal("1.00"),
+         {"unallocated": Decimal("0.125"), "tax": Decimal("0.084375")},
+         Decimal("1.209375"), Decimal("1.21")),
+        (None, Decimal(0), {"usage_difference": Decimal("0.30"), "tax": Decimal("0.0225")},
+         Decimal("0.3225"), Decimal("0.32")),
+    ]  # fmt: skip
+    assert (schedule.footed, schedule.spread) == (Decimal("5.16"), ("unallocated", "tax"))
+
+
 def test_a_months_charges_beside_a_week_are_not_the_weeks_and_never_spread():
     week = {"period": "2026-W42", "period_start": "2026-10-12T00:00:00+00:00",
             "period_end": "2026-10-19T00:00:00+00:00"}  # fmt: skip

@@ -490,7 +490,7 @@ class Review:
             reasons += (
                 f" The reviewer's line keeps the part of the {items} "
                 f"that falls on the spend it keeps ({html.escape(kept)}), in proportion to it: no "
-                "team pays for it on spend that is not charged to it."
+                "team carries them on spend that is not charged to it."
             )
         rec = self.reconciliation or {}
         aside = bill_charges(rec, self.currency)[1] if rec.get("billed_cost") is not None else []
@@ -1048,7 +1048,14 @@ class Review:
             spread = listed([ITEM_WORDS[i] for i in schedule.spread])
             text = (
                 f"The chargeback to the bill (Allocation section) spreads {spread} across the "
-                "teams in proportion to their own cost; the rest stays with the reviewer."
+                "teams in proportion to their own cost; the rest stays with the reviewer"
+            )
+            held = [i for i in schedule.spread if schedule.reviewer.shares.get(i)]
+            text += (
+                f", with the part of the {listed([ITEM_WORDS[i] for i in held])} on the spend it "
+                "keeps."
+                if held
+                else "."
             )
         else:
             text = (

@@ -484,8 +484,13 @@ def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says
     ]  # fmt: skip
     assert (
         "The reviewer's line keeps the part of the tax that falls on the spend it keeps "
-        "(unallocated spend), in proportion to it: no team pays for it on spend that is not "
+        "(unallocated spend), in proportion to it: no team carries them on spend that is not "
         "charged to it."
+    ) in page
+    assert (
+        "The chargeback to the bill (Allocation section) spreads tax across the teams in "
+        "proportion to their own cost; the rest stays with the reviewer, with the part of the tax "
+        "on the spend it keeps."
     ) in page
     sign_off = page.split('id="Sign-off"')[1]
     facts = re.findall(r'<td class="txt">([^<]*)</td><td class="txt">(\$[^<]*)</td>', sign_off)

@@ -89,6 +89,8 @@ _LITELLM_COLUMNS = (
 )  # fmt: skip
 _LITELLM_REQUIRED = ("request_id", "startTime", "prompt_tokens", "completion_tokens")
 _NO_USAGE = "no usage object in the response: token counts unknown"
+_NO_INPUT = "usage has no prompt_tokens or input_tokens: input tokens unknown"
+_NO_OUTPUT = "usage has no completion_tokens or output_tokens: output tokens unknown"
 
 
 def adapted_requests(
@@ -502,6 +504,9 @@ def _openai_usage(
         "model": _first([locate(loc) for loc in fields["model"]]),
         "status_code": _first([v.get(["status_code"])]),
         "chunk": f"COALESCE({obj} = 'chat.completion.chunk', false)",
+        # a completion's usage counts output tokens (an embedding's does not)
+        "completes": f"COALESCE({obj} IN ('chat.completion', 'chat.completion.chunk', "
+        "'response', 'text_completion'), false)",
         # a usage object; `"usage": "lots"` or a list counts no tokens: as if it were absent
         "has_usage": f"COALESCE(starts_with(ltrim({usage}), '{{'), false)",
         "in_tok": in_tok,
@@ -531,6 +536,7 @@ def _openai_usage(
             "min(timestamp) AS timestamp",
             *(f"any_value({c}) AS {c}" for c in keep[2:]),
             "bool_or(has_usage) AS has_usage",
+            "bool_or(completes) AS completes",
             f"arg_max({{'i': in_tok, 'o': out_tok, 'c': cached, 'r': reasoning}}, {total}) "
             "FILTER (WHERE has_usage) AS u",
         ]
@@ -542,13 +548,17 @@ def _openai_usage(
             CASE WHEN has_usage THEN COALESCE(out_tok, '0') ELSE '0' END AS output_tokens,
             CASE WHEN has_usage THEN cached END AS cached_input_tokens,
             CASE WHEN has_usage THEN reasoning END AS reasoning_tokens,
-            CASE WHEN NOT has_usage AND {successful} THEN {_literal(_NO_USAGE)} END
+            CASE WHEN NOT {successful} THEN NULL
+                WHEN NOT has_usage THEN {_literal(_NO_USAGE)}
+                WHEN in_tok IS NULL THEN {_literal(_NO_INPUT)}
+                WHEN out_tok IS NULL AND completes THEN {_literal(_NO_OUTPUT)} END
                 AS source_problem
         FROM (
-            SELECT filename, {", ".join(keep)}, has_usage, in_tok, out_tok, cached, reasoning
+            SELECT filename, {", ".join(keep)}, has_usage, completes, in_tok, out_tok, cached,
+                reasoning
             FROM usage_records WHERE NOT chunk
             UNION ALL
-            SELECT filename, {", ".join(keep)}, has_usage, u.i, u.o, u.c, u.r
+            SELECT filename, {", ".join(keep)}, has_usage, completes, u.i, u.o, u.c, u.r
             FROM (SELECT {streamed} FROM usage_records WHERE chunk GROUP BY request_id)
         )"""
     _materialised(con, query, files)

@@ -336,6 +336,9 @@ def _canonical(column: str, kind: str, src: str, source_types: dict[str, str], t
         return f"CAST({default} AS {kind})"
     ref, src_type = _quote(src), source_types[src]
     if kind == "VARCHAR":
+        if src_type == "JSON":  # JSONL records that disagree on the type: '"search"' is search
+            text = f"json_extract_string({ref}, '$')"
+            return f"NULLIF(TRIM({text}), '')" if trim else f"NULLIF({text}, '')"
         if src_type != "VARCHAR":
             return f"CAST({ref} AS VARCHAR)"
         return f"NULLIF(TRIM({ref}), '')" if trim else f"NULLIF({ref}, '')"

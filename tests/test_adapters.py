@@ -319,6 +319,39 @@ def test_a_usage_value_that_is_no_object_counts_as_no_usage(tmp_path):
     assert rows == [("r1", "quarantined", NO_USAGE), ("r2", "quarantined", NO_USAGE)]
 
 
+def test_a_usage_object_without_a_token_count_is_quarantined_not_read_as_zero(tmp_path):
+    """A successful completion whose usage lacks prompt_tokens (or, for a completion, its
+    completion_tokens) was priced as 0 of them; an embedding's usage has no output tokens."""
+    config = workspace_for(tmp_path, "u.jsonl", "openai-usage")
+    record = {"timestamp": "2026-10-02T10:00:00Z", "status_code": 200}
+    chat = {"object": "chat.completion", "model": "gpt-4o-mini"}
+    embedding = {"object": "list", "model": "gpt-4o-mini"}
+    lines = [
+        record | {"request_id": "r1", "response": chat | {"usage": {"completion_tokens": 100}}},
+        record | {"request_id": "r2",
+                  "response": chat | {"usage": {"prompt_tokens": None, "completion_tokens": 1}}},
+        record | {"request_id": "r3", "response": chat | {"usage": {"prompt_tokens": 100}}},
+        record | {"request_id": "r4", "response": embedding | {"usage": {"prompt_tokens": 100}}},
+        record | {"request_id": "r5", "status_code": 500,
+                  "response": chat | {"usage": {"completion_tokens": 1}}},
+    ]  # fmt: skip
+    (tmp_path / "u.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    rows = (
+        ledger_of(config)
+        .con.execute("SELECT request_id, allocation_status, detail FROM lines ORDER BY 1")
+        .fetchall()
+    )
+    no_input = "usage has no prompt_tokens or input_tokens: input tokens unknown"
+    no_output = "usage has no completion_tokens or output_tokens: output tokens unknown"
+    # r4 (an embedding: input tokens only) and r5 (failed: free) are only untagged
+    untagged = "no team and no application tag"
+    assert rows == [
+        ("r1", "quarantined", no_input), ("r2", "quarantined", no_input),
+        ("r3", "quarantined", no_output), ("r4", "untagged", untagged),
+        ("r5", "untagged", untagged),
+    ]  # fmt: skip
+
+
 def test_a_record_that_is_not_json_is_one_error_line_naming_file_and_line(tmp_path, capsys):
     config = workspace_for(tmp_path, "openai_usage_malformed.jsonl", "openai-usage")
     with pytest.raises(SystemExit) as caught:

@@ -176,6 +176,22 @@ def test_a_bad_jsonl_line_is_named_by_its_line(workspace, tmp_path, count, broke
     assert load_error(config) == (3, f"{tmp_path / 'requests.jsonl'}: {message}")
 
 
+def test_jsonl_text_columns_whose_records_disagree_on_the_type_are_read_as_text(
+    workspace, tmp_path
+):
+    """DuckDB types such a column JSON: its strings once kept their quotes ('"search"'), and
+    every row of the column went unknown_owner or unpriced."""
+    lines = [
+        json.dumps({"request_id": "r1", "team": "search", **RECORD}),
+        json.dumps({"request_id": "r2", "team": 42, **RECORD, "model": 7}),
+        json.dumps({"request_id": 3, "team": {"id": "x"}, **RECORD}),
+    ]
+    con, _ = loaded_requests(jsonl_workspace(workspace, tmp_path, lines))
+    found = con.execute("SELECT request_id, team, model FROM requests ORDER BY 1").fetchall()
+    assert found == [("3", '{"id":"x"}', "chat-small"), ("r1", "search", "chat-small"),
+                     ("r2", "42", "7")]  # fmt: skip
+
+
 # --- batch --------------------------------------------------------------------------------------
 
 

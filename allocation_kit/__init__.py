@@ -1,6 +1,12 @@
 """allocation-kit: allocate, reconcile and review AI API spend from your own request ledger."""
 
+import csv
 from importlib.metadata import PackageNotFoundError, version
+
+# A ledger's free-text column (a feature name, a bill's ChargeDescription) may be longer than the
+# csv module's default 131,072 characters: its limit stopped the kit's own re-reads of a file to
+# name a bad row. DuckDB, which reads the data, has its own limits and names them.
+csv.field_size_limit(2**31 - 1)
 
 try:
     __version__ = version("allocation-kit")

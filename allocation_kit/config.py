@@ -374,7 +374,19 @@ class TokenPrices(_Strict):
         return self
 
 
+def _no_number(value: Any) -> Any:
+    """A date written as a number (20260101) is refused: pydantic would read it as Unix
+    seconds (1970-08-23)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("expected a date such as 2026-10-01")
+    return value
+
+
+ConfigDate = Annotated[date, BeforeValidator(_no_number)]
+
+
 def _utc_datetime(value: Any) -> Any:
+    _no_number(value)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
@@ -440,7 +452,7 @@ class ModelPrice(_Strict):
 class PricingSnapshot(_Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     source_url: str
-    reviewed_on: date
+    reviewed_on: ConfigDate
     reviewed_by: str
     failed_calls_billable: bool = False
     models: list[ModelPrice] = Field(min_length=1)
@@ -599,7 +611,14 @@ def read_yaml(path: Path) -> Any:
 def yaml_document(text: str, source: str | Path) -> Any:
     """The YAML document in text (the contents of source), or a one-line ConfigError: every
     YAML the kit reads goes through here."""
-    loader = _KitLoader(text)
+    try:
+        loader = _KitLoader(text)  # reads the text: a control character stops it here
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        problem = f"unacceptable character #x{exc.character:04x}"
+        where = f"line {line}, column {column}"
+        raise ConfigError(source, where, f"malformed YAML ({problem})") from None
     try:
         root = loader.get_single_node()
         document = loader.construct_document(root) if root is not None else None

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 import duckdb
 from pydantic import Field, model_validator
 
-from .config import Registry, _KeyProblem, _Strict, parse_document
+from .config import ConfigDate, Registry, _KeyProblem, _Strict, parse_document
 from .errors import ConfigError, InputError
 from .history import cell_text, prior_evidence
 from .malformed import EMPTY_FILE, is_empty, ragged_row
@@ -155,7 +155,7 @@ class CostUnit(_Strict):
     denominator: Denominator
     owner: str = Field(min_length=1)
     signed_off_by: str = Field(min_length=1)
-    signed_off_on: date
+    signed_off_on: ConfigDate
     cadence: Literal["monthly", "weekly", "per period"] = "per period"
 
     def definition_sha256(self) -> str:

@@ -57,6 +57,15 @@ def test_malformed_yaml_names_the_line(workspace):
     assert line.endswith(", column 1: malformed YAML (expected ',' or ']', but got '<stream end>')")
 
 
+def test_a_control_character_in_yaml_names_its_line_and_column(workspace, tmp_path):
+    # a form feed pasted from a wiki page: PyYAML refuses it before parsing (once a traceback)
+    line = error_line(workspace, registry=REGISTRY + "# exported from the wiki \x0c page 2\n")
+    assert line == (
+        f"{tmp_path / 'registry.yaml'}: line 20, column 26: malformed YAML (unacceptable "
+        "character #x000c)"
+    )
+
+
 def test_a_key_named_twice_is_an_error_not_the_last_one_silently(workspace, tmp_path):
     # a second applications: list once replaced the first: every application became unknown
     line = error_line(workspace, registry=REGISTRY + "applications:\n  - {id: x, team: search}\n")
@@ -352,6 +361,22 @@ def test_top_level_must_be_a_mapping(workspace):
     ],
 )  # fmt: skip
 def test_an_impossible_date_names_the_key_and_the_line(workspace, old, new, expected):
+    line = error_line(workspace, pricing=PRICING.replace(old, new))
+    assert line.endswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # read as Unix seconds, the price once applied from 1970-08-23
+        ("effective_from: 2026-01-01", "effective_from: 20260101",
+         "pricing.yaml: models[0] (chat-small).effective_from: got 20260101: expected a date "
+         "such as 2026-10-01 (and 3 more problems in this file)"),
+        ("reviewed_on: 2026-09-28", "reviewed_on: 20260928",
+         "pricing.yaml: reviewed_on: got 20260928: expected a date such as 2026-10-01"),
+    ],
+)  # fmt: skip
+def test_a_date_written_as_a_number_is_refused(workspace, old, new, expected):
     line = error_line(workspace, pricing=PRICING.replace(old, new))
     assert line.endswith(expected)
 

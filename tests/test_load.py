@@ -125,6 +125,17 @@ def test_a_ragged_row_in_one_of_several_files_is_named(workspace, tmp_path):
     )
 
 
+def test_a_bad_row_after_a_very_long_field_is_still_named(workspace, tmp_path):
+    """A field over the csv module's default 131,072 characters stopped the re-read that names
+    the row: a traceback."""
+    config = workspace([request("r1", feature="x" * 140_000), request("r2", output_tokens="abc")])
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 2 (line 3), column 'output_tokens': got 'abc', "
+        "expected a whole number of tokens",
+    )
+
+
 @pytest.mark.parametrize("text", ["", "\n\n"])
 def test_an_empty_ledger_file_says_so(workspace, tmp_path, text):
     config = workspace([])

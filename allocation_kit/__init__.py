@@ -3,11 +3,6 @@
 import csv
 from importlib.metadata import PackageNotFoundError, version
 
-# A ledger's free-text column (a feature name, a bill's ChargeDescription) may be longer than the
-# csv module's default 131,072 characters: its limit stopped the kit's own re-reads of a file to
-# name a bad row. DuckDB, which reads the data, has its own limits and names them.
-csv.field_size_limit(2**31 - 1)
-
 try:
     __version__ = version("allocation-kit")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -17,6 +12,11 @@ from .config import Workspace, load_workspace
 from .errors import ConfigError, InputError, KitError
 from .periods import Period, parse_period
 from .pipeline import PeriodLedger, period_ledger
+
+# A ledger's free-text column (a feature name, a bill's ChargeDescription) may be longer than the
+# csv module's default 131,072 characters: its limit stopped the kit's own re-reads of a file to
+# name a bad row. DuckDB, which reads the data, has its own limits and names them.
+csv.field_size_limit(2**31 - 1)
 
 __all__ = [
     "ConfigError",

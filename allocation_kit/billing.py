@@ -147,6 +147,16 @@ GENERIC_DIRECTIONS = {
 _UNIT_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)?\s*([km])?\s*(tokens?|requests?|calls?|images?)\s*$"
 _TIMESTAMP_EXAMPLE = "an ISO 8601 timestamp such as 2025-05-01T00:00:00Z"
 _NUMBER_EXAMPLE = "a decimal number such as 12.50"
+# Amounts and quantities beyond this (either sign) are no bill's: refused, they keep every sum
+# within exact decimal arithmetic (28 digits at the ledger's 12 decimal places).
+MAX_BILL_NUMBER = 10**15
+_TOO_LARGE = f"a number of at most {MAX_BILL_NUMBER:,} either side of 0"
+
+
+def _bounded(field: str) -> tuple[str, str, str]:
+    return (field, f"abs(n_{field}) > {MAX_BILL_NUMBER}", _TOO_LARGE)
+
+
 _STAGED_COLUMNS = list(BILLING_COLUMNS.items())[2:]  # all but source_file and row_number
 
 
@@ -498,6 +508,7 @@ def _focus_plan(path: Path, found: dict[str, str], mapping: dict[str, str]) -> _
         ("BillingPeriodEnd", "ts_BillingPeriodEnd < ts_BillingPeriodStart",
          "a time at or after BillingPeriodStart"),
         *((f, f"t_{f} IS NOT NULL AND n_{f} IS NULL", _NUMBER_EXAMPLE) for f in numbers[1:5]),
+        *(_bounded(f) for f in numbers[:5]),
         _count_check("request_count"),
         ("SkuPriceDetails", f"{details} IS NOT NULL AND j IS NULL",
          'a JSON object such as {"ModelId": "…", "TokenDirection": "Input"}'),
@@ -569,6 +580,8 @@ def _generic_plan(
         ("cost", "n_cost IS NULL", _NUMBER_EXAMPLE),
         ("quantity", "t_quantity IS NOT NULL AND n_quantity IS NULL",
          "a number of tokens (or of calls, for per_call)"),
+        _bounded("cost"),
+        _bounded("quantity"),
         ("direction", "t_direction IS NOT NULL AND direction IS NULL",
          "empty or one of " + ", ".join(words) + " (map your own words with "
          "billing.directions)"),
@@ -932,4 +945,6 @@ def _openai_number(path: Path, where: str, value: object) -> Decimal:
         number = None
     if number is None or not number.is_finite():
         raise InputError(path, where, f"got {value!r}, expected {_NUMBER_EXAMPLE} or its text")
+    if abs(number) > MAX_BILL_NUMBER:
+        raise InputError(path, where, f"got {value!r}, expected {_TOO_LARGE}")
     return number

@@ -84,6 +84,7 @@ def _exact_decimal(value: Any) -> Any:
 # Bounds far beyond any real amount keep every figure within exact decimal arithmetic (28 digits)
 # and picodollars per token within 64 bits.
 MAX_MONEY = Decimal(10) ** 12  # a trillion: a price, a budget or an amount
+MAX_TOKENS = 1_000_000_000  # the most tokens one request may count in a direction
 Money = Annotated[
     Decimal, BeforeValidator(_exact_decimal), Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from .adapters import adapted_requests
-from .config import ADAPTER_FORMATS, RequestsSource
+from .config import ADAPTER_FORMATS, MAX_TOKENS, RequestsSource
 from .errors import ConfigError, InputError
 from .malformed import (
     EMPTY_FILE,
@@ -323,7 +323,6 @@ _REQUIRED = "a value (the column is required)"
 _REQUIRED_TOKENS = "a token count (required for a successful call; blank only on a failed one)"
 # The most tokens one request can count (a thousand times today's largest context windows):
 # per-request costs in picodollars stay within 64 bits, and a period's sums within 128.
-MAX_TOKENS = 1_000_000_000
 _TOO_MANY = f"a token count of at most {MAX_TOKENS:,} for one request"
 _INTEGER_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT"}
 

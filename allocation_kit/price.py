@@ -24,7 +24,7 @@ from decimal import Decimal
 
 import duckdb
 
-from .config import ModelPrice, PricingSnapshot, TokenPrices
+from .config import MAX_TOKENS, ModelPrice, PricingSnapshot, TokenPrices
 
 __all__ = [
     "COST_TYPE",
@@ -142,12 +142,16 @@ def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) ->
     its layout says which batch and tier columns it has."""
     layout = price_layout(pricing)
     columns = layout.columns()
-    typed = ", ".join(f"{c} BIGINT" for c in columns)
+    rows = price_rows(pricing, layout)
+    # A request's cost in picodollars: at most MAX_TOKENS in and out at the dearest token price,
+    # plus a call. Within 64 bits for any real snapshot; a wider one computes in 128 bits.
+    picos = [v for row in rows for v in row[3:] if v is not None] or [0]
+    kind = "BIGINT" if 2 * MAX_TOKENS * max(picos) + max(picos) < 2**63 else "HUGEINT"
+    typed = ", ".join(f"{c} {kind}" for c in columns)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE prices (model VARCHAR, effective_from TIMESTAMP, "
         f"effective_to TIMESTAMP, {typed})"
     )
-    rows = price_rows(pricing, layout)
     if rows:
         marks = ", ".join("?" for _ in range(3 + len(columns)))
         con.executemany(f"INSERT INTO prices VALUES ({marks})", rows)

@@ -380,6 +380,12 @@ def test_an_empty_bill_or_one_with_only_a_header_says_so(tmp_path):
          "got 'US Dollar', expected a 3-letter currency code such as USD"),
         ({"ConsumedQuantity": "lots"}, "column 'ConsumedQuantity'",
          "got 'lots', expected a decimal number such as 12.50"),
+        # past 28 exact digits at 12 places: once "error: [<class 'decimal.InvalidOperation'>]"
+        ({"BilledCost": "100000000000000000"}, "column 'BilledCost'",
+         "got '100000000000000000', expected a number of at most 1,000,000,000,000,000 either "
+         "side of 0"),
+        ({"ConsumedQuantity": "-2e16"}, "column 'ConsumedQuantity'",
+         "got '-2e16', expected a number of at most 1,000,000,000,000,000 either side of 0"),
     ],
 )  # fmt: skip
 def test_a_bad_focus_value_names_file_row_and_column(tmp_path, values, where, expected):
@@ -424,6 +430,9 @@ def test_a_bad_parquet_value_names_its_row(tmp_path):
          "billing.directions)"),
         ("date,model,cost\n2026-10-05,chat-small,$1.00\n",
          "row 1 (line 2), column 'cost': got '$1.00', expected a decimal number such as 12.50"),
+        ("date,model,cost,quantity\n2026-10-05,chat-small,1,1e16\n",
+         "row 1 (line 2), column 'quantity': got '1e16', expected a number of at most "
+         "1,000,000,000,000,000 either side of 0"),
     ],
 )  # fmt: skip
 def test_a_bad_generic_value_names_file_row_and_column(tmp_path, text, expected):

@@ -171,6 +171,27 @@ def test_token_semantics_and_per_call_prices(workspace, values, cost):
     assert ledger.ledger_cost == Decimal(cost)
 
 
+def test_prices_within_the_snapshots_bounds_never_overflow_64_bits(workspace):
+    """$10,000 per 1M tokens (LiteLLM lists $9,710) on 10⁹ tokens is 10¹⁹ picodollars, and a
+    $10M call 10¹⁹ too: both past 64 bits, once a multi-line DuckDB overflow error."""
+    pricing = PRICING + (
+        "  - model: dear\n    effective_from: 2026-01-01\n"
+        "    per_1m_tokens: {input: 10000, output: 0.6}\n    per_call: 10000000\n"
+    )
+    rows = [
+        request("d1", model="dear", input_tokens=1_000_000_000, output_tokens=0),
+        # an itemised (untagged) copy: its cost is computed row by row, not from group sums
+        request("d2", model="dear", input_tokens=1_000_000_000, output_tokens=1_000_000,
+                team=None, application=None),
+    ]  # fmt: skip
+    ledger = run(workspace, rows, pricing=pricing)
+    # 10,000,000 + 10,000,000 per call; 10⁹ × 10,000/10⁶ twice; 10⁶ × 0.6/10⁶
+    assert ledger.ledger_cost == Decimal("40000000.6")
+    assert ledger.cost_by_status() == {
+        "allocated": Decimal("20000000"), "untagged": Decimal("20000000.6")
+    }  # fmt: skip
+
+
 def test_failed_calls_are_counted_and_free_by_default(workspace):
     ledger = run(workspace, [
         request("a1", status_code=429, idempotency_key="k1"),

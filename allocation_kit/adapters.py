@@ -34,6 +34,7 @@ import duckdb
 from .config import RequestFields, RequestsSource
 from .errors import ConfigError, InputError
 from .malformed import bad_json_line, malformed_json_error
+from .malformed import sql_identifier as _quote
 
 __all__ = ["LITELLM_FIELDS", "OPENAI_USAGE_FIELDS", "adapted_requests"]
 
@@ -163,10 +164,6 @@ def _fields(source: RequestsSource) -> dict[str, tuple[str, ...]]:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_list(paths: Iterable[Path]) -> str:

@@ -36,6 +36,7 @@ from .config import BillingSource, Workspace
 from .errors import ConfigError, InputError
 from .load import matching_files
 from .malformed import duplicate_header, not_utf8_error, ragged_row
+from .malformed import sql_identifier as _quote
 from .price import COST_TYPE, DIRECTIONS, alias_sql
 
 __all__ = [
@@ -649,10 +650,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:

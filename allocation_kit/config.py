@@ -293,15 +293,22 @@ class FixedSplit(_Strict):
         return list(self.split)
 
 
+def _each_once(teams: list[str]) -> list[str]:
+    twice = sorted({t for t in teams if teams.count(t) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} listed more than once; expected each team once")
+    return teams
+
+
 class ProportionalSplit(_Strict):
     method: Literal["proportional"]
     basis: Literal["tokens", "cost", "requests"]
-    teams: list[str] = Field(min_length=1)
+    teams: Annotated[list[str], AfterValidator(_each_once)] = Field(min_length=1)
 
 
 class EvenSplit(_Strict):
     method: Literal["even"]
-    teams: list[str] = Field(min_length=1)
+    teams: Annotated[list[str], AfterValidator(_each_once)] = Field(min_length=1)
 
 
 SharedRule = Annotated[FixedSplit | ProportionalSplit | EvenSplit, Field(discriminator="method")]

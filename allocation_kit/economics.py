@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 from .config import ConfigDate, Registry, _KeyProblem, _Strict, parse_document
 from .errors import ConfigError, InputError
 from .history import cell_text, prior_evidence
-from .malformed import EMPTY_FILE, is_empty, ragged_row
+from .malformed import EMPTY_FILE, is_empty, ragged_row, sql_identifier
 from .periods import Period
 from .pipeline import PeriodLedger, kept_items_sql, timestamp_sql
 from .price import DIRECTIONS, PER_TOKEN_SCALE, pico_to_cost
@@ -338,7 +338,7 @@ def _events(
                 f"missing column {needed!r} (named in {loaded.path.name}, unit {unit.name}); "
                 f"columns found: {', '.join(columns)}",
             )
-    value, date_col = f'"{d.column}"', f'"{d.date_column}"'
+    value, date_col = (sql_identifier(c) for c in (d.column, d.date_column))
     bad = con.execute(
         f"""SELECT row_number, {date_col}::VARCHAR, {value}::VARCHAR FROM (
                 SELECT row_number() OVER () AS row_number, * FROM read_csv(?, header = true,

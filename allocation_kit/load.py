@@ -29,6 +29,9 @@ from .malformed import (
     not_utf8_error,
     ragged_row,
 )
+from .malformed import (
+    sql_identifier as _quote,
+)
 from .present import counted
 from .price import alias_sql
 
@@ -198,10 +201,6 @@ def _reader(fmt: str, files: list[Path]) -> str:
         f"read_json({paths}, format = 'newline_delimited', union_by_name = true, "
         "filename = true, sample_size = -1)"
     )
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def load_requests(

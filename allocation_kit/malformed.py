@@ -28,6 +28,7 @@ __all__ = [
     "malformed_json_error",
     "not_utf8_error",
     "ragged_row",
+    "sql_identifier",
 ]
 
 EMPTY_FILE = "the file is empty"
@@ -153,3 +154,8 @@ def duplicate_header(path: Path, delimiter: str = ",") -> tuple[str, str] | None
             )
         seen[name.lower()] = name
     return None
+
+
+def sql_identifier(name: str) -> str:
+    """A column name as a quoted SQL identifier: '"' inside it doubled."""
+    return '"' + name.replace('"', '""') + '"'

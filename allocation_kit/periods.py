@@ -10,9 +10,9 @@ from .errors import ConfigError
 
 __all__ = ["Period", "parse_period", "prior_periods"]
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+_WEEK = re.compile(r"^([0-9]{4})-W([0-9]{2})$")
+_RANGE = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})\.\.([0-9]{4}-[0-9]{2}-[0-9]{2})$")
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ YEARS = range(1970, 9999)  # a period, the one after it and its baseline are all
 def parse_period(text: str) -> Period:
     """The Period named by `2026-10`, `2026-W42` or `2026-10-01..2026-10-15` (days inclusive)."""
     text = str(text).strip()
-    if re.fullmatch(r"\d{4}-w\d{2}", text):
+    if re.fullmatch(r"[0-9]{4}-w[0-9]{2}", text):
         text = text.upper()  # 2026-w42 is the week 2026-W42 (and its folder)
     expected = "a period like 2026-10 (month), 2026-W42 (ISO week) or 2026-10-01..2026-10-15"
-    years = [int(y) for y in re.findall(r"(?<![\d-])(\d{4})(?=-)", text)]
+    years = [int(y) for y in re.findall(r"(?<![0-9-])([0-9]{4})(?=-)", text)]
     if any(y not in YEARS for y in years):
         raise ConfigError(
             None,
@@ -86,7 +86,7 @@ def parse_period(text: str) -> Period:
         if last < first:
             raise ConfigError(None, f"period {text!r}", "the range ends before it starts")
         return Period(text, "range", _midnight(first), _midnight(last + timedelta(days=1)))
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         try:
             date.fromisoformat(text)
             expected += f"; one day is the range {text}..{text}"

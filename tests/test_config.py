@@ -151,6 +151,16 @@ def test_a_misspelt_key_is_named_rather_than_the_key_it_leaves_missing(
     assert edited_error(workspace, file, old, new).endswith(expected)
 
 
+def test_a_team_listed_twice_in_a_split_is_refused(workspace):
+    # an even split once halved the cost while its rule said "even across search, search, …"
+    registry = REGISTRY.replace("teams: [search, support, platform]",
+                                "teams: [search, support, search]")  # fmt: skip
+    assert error_line(workspace, registry=registry).endswith(
+        "registry.yaml: applications[4] (gateway-even).shared.teams: search listed more "
+        "than once; expected each team once"
+    )
+
+
 def test_shared_split_must_sum_to_100(workspace):
     registry = REGISTRY.replace(
         "split: {search: 70, support: 30}", "split: {search: 70, support: 20}"

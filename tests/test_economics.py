@@ -81,6 +81,14 @@ def test_each_denominator_kind(tmp_path, workspace, denominator, value, kind, un
     )  # fmt: skip
 
 
+def test_an_events_column_named_with_a_quote_is_read(tmp_path, workspace):
+    """The name went into the SQL unescaped: a multi-line parser error."""
+    events = 'date,"orders ""net"""\n2026-10-01,5\n'
+    definition = one(denominator="{events: events.csv, column: 'orders \"net\"'}")
+    [u] = units(tmp_path, workspace, ROWS, definition, events=events)
+    assert (u.denominator_value, u.denominator_kind) == (Decimal(5), 'events: orders "net"')
+
+
 def test_numerator_filters_combine_columns_and_lists(tmp_path, workspace):
     rows = [
         request("a", feature="answer"),

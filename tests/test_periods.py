@@ -60,6 +60,8 @@ def test_range_includes_both_days():
             "period '2026-10-15..2026-10-01': the range ends before it starts",
         ),
         ("October", "period 'October': expected a period like 2026-10"),
+        # full-width digits: once a second folder beside 2026-10, the same month twice
+        ("２０２６-10", "period '２０２６-10': expected a period like 2026-10"),
         # dates Python cannot hold (the period after 9999-12, year 0) were a traceback
         *(
             (text, f"period {text!r}: the year must be from 1970 to 9998; expected a period")

@@ -459,9 +459,15 @@ def _problems(
         checks.append((column, f"TRY_CAST({src} AS BIGINT) < 0", "a token count of 0 or more"))
     ts, ts_type = _quote(mapped["timestamp"]), source_types[mapped["timestamp"]]
     if not ts_type.startswith("TIMESTAMP"):
+        # DuckDB also reads 'infinity', 'epoch' and five-digit years: no ISO 8601 text
+        moment = f"TRY_CAST({ts} AS TIMESTAMPTZ)"
+        words = ""
+        if ts_type == "VARCHAR":
+            words = f" OR NOT (left(ltrim({ts}), 1) BETWEEN '0' AND '9')"
         checks.append((
             "timestamp",
-            f"{ts} IS NOT NULL AND TRY_CAST({ts} AS TIMESTAMPTZ) IS NULL",
+            f"{ts} IS NOT NULL AND ({moment} IS NULL OR NOT isfinite({moment}) "
+            f"OR year({moment}) > 9999{words})",
             "an ISO 8601 timestamp such as 2026-10-01T12:00:00Z",
         ))  # fmt: skip
     if mapped["status_code"] and source_types[mapped["status_code"]] not in _INTEGER_TYPES:

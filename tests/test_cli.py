@@ -118,6 +118,11 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
         ([request("r1", timestamp="yesterday")],
          "requests.csv: row 1 (line 2), column 'timestamp': got 'yesterday', expected an ISO 8601 "
          "timestamp such as 2026-10-01T12:00:00Z"),
+        # DuckDB's own words and a five-digit year: once read as 9999-12-31, 1970-01-01, …
+        *(([request("r1"), request("r2", timestamp=text)],
+           f"requests.csv: row 2 (line 3), column 'timestamp': got {text!r}, expected an ISO "
+           "8601 timestamp such as 2026-10-01T12:00:00Z")
+          for text in ("infinity", "-infinity", "epoch", "12026-10-01T09:00:00Z")),
         ([request("r1", model="")],
          "requests.csv: row 1 (line 2), column 'model': got empty, expected a value (the column "
          "is required)"),

@@ -24,6 +24,7 @@ from .malformed import (
     EMPTY_FILE,
     bad_json_line,
     duplicate_header,
+    header_delimiter,
     is_empty,
     malformed_json_error,
     not_utf8_error,
@@ -299,7 +300,7 @@ def _read_as_they_are(
     """Create the view `raw_requests` over the files, each read by its format."""
     readers = []
     for path in files:
-        if formats[str(path)] == "csv" and (twice := duplicate_header(path)):
+        if formats[str(path)] == "csv" and (twice := duplicate_header(path, _delimiter(path))):
             raise InputError(path, *twice)
     for fmt in ("parquet", "csv", "jsonl"):
         group = [f for f in files if formats[str(f)] == fmt]
@@ -366,7 +367,8 @@ def _first_line(exc: Exception) -> str:
 
 
 def _delimiter(path: Path) -> str:
-    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    """The ledger CSV's delimiter, as DuckDB's sniffer finds it (a semicolon, say)."""
+    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else header_delimiter(path)
 
 
 def _first_malformed_record(files: list[Path], formats: dict[str, str]) -> InputError | None:
@@ -489,11 +491,11 @@ def _problems(
             ))  # fmt: skip
         elif flag_type in _INTEGER_TYPES:
             checks.append((flag, f"{b} NOT IN (0, 1)", "true or false"))
-    if mapped["recorded_cost"] and source_types[mapped["recorded_cost"]] == "VARCHAR":
-        rc = _quote(mapped["recorded_cost"])
+    if mapped["recorded_cost"]:  # in Parquet or JSONL too: NaN, inf or 1e40 is no amount
+        rc, rc_type = _quote(mapped["recorded_cost"]), source_types[mapped["recorded_cost"]]
         checks.append((
             "recorded_cost",
-            f"NOT ({blank(rc, 'VARCHAR')}) AND TRY_CAST({rc} AS DECIMAL(38, 12)) IS NULL",
+            f"NOT ({blank(rc, rc_type)}) AND TRY_CAST({rc} AS DECIMAL(38, 12)) IS NULL",
             "an amount such as 0.0014",
         ))  # fmt: skip
     return checks

@@ -278,6 +278,25 @@ def test_a_typed_token_count_beyond_what_one_request_can_use_is_named(workspace,
     )
 
 
+@pytest.mark.parametrize(("value", "shown"), [(float("inf"), "inf"), (1e40, "1e+40")])
+def test_a_recorded_cost_that_is_no_amount_is_named_in_parquet_too(
+    workspace, tmp_path, value, shown
+):
+    """It once became 'not recorded' without a word, while the same text in CSV is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = parquet_ledger(workspace, tmp_path, pa.array([10, 20], pa.int64()))
+    table = pq.read_table(tmp_path / "requests.parquet")
+    table = table.append_column("recorded_cost", pa.array([0.1, value], pa.float64()))
+    pq.write_table(table, tmp_path / "requests.parquet")
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.parquet'}: row 2, column 'recorded_cost': got '{shown}', "
+        "expected an amount such as 0.0014",
+    )
+
+
 def test_a_workspace_folder_whose_name_looks_like_a_glob_finds_its_files(tmp_path):
     from .conftest import PRICING, REGISTRY
 
@@ -319,6 +338,21 @@ def test_a_csv_header_that_names_a_column_twice_is_named(workspace, tmp_path):
         3,
         f"{path}: line 1: the header names column 'MODEL' twice ('model': column names ignore "
         "case); expected each column once",
+    )
+
+
+def test_a_semicolon_csv_header_that_names_a_column_twice_is_named(workspace, tmp_path):
+    """DuckDB sniffs the semicolon; the check read the header by commas and let it pass, and
+    the second model column was dropped without a word."""
+    config = workspace([])
+    path = tmp_path / "requests.csv"
+    path.write_text(
+        "request_id;timestamp;model;input_tokens;output_tokens;model\n"
+        "r1;2026-10-01T09:00:00Z;chat-small;100;10;painter\n"
+    )
+    assert load_error(config) == (
+        3,
+        f"{path}: line 1: the header names column 'model' twice; expected each column once",
     )
 
 

@@ -487,7 +487,7 @@ def _openai_usage(
     seconds = f"CASE WHEN {epoch} > 100000000000 THEN {epoch} / 1000 ELSE {epoch} END"
     timestamp = f"""CASE WHEN {number} IS NULL AND {_first([v.get(["timestamp"])])} IS NOT NULL
             THEN {_first([v.get(["timestamp"])])}
-        ELSE strftime(make_timestamp(CAST({seconds} * 1000000 AS BIGINT)),
+        ELSE strftime(make_timestamp(TRY_CAST({seconds} * 1000000 AS BIGINT)),
                       '%Y-%m-%dT%H:%M:%S.%fZ') END"""
     endpoint = _first([
         *(locate(loc) for loc in fields["endpoint"]),

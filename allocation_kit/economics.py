@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 from .config import ConfigDate, Registry, _KeyProblem, _Strict, parse_document
 from .errors import ConfigError, InputError
 from .history import cell_text, prior_evidence
-from .malformed import EMPTY_FILE, is_empty, ragged_row, sql_identifier
+from .malformed import EMPTY_FILE, first_non_utf8, is_empty, ragged_row, sql_identifier
 from .periods import Period
 from .pipeline import PeriodLedger, kept_items_sql, timestamp_sql
 from .price import DIRECTIONS, PER_TOKEN_SCALE, pico_to_cost
@@ -321,6 +321,8 @@ def _events(
     ragged = ragged_row(path)
     if ragged is not None:
         raise InputError(path, *ragged)
+    if not_utf8 := first_non_utf8(path):  # DuckDB's own error names neither byte nor line
+        raise not_utf8
     try:
         columns = {
             r[0]: r[1]

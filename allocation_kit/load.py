@@ -529,6 +529,8 @@ def _check_values(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger) -> int:
                     f"{counted(n, 'row')} with a value other than {expected}",
                 )
             file, value, request_id = first[0]
+            if formats[file] == "jsonl" and (line := bad_json_line(Path(file))):
+                raise InputError(file, *line)  # a `null` line: DuckDB reads a row of nothing
             row = _row_number(
                 Path(file), formats[file], mapped[column], value, mapped["request_id"], request_id
             )

@@ -24,6 +24,7 @@ __all__ = [
     "EMPTY_FILE",
     "bad_json_line",
     "duplicate_header",
+    "first_non_utf8",
     "header_delimiter",
     "is_empty",
     "malformed_json_error",
@@ -124,19 +125,24 @@ def not_utf8_error(exc: Exception, files: list[Path]) -> InputError | None:
     `exc` says a file is not UTF-8 encoded (its own line and record are off); None otherwise."""
     if "not utf-8 encoded" not in str(exc).lower():
         return None
-    for path in files:
-        opener = gzip.open if path.suffix.lower() == ".gz" else open
-        with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as bad:
-                    return InputError(
-                        path,
-                        f"line {number}",
-                        f"byte {raw[bad.start]:#04x} at column {bad.start + 1} is not UTF-8 text; "
-                        "expected a file saved as UTF-8",
-                    )
+    return next(filter(None, map(first_non_utf8, files)), None)
+
+
+def first_non_utf8(path: Path) -> InputError | None:
+    """The InputError naming the first line of the file that is not UTF-8 text; None if every
+    line is (reads the whole file)."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return InputError(
+                    path,
+                    f"line {number}",
+                    f"byte {raw[bad.start]:#04x} at column {bad.start + 1} is not UTF-8 text; "
+                    "expected a file saved as UTF-8",
+                )
     return None
 
 

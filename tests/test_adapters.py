@@ -352,6 +352,26 @@ def test_a_usage_object_without_a_token_count_is_quarantined_not_read_as_zero(tm
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("stamp", [1e20, "infinity"])
+def test_an_epoch_timestamp_no_time_can_hold_names_its_record(tmp_path, stamp):
+    """It was "cannot read: Conversion Error: Type DOUBLE with value 1e+20 …", no record."""
+    config = workspace_for(tmp_path, "u.jsonl", "openai-usage")
+    usage = {"prompt_tokens": 1, "completion_tokens": 1}
+    record = {
+        "request_id": "r1",
+        "timestamp": stamp,
+        "status_code": 200,
+        "response": {"object": "chat.completion", "model": "gpt-4o-mini", "usage": usage},
+    }
+    (tmp_path / "u.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(InputError) as caught:
+        ledger_of(config)
+    assert caught.value.line() == (
+        f"{tmp_path / 'u.jsonl'}: request_id 'r1', column 'timestamp': got empty, expected a "
+        "value (the column is required)"
+    )
+
+
 def test_a_record_that_is_not_json_is_one_error_line_naming_file_and_line(tmp_path, capsys):
     config = workspace_for(tmp_path, "openai_usage_malformed.jsonl", "openai-usage")
     with pytest.raises(SystemExit) as caught:

@@ -367,6 +367,9 @@ def test_an_empty_bill_or_one_with_only_a_header_says_so(tmp_path):
          "got empty, expected a value (the column is required)"),
         ({"ChargePeriodStart": "01/10/2026"}, "column 'ChargePeriodStart'",
          "got '01/10/2026', expected an ISO 8601 timestamp such as 2025-05-01T00:00:00Z"),
+        # DuckDB reads 'infinity': the end was blamed for being before it
+        ({"ChargePeriodStart": "infinity"}, "column 'ChargePeriodStart'",
+         "got 'infinity', expected an ISO 8601 timestamp such as 2025-05-01T00:00:00Z"),
         ({"ChargePeriodEnd": "2026-09-30T00:00:00Z"}, "column 'ChargePeriodEnd'",
          "got '2026-09-30T00:00:00Z', expected a time at or after ChargePeriodStart"),
         ({"SkuPriceDetails": '{"ModelId": "chat-small",'}, "column 'SkuPriceDetails'",

@@ -89,6 +89,20 @@ def test_an_events_column_named_with_a_quote_is_read(tmp_path, workspace):
     assert (u.denominator_value, u.denominator_kind) == (Decimal(5), 'events: orders "net"')
 
 
+def test_an_events_file_that_is_not_utf8_names_its_line(tmp_path, workspace):
+    config = workspace(ROWS, kit=KIT + "cost_units: cost_units.yaml\n")
+    (tmp_path / "cost_units.yaml").write_text(one(denominator="{events: events.csv, column: n}"))
+    (tmp_path / "events.csv").write_bytes("date,n,note\n2026-10-01,5,café\n".encode("latin-1"))
+    ws = load_workspace(config)
+    ledger = period_ledger(ws, parse_period("2026-10"), validate=False)
+    with pytest.raises(InputError) as caught:
+        unit_economics(ledger, ws.cost_units, tmp_path / "reports")
+    assert caught.value.line() == (
+        f"{tmp_path / 'events.csv'}: line 2: byte 0xe9 at column 17 is not UTF-8 text; expected "
+        "a file saved as UTF-8"
+    )
+
+
 def test_numerator_filters_combine_columns_and_lists(tmp_path, workspace):
     rows = [
         request("a", feature="answer"),

@@ -645,17 +645,19 @@ def test_a_period_none_of_the_rows_fall_in_is_one_line(workspace, tmp_path, caps
     )
 
 
-def test_timestamps_past_year_9999_are_named_not_a_format_error(workspace, tmp_path, capsys):
+def test_a_timestamp_past_year_9999_in_text_is_named_with_its_row(workspace, tmp_path, capsys):
+    # DuckDB reads the five-digit year; ISO 8601 does not write one (it was taken for a stray)
     config = workspace([request("r1", timestamp="20261-10-10T12:00:00Z")])
     assert review(config) == 3
     assert last_line(capsys) == (
-        f"error: {tmp_path / 'requests.csv'}: none of its 1 row falls in 2026-10 (2026-10-01 "
-        "to 2026-10-31 UTC); they run from 20261-10-10 12:00 to 20261-10-10 12:00 UTC: check the "
-        "period or the ledger path"
+        f"error: {tmp_path / 'requests.csv'}: row 1 (line 2), column 'timestamp': got "
+        "'20261-10-10T12:00:00Z', expected an ISO 8601 timestamp such as 2026-10-01T12:00:00Z"
     )
 
 
 def test_a_stray_row_past_year_9999_does_not_break_the_budgets(tmp_path, capsys):
+    import duckdb
+
     from allocation_kit.config import load_workspace
     from allocation_kit.periods import parse_period
     from allocation_kit.pipeline import period_ledger
@@ -666,6 +668,14 @@ def test_a_stray_row_past_year_9999_does_not_break_the_budgets(tmp_path, capsys)
     rows = sample.read_text().splitlines()
     rows.append(rows[-1].replace("req-0006", "req-0007").replace("2026-10-", "10000-10-"))
     sample.write_text("\n".join(rows) + "\n")
+    # a typed Parquet timestamp can hold the year 10000 (text in ISO 8601 cannot)
+    duckdb.execute(
+        f"COPY (SELECT * REPLACE (CAST(timestamp AS TIMESTAMP) AS timestamp) FROM '{sample}') "
+        f"TO '{sample.with_suffix('.parquet')}'"
+    )
+    sample.unlink()
+    kit = target / "kit.yaml"
+    kit.write_text(kit.read_text().replace("data/requests/*.csv", "data/requests/*.parquet"))
     ledger = period_ledger(load_workspace(target / "kit.yaml"), parse_period("2026-10"))
     assert ledger.counts.out_of_period == 1  # listed, never lost
     evidence = tmp_path / "evidence"

@@ -124,6 +124,7 @@ class PeriodLedger:
     validation: list = field(default_factory=list)  # SuiteResult of every suite run
     validation_parameters: dict = field(default_factory=dict)
     input_sha256: Future | None = None  # {path: SHA-256} of the ledger files, being computed
+    own_files: tuple[str, ...] = ()  # the files that belong to the period (`own_file`)
 
     @property
     def out_of_period_by_file(self) -> dict[str, int]:
@@ -134,7 +135,7 @@ class PeriodLedger:
         """The files that belong to this period (`own_file`). Their rows outside the period are
         strays (late or early logging) and are listed one by one in the exception queue; other
         files' rows are only counted."""
-        return [f for f, (n_in, n_out) in self.rows_by_file.items() if own_file(n_in, n_out)]
+        return list(self.own_files)
 
     def cost_by_status(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
@@ -608,7 +609,8 @@ def period_ledger(
         allocation=allocation,
         counts=counts,
         ledger_cost=ledger_cost,
-        rows_by_file={f: (inside, outside) for f, (_, inside, outside) in by_file.items()},
+        rows_by_file={f: (inside, outside) for f, (_, inside, outside, _) in by_file.items()},
+        own_files=tuple(f for f, (_, *counts) in by_file.items() if own_file(*counts)),
         timings=timings,
         validation=suites,
         validation_parameters=parameters,
@@ -701,46 +703,54 @@ def nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, peri
     )
 
 
+# Rows logged just outside a period: within this of its bounds (the widest UTC offset, +14:00:
+# a month exported by local time holds hours of the next month's, never more).
+NEAR = timedelta(hours=14)
+# Rows further out are few in a file of the period's own: at most STRAY_ROWS, and at most this
+# share of its rows. More of them are another period's rows (the rest of the month beside a date
+# range), not rows logged outside this one.
+STRAY_SHARE = Decimal("0.1")
+STRAY_ROWS = 100
+
+
 def rows_by_file(
     con: duckdb.DuckDBPyConnection, period: Period, root
-) -> dict[str, tuple[str, int, int]]:
+) -> dict[str, tuple[str, int, int, int]]:
     """{ledger file relative to the workspace: (its name in the view `requests`, rows inside
-    the period, rows outside it)}."""
+    the period, rows outside it, rows outside it by more than NEAR)}."""
     inside = period_filter_sql(period)
+    near = (
+        f"timestamp >= {timestamp_sql(period.start - NEAR)} "
+        f"AND timestamp < {timestamp_sql(period.end + NEAR)}"
+    )
     prefix = str(root.resolve()).rstrip("/") + "/"
     return {  # grouped by the raw file name (cheap) and made relative here
-        (name[len(prefix) :] if name.startswith(prefix) else name): (name, n_in, n_out)
-        for name, n_in, n_out in con.execute(
+        (name[len(prefix) :] if name.startswith(prefix) else name): (name, n_in, n_out, n_far)
+        for name, n_in, n_out, n_far in con.execute(
             f"""SELECT source_path, count(*) FILTER (WHERE {inside})::BIGINT,
-                count(*) FILTER (WHERE NOT ({inside}))::BIGINT
+                count(*) FILTER (WHERE NOT ({inside}))::BIGINT,
+                count(*) FILTER (WHERE NOT ({near}))::BIGINT
             FROM requests GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
     }
 
 
-# Strays are few: a file whose rows outside the period are more than this share of its rows
-# (and more than STRAY_ROWS) holds another period's rows, not rows logged just outside this one.
-STRAY_SHARE = Decimal("0.1")
-STRAY_ROWS = 100
-
-
-def own_file(inside: int, outside: int) -> bool:
-    """Whether a ledger file with `inside` rows in the period and `outside` rows outside it
-    belongs to the period: most of its rows fall inside, and those outside are few (at most
-    STRAY_SHARE of its rows, or STRAY_ROWS). A month's file is no date range's own when the
-    range leaves out more than a tenth of it: the rest of the month is no stray of the range."""
-    few = outside <= STRAY_ROWS or outside <= STRAY_SHARE * (inside + outside)
+def own_file(inside: int, outside: int, far: int) -> bool:
+    """Whether a ledger file with `inside` rows in the period and `outside` rows outside it, of
+    which `far` are more than NEAR outside, belongs to the period: most of its rows fall inside,
+    and the far ones are few (at most STRAY_ROWS and STRAY_SHARE of its rows). A month's file
+    is no date range's own when the range leaves out more than a day or so of it: the rest of
+    the month is no stray of the range, whatever the size of the file."""
+    few = far <= STRAY_ROWS and far <= STRAY_SHARE * (inside + outside)
     return inside > outside and few
 
 
-def reviewed_rows_sql(period: Period, by_file: dict[str, tuple[str, int, int]]) -> str:
+def reviewed_rows_sql(period: Period, by_file: dict[str, tuple[str, int, int, int]]) -> str:
     """SQL: the ledger rows a period's review covers: every row inside the period, and the
     strays of the period's own files (`own_file`). Other files' rows outside the period (the
     months beside it, when the ledger path is a wildcard; the rest of the month beside a date
     range) are only counted."""
-    own = [
-        name for name, inside, outside in by_file.values() if own_file(inside, outside) and outside
-    ]
+    own = [name for name, *counts in by_file.values() if own_file(*counts) and counts[1]]
     strays = f" OR source_path IN ({', '.join(_lit(n) for n in own)})" if own else ""
     return f"SELECT * FROM requests WHERE ({period_filter_sql(period)}){strays}"
 
@@ -750,7 +760,7 @@ def period_validation(
     workspace: Workspace,
     period: Period,
     relations: dict[str, str] | None = None,
-    by_file: dict[str, tuple[str, int, int]] | None = None,
+    by_file: dict[str, tuple[str, int, int, int]] | None = None,
 ) -> tuple[list, dict]:
     """Run the Great Expectations suites on the ledger rows the review covers (view
     `reviewed_requests`, see `reviewed_rows_sql`), the registry and the pricing snapshot; a
@@ -805,7 +815,7 @@ def _counts(
     con: duckdb.DuckDBPyConnection,
     rows_read: int,
     logical_calls: int,
-    by_file: dict[str, tuple[str, int, int]],
+    by_file: dict[str, tuple[str, int, int, int]],
 ) -> tuple[Counts, Decimal]:
     (attempted, successful, billable, unpriced, quarantined, copies, cost, cached) = con.execute(
         f"""SELECT COALESCE(sum(requests), 0)::BIGINT,
@@ -819,7 +829,7 @@ def _counts(
             COALESCE(sum(successful_requests) FILTER (WHERE NOT billable), 0)::BIGINT
         FROM lines"""
     ).fetchall()[0]
-    out = sum(outside for _, _, outside in by_file.values())
+    out = sum(outside for _, _, outside, _ in by_file.values())
     counts = Counts(
         rows_read=rows_read,
         out_of_period=out,

@@ -249,32 +249,38 @@ def test_rows_outside_the_period_are_excluded_and_counted(workspace):
     assert ledger.out_of_period_by_file == {"requests.csv": 3}
 
 
-def test_a_file_is_the_periods_own_when_its_rows_outside_are_few():
+def test_a_file_is_the_periods_own_when_its_rows_far_outside_are_few():
     from allocation_kit.pipeline import own_file
 
-    assert own_file(3, 1)  # a late row beside three: few in number (at most 100)
-    assert own_file(108_353, 10)  # a month's file and the rows logged just before it
-    assert own_file(900, 100) and own_file(9_000, 1_000)  # at most a tenth of its rows
-    assert not own_file(9_000, 1_001)  # more than a tenth, and more than 100
-    # 2026-10-05..2026-10-20 against October's file: the rest of the month is no stray
-    assert not own_file(52_000, 48_977)
-    assert not own_file(1, 1) and not own_file(0, 0)  # not even most of its rows
+    # (inside, outside, of which more than 14 hours outside)
+    assert own_file(3, 1, 0)  # a late row beside three: logged just after the period
+    assert own_file(108_353, 10, 0)  # a month's file and the rows logged just before it
+    # a month exported by local time (UTC−5): five hours of the next month, all near
+    assert own_file(100_000, 700, 0)
+    assert own_file(9_000, 1_000, 100) and own_file(900, 100, 90)  # far: at most 100, a tenth
+    assert not own_file(9_000, 1_000, 101)  # more than 100 far outside
+    # 2026-10-05..2026-10-20 against a small October file (198 rows, 96 outside, 80 far): the
+    # 100 rows allowed once made the rest of its month strays
+    assert not own_file(102, 96, 80)
+    # 2026-10-01..2026-10-29 against October's file: 30 and 31 October are no strays
+    assert not own_file(93_500, 6_500, 4_500)
+    assert not own_file(1, 1, 0) and not own_file(0, 0, 0)  # not even most of its rows
 
 
 def test_the_rest_of_a_month_beside_a_date_range_is_counted_not_listed(workspace, tmp_path):
     from allocation_kit.report import write_evidence
 
     inside = [request(f"in{i}", timestamp="2026-10-10T12:00:00Z") for i in range(150)]
-    later = [request(f"late{i}", timestamp="2026-10-25T12:00:00Z") for i in range(101)]
+    later = [request(f"late{i}", timestamp="2026-10-25T12:00:00Z") for i in range(20)]
     ledger = run(workspace, inside + later, period="2026-10-01..2026-10-15")
-    assert ledger.rows_by_file == {"requests.csv": (150, 101)}
-    assert ledger.period_files == []  # 101 rows outside: more than 100 and than a tenth
+    assert ledger.rows_by_file == {"requests.csv": (150, 20)}
+    assert ledger.period_files == []  # 20 rows ten days out: more than a tenth of 170
     write_evidence(tmp_path / "out", ledger, {"period": ledger.period.label})
     queue = (tmp_path / "out" / "evidence" / "exceptions.csv").read_text()
     assert "out_of_period" not in queue
-    # a file with one late row is the period's own: that row is listed
-    ledger = run(workspace, [*inside, request("late", timestamp="2026-10-16T00:00:05Z")],
-                 period="2026-10-01..2026-10-15")  # fmt: skip
+    # rows logged within 14 hours of the end are the period's own, however many: listed
+    near = [request(f"late{i}", timestamp="2026-10-16T13:59:59Z") for i in range(20)]
+    ledger = run(workspace, [*inside, *near], period="2026-10-01..2026-10-15")
     assert ledger.period_files == ["requests.csv"]
 
 

@@ -1,5 +1,6 @@
 """What changed between two pricing snapshots: models and dated entries added or removed, each
-price changed (old → new, change in percent), effective dates and the failed-calls rule.
+price changed (old → new, change in percent), effective dates, the failed-calls rule and the
+aliases (which model's prices a ledger's name pays).
 
 Entries of a model are matched by `effective_from`; when a model has one unmatched entry on
 each side, they are the same entry re-dated (an `effective_from` change) rather than a removal
@@ -151,6 +152,12 @@ def snapshot_changes(old: PricingSnapshot, new: PricingSnapshot) -> list[PriceCh
         pairs.sort(key=lambda p: (p[1] or p[0]).effective_from)  # type: ignore[union-attr]
         for a, b in pairs:
             rows += _entry_changes(model, a, b)
+    # an alias decides which prices a ledger's model name pays: its change is a price change
+    for alias in sorted(old.aliases.keys() | new.aliases.keys()):
+        a, b = old.aliases.get(alias), new.aliases.get(alias)
+        if a != b:
+            kind = "added" if a is None else "removed" if b is None else "changed"
+            rows.append(PriceChange(kind, "", "", f"aliases.{alias}", a or "", b or "", ""))
     return rows
 
 

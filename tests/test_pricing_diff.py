@@ -98,6 +98,19 @@ def test_each_added_removed_and_changed_value_is_one_row():
     ]  # fmt: skip
 
 
+def test_an_alias_pointed_at_another_model_is_a_change():
+    """`fast-chat: chat-small` → `fast-chat: long-ctx` reprices every call the ledger logs as
+    fast-chat: it once said "no changes"."""
+    old = OLD + "aliases: {fast-chat: chat-small, legacy: chat-small}\n"
+    new = OLD + "aliases: {fast-chat: long-ctx, pix: painter}\n"
+    changes = snapshot_changes(snapshot(old), snapshot(new))
+    assert [tuple(vars(c).values()) for c in changes] == [
+        ("changed", "", "", "aliases.fast-chat", "chat-small", "long-ctx", ""),
+        ("removed", "", "", "aliases.legacy", "chat-small", "", ""),
+        ("added", "", "", "aliases.pix", "", "painter", ""),
+    ]
+
+
 def test_the_text_table_names_both_snapshots_and_sums_up(tmp_path, capsys):
     code, out = diff(tmp_path, capsys, OLD, NEW)
     assert code == 0

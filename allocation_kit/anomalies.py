@@ -28,7 +28,7 @@ from statistics import median
 
 from .history import BASELINE_PERIODS, cell_text, prior_evidence
 from .pipeline import PeriodLedger
-from .present import money, unit_money
+from .present import listed, money, unit_money
 
 __all__ = [
     "ANOMALY_COLUMNS",
@@ -40,7 +40,17 @@ __all__ = [
     "spend_profile",
 ]
 
-PROFILE_COLUMNS = ("period", "scope", "key", "requests", "cost", "input_tokens", "output_tokens")
+PROFILE_COLUMNS = (
+    "period",
+    "scope",
+    "key",
+    "requests",
+    "cost",
+    "input_tokens",
+    "output_tokens",
+    # billable calls without a price: the cost leaves them out (empty for callers and endpoints)
+    "unpriced_requests",
+)
 ANOMALY_COLUMNS = (
     "scope",
     "key",
@@ -99,7 +109,7 @@ def spend_profile(ledger: PeriodLedger) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     label = ledger.period.label
 
-    def add(scope: str, key: object, requests, cost, tokens_in, tokens_out) -> None:
+    def add(scope: str, key: object, requests, cost, tokens_in, tokens_out, unpriced) -> None:
         rows.append(
             {
                 "period": label,
@@ -109,10 +119,11 @@ def spend_profile(ledger: PeriodLedger) -> list[dict[str, object]]:
                 "cost": cost,
                 "input_tokens": int(tokens_in),
                 "output_tokens": int(tokens_out),
+                "unpriced_requests": unpriced,
             }
         )
 
-    teams: dict[str, list] = defaultdict(lambda: [0, Decimal(0), 0, 0])
+    teams: dict[str, list] = defaultdict(lambda: [0, Decimal(0), 0, 0, 0])
     for line in ledger.allocation:
         key = line.team or _UNALLOCATED + line.allocation_status
         acc = teams[key]
@@ -120,13 +131,15 @@ def spend_profile(ledger: PeriodLedger) -> list[dict[str, object]]:
         acc[1] += line.cost
         acc[2] += line.input_tokens
         acc[3] += line.output_tokens
+        acc[4] += line.unpriced_requests
     for key in sorted(teams):
         add("team", key, *teams[key])
     con = ledger.con
     for scope, column in (("application", "application"), ("model", "model"), ("day", "day")):
         for key, *numbers in con.execute(
             f"""SELECT {column}, sum(requests)::BIGINT, sum(cost), sum(input_tokens)::BIGINT,
-                sum(output_tokens)::BIGINT
+                sum(output_tokens)::BIGINT,
+                COALESCE(sum(requests) FILTER (WHERE billable AND NOT priced), 0)::BIGINT
             FROM lines WHERE {column} IS NOT NULL GROUP BY ALL ORDER BY ALL"""
         ).fetchall():
             add(scope, key, *numbers)
@@ -139,7 +152,7 @@ def spend_profile(ledger: PeriodLedger) -> list[dict[str, object]]:
     ).fetchall():
         scope, key = ("caller", caller) if caller is not None else ("endpoint", endpoint)
         requests, tokens_in, tokens_out = numbers
-        add(scope, key, requests, None, tokens_in, tokens_out)
+        add(scope, key, requests, None, tokens_in, tokens_out, None)
     return rows
 
 
@@ -282,7 +295,22 @@ def _linked(ledger: PeriodLedger, found: list[Anomaly], currency: str) -> list[A
     return linked
 
 
+def _understated(row: dict | None) -> bool:
+    """Whether a profile row's cost leaves out unpriced calls (unknown in evidence from before
+    the column: taken as none)."""
+    return row is not None and _number(row.get("unpriced_requests")) > 0
+
+
 def _spike(flag, scope, key, metric, row, seen, total, currency, history, ledger) -> None:
+    compared, left_out = len(seen), ""
+    if metric == "spend":  # a period whose cost left out unpriced calls is no $ baseline
+        unknown = [p.label for (p, _), s in zip(history, seen, strict=True) if _understated(s)]
+        seen = [s for s in seen if not _understated(s)]
+        if not seen:
+            return
+        compared = len(seen)
+        if unknown:
+            left_out = f"; {listed(unknown)} left out: its cost leaves out unpriced calls"
     values = [_metric(s, metric) for s in seen]
     actual = _metric(row, metric)
     base, score = robust_score(values, actual)
@@ -294,11 +322,15 @@ def _spike(flag, scope, key, metric, row, seen, total, currency, history, ledger
     times = f" ({(actual / base).quantize(Decimal('0.1'))}× the baseline)" if base else ""
     text = (
         f"{_what(scope, key)}: {noun} {shown(actual)} in {ledger.period.label} against a median "
-        f"of {shown(base)} over the {len(history)} earlier periods{times}, score {score}"
+        f"of {shown(base)} over {_periods(compared)}{times}, score {score}{left_out}"
     )
     if scope == "application":
         text += _driver(ledger, key)
     flag(scope, key, metric, base, actual, score, text, change)
+
+
+def _periods(n: int) -> str:
+    return "the earlier period" if n == 1 else f"the {n} earlier periods"
 
 
 def _count(value: Decimal) -> str:

@@ -86,6 +86,30 @@ def test_a_spike_after_three_normal_periods_is_flagged_and_explained(workspace, 
     )  # fmt: skip
 
 
+def test_a_period_whose_cost_left_out_unpriced_calls_is_no_spend_baseline(workspace, tmp_path):
+    """July's calls had no price: its $0 once counted as a month of $0 spend in the median."""
+    rows = calls("2026-07", 10, model="mystery") + [r for m in MONTHS[1:3] for r in calls(m, 10)]
+    rows += calls("2026-10", 50)
+    analysis = review(workspace, tmp_path, rows)
+    by_key = {(a.scope, a.key, a.metric): a for a in analysis.anomalies}
+    assert by_key["application", "search-api", "spend"].explanation == (
+        "application search-api: spend $0.07 in 2026-10 against a median of $0.01 over the 2 "
+        "earlier periods (5.0× the baseline), score 40.00; 2026-07 left out: its cost leaves out "
+        "unpriced calls. Largest caller: svc-search, 50 requests on 2026-10-10 (100% of the "
+        "application's requests)"
+    )
+    # requests count whatever their price: July is in that median
+    assert by_key["application", "search-api", "requests"].explanation.startswith(
+        "application search-api: requests 50 in 2026-10 against a median of 10 over the 3 "
+        "earlier periods"
+    )
+    with (tmp_path / "reports" / "2026-07" / "evidence" / "spend_profile.csv").open() as handle:
+        july = {(r["scope"], r["key"]): r for r in csv.DictReader(handle)}
+    assert (july["team", "search"]["cost"], july["team", "search"]["unpriced_requests"]) == (
+        "0.000000000000", "10"
+    )  # fmt: skip
+
+
 def test_a_steady_series_flags_nothing(workspace, tmp_path):
     rows = [r for m in MONTHS for r in calls(m, 10)]
     analysis = review(workspace, tmp_path, rows)

@@ -35,7 +35,7 @@ BASELINE_PERIODS = 6  # how many earlier periods a baseline looks back at
 READ_COLUMNS = {
     "spend_profile.csv": (
         ("scope", "key", "requests", "cost", "input_tokens", "output_tokens"),
-        ("requests", "cost", "input_tokens", "output_tokens"),
+        ("requests", "cost", "input_tokens", "output_tokens", "unpriced_requests"),
     ),
     "unit_economics.csv": (("name", "unit_cost", "definition_sha256"), ("unit_cost",)),
     "teams.csv": (("team", "unpriced_requests"), ("unpriced_requests",)),
@@ -46,7 +46,7 @@ READ_COLUMNS = {
 # ones it reads when present): what `baseline_digest` hashes. A re-run that changes only other
 # columns (the reviewer role in teams.csv, say) changes no later review.
 COMPARED_COLUMNS = {
-    "spend_profile.csv": READ_COLUMNS["spend_profile.csv"][0],
+    "spend_profile.csv": (*READ_COLUMNS["spend_profile.csv"][0], "unpriced_requests"),
     "unit_economics.csv": (
         *READ_COLUMNS["unit_economics.csv"][0],
         "definition_changed",
@@ -61,8 +61,12 @@ def baseline_digest(path: Path) -> str:
     row by row (the manifest's `compared_sha256` of a baseline input)."""
     digest = hashlib.sha256()
     with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            cells = [row.get(c) for c in COMPARED_COLUMNS[path.name]]
+        reader = csv.DictReader(handle)
+        # an optional column a file of an earlier kit version lacks is not hashed: its digest
+        # stays the one that version's manifests hold
+        columns = [c for c in COMPARED_COLUMNS[path.name] if c in (reader.fieldnames or ())]
+        for row in reader:
+            cells = [row.get(c) for c in columns]
             digest.update(json.dumps(cells).encode() + b"\n")
     return digest.hexdigest()
 
@@ -187,8 +191,8 @@ def _evidence_rows(path: Path, columns: tuple[str, ...], numbers: tuple[str, ...
     if missing:
         raise InputError(path, None, f"missing column {missing[0]!r}; expected {expected}")
     for i, row in enumerate(rows, start=1):
-        for column in numbers:
-            value = row[column]
+        for column in numbers:  # an optional one (unpriced_requests) may be absent: None
+            value = row.get(column)
             try:
                 if value not in ("", None) and not Decimal(value).is_finite():
                     raise InvalidOperation  # NaN, Infinity: no amount

@@ -1137,13 +1137,25 @@ class Review:
                 "(LiteLLM spend logs do), so there is no second opinion on the prices.</p>"
             )
         off = [line for line in lines if not line.agrees]
-        names = ", ".join(html.escape(line.model) for line in off)
+
+        def named(finding: str) -> tuple[int, str]:
+            models = [html.escape(line.model) for line in off if line.finding == finding]
+            return len(models), ", ".join(models)
+
+        said = []
+        for finding, words in (
+            ("differs", "priced {} differently: {}"),
+            ("unpriced", "priced {} the snapshot has no price for: {}"),
+            ("partly recorded", "recorded a cost for only some calls of {}: {}"),
+        ):
+            n, names = named(finding)
+            if n:
+                said.append(words.format(counted(n, "model"), names))
         if off:
             head = (
-                '<div class="ak-banner ak-warn"><strong>The gateway priced '
-                f"{counted(len(off), 'model')}"
-                f" differently: {names}.</strong> Check the pricing snapshot against the "
-                "gateway's price table; the packet uses the snapshot.</div>"
+                f'<div class="ak-banner ak-warn"><strong>The gateway {"; ".join(said)}.</strong> '
+                "Check the pricing snapshot against the gateway's price table; the packet uses "
+                "the snapshot.</div>"
             )
         else:
             head = (

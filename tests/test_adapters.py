@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from allocation_kit.cli import main
 from allocation_kit.config import load_workspace
@@ -512,6 +513,19 @@ def test_the_packet_says_where_the_gateways_price_disagrees(tmp_path):
     assert '<td class="num">−5.71%</td><td class="txt">differs</td>' in page  # −0.0004 / 0.007
     assert '<td class="num">−2.91%</td><td class="txt">differs</td>' in page  # −0.00016 / 0.0055
     assert '<td class="num">0.00%</td><td class="txt">agrees</td>' in page  # cacher
+
+
+def test_a_model_without_a_price_is_not_said_to_be_priced_differently(tmp_path):
+    config = workspace_for(tmp_path, "litellm_spend_logs.csv", "litellm")
+    pricing = tmp_path / "pricing.yaml"
+    document = yaml.safe_load(pricing.read_text())
+    document["models"] = [m for m in document["models"] if m["model"] != "reasoner"]
+    pricing.write_text(yaml.safe_dump(document))
+    page = review_of(ledger_of(config)).recorded_spend().text
+    assert (
+        "The gateway priced 1 model differently: chat-small; priced 1 model the snapshot has no "
+        "price for: reasoner.</strong>"
+    ) in page
 
 
 def test_the_packet_says_when_the_gateways_price_agrees(tmp_path):

@@ -75,6 +75,7 @@ MONTH_COLUMNS = (
 BUDGET_COLUMNS += MONTH_COLUMNS
 # A ledger whose last row falls within the period's last hour (or after it) covers the period.
 COMPLETE_WITHIN = timedelta(hours=1)
+SPARSE_WITHIN = timedelta(days=1)  # however sparse the traffic: a day without rows is a gap
 # A run rate needs a day of data: an hour after midnight is no month.
 MIN_RUN_RATE = timedelta(days=1)
 CENT = Decimal("0.01")
@@ -204,16 +205,26 @@ class BudgetLine:
         )
 
 
-def data_gaps(period: Period, ledger_span: tuple[datetime, datetime] | None) -> list[str]:
+def complete_within(ledger_span: tuple | None) -> timedelta:
+    """How near the period's end the ledger's last row must fall for the period to count as
+    complete: COMPLETE_WITHIN, or for sparse traffic three of its typical gaps between rows
+    (`ledger_span`'s optional third value: the mean gap of the period's rows), at most a day.
+    A ledger of 200 calls a month logs none in most hours: its last call at 22:58 on the 31st
+    ends the month."""
+    gap = ledger_span[2] if ledger_span is not None and len(ledger_span) > 2 else None
+    return min(max(COMPLETE_WITHIN, 3 * gap), SPARSE_WITHIN) if gap else COMPLETE_WITHIN
+
+
+def data_gaps(period: Period, ledger_span: tuple | None) -> list[str]:
     """What of the period the ledger (`ledger_span`: its first and last timestamp, naive UTC,
     every file read) lacks, in words: its end, when its last row falls before the period's last
     hour (always first), and its start, when a whole day or more of the period has no rows."""
     if ledger_span is None:
         return []
     start, end = (p.astimezone(UTC).replace(tzinfo=None) for p in (period.start, period.end))
-    first, last = ledger_span
+    first, last = ledger_span[:2]
     gaps = []
-    if last < end - COMPLETE_WITHIN:
+    if last < end - complete_within(ledger_span):
         gaps.append(f"data through {last:%Y-%m-%d %H:%M} UTC")
     if first >= start + timedelta(days=1):
         days = (first - start).days
@@ -240,7 +251,7 @@ def budget_lines(
     span = end - start
     covered, data_through = span, period.last_day
     notes = data_gaps(period, ledger_span)
-    if ledger_span is not None and ledger_span[1] < end - COMPLETE_WITHIN:
+    if ledger_span is not None and ledger_span[1] < end - complete_within(ledger_span):
         last = ledger_span[1]
         # whole minutes, as the reason states them: the forecast can be recomputed from it
         covered = timedelta(minutes=max(last - start, COMPLETE_WITHIN) // timedelta(minutes=1))
@@ -357,9 +368,14 @@ def month_to_date_lines(
     month's end. Rows after the month to date do not count (the ledger is cut at its end)."""
     month = parse_period(f"{period.first_day:%Y-%m}")
     end = period.end.astimezone(UTC).replace(tzinfo=None)
-    span = None if ledger_span is None else (ledger_span[0], min(ledger_span[1], end))
+    span = (
+        None
+        if ledger_span is None
+        else (ledger_span[0], min(ledger_span[1], end), *ledger_span[2:])
+    )
     lines = budget_lines(budgets, allocation, registry, month, span, currency)
-    if ledger_span is None or ledger_span[1] < end - COMPLETE_WITHIN or period.end == month.end:
+    stops_early = ledger_span is not None and ledger_span[1] < end - complete_within(ledger_span)
+    if ledger_span is None or stops_early or period.end == month.end:
         return lines  # the ledger stops early (its "data through" stands), or the month is whole
     cut = f"data through {end:%Y-%m-%d %H:%M} UTC"
     said = f"month to date through {period.last_day}"

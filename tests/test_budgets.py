@@ -1,7 +1,7 @@
 """Budgets: each status, the run-rate forecast of a partial period, weekly proration."""
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -13,6 +13,7 @@ from allocation_kit.budgets import (
     Budgets,
     budget_lines,
     budget_rows,
+    data_gaps,
     load_budgets,
     month_to_date_lines,
     month_to_date_period,
@@ -364,3 +365,20 @@ def test_the_packet_says_once_what_every_budget_row_would_repeat():
         '<p class="ak-note">For every budget: data through 2026-10-15 12:00 UTC: forecast at the '
         "run rate of 14.5 of 31 days (20,880 of 44,640 minutes).</p>"
     )
+
+
+@pytest.mark.parametrize(
+    ("last", "gap", "gaps"),
+    [
+        # 200 calls a month, one every 3.7 hours: the last at 22:58 on the 31st ends the month
+        (datetime(2026, 10, 31, 22, 58), timedelta(hours=3.7), []),
+        # the same last call in a ledger of a call a minute: an hour is missing
+        (datetime(2026, 10, 31, 22, 58), timedelta(minutes=1),
+         ["data through 2026-10-31 22:58 UTC"]),
+        (datetime(2026, 10, 31, 22, 58), None, ["data through 2026-10-31 22:58 UTC"]),
+        # however sparse: a day and more without a row is a gap (three gaps of 10 h would not be)
+        (datetime(2026, 10, 30, 23, 0), timedelta(hours=10), ["data through 2026-10-30 23:00 UTC"]),
+    ],
+)  # fmt: skip
+def test_sparse_traffic_ends_a_period_within_three_of_its_gaps_and_a_day(last, gap, gaps):
+    assert data_gaps(OCTOBER, (datetime(2026, 10, 1, 0, 30), last, gap)) == gaps

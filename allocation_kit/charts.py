@@ -9,14 +9,15 @@ import io
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 
 from matplotlib.dates import DateFormatter, DayLocator, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator
 
-from .present import Html, money
+from .present import Html, amount_text, minor_places, money
 
 __all__ = [
     "budget_bullet_chart",
@@ -42,8 +43,35 @@ def team_colours(teams_in_registry_order: Sequence[str]) -> dict[str, str]:
     return {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(teams_in_registry_order)}
 
 
+class _TickAmounts(Formatter):
+    """Tick labels with as many decimals as the ticks' spacing needs, at least the currency's
+    (`unit`: its minor unit, or 0 for plain numbers): a chart of small amounts gets $0.0002,
+    $0.0004, … rather than $0.00 at every tick."""
+
+    def __init__(self, currency: str | None, places: int) -> None:
+        self.currency, self.places = currency, places
+
+    def format_ticks(self, values) -> list[str]:
+        steps = [abs(b - a) for a, b in pairwise(values) if b != a]
+        places = self.places
+        if steps:  # the decimals that write every tick as it is ($0.025, not $0.03), up to 10
+            step = min(steps)
+            while places < 10 and any(abs(round(v, places) - v) > step * 1e-6 for v in values):
+                places += 1
+        return [self._text(v, places) for v in values]
+
+    def __call__(self, value, pos=None) -> str:
+        return self._text(value, self.places)
+
+    def _text(self, value: float, places: int) -> str:
+        amount = Decimal(f"{value:.{places}f}")
+        if self.currency is None:
+            return f"{amount:,.{places}f}"
+        return amount_text(amount, self.currency, places)
+
+
 def _money_axis(ax, currency: str, axis: str = "y") -> None:
-    fmt = FuncFormatter(lambda v, _pos: money(Decimal(str(round(v, 2))), currency))
+    fmt = _TickAmounts(currency, minor_places(currency))
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(fmt)
     if axis == "x":  # money labels are wide: fewer ticks keep them apart
@@ -293,9 +321,7 @@ def unit_cost_trend_chart(
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
         ax.set_title(names[k], loc="left", fontsize=9)
-        ax.yaxis.set_major_formatter(
-            FuncFormatter(lambda v, _pos: f"{v:,.4f}" if abs(v) < 1 else f"{v:,.2f}")
-        )
+        ax.yaxis.set_major_formatter(_TickAmounts(None, 2))
         ax.set_ylabel(currency, fontsize=8)
         ax.tick_params(labelsize=8)
         known = [v for v in values if v == v]

@@ -18,6 +18,7 @@ from babel.numbers import get_currency_precision
 
 __all__ = [
     "Html",
+    "amount_text",
     "count_text",
     "counted",
     "html_table",
@@ -77,7 +78,12 @@ def money(value: Decimal | None, currency: str, *, exact_rounded: bool = True) -
         return "—"
     if exact_rounded:
         value = Decimal(value).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
-    places = minor_places(currency)
+    return amount_text(value, currency, minor_places(currency))
+
+
+def amount_text(value: Decimal, currency: str, places: int) -> str:
+    """−$1,234.5678: the amount at `places` decimals with its sign and currency symbol (or code
+    after it)."""
     sign = "−" if value < 0 else ""
     body = f"{abs(value):,.{places}f}"
     symbol = _SYMBOLS.get(currency)

@@ -657,6 +657,21 @@ def test_the_variance_chart_draws_a_model_without_a_price_apart(monkeypatch):
     }
 
 
+def test_axis_ticks_carry_the_decimals_their_spacing_needs():
+    """Small amounts once read $0.00 at every tick, and a unit cost's 0.0001 four times."""
+    from allocation_kit.charts import _TickAmounts
+
+    dollars = _TickAmounts("USD", 2)
+    assert dollars.format_ticks([0, 0.0002, 0.0004]) == ["$0.0000", "$0.0002", "$0.0004"]
+    assert dollars.format_ticks([-4.0, -2.0, 0.0]) == ["−$4.00", "−$2.00", "$0.00"]
+    assert dollars.format_ticks([0, 0.025, 0.05]) == ["$0.000", "$0.025", "$0.050"]
+    assert dollars.format_ticks([0, 600, 1200]) == ["$0.00", "$600.00", "$1,200.00"]
+    assert _TickAmounts("JPY", 0).format_ticks([0, 500, 1000]) == ["¥0", "¥500", "¥1,000"]
+    assert _TickAmounts(None, 2).format_ticks([0, 0.00005, 0.0001]) == [
+        "0.00000", "0.00005", "0.00010"
+    ]  # fmt: skip
+
+
 def test_date_range_labels_are_short_on_the_unit_cost_axis():
     from allocation_kit.charts import _short_period
 

@@ -52,8 +52,21 @@ LITELLM_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("model_group", "model"),
 }
 _LABELS = ("team", "application", "environment", "workload_class", "feature", "job_id")
+# the `key:value` tags a gateway sends as a list ("tags": ["team:search", "app:search-api"])
+_TAG_PREFIXES = {
+    "team": ("team",),
+    "application": ("app", "application"),
+    "environment": ("env", "environment"),
+    "workload_class": ("workload", "workload_class"),
+    "feature": ("feature",),
+    "job_id": ("job", "job_id"),
+}
 OPENAI_USAGE_FIELDS: dict[str, tuple[str, ...]] = {
-    **{c: (f"tags.{c}", f"request.metadata.{c}", f"metadata.{c}") for c in _LABELS},
+    **{
+        c: (f"tags.{c}", f"request.metadata.{c}", f"metadata.{c}",
+            *(f"tag:{prefix}:" for prefix in _TAG_PREFIXES[c]))
+        for c in _LABELS
+    },
     "caller_id": ("tags.caller_id", "request.metadata.caller_id", "metadata.caller_id"),
     "idempotency_key": (
         "idempotency_key", "tags.idempotency_key", "request.metadata.idempotency_key",

@@ -373,6 +373,27 @@ def test_an_epoch_timestamp_no_time_can_hold_names_its_record(tmp_path, stamp):
     )
 
 
+def test_openai_usage_reads_key_value_tags_sent_as_a_list_by_default(tmp_path):
+    """A gateway sending "tags": ["team:search", "app:search-api"] was 100% untagged unless
+    the user wrote the tag locators."""
+    config = workspace_for(tmp_path, "u.jsonl", "openai-usage")
+    usage = {"prompt_tokens": 10, "completion_tokens": 1}
+    record = {
+        "request_id": "r1",
+        "timestamp": "2026-10-02T10:00:00Z",
+        "status_code": 200,
+        "tags": ["team:search", "app:search-api", "env:production", "job:nightly-7"],
+        "response": {"object": "chat.completion", "model": "gpt-4o-mini", "usage": usage},
+    }
+    (tmp_path / "u.jsonl").write_text(json.dumps(record) + "\n")
+    found = (
+        ledger_of(config)
+        .con.execute("SELECT team, application, environment, job_id FROM requests")
+        .fetchall()
+    )
+    assert found == [("search", "search-api", "production", "nightly-7")]
+
+
 def test_a_record_that_is_not_json_is_one_error_line_naming_file_and_line(tmp_path, capsys):
     config = workspace_for(tmp_path, "openai_usage_malformed.jsonl", "openai-usage")
     with pytest.raises(SystemExit) as caught:

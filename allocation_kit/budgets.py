@@ -208,7 +208,7 @@ class BudgetLine:
 def complete_within(ledger_span: tuple | None) -> timedelta:
     """How near the period's end the ledger's last row must fall for the period to count as
     complete: COMPLETE_WITHIN, or for sparse traffic three of its typical gaps between rows
-    (`ledger_span`'s optional third value: the mean gap of the period's rows), at most a day.
+    (`ledger_span`'s optional third value: the period's length over its rows), at most a day.
     A ledger of 200 calls a month logs none in most hours: its last call at 22:58 on the 31st
     ends the month."""
     gap = ledger_span[2] if ledger_span is not None and len(ledger_span) > 2 else None

@@ -515,17 +515,14 @@ def write_analysis(
     _write_csv(evidence / "unit_economics.csv", UNIT_ECONOMICS_COLUMNS, unit_economics_rows(units))
     # the whole ledger's span (every file read): rows after the period mean its data is complete
     # (timestamps Python cannot hold, years past 9999, are strays outside any period anyway)
-    # and the mean gap between the period's rows: sparse traffic ends a period hours early
-    inside = period_filter_sql(ledger.period)
-    first, last, gap = ledger.con.execute(
-        f"""SELECT min(timestamp), max(timestamp),
-            (epoch(max(timestamp) FILTER (WHERE {inside}))
-             - epoch(min(timestamp) FILTER (WHERE {inside})))
-            / NULLIF(count(*) FILTER (WHERE {inside}) - 1, 0)
-        FROM requests
-        WHERE timestamp BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59'"""
+    first, last = ledger.con.execute(
+        "SELECT min(timestamp), max(timestamp) FROM requests "
+        "WHERE timestamp BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59'"
     ).fetchone()
-    span = (first, last, timedelta(seconds=gap) if gap else None) if first else None
+    # and the period's mean gap between rows: sparse traffic ends a period hours early
+    rows = ledger.counts.in_period
+    gap = (ledger.period.end - ledger.period.start) / rows if rows else None
+    span = (first, last, gap) if first else None
     budgets = (
         budget_lines(
             ws.budgets, ledger.allocation, ws.registry, ledger.period, span, ws.kit.currency

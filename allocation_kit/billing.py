@@ -263,7 +263,7 @@ def workspace_billing(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> B
         con,
         kit.billing,
         workspace.root,
-        workspace.config_path.name,
+        str(workspace.config_path),
         kit.currency,
         workspace.pricing.aliases,
     )

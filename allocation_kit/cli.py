@@ -145,7 +145,7 @@ def validate(config: Path, period: str) -> None:
         con,
         workspace.kit.requests,
         workspace.root,
-        workspace.config_path.name,
+        str(workspace.config_path),
         aliases=workspace.ledger_aliases,
     )
     (inside,) = con.execute(

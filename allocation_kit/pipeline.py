@@ -509,7 +509,7 @@ def period_ledger(
         con,
         workspace.kit.requests,
         workspace.root,
-        workspace.config_path.name,
+        str(workspace.config_path),
         check=False,
         aliases=workspace.ledger_aliases,
     )

@@ -196,7 +196,7 @@ def test_a_reversed_column_map_is_named_as_reversed(workspace, tmp_path, capsys)
     config.write_text(kit)
     assert review(config) == 2
     assert last_line(capsys).startswith(
-        "error: kit.yaml: requests.columns.app: not a canonical column (the map is "
+        f"error: {tmp_path / 'kit.yaml'}: requests.columns.app: not a canonical column (the map is "
         "{canonical: yours}: write application: app); expected one of request_id, timestamp,"
     )
 
@@ -206,7 +206,8 @@ def test_missing_ledger_is_named(workspace, tmp_path, capsys):
     (tmp_path / "requests.csv").unlink()
     assert review(config) == 3
     assert last_line(capsys) == (
-        f"error: kit.yaml: requests.path: no files match 'requests.csv' (looked in {tmp_path})"
+        f"error: {tmp_path / 'kit.yaml'}: requests.path: no files match 'requests.csv' (looked in "
+        f"{tmp_path})"
     )
 
 

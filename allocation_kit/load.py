@@ -518,11 +518,14 @@ def _check_values(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger) -> int:
                 raise misread
             src = _quote(mapped[column])
             rid = _quote(mapped["request_id"])
-            first = con.execute(
-                f"SELECT filename, CAST({src} AS VARCHAR), CAST({rid} AS VARCHAR) "
-                f"FROM raw_requests WHERE {condition} LIMIT 1"
-            ).fetchall()
-            if not first:  # counted but not found again (a filter pushed into a scan): no row
+            found = f"SELECT filename, CAST({src} AS VARCHAR), CAST({rid} AS VARCHAR) "
+            first = con.execute(f"{found} FROM raw_requests WHERE {condition} LIMIT 1").fetchall()
+            if not first:  # NaN in Parquet: the filter pushed into the scan misses it; a window
+                first = con.execute(  # function keeps the filter above the scan
+                    f"{found} FROM (SELECT *, {condition} AS flagged, row_number() OVER () "
+                    "FROM raw_requests) WHERE flagged LIMIT 1"
+                ).fetchall()
+            if not first:  # counted but not found again: no row
                 raise InputError(
                     ", ".join(str(f) for f in loaded.files),
                     f"column {mapped[column]!r}",

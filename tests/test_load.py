@@ -360,15 +360,15 @@ def test_a_semicolon_csv_header_that_names_a_column_twice_is_named(workspace, tm
 
 
 def test_a_token_count_that_is_not_a_number_is_named(workspace, tmp_path):
-    """NaN in a Parquet DOUBLE column: DuckDB counts the row but its scan filter does not find
-    it again, so the column is named with the count instead of a traceback."""
+    """NaN in a Parquet DOUBLE column: DuckDB counts the row but the filter it pushes into the
+    scan does not find it again; found above the scan, the row and value are named."""
     import pyarrow as pa
 
     config = parquet_ledger(workspace, tmp_path, pa.array([10.0, float("nan")], pa.float64()))
     assert load_error(config) == (
         3,
-        f"{tmp_path / 'requests.parquet'}: column 'input_tokens': 1 row with a value other than "
-        "a whole number of tokens",
+        f"{tmp_path / 'requests.parquet'}: row 2, column 'input_tokens': got 'nan', expected a "
+        "whole number of tokens",
     )
     config = workspace([request("r1"), request("r2", input_tokens="NaN")])
     assert load_error(config) == (

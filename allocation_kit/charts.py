@@ -240,19 +240,23 @@ STATUS_COLOURS = {"ok": "#59A14F", "warning": "#EDC948", "exceeded": "#E15759"}
 
 
 def budget_bullet_chart(
-    rows: Sequence[tuple[str, Decimal, Decimal, Decimal, str]],
+    rows: Sequence[tuple[str, Decimal, Decimal, Decimal | None, str, str]],
     thresholds_pct: Sequence[Decimal],
     currency: str,
     title: str,
 ) -> Figure:
-    """A bullet chart per team: (team, budget, actual, forecast, status). The grey band is the
-    budget with its thresholds as ticks, the bar the actual (coloured by status), the black
-    diamond the forecast to period end."""
+    """A bullet chart per team: (team, budget, actual, forecast, status, label). The grey band
+    is the budget with its thresholds as ticks, the bar the actual (coloured by status), the
+    black diamond the forecast to period end; the label (the share used, and why a warning is
+    one when no threshold says so) stands right of it all."""
     rows = list(reversed(rows))
     fig, ax = _figure(9.0, max(2.4, 0.5 * len(rows) + 1.4))
     ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
     ax.grid(axis="y", visible=False)
-    for i, (_team, budget, actual, forecast, status) in enumerate(rows):
+    ax.margins(x=0.22)  # room for the labels
+    for i, (_team, budget, actual, forecast, status, label) in enumerate(rows):
+        end = max(budget, actual, forecast if forecast is not None else actual)
+        ax.text(float(end), i, f"  {label}", va="center", fontsize=8, color="#3b4754")
         ax.barh(i, float(budget), height=0.7, color="#e4e9f0", zorder=1)
         for pct in thresholds_pct:
             x = float(budget * pct / 100)
@@ -267,7 +271,7 @@ def budget_bullet_chart(
     ax.set_title(title, loc="left", fontsize=11)
     handles = [Patch(facecolor="#e4e9f0", label="Budget (ticks: thresholds)")]
     handles += [Patch(facecolor=c, label=f"Actual, {s}") for s, c in STATUS_COLOURS.items()]
-    if any(f is not None and f != actual for _, _, actual, f, _ in rows):
+    if any(f is not None and f != actual for _, _, actual, f, _, _ in rows):
         handles.append(
             Line2D([], [], marker="D", color="#222222", linestyle="none", markersize=5,
                    label="Forecast to period end")

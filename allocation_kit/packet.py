@@ -762,7 +762,7 @@ class Review:
         if not lines:
             return Html("")
         title = f"Actual vs budget — {self.ledger.period.label}"
-        rows = [(b.team, b.budget, b.actual, b.forecast, b.status) for b in lines]
+        rows = [(b.team, b.budget, b.actual, b.forecast, b.status, _bar_label(b)) for b in lines]
         fig = charts.budget_bullet_chart(rows, self.analysis.thresholds_pct, self.currency, title)
         return charts.figure_html(fig, title)
 
@@ -1438,6 +1438,17 @@ class Review:
                 row_classes=[""] * 3 + ["ak-sign"] * 3,
             )
         )
+
+
+def _bar_label(line) -> str:
+    """A budget bar's label: its share used, and why it is a warning when no threshold is
+    crossed (the table's Why says it in full)."""
+    used = percent(pct_of(line.actual, line.budget))  # as the table's Used column shows it
+    if line.status != "warning" or line.threshold_crossed is not None:
+        return used
+    if "actual leaves out" in line.reason:
+        return f"{used} · unpriced calls: actual short"
+    return f"{used} · forecast over budget"
 
 
 def _team_tone(row) -> str:

@@ -657,6 +657,26 @@ def test_the_variance_chart_draws_a_model_without_a_price_apart(monkeypatch):
     }
 
 
+def test_a_budget_bar_says_why_it_warns_when_no_threshold_does():
+    """The demo's assistant warned at 71.8% of its budget (threshold 80%) for its unpriced
+    calls: the chart drew a yellow bar and gave no reason."""
+    from types import SimpleNamespace
+
+    from allocation_kit.packet import _bar_label
+
+    def bar(status, crossed, reason, actual="717.79"):
+        line = SimpleNamespace(status=status, threshold_crossed=crossed, reason=reason,
+                               actual=Decimal(actual), budget=Decimal(1000))  # fmt: skip
+        return _bar_label(line)
+
+    short = "actual leaves out 423 unpriced calls in production (no price in the snapshot: …)"
+    assert bar("warning", None, short) == "71.8% · unpriced calls: actual short"
+    assert bar("warning", None, "the forecast is over budget") == "71.8% · forecast over budget"
+    assert bar("warning", Decimal(80), "80.5% of budget used (threshold 80%)", "805") == "80.5%"
+    assert bar("exceeded", Decimal(100), "over budget by $559.32", "1559.32") == "155.9%"
+    assert bar("ok", None, "") == "71.8%"
+
+
 def test_axis_ticks_carry_the_decimals_their_spacing_needs():
     """Small amounts once read $0.00 at every tick, and a unit cost's 0.0001 four times."""
     from allocation_kit.charts import _TickAmounts

@@ -1328,13 +1328,18 @@ class Review:
                 ))  # fmt: skip
                 classes.append("ak-bad-row" if e["success"] is False else "")
         table = html_table(
-            ["Suite", "Expectation", "Result", "Rows checked", "Failing rows", "Failing %",
-             "Handling", "Examples"],
+            ["Suite", "Expectation", "Result", "Rows checked", "Failing rows",
+             "Failing % of values", "Handling", "Examples"],
             rows,
             numeric=(3, 4, 5),
             row_classes=classes,
         )  # fmt: skip
-        return rules + summary + table
+        note = Html(
+            '<p class="ak-note">Failing % is Great Expectations\' share of the rows with a value '
+            "(blank values are not judged: 2 failing of 198 rows, 1 of them blank, is 1.02%); "
+            "an expectation's <code>mostly</code> is judged on that share.</p>"
+        )
+        return rules + summary + table + note
 
     def provenance(self) -> Html:
         m = self.manifest

@@ -86,6 +86,18 @@ def test_the_packet_has_every_section_and_no_code(packet):
     assert "Test workspace" in page and "AI spend review — 2026-10" in page
 
 
+def test_the_data_quality_table_says_what_its_percentage_is_of(packet):
+    """GX's unexpected_percent leaves out blank values: 2 failing of 198 rows read 1.02%."""
+    page = (packet / "packet.html").read_text()
+    quality = page.split('id="Data-quality"')[1].split('id="Provenance"')[0]
+    assert "Failing % of values</th>" in quality
+    assert (
+        "Failing % is Great Expectations' share of the rows with a value (blank values are not "
+        "judged: 2 failing of 198 rows, 1 of them blank, is 1.02%); an expectation's "
+        "<code>mostly</code> is judged on that share."
+    ) in quality
+
+
 def test_the_packet_is_self_contained(packet):
     page = (packet / "packet.html").read_text()
     assert not re.search(r"""(src|href)=["']https?://""", page)

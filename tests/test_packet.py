@@ -432,13 +432,20 @@ def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_p
     ), [r["message"] for r in reasons]
 
 
+BILL_HEADER = "date,model,direction,quantity,cost,charge_category,description,currency\n"
+
+
+def search_and_untagged() -> list[dict]:
+    """r1 by search and r2 untagged, $1.40 each (1M input and 100k output chat-small tokens)."""
+    big = {"input_tokens": 1_000_000, "output_tokens": 100_000}
+    return [request("r1", **big), request("r2", team=None, application=None, **big)]
+
+
 def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
     # r1 search $1.40, r2 untagged $1.40; billed usage $2.85, tax $0.20, credit -$0.10
-    big = {"input_tokens": 1_000_000, "output_tokens": 100_000}
-    rows = [request("r1", **big), request("r2", team=None, application=None, **big)]
+    rows = search_and_untagged()
     bill = (
-        "date,model,direction,quantity,cost,charge_category,description,currency\n"
-        "2026-10-10,chat-small,input,2000000,2.00,Usage,,USD\n"
+        BILL_HEADER + "2026-10-10,chat-small,input,2000000,2.00,Usage,,USD\n"
         "2026-10-10,chat-small,output,200000,0.85,Usage,,USD\n"
         "2026-10-31,,,,0.20,Tax,Sales tax,USD\n"
         "2026-10-31,,,,-0.10,Credit,Promotional credit,USD\n"
@@ -476,11 +483,9 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
 def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says_so(tmp_path):
     # r1 search $1.40, r2 untagged $1.40 (kept: unallocated is not spread); tax $0.28 on the
     # $2.80 billed falls half on each: search is charged $1.54, the reviewer keeps $1.54
-    big = {"input_tokens": 1_000_000, "output_tokens": 100_000}
-    rows = [request("r1", **big), request("r2", team=None, application=None, **big)]
+    rows = search_and_untagged()
     bill = (
-        "date,model,direction,quantity,cost,charge_category,description,currency\n"
-        "2026-10-10,chat-small,input,2000000,2.00,Usage,,USD\n"
+        BILL_HEADER + "2026-10-10,chat-small,input,2000000,2.00,Usage,,USD\n"
         "2026-10-10,chat-small,output,200000,0.80,Usage,,USD\n"
         "2026-10-31,,,,0.28,Tax,Sales tax,USD\n"
     )

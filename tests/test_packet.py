@@ -310,6 +310,36 @@ def test_the_packet_reads_well_in_a_real_browser(packet, tmp_path):
     assert errors == []
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_packet_prints_with_every_column_and_the_summary_on_page_one(packet):
+    """A reviewer signs the printed packet: on A4 and on Letter paper (less 12 mm margins each
+    side: 703 and 725 CSS px) no table runs past the page's edge, where print cuts it off, and
+    each section but the first starts a page."""
+    from playwright.sync_api import sync_playwright
+
+    past_edge = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        for paper, width in (("A4", 703), ("Letter", 725)):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto((packet / "packet.html").as_uri())
+            page.emulate_media(media="print")
+            past_edge[paper] = page.eval_on_selector_all(
+                "table.ak-table",
+                """tables => tables
+                    .filter(t => t.getBoundingClientRect().right > document.body.clientWidth + 0.5)
+                    .map(t => t.querySelector('th').textContent)""",
+            )
+        breaks = page.eval_on_selector_all(
+            ".jp-Cell h2", "hs => hs.map(h => [h.textContent, getComputedStyle(h).breakBefore])"
+        )
+        pdf = page.pdf(format="Letter")
+        browser.close()
+    assert past_edge == {"A4": [], "Letter": []}
+    assert breaks == [[f"{s}¶", "avoid" if s == "Summary" else "page"] for s in SECTIONS]
+    assert pdf.startswith(b"%PDF-")
+
+
 def test_the_explore_notebook_runs_on_a_workspace(tmp_path):
     import papermill
 

@@ -333,10 +333,15 @@ def test_the_packet_prints_with_every_column_and_the_summary_on_page_one(packet)
         breaks = page.eval_on_selector_all(
             ".jp-Cell h2", "hs => hs.map(h => [h.textContent, getComputedStyle(h).breakBefore])"
         )
+        shaded = page.eval_on_selector_all(  # a failing row stays red on paper
+            "tr.ak-status-fail td, tr.ak-status-exceeded td",
+            "tds => [...new Set(tds.map(td => getComputedStyle(td).backgroundColor))]",
+        )
         pdf = page.pdf(format="Letter")
         browser.close()
     assert past_edge == {"A4": [], "Letter": []}
     assert breaks == [[f"{s}¶", "avoid" if s == "Summary" else "page"] for s in SECTIONS]
+    assert shaded == ["rgb(255, 245, 245)"]
     assert pdf.startswith(b"%PDF-")
 
 

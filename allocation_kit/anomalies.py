@@ -222,7 +222,7 @@ def anomalies(ledger: PeriodLedger, profile: list[dict], out: Path) -> list[Anom
             None,
             Decimal(len(history)),
             None,
-            f"{have} evidence in {out.name}/: spikes, shifts and new callers need a "
+            f"{have} evidence in the output folder: spikes, shifts and new callers need a "
             f"baseline of at least {MIN_HISTORY} earlier periods, so none are flagged "
             "(day-level spikes inside the period are still checked)",
         )

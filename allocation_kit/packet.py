@@ -10,6 +10,7 @@ import html
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -430,26 +431,36 @@ class Review:
             return Html("")
         spread = list(schedule.spread)
         words = [ITEM_WORDS[i] for i in spread]
-        columns = ["Team", "Cost center", "Own cost", *(f"+ {w}" for w in words), "Charge"]
         teams, reviewer = schedule.lines[:-1], schedule.reviewer
+        # what the reviewer keeps whole (not spread) has a column of its own, so that its row and
+        # the total add up across like every team's
+        held = [i for i in spread if reviewer.shares.get(i)]  # its part of what is spread
+        whole = [i for i, a in reviewer.shares.items() if a and i not in held]
+        kept = ", ".join(ITEM_WORDS[i] for i in whole)
+        columns = [
+            "Team",
+            "Cost center",
+            "Own cost",
+            *(f"+ {w}" for w in words),
+            *(f"+ {ITEM_WORDS[i]} (kept)" for i in whole),
+            "Charge",
+        ]
         body = [
             (
                 line.team,
                 line.cost_center or "",
                 self._money(line.own_cost),
                 *(self._money(line.shares.get(i, Decimal(0))) for i in spread),
+                *("" for _ in whole),
                 self._money(line.charge),
             )
             for line in teams
         ]
-        # the kept items by name: their amounts are in the bridge, and rounded one by one they
-        # need not add up to the footed charge
-        held = [i for i in spread if reviewer.shares.get(i)]  # its part of what is spread
-        kept = ", ".join(ITEM_WORDS[i] for i, a in reviewer.shares.items() if a and i not in held)
-        if reviewer.charge or kept:
-            label = f"Kept by the reviewer ({kept})" if kept else "Kept by the reviewer"
+        if reviewer.charge or whole:
             parts = (self._money(reviewer.shares[i]) if i in held else "" for i in spread)
-            body.append((label, "", "", *parts, self._money(reviewer.charge)))
+            whole_parts = (self._money(reviewer.shares[i]) for i in whole)
+            row = ("Kept by the reviewer", "", "", *parts, *whole_parts)
+            body.append((*row, self._money(reviewer.charge)))
         what = (
             f"the bill for {self.ledger.period.label}"
             if schedule.against_bill
@@ -460,6 +471,7 @@ class Review:
             "",
             self._money(sum((line.own_cost for line in teams), Decimal(0))),
             *(self._money(schedule.items[i]) for i in spread),
+            *(self._money(reviewer.shares[i]) for i in whole),
             self._money(schedule.footed),
         )
         numeric = range(2, len(columns))
@@ -507,23 +519,23 @@ class Review:
                 "charge: a refund to book, or a credit to keep with the reviewer instead."
             )
         unit = minor_word(self.currency)
-        shown = [
-            self._rounded(line.own_cost)
-            + sum((self._rounded(line.shares.get(i, Decimal(0))) for i in spread), Decimal(0))
-            != line.charge
-            for line in teams
-        ]
+        lines = [*teams, reviewer] if len(body) > len(teams) else teams
+
+        def shown(values: Iterable[Decimal]) -> Decimal:  # the sum of the amounts as shown
+            return sum((self._rounded(v) for v in values), Decimal(0))
+
+        rows_off = [shown([line.own_cost, *line.shares.values()]) != line.charge for line in lines]
         columns_off = [
-            sum((self._rounded(v) for v in values), Decimal(0)) != self._rounded(sum(values))
+            shown(values) != self._rounded(sum(values, Decimal(0)))
             for values in (
                 [line.own_cost for line in teams],
-                *([line.shares.get(i, Decimal(0)) for line in teams] for i in spread),
+                *([line.shares.get(i, Decimal(0)) for line in lines] for i in spread),
             )
         ]
         gaps = (
             " Own cost and shares are each rounded on their own, so a row can differ from its "
             f"charge, or a column from its total, by a {unit} or so."
-            if any(shown) or any(columns_off)
+            if any(rows_off) or any(columns_off)
             else ""
         )
         note = Html(

@@ -170,9 +170,9 @@ def test_fewer_than_two_earlier_periods_say_so_instead_of_flagging(workspace, tm
         "baseline", "2026-10", "history", Decimal(1), None
     )  # fmt: skip
     assert note.explanation == (
-        "only 2026-09 has evidence in reports/: spikes, shifts and new callers need a baseline "
-        "of at least 2 earlier periods, so none are flagged (day-level spikes inside the period "
-        "are still checked)"
+        "only 2026-09 has evidence in the output folder: spikes, shifts and new callers need a "
+        "baseline of at least 2 earlier periods, so none are flagged (day-level spikes inside the "
+        "period are still checked)"
     )
     assert analysis.spend_review["anomalies"] == {
         "count": 0, "baseline": "insufficient history", "flags": []

@@ -506,12 +506,13 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
     # the chargeback to the bill: teams carry their own cost (nothing spread); the rest is kept
     schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]
     cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", schedule)
-    assert cells == [
-        "Team", "Cost center", "Own cost", "Charge",
-        "search", "CC-100", "$1.40", "$1.40",
-        "Kept by the reviewer (unallocated spend, usage difference, tax, credits)", "", "",
-        "$1.55",
-        "Total (= the bill for 2026-10)", "", "$1.40", "$2.95",
+    assert cells == [  # what the reviewer keeps has columns: every row and column adds up
+        "Team", "Cost center", "Own cost", "+ unallocated spend (kept)",
+        "+ usage difference (kept)", "+ tax (kept)", "+ credits (kept)", "Charge",
+        "search", "CC-100", "$1.40", "", "", "", "", "$1.40",
+        "Kept by the reviewer", "", "", "$1.40", "$0.05", "$0.20", "−$0.10", "$1.55",
+        "Total (= the bill for 2026-10)", "", "$1.40", "$1.40", "$0.05", "$0.20", "−$0.10",
+        "$2.95",
     ]  # fmt: skip
 
 
@@ -529,10 +530,10 @@ def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says
     schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]
     cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", schedule)
     assert cells == [
-        "Team", "Cost center", "Own cost", "+ tax", "Charge",
-        "search", "CC-100", "$1.40", "$0.14", "$1.54",
-        "Kept by the reviewer (unallocated spend)", "", "", "$0.14", "$1.54",
-        "Total (= the bill for 2026-10)", "", "$1.40", "$0.28", "$3.08",
+        "Team", "Cost center", "Own cost", "+ tax", "+ unallocated spend (kept)", "Charge",
+        "search", "CC-100", "$1.40", "$0.14", "", "$1.54",
+        "Kept by the reviewer", "", "", "$0.14", "$1.40", "$1.54",
+        "Total (= the bill for 2026-10)", "", "$1.40", "$0.28", "$1.40", "$3.08",
     ]  # fmt: skip
     assert (
         "The reviewer's line keeps the part of the tax that falls on the spend it keeps "

@@ -38,7 +38,13 @@ def run_period(
     """Review one period: execute the packet notebook (which writes the evidence), render it to
     HTML with a statement per team and rewrite the index. The period folder is replaced only
     when all of it succeeded."""
-    from .report import atomic_period_folder, execute_packet, render_packet, write_index
+    from .report import (
+        atomic_period_folder,
+        execute_packet,
+        render_packet,
+        write_checksums,
+        write_index,
+    )
     from .statements import write_statements
 
     period = parse_period(period_label)
@@ -52,6 +58,7 @@ def run_period(
             progress(f"notebook   {time.perf_counter() - started:6.2f} s")
         render_packet(notebook, folder / "packet.html", manifest)
         statements = write_statements(folder)
+        write_checksums(folder)  # last: it covers everything written above
     index = write_index(out)
     if progress:
         progress(f"packet     {time.perf_counter() - started:6.2f} s → {out / period.label}")

@@ -102,7 +102,7 @@ def money_text(value: Decimal) -> str:
 
 
 # What the kit writes into a period folder; anything else there is the user's and is kept.
-PERIOD_FILES = frozenset({"packet.html", "packet.ipynb", "evidence", "statements"})
+PERIOD_FILES = frozenset({"packet.html", "packet.ipynb", "evidence", "statements", "SHA256SUMS"})
 EVIDENCE_FILES = frozenset(
     {
         "allocation.csv",
@@ -176,6 +176,27 @@ def atomic_period_folder(
         final.rename(previous)
     partial.rename(final)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def write_checksums(folder: Path) -> Path:
+    """folder/SHA256SUMS: the SHA-256 of every file the kit wrote in the period folder, in the
+    format `sha256sum -c SHA256SUMS` checks (run inside the folder), so that whoever receives
+    the packet and its evidence can tell the set is complete and unchanged."""
+    from .load import file_sha256
+
+    written = [
+        path
+        for name in sorted(PERIOD_FILES - {"SHA256SUMS"})
+        for path in ([folder / name] if (folder / name).is_file() else (folder / name).rglob("*"))
+        if path.is_file()
+    ]
+    lines = [
+        f"{file_sha256(path)}  {path.relative_to(folder).as_posix()}\n"
+        for path in sorted(written, key=lambda p: p.relative_to(folder).as_posix())
+    ]
+    target = folder / "SHA256SUMS"
+    target.write_text("".join(lines), encoding="utf-8")
+    return target
 
 
 def _allocation_row(period: str, line: AllocationLine) -> list[object]:
@@ -362,6 +383,20 @@ def kit_source_sha256() -> str:
     return digest.hexdigest()
 
 
+# what else shapes the evidence and the packet, beside DuckDB and Python (`engine`)
+LIBRARIES = (
+    "great-expectations", "matplotlib", "nbconvert", "numpy", "pandas", "papermill", "pyarrow",
+    "pydantic",
+)  # fmt: skip
+
+
+def library_versions() -> dict[str, str]:
+    """{distribution: installed version} of LIBRARIES, for the manifest."""
+    from importlib.metadata import version
+
+    return {name: version(name) for name in LIBRARIES}
+
+
 def manifest(
     ledger: PeriodLedger,
     parameters: dict[str, object],
@@ -398,6 +433,7 @@ def manifest(
             "version": duckdb.__version__,
             "python": sys.version.split()[0],
         },
+        "libraries": library_versions(),
         "ledger_cost": money_text(ledger.ledger_cost),
         "conservation": conservation(ledger),
         "counts": ledger.counts.__dict__ | {"exception_rows": exceptions},

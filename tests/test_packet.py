@@ -1,12 +1,15 @@
 """The review packet: papermill executes the notebook, nbconvert renders one self-contained HTML
 file without code, and a failed run keeps the previous good packet."""
 
+import hashlib
 import json
 import re
 import shutil
+import subprocess
 import textwrap
 from datetime import UTC, datetime
 from decimal import Decimal
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -121,7 +124,7 @@ def test_the_packet_shows_exact_money_rounded_once(packet):
 
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in packet.iterdir()) == [
-        "evidence", "packet.html", "packet.ipynb", "statements"
+        "SHA256SUMS", "evidence", "packet.html", "packet.ipynb", "statements"
     ]  # fmt: skip
     assert sorted(p.name for p in (packet / "statements").iterdir()) == [
         "platform.html", "search.html", "support.html"
@@ -281,6 +284,31 @@ def test_a_failed_run_exits_with_the_notebooks_error_and_keeps_the_packet(tmp_pa
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_sha256sums_lists_every_file_the_run_wrote_and_checks_with_sha256sum(packet):
+    listed = [line.split("  ") for line in (packet / "SHA256SUMS").read_text().splitlines()]
+    written = sorted(
+        p.relative_to(packet).as_posix()
+        for p in packet.rglob("*")
+        if p.is_file() and p.name != "SHA256SUMS"
+    )
+    assert [name for _, name in listed] == written
+    assert len(written) == 20  # packet.html, packet.ipynb, 3 statements, 15 evidence files
+    # coreutils' own check, as an auditor runs it inside the folder
+    checked = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=packet, capture_output=True, text=True
+    )
+    assert (checked.returncode, checked.stdout.count(": OK\n")) == (0, 20)
+    digests = {name: digest for digest, name in listed}
+    manifest = (packet / "evidence" / "manifest.json").read_bytes()
+    assert digests["evidence/manifest.json"] == hashlib.sha256(manifest).hexdigest()
+    libraries = json.loads(manifest)["libraries"]
+    assert sorted(libraries) == [
+        "great-expectations", "matplotlib", "nbconvert", "numpy", "pandas", "papermill",
+        "pyarrow", "pydantic",
+    ]  # fmt: skip
+    assert libraries["pandas"] == version("pandas")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")

@@ -54,6 +54,8 @@ class UsageLine:
     reasoning_tokens: int
     unpriced_requests: int
     cost: Decimal
+    billable_requests: int  # the attempts the snapshot bills (failed ones only if it says so)
+    billable_tokens: int  # their input + output tokens
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,11 @@ def split_exact(
     return {k: floors[k] * quantum for k in keys}
 
 
-_BASIS = {"tokens": "input + output tokens", "cost": "cost", "requests": "requests"}
+_BASIS = {
+    "tokens": "billable input + output tokens",
+    "cost": "cost",
+    "requests": "billable requests",
+}
 
 
 def shared_weights(
@@ -133,14 +139,16 @@ def shared_weights(
 
 def direct_usage(usage: Sequence[UsageLine]) -> dict[str, dict[str, Decimal | int]]:
     """team -> {"tokens", "cost", "requests"} of its directly allocated usage (the basis of
-    proportional shared splits)."""
+    proportional shared splits): billable attempts only, so a team's failed calls, which cost
+    nothing, earn it no larger share; a call without a price counts by its tokens and request
+    (the provider bills it) and adds no cost."""
     direct: dict[str, dict[str, Decimal | int]] = {}
     for line in usage:
         if line.allocation_status == "allocated" and line.team:
             acc = direct.setdefault(line.team, {"tokens": 0, "cost": Decimal(0), "requests": 0})
-            acc["tokens"] += line.input_tokens + line.output_tokens
+            acc["tokens"] += line.billable_tokens
             acc["cost"] += line.cost
-            acc["requests"] += line.requests
+            acc["requests"] += line.billable_requests
     return direct
 
 

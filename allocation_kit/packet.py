@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from . import charts
-from .allocate import shared_weights, split_exact
+from .allocate import direct_usage, shared_weights, split_exact
 from .anomalies import MATERIALITY, SCORE_CUTOFF
 from .attribute import UNALLOCATED_STATUSES
 from .budgets import month_to_date_period
@@ -603,13 +603,7 @@ class Review:
         """Cost per (owner, model): direct by owner, shared split by the same rule per model."""
         ws = self.ledger.workspace
         apps = {a.id: a for a in ws.registry.applications}
-        direct: dict[str, dict[str, Decimal | int]] = {}
-        for line in self.ledger.allocation:
-            if line.allocation_status == "allocated":
-                acc = direct.setdefault(line.team, {"tokens": 0, "cost": Decimal(0), "requests": 0})
-                acc["tokens"] += line.input_tokens + line.output_tokens
-                acc["cost"] += line.cost
-                acc["requests"] += line.requests
+        direct = direct_usage(self.ledger.usage)  # the weights allocation.csv's split used
         result: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         for status, team, application, model, cost in self._sql(
             "SELECT allocation_status, owner_team, application, model, sum(cost) FROM lines "

@@ -583,7 +583,9 @@ def period_ledger(
             f"""SELECT allocation_status, owner_team, application, environment,
                 sum(requests)::BIGINT, {sums},
                 COALESCE(sum(requests) FILTER (WHERE billable AND NOT priced), 0)::BIGINT,
-                CAST(sum(cost) AS {COST_TYPE})
+                CAST(sum(cost) AS {COST_TYPE}),
+                COALESCE(sum(requests) FILTER (WHERE billable), 0)::BIGINT,
+                COALESCE(sum(input_tokens + output_tokens) FILTER (WHERE billable), 0)::BIGINT
             FROM lines GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
     ]

@@ -308,9 +308,25 @@ def test_proportional_split_weighs_by_direct_tokens(workspace):
         line.allocation_rule for line in ledger.allocation if line.allocation_status == "shared"
     }
     assert rule == {
-        "shared: proportional to the direct input + output tokens of search, support in the "
-        "period (all environments)"
+        "shared: proportional to the direct billable input + output tokens of search, support in "
+        "the period (all environments)"
     }
+
+
+def test_proportional_split_leaves_out_failed_calls_and_counts_unpriced_ones(workspace):
+    """Failed attempts cost nothing, so they earn a team no share of the gateway; a call without
+    a price is billed by the provider, so its tokens weigh."""
+    rows = [request("s1")]  # search: 1,100 billable tokens
+    rows += [request(f"s-fail{i}", status_code=429) for i in range(5)]  # not billable
+    rows += [request("t1", team="support", application="ticket-bot", model="mystery-model")]
+    rows += [request("g1", application="gateway-prop", team=None)]  # $0.0014 to split 1:1
+    ledger = run(workspace, rows)
+    shared = [
+        (line.team, line.requests, line.input_tokens, line.cost)
+        for line in ledger.allocation
+        if line.allocation_status == "shared"
+    ]
+    assert shared == [("support", 0, 500, Decimal("0.0007")), ("search", 1, 500, Decimal("0.0007"))]
 
 
 def test_proportional_split_without_direct_usage_falls_back_to_even(workspace):

@@ -374,6 +374,15 @@ def month_to_date_lines(
         else (ledger_span[0], min(ledger_span[1], end), *ledger_span[2:])
     )
     lines = budget_lines(budgets, allocation, registry, month, span, currency)
+    if ledger_span is not None and ledger_span[1] < month.start.astimezone(UTC).replace(
+        tzinfo=None
+    ):
+        # a week into a month whose rows have not come yet
+        said = (
+            f"no ledger rows in {month.label} yet (data through {ledger_span[1]:%Y-%m-%d %H:%M} "
+            "UTC): nothing to forecast from"
+        )
+        return [replace(line, reason=said) for line in lines]
     stops_early = ledger_span is not None and ledger_span[1] < end - complete_within(ledger_span)
     if ledger_span is None or stops_early or period.end == month.end:
         return lines  # the ledger stops early (its "data through" stands), or the month is whole

@@ -34,3 +34,7 @@ class InputError(KitError):
     """A data file (request ledger, billing export) cannot be used as it is; exit code 3."""
 
     exit_code = 3
+
+
+class EmptyPeriod(InputError):
+    """No row of the request ledger falls in the period; exit code 3."""

@@ -31,7 +31,7 @@ from .attribute import (
     tag_status_sql,
 )
 from .config import Workspace
-from .errors import ConfigError, InputError
+from .errors import ConfigError, EmptyPeriod
 from .load import (
     CANONICAL_COLUMNS,
     LoadedLedger,
@@ -687,7 +687,7 @@ def unpriced_in_period(
 
 
 def nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, period: Period):
-    """InputError for a ledger none of whose rows fall in the period, with the span they cover
+    """EmptyPeriod for a ledger none of whose rows fall in the period, with the span they cover
     (most likely the period or the ledger path is mistyped)."""
     # formatted by DuckDB: a timestamp past year 9999 has no Python datetime
     first, last = con.execute(
@@ -696,7 +696,7 @@ def nothing_in_period(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger, peri
     ).fetchone()
     files = ", ".join(str(f) for f in loaded.files)
     span = f"{period.start:%Y-%m-%d} to {period.end - timedelta(days=1):%Y-%m-%d}"
-    return InputError(
+    return EmptyPeriod(
         files,
         None,
         f"none of its {counted(loaded.rows, 'row')} falls in {period.label} ({span} UTC); they "

@@ -28,7 +28,7 @@ import duckdb
 from . import __version__
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
-from .errors import ConfigError, KitError
+from .errors import ConfigError, EmptyPeriod, KitError
 from .focus import write_focus_allocated
 from .history import baseline_digest, baseline_files, outdated_baseline, outdated_text
 from .load import file_sha256, unordered
@@ -657,7 +657,10 @@ def month_to_date_budgets(ledger: PeriodLedger, span: tuple | None) -> list:
     if (mtd.start, mtd.end) == (period.start, period.end):  # the period starts on the 1st
         allocation = ledger.allocation
     else:
-        allocation = period_ledger(ws, mtd, validate=False).allocation
+        try:
+            allocation = period_ledger(ws, mtd, validate=False).allocation
+        except EmptyPeriod:  # a week into a month whose rows have not come yet: nothing so far
+            allocation = []
     return month_to_date_lines(ws.budgets, allocation, ws.registry, mtd, span, ws.kit.currency)
 
 

@@ -17,7 +17,7 @@ from allocation_kit.history import baseline_digest
 from allocation_kit.load import file_sha256
 from allocation_kit.report import EVIDENCE_FILES, kit_source_sha256
 
-from .conftest import request, write_ledger
+from .conftest import KIT, request, write_ledger
 
 
 def run_cli(*args: str) -> int:
@@ -685,4 +685,32 @@ def test_a_stray_row_past_year_9999_does_not_break_the_budgets(tmp_path, capsys)
     assert budgets[0].reason == (
         "data through 2026-10-03 12:00 UTC: forecast at the run rate of 2.5 of 31 days "
         "(3,600 of 44,640 minutes)"
+    )
+
+
+def test_a_week_into_a_month_without_rows_yet_has_nothing_so_far_in_that_month(workspace, tmp_path):
+    """29 October to 4 November: most days fall in November, whose rows have not come yet;
+    the review still runs, November's month to date is nothing so far."""
+    from decimal import Decimal
+
+    from allocation_kit.config import load_workspace
+    from allocation_kit.periods import parse_period
+    from allocation_kit.pipeline import period_ledger
+    from allocation_kit.report import write_analysis
+
+    (tmp_path / "budgets.yaml").write_text("budgets:\n  - {team: search, monthly: 3000}\n")
+    config = workspace(
+        [request("r1", timestamp="2026-10-30T12:00:00Z")], kit=KIT + "budgets: budgets.yaml\n"
+    )
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10-29..2026-11-04"))
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (month,) = write_analysis(evidence, ledger, {}, "finops-analyst").month_budgets
+    assert (month.period, month.actual, month.forecast, month.status, month.reason) == (
+        "2026-11",
+        Decimal(0),
+        None,
+        "ok",
+        "no ledger rows in 2026-11 yet (data through 2026-10-30 12:00 UTC): nothing to forecast "
+        "from",
     )

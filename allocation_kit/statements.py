@@ -73,6 +73,9 @@ class Context:
     looked_for: str | None  # the period before, whose evidence a change compares with
     history: str | None  # why no anomalies were looked for (no baseline yet)
     manifest_sha256: str  # which run wrote the evidence
+    # the bill's charges left out of the schedule: for more than the period (a month's tax beside
+    # a week) or in another currency (`chargeback.bill_charges`)
+    charges_apart: int = 0
 
 
 def write_statements(folder: Path) -> list[Path]:
@@ -104,7 +107,7 @@ def write_statements(folder: Path) -> list[Path]:
 
 
 def _context(evidence: Path, manifest: dict, anomalies: Sequence[dict[str, str]]) -> Context:
-    from .chargeback import bill_items
+    from .chargeback import bill_charges, bill_items
     from .periods import parse_period, prior_periods
 
     def read(name: str) -> dict:
@@ -118,6 +121,9 @@ def _context(evidence: Path, manifest: dict, anomalies: Sequence[dict[str, str]]
         sign_off=(spend.get("sign_off") or {}).get("proposed_result"),
         verdict=record.get("result"),
         against_bill=bill_items(record, manifest["workspace"]["currency"]) is not None,
+        charges_apart=len(bill_charges(record, manifest["workspace"]["currency"])[1])
+        if record.get("billed_cost") is not None
+        else 0,
         looked_for=before[0].label if before else None,
         history=history,
         manifest_sha256=hashlib.sha256((evidence / "manifest.json").read_bytes()).hexdigest(),
@@ -217,6 +223,13 @@ def _standing(label: str, context: Context) -> Html:
             "(a week or a date range beside a monthly bill, or no bill named in kit.yaml), so the "
             "charges add up to the ledger total: tax, credits and the bill's other charges are "
             "not in them, and come with the bill's own period."
+        )
+    elif context.charges_apart:
+        notes.append(
+            f"<strong>Interim:</strong> {counted(context.charges_apart, 'charge')} of the bill "
+            f"in another currency or for more than {e(label)} (a month's tax or credits beside a "
+            f"week) {'is' if context.charges_apart == 1 else 'are'} not in this charge: "
+            "charged with its own period."
         )
     if context.sign_off and context.sign_off != "pass":
         verdict = (
@@ -350,7 +363,9 @@ def _composition(
         total=("Charge", f"to the {unit}", "", "", "", m(charge)),
         row_classes=classes,
     )
-    adds_up = "the bill" if context.against_bill else "the ledger total"
+    adds_up = "the ledger total"
+    if context.against_bill:
+        adds_up = "the bill's charges for the period" if context.charges_apart else "the bill"
     note = Html(
         f'<p class="ak-note">The charge is the total rounded to the {unit} so that every '
         f"team's charge, with what the reviewer keeps, adds up to {adds_up} exactly: it can "

@@ -616,6 +616,14 @@ def test_a_charge_for_more_than_the_week_is_shown_beside_its_bill_never_added(tm
         "The bill's charges for a longer period than 2026-W41 (a month's tax or credits beside "
         "a week) are not in its column: they are charged with that period."
     ) in index
+    # and search's statement, sent to its budget owner, says so too
+    statement = (folder / "statements" / "search.html").read_text()
+    assert (
+        "<strong>Interim:</strong> 1 charge of the bill in another currency or for more than "
+        "2026-W41 (a month's tax or credits beside a week) is not in this charge: charged "
+        "with its own period."
+    ) in statement
+    assert "adds up to the bill's charges for the period exactly" in statement
 
 
 def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():

@@ -1030,6 +1030,8 @@ class Review:
             f"= What the bill charges (it does not cover all of {self.ledger.period.label})"
             if incomplete
             else f"= The bill for {self.ledger.period.label}"
+            if self.ledger.period.kind == "month"
+            else f"= Billed for {self.ledger.period.label}"  # lines of the month's bill(s)
         )
         rows = [
             ("Allocated to teams (their own cost)", self._money(allocated)),

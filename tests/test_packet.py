@@ -604,7 +604,7 @@ def test_a_charge_for_more_than_the_week_is_shown_beside_its_bill_never_added(tm
         ("Billed usage − ledger total", "$0.00"),
         ("= Billed usage", "$1.40"),
         ("Tax: Sales tax", "$0.10"),
-        ("= The bill for 2026-W41", "$1.50"),
+        ("= Billed for 2026-W41", "$1.50"),
         ("Tax: Sales tax (whole charge, beyond 2026-W41: not added)", "$0.20"),
     ]
     schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]

@@ -20,15 +20,17 @@ periods there is no baseline, and the evidence says so instead of flagging noise
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from statistics import median
 
 from .history import BASELINE_PERIODS, cell_text, prior_evidence
+from .periods import prior_periods
 from .pipeline import PeriodLedger
-from .present import listed, money, unit_money
+from .present import counted, listed, money, unit_money
 
 __all__ = [
     "ANOMALY_COLUMNS",
@@ -212,9 +214,16 @@ def anomalies(ledger: PeriodLedger, profile: list[dict], out: Path) -> list[Anom
             Anomaly(scope, key, metric, base, actual, score, text, period.label, labels, change)
         )
 
-    found.extend(_day_spikes(ledger, profile, currency))
+    found.extend(_day_spikes(ledger, profile, currency, history))
     if len(history) < MIN_HISTORY:
-        have = f"only {labels} has" if history else "no earlier period has"
+        if history:
+            have = f"only {labels} has"
+        elif period.kind in ("month", "week"):
+            have = f"no earlier {period.kind} has"
+        else:  # a range compares with the ranges of its length before it, not weeks or months
+            looked = prior_periods(period, BASELINE_PERIODS)
+            span = f" ({looked[0].label} back to {looked[-1].label})" if looked else ""
+            have = f"no earlier range of its length{span} has"
         flag(
             "baseline",
             period.label,
@@ -386,28 +395,65 @@ def _driver(ledger: PeriodLedger, application: str) -> str:
     )
 
 
-def _day_spikes(ledger: PeriodLedger, profile: list[dict], currency: str) -> list[Anomaly]:
-    """Days whose ledger cost is far above the period's median day, with the application that
-    grew most that day."""
+# A period shorter than this (a week, a short range) has too few days of its own to tell a spike
+# of several days from the norm: its earlier periods' days join the baseline.
+OWN_DAYS = 28
+
+
+def _day_spikes(
+    ledger: PeriodLedger, profile: list[dict], currency: str, history: Sequence = ()
+) -> list[Anomaly]:
+    """Days whose ledger cost is far above the median day, with the application that grew most
+    that day. The median day is the period's own; for a period shorter than OWN_DAYS days, of
+    its days and those of the earlier periods in `history` ((period, spend_profile rows)), less
+    the days whose cost leaves out unpriced calls."""
     days = {
         date.fromisoformat(r["key"]): Decimal(r["cost"]) for r in profile if r["scope"] == "day"
     }
-    if len(days) < 7:
-        return []
     values = list(days.values())
+    where = f"in {ledger.period.label}"
+    period = ledger.period
+    own_days = not history or period.end - period.start >= timedelta(days=OWN_DAYS)
+    earlier = [
+        _number(r["cost"])
+        for _, rows in ([] if own_days else history)
+        for r in rows
+        if r["scope"] == "day" and not _understated(r)
+    ]
+    # an application's typical day: its median day in the period, or, with earlier periods'
+    # days in the baseline, the median of its mean day in each of them
+    if earlier:
+        values += earlier
+        first = min((p for p, _ in history), key=lambda p: p.start)
+        where = f"over {first.label} to {period.label} ({counted(len(values), 'day')})"
+        means = [
+            {r["key"]: _number(r["cost"]) / (p.end - p.start).days
+             for r in rows if r["scope"] == "application"}
+            for p, rows in history
+        ]  # fmt: skip
+        typical = {a: median(m.get(a, Decimal(0)) for m in means) for m in means for a in m}
+    else:
+        typical = dict(
+            ledger.con.execute(
+                """SELECT application, median(cost) FROM (
+                       SELECT application, day, sum(cost) AS cost FROM lines
+                       WHERE application IS NOT NULL GROUP BY ALL) GROUP BY ALL"""
+            ).fetchall()
+        )
+    if len(values) < 7:
+        return []
     flagged = []
     for day, cost in sorted(days.items()):
         base, score = robust_score(values, cost)
         if score < SCORE_CUTOFF or cost - base < MATERIALITY * ledger.ledger_cost:
             continue
-        app = ledger.con.execute(
-            """WITH d AS (SELECT application, day, sum(cost) AS cost FROM lines
-                   WHERE application IS NOT NULL GROUP BY ALL),
-               m AS (SELECT application, median(cost) AS typical FROM d GROUP BY ALL)
-            SELECT application, cost - typical AS extra FROM d JOIN m USING (application)
-            WHERE day = ? ORDER BY extra DESC, application LIMIT 1""",
+        that_day = ledger.con.execute(
+            "SELECT application, sum(cost) FROM lines WHERE application IS NOT NULL AND day = ? "
+            "GROUP BY ALL",
             [day],
-        ).fetchone()
+        ).fetchall()
+        extra = sorted((-(c - typical.get(a, Decimal(0))), a) for a, c in that_day)
+        app = (extra[0][1], -extra[0][0]) if extra else None
         why = (
             f"; most of the extra came from application {app[0]} (+{money(app[1], currency)})"
             if app
@@ -422,7 +468,7 @@ def _day_spikes(ledger: PeriodLedger, profile: list[dict], currency: str) -> lis
                 cost,
                 score,
                 f"{day}: ledger cost {money(cost, currency)} against a median day of "
-                f"{money(base, currency)} in {ledger.period.label}{why}",
+                f"{money(base, currency)} {where}{why}",
                 ledger.period.label,
                 ledger.period.label,
                 ((cost - base) / base * 100).quantize(_Q) if base else None,

@@ -196,6 +196,50 @@ def test_a_day_far_above_the_periods_median_day_is_flagged(workspace, tmp_path):
     )
 
 
+def test_a_weeks_days_are_judged_against_the_earlier_weeks_days_too(workspace, tmp_path):
+    """W42's four busy days are half its week: against its own median day they are the norm;
+    against the days of W40 and W41 as well, each is a spike."""
+    from datetime import date, timedelta
+
+    def day_rows(first: date, counts: list[int]) -> list[dict]:
+        return [
+            request(f"{first + timedelta(n)}-{i}", timestamp=f"{first + timedelta(n)}T09:00:00Z")
+            for n, count in enumerate(counts)
+            for i in range(count)
+        ]
+
+    rows = day_rows(date(2026, 9, 28), [10] * 14)  # W40 and W41: 10 calls a day
+    rows += day_rows(date(2026, 10, 12), [10, 40, 40, 40, 40, 10, 10])  # W42
+    analysis = review(workspace, tmp_path, rows, months=("2026-W40", "2026-W41", "2026-W42"))
+    day = [a for a in analysis.anomalies if a.scope == "day"]
+    base = Decimal("0.014000000000")
+    assert [(a.key, a.baseline, a.actual, a.score) for a in day] == [
+        ("2026-10-13", base, Decimal("0.056000000000"), Decimal("30.00")),
+        ("2026-10-14", base, Decimal("0.056000000000"), Decimal("30.00")),
+        ("2026-10-15", base, Decimal("0.044800000000"), Decimal("22.00")),  # the price falls
+        ("2026-10-16", base, Decimal("0.044800000000"), Decimal("22.00")),
+    ]
+    assert day[0].explanation == (
+        "2026-10-13: ledger cost $0.06 against a median day of $0.01 over 2026-W40 to 2026-W42 "
+        "(21 days); most of the extra came from application search-api (+$0.04)"
+    )
+
+
+def test_a_range_without_earlier_ranges_of_its_length_says_which_it_looked_for(workspace, tmp_path):
+    """Weeks in the folder are no baseline for the range 5 to 11 October: it says which
+    ranges it would compare with."""
+    rows = [request(f"w{i}", timestamp=f"2026-10-{d:02d}T09:00:00Z") for i, d in enumerate(
+        (1, 6, 8, 13))]  # fmt: skip
+    analysis = review(workspace, tmp_path, rows, months=("2026-W40", "2026-10-05..2026-10-11"))
+    (history,) = [a for a in analysis.anomalies if a.metric == "history"]
+    assert history.explanation == (
+        "no earlier range of its length (2026-09-28..2026-10-04 back to 2026-08-24..2026-08-30) "
+        "has evidence in the output folder: spikes, shifts and new callers need a baseline of at "
+        "least 2 earlier periods, so none are flagged (day-level spikes inside the period are "
+        "still checked)"
+    )
+
+
 def test_a_median_of_request_counts_keeps_its_half():
     from allocation_kit.anomalies import _count
 

@@ -111,7 +111,7 @@ def test_each_team_gets_a_self_contained_statement_of_its_charge(workspace, tmp_
         ],
     ]
     assert (
-        "Not looked for yet: no earlier period has evidence in the output folder: spikes, shifts "
+        "Not looked for yet: no earlier month has evidence in the output folder: spikes, shifts "
         "and new callers need a baseline of at least 2 earlier periods"
     ) in search
     assert "Nothing for this team: its chargeback review passed, its budget is within" in search

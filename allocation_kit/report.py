@@ -576,7 +576,7 @@ def write_analysis(
     _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(reviewed))
     gaps = data_gaps(ledger.period, span)
     spend = spend_review(
-        ledger, profile, flagged, reviewed, budgets, record, reviewer_role, now, gaps
+        ledger, profile, flagged, reviewed, budgets, record, reviewer_role, now, gaps, month_budgets
     )
     (evidence / "spend_review.json").write_text(json.dumps(spend, indent=2) + "\n")
     trends: dict[str, list] = {u.name: [] for u in units}
@@ -868,6 +868,7 @@ def period_summary(folder: Path) -> dict | None:
             else "no baseline yet"
         ),
         "budgets_exceeded": spend["budgets"]["exceeded"] if spend.get("budgets") else None,
+        "month_to_date_exceeded": (spend.get("budgets") or {}).get("month_to_date_exceeded"),
         "chargeback_fails": spend["chargeback"]["fail"] if spend else None,
         "chargeback_follow_ups": spend["chargeback"]["needs_follow_up"] if spend else None,
         "sign_off": spend.get("sign_off", {})

@@ -312,9 +312,10 @@ def spend_review(
     reviewer_role: str,
     reviewed_at: datetime,
     gaps: list[str] | None = None,
+    month_budgets: list | None = None,
 ) -> dict:
     """The period's spend review record (spend_review.json). `gaps`: what of the period the
-    ledger lacks (`budgets.data_gaps`)."""
+    ledger lacks (`budgets.data_gaps`); `month_budgets`: a week's or range's month to date."""
     by_status = ledger.cost_by_status()
     allocated = by_status.get("allocated", Decimal(0))
     shared = by_status.get("shared", Decimal(0))
@@ -366,6 +367,11 @@ def spend_review(
             status: sum(b.status == status for b in budgets)
             for status in ("ok", "warning", "exceeded")
         }
+        | (  # a week's or range's month so far, over the whole monthly budget
+            {"month_to_date_exceeded": sum(b.status == "exceeded" for b in month_budgets)}
+            if month_budgets
+            else {}
+        )
         if budgets
         else None,  # no budgets configured
         "chargeback": {

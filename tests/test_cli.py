@@ -714,3 +714,29 @@ def test_a_week_into_a_month_without_rows_yet_has_nothing_so_far_in_that_month(w
         "no ledger rows in 2026-11 yet (data through 2026-10-30 12:00 UTC): nothing to forecast "
         "from",
     )
+
+
+def test_a_week_within_its_share_but_a_month_so_far_over_budget_counts_in_the_index(
+    workspace, tmp_path
+):
+    """W42 (12 to 18 October) spends $0.0014 of its 7/31 share ($0.23) of a $1.00 budget;
+    October so far, $1.0018, is over it. The index says so beside the week's 0."""
+    from allocation_kit.config import load_workspace
+    from allocation_kit.periods import parse_period
+    from allocation_kit.pipeline import period_ledger
+    from allocation_kit.report import write_evidence, write_index
+
+    (tmp_path / "budgets.yaml").write_text("budgets:\n  - {team: search, monthly: 1.00}\n")
+    rows = [request("early", timestamp="2026-10-05T12:00:00Z", input_tokens=1_000_000)]
+    rows += [request("w1", timestamp="2026-10-13T12:00:00Z")]  # W42: $0.0014
+    config = workspace(rows, kit=KIT + "budgets: budgets.yaml\n")
+    ledger = period_ledger(load_workspace(config), parse_period("2026-W42"))
+    folder = tmp_path / "reports" / "2026-W42"
+    (folder / "evidence").mkdir(parents=True)
+    analysis = write_evidence(folder, ledger, {}).analysis
+    week, month = analysis.budgets, analysis.month_budgets
+    assert [(b.status, m.status) for b, m in zip(week, month, strict=True)] == [("ok", "exceeded")]
+    spend = json.loads((folder / "evidence" / "spend_review.json").read_text())
+    assert spend["budgets"] == {"ok": 1, "warning": 0, "exceeded": 0, "month_to_date_exceeded": 1}
+    index = write_index(tmp_path / "reports").read_text()
+    assert '<td class="num">0<br><span class="sub">1 for the month so far</span></td>' in index

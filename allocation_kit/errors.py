@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ConfigError", "InputError", "KitError"]
+__all__ = ["ConfigError", "EmptyPeriod", "InputError", "KitError"]
 
 
 class KitError(Exception):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from . import __version__
+from . import __version__, errors
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import ConfigError, EmptyPeriod, KitError
@@ -779,7 +779,10 @@ def execute_packet(
         )
     except PapermillExecutionError as exc:
         error = NotebookError(None, None, f"{exc.evalue}")
-        error.exit_code = {"ConfigError": 2, "InputError": 3}.get(exc.ename, 1)
+        kind = getattr(errors, exc.ename, None)  # the kernel's KitError, by its class's name
+        error.exit_code = (
+            kind.exit_code if isinstance(kind, type) and issubclass(kind, KitError) else 1
+        )
         raise error from None
     _steady_injected_cell(target)
     return target

@@ -249,14 +249,22 @@ def pricing() -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path), required=True, help="pricing.yaml to write."
 )
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def pricing_import(source: str, table: Path, models: str | None, provider: str | None,
                    reviewed_by: str, source_url: str, effective_from: datetime | None,
-                   reviewed_on: datetime | None, out: Path) -> None:  # fmt: skip
+                   reviewed_on: datetime | None, out: Path, force: bool) -> None:  # fmt: skip
     """Convert a price table into a dated pricing snapshot; report what was not imported."""
     from .pricing_import import litellm_import, litellm_snapshot_yaml, read_litellm_table
 
     if models is not None and provider is not None:
         raise click.UsageError("give --models or --provider, not both")
+    if out.exists() and not force:  # a reviewed snapshot is replaced only on purpose
+        raise ConfigError(
+            out,
+            None,
+            "already exists; write the import elsewhere and compare with `allocation-kit "
+            "pricing diff`, or pass --force to replace it",
+        )
     day = reviewed_on.date() if reviewed_on else date.today()
     wanted = [m.strip() for m in models.split(",") if m.strip()] if models is not None else None
     result = litellm_import(

@@ -414,6 +414,18 @@ def test_the_command_writes_the_snapshot_and_reports_what_it_left_out(tmp_path, 
         date.today(),
         date(2026, 9, 1),
     )
+    # run again onto the reviewed snapshot: refused, the file left as it was, unless --force
+    written = out.read_bytes()
+    again = ("pricing", "import", "--from", "litellm", str(source), "--models", "complete",
+             "--reviewed-by", "b", "--source-url", "u", "--out", str(out))  # fmt: skip
+    assert cli(*again) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {out}: already exists; write the import elsewhere and compare with "
+        "`allocation-kit pricing diff`, or pass --force to replace it"
+    )
+    assert out.read_bytes() == written
+    assert cli(*again, "--force") == 0
+    assert parse_document(out, PricingSnapshot).reviewed_by == "b"
 
 
 @pytest.mark.parametrize(

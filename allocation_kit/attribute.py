@@ -156,6 +156,8 @@ def tag_status_sql(source: str) -> str:
                     THEN 'application ' || r.application || ' is not in the registry'
                         || COALESCE(' (did you mean ' || (SELECT min(id) FROM reg_apps
                             WHERE lower(id) = lower(r.application)) || '?)', '')
+                        || CASE WHEN r.team IS NOT NULL AND t.id IS NULL  -- one fix, not two
+                            THEN ', nor is team ' || r.team ELSE '' END
                 WHEN r.team IS NOT NULL AND t.id IS NULL
                     THEN 'team ' || r.team || ' is not in the registry'
                         || COALESCE(' (did you mean ' || (SELECT min(id) FROM reg_teams

@@ -47,6 +47,9 @@ def test_team_tag_alone_allocates_to_the_team(workspace):
         ({"team": None, "application": None}, "untagged", "no team and no application tag"),
         ({"application": "ghost-app"}, "unknown_owner",
          "application ghost-app is not in the registry"),
+        # both ids unknown: both named, so that one edit of the registry settles it
+        ({"team": "marketing", "application": "ghost-app"}, "unknown_owner",
+         "application ghost-app is not in the registry, nor is team marketing"),
         ({"team": "marketing", "application": None}, "unknown_owner",
          "team marketing is not in the registry"),
         # an id the registry lacks is unknown, not a disagreement with the application's team

@@ -874,23 +874,37 @@ class Review:
         """An unpriced request has no cost, which is not a zero."""
         return "unknown (no price)" if reason == "unpriced" else self._money(cost)
 
-    def exceptions_by_caller(self, limit: int = 12) -> Html:
+    def exceptions_by_caller(self, limit: int = 15) -> Html:
+        """Who sends the queue's rows: caller, tags as received and reason, costliest first (a
+        cost unknown for want of a price before any), the `limit` largest groups."""
         rows = self._sql(
-            "SELECT COALESCE(caller_id, '(none)'), COALESCE(application, '(none)'), reason, "
-            "count(*), COALESCE(sum(cost), 0) FROM exception_queue "
-            "WHERE reason NOT IN ('duplicate', 'out_of_period') "
-            f"GROUP BY ALL ORDER BY 5 DESC, 4 DESC LIMIT {int(limit)}"
+            "SELECT *, count(*) OVER () FROM ("
+            "SELECT COALESCE(caller_id, '(none)') AS caller, COALESCE(team, '(none)') AS team, "
+            "COALESCE(application, '(none)') AS app, reason, count(*) AS n, sum(cost) AS cost "
+            "FROM exception_queue GROUP BY ALL) "
+            "ORDER BY reason IN ('duplicate', 'out_of_period'), cost DESC NULLS FIRST, n DESC, "
+            f"caller, team, app, reason LIMIT {int(limit)}"
         )
+        outside = {"duplicate": "not in the total", "out_of_period": "another period"}
         body = [
-            (caller, app, reason.replace("_", " "), count_text(n),
-             self._exception_cost(reason, cost))
-            for caller, app, reason, n, cost in rows
+            (caller, team, app, reason.replace("_", " "), count_text(n),
+             f"{self._money(cost)} ({outside[reason]})" if reason in outside
+             else self._exception_cost(reason, cost))
+            for caller, team, app, reason, n, cost, _ in rows
         ]  # fmt: skip
-        return html_table(
-            ["Caller", "Application (as tagged)", "Reason", "Rows", "Cost"],
+        table = html_table(
+            ["Caller", "Team tag", "Application tag", "Reason", "Rows", "Cost"],
             body,
-            numeric=(3, 4),
+            numeric=(4, 5),
             empty="No caller has exceptions.",
+        )
+        groups = rows[0][6] if rows else 0
+        if groups <= limit:
+            return table
+        return table + Html(
+            f'<p class="ak-note">The {limit} largest of {count_text(groups)} groups; every row, '
+            "with its caller, endpoint and source file, is in "
+            "<code>evidence/exceptions.csv</code>.</p>"
         )
 
     def top_exceptions(self, limit: int = 10) -> Html:

@@ -122,6 +122,44 @@ def test_the_packet_shows_exact_money_rounded_once(packet):
     assert evidence["conservation"]["ledger_total"] == "0.026000000000"
 
 
+def test_the_queue_by_caller_names_who_sends_each_reason_with_the_tags_received(packet):
+    page = (packet / "packet.html").read_text()
+    section = page.split('id="By-caller-and-application"')[1].split("</table>")[0]
+    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", section)
+    assert cells == [
+        "Caller", "Team tag", "Application tag", "Reason", "Rows", "Cost",
+        # r6: no price, so its cost is unknown, not the least
+        "(none)", "search", "search-api", "unpriced", "1", "unknown (no price)",
+        "(none)", "search", "ticket-bot", "conflict", "1", "$0.00",  # r5
+        "svc-legacy", "(none)", "(none)", "untagged", "1", "$0.00",  # r4
+        "(none)", "search", "search-api", "duplicate", "1", "$0.00 (not in the total)",  # r1
+    ]  # fmt: skip
+
+
+def test_the_queue_by_caller_says_how_many_groups_it_leaves_to_the_evidence():
+    from types import SimpleNamespace
+
+    import duckdb
+
+    from allocation_kit.packet import Review
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE exception_queue AS SELECT 'svc-' || i AS caller_id, NULL AS team, "
+        "NULL AS application, 'untagged' AS reason, i::DECIMAL(38, 12) AS cost "
+        "FROM range(1, 6) t(i)"
+    )
+    usd = SimpleNamespace(kit=SimpleNamespace(currency="USD"))
+    ledger = SimpleNamespace(con=con, workspace=usd)
+    review = Review(ledger, {}, Path("."), "finops-analyst", datetime(2026, 11, 2))
+    page = review.exceptions_by_caller(limit=2).text
+    assert re.findall(r'<td class="txt">(svc-\d)</td>', page) == ["svc-5", "svc-4"]
+    assert page.endswith(
+        '<p class="ak-note">The 2 largest of 5 groups; every row, with its caller, endpoint and '
+        "source file, is in <code>evidence/exceptions.csv</code>.</p>"
+    )
+
+
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in packet.iterdir()) == [
         "SHA256SUMS", "evidence", "packet.html", "packet.ipynb", "statements"

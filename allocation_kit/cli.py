@@ -38,6 +38,7 @@ def run_period(
     """Review one period: execute the packet notebook (which writes the evidence), render it to
     HTML with a statement per team and rewrite the index. The period folder is replaced only
     when all of it succeeded."""
+    from .history import rerun_changes, run_record
     from .report import (
         atomic_period_folder,
         execute_packet,
@@ -51,6 +52,7 @@ def run_period(
     workspace = load_workspace(config)  # config errors surface here, before any kernel starts
     out = _folder_to_write(out or workspace.root / "reports", "--out")
     started = time.perf_counter()
+    before = run_record(out / period.label)  # read now: the rerun replaces it
     with atomic_period_folder(out, period.label, progress) as folder:
         notebook = execute_packet(workspace.config_path, period.label, out, folder, reviewer_role)
         manifest = json.loads((folder / "evidence" / "manifest.json").read_text())
@@ -60,8 +62,11 @@ def run_period(
         statements = write_statements(folder)
         write_checksums(folder)  # last: it covers everything written above
     index = write_index(out)
+    after = run_record(out / period.label)
     if progress:
         progress(f"packet     {time.perf_counter() - started:6.2f} s → {out / period.label}")
+        for line in rerun_changes(before, after) if before and after else []:
+            progress(f"rerun      {line}")
         if statements:
             progress(
                 f"statements {len(statements)} team page(s) in {out / period.label / 'statements'}"

@@ -10,22 +10,26 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from .errors import ConfigError, InputError
 from .load import file_sha256
 from .periods import Period, parse_period, prior_periods
-from .present import listed
+from .present import count_text, listed, money, unit_money
 
 __all__ = [
     "BASELINE_PERIODS",
+    "RunRecord",
     "baseline_files",
     "cell_text",
     "outdated_baseline",
     "outdated_by",
     "outdated_text",
     "prior_evidence",
+    "rerun_changes",
+    "run_record",
 ]
 
 BASELINE_PERIODS = 6  # how many earlier periods a baseline looks back at
@@ -214,3 +218,82 @@ def cell_text(value: object) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a period folder's evidence says of the run that wrote it: enough to tell a rerun
+    what it changed."""
+
+    created_at: str
+    inputs: dict[str, str]  # "role: path" -> SHA-256
+    exceptions: dict[str, int]  # reason -> rows of exceptions.csv
+    unallocated: Decimal
+    verdict: str | None
+    sign_off: str | None
+    currency: str
+
+
+def run_record(folder: Path) -> RunRecord | None:
+    """The record of the run whose evidence is in folder/evidence (None: no readable evidence,
+    such as a folder an earlier kit version wrote in part)."""
+    evidence = folder / "evidence"
+    try:
+        manifest = json.loads((evidence / "manifest.json").read_text(encoding="utf-8"))
+        spend = json.loads((evidence / "spend_review.json").read_text(encoding="utf-8"))
+        exceptions: dict[str, int] = {}
+        with (evidence / "exceptions.csv").open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                exceptions[row["reason"]] = exceptions.get(row["reason"], 0) + 1
+        return RunRecord(
+            created_at=manifest["created_at"],
+            inputs={f"{i['role']}: {i['path']}": i["sha256"] for i in manifest["inputs"]},
+            exceptions=exceptions,
+            unallocated=Decimal(spend["totals"]["unallocated"]),
+            verdict=spend["totals"].get("reconciliation_result"),
+            sign_off=(spend.get("sign_off") or {}).get("proposed_result"),
+            currency=manifest["workspace"]["currency"],
+        )
+    except (OSError, ValueError, KeyError, TypeError, InvalidOperation):
+        return None
+
+
+def rerun_changes(before: RunRecord, after: RunRecord) -> list[str]:
+    """What a rerun of a period changed against the run it replaced, one line each: the inputs
+    that differ, the exception rows by reason, the unallocated cost, the verdict and the
+    proposed sign-off; one line when nothing did."""
+    when = before.created_at.replace("T", " ").replace("+00:00", " UTC")
+    changed = sorted(
+        k.split(": ", 1)[1]
+        for k in before.inputs.keys() | after.inputs.keys()
+        if before.inputs.get(k) != after.inputs.get(k)
+    )
+    lines = [f"replaces the run of {when}" + (f"; inputs changed: {', '.join(changed)}"
+                                              if changed else "; same inputs")]  # fmt: skip
+    total = (sum(before.exceptions.values()), sum(after.exceptions.values()))
+    moved = {
+        r: after.exceptions.get(r, 0) - before.exceptions.get(r, 0)
+        for r in sorted(before.exceptions.keys() | after.exceptions.keys())
+    }
+    parts = ", ".join(
+        f"{r.replace('_', ' ')} {'+' if n > 0 else '−'}{count_text(abs(n))}"
+        for r, n in moved.items()
+        if n
+    )
+    changes = []
+    if parts:
+        changes.append(f"exception rows {count_text(total[0])} → {count_text(total[1])} ({parts})")
+    if before.unallocated != after.unallocated:
+        shown = [money(v, after.currency) for v in (before.unallocated, after.unallocated)]
+        if shown[0] == shown[1]:  # a change below the minor unit still shows
+            shown = [unit_money(v, after.currency) for v in (before.unallocated, after.unallocated)]
+        changes.append(f"unallocated {shown[0]} → {shown[1]}")
+    for what, old, new in (
+        ("verdict", before.verdict, after.verdict),
+        ("proposed sign-off", before.sign_off, after.sign_off),
+    ):
+        if old != new:
+            changes.append(f"{what} {(old or 'none').replace('_', ' ')} → "
+                           f"{(new or 'none').replace('_', ' ')}")  # fmt: skip
+    lines.append("; ".join(changes) if changes else "the same results")
+    return lines

@@ -740,3 +740,28 @@ def test_a_week_within_its_share_but_a_month_so_far_over_budget_counts_in_the_in
     assert spend["budgets"] == {"ok": 1, "warning": 0, "exceeded": 0, "month_to_date_exceeded": 1}
     index = write_index(tmp_path / "reports").read_text()
     assert '<td class="num">0<br><span class="sub">1 for the month so far</span></td>' in index
+
+
+def test_a_rerun_says_what_it_changed_against_the_run_it_replaced(workspace, tmp_path, capsys):
+    from .conftest import REGISTRY
+
+    rows = [request("r1"), request("r2", application="ghost-app", team=None)]
+    rows += [request(f"u{i}", team=None, application=None) for i in range(2)]
+    config = workspace(rows)
+    assert review(config) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("  rerun ")] == []  # nothing before it
+    manifest = tmp_path / "reports" / "2026-10" / "evidence" / "manifest.json"
+    first = json.loads(manifest.read_text())["created_at"].replace("T", " ")
+    # the platform engineer registers ghost-app, and reviews October again
+    registry = REGISTRY.replace(
+        "  - {id: ticket-bot, team: support}",
+        "  - {id: ticket-bot, team: support}\n  - {id: ghost-app, team: support}",
+    )
+    assert review(workspace(rows, registry=registry)) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("  rerun ")] == [
+        f"  rerun      replaces the run of {first.replace('+00:00', ' UTC')}; inputs changed: "
+        "registry.yaml",
+        "  rerun      exception rows 3 → 2 (unknown owner −1); unallocated $0.0042 → $0.0028",
+    ]

@@ -1,5 +1,7 @@
 """Earlier periods' evidence: which later reviews compared with other figures than it holds now."""
 
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 from allocation_kit.history import baseline_digest, outdated_baseline
@@ -35,3 +37,33 @@ def test_only_the_columns_a_review_used_make_it_outdated(tmp_path):
     # an earlier period's evidence edited past reading is no longer what was read
     path.write_bytes(b"team,unpriced_requests\n\xff\n")
     assert outdated_baseline(tmp_path, OCTOBER, read) == {"2026-08": "new", "2026-09": "changed"}
+
+
+def test_rerun_changes_name_the_verdict_and_sign_off_or_say_nothing_changed():
+    from allocation_kit.history import RunRecord, rerun_changes
+
+    before = RunRecord(
+        created_at="2026-11-02T09:00:00+00:00",
+        inputs={"pricing: pricing.yaml": "a", "billing: bill.csv": "b"},
+        exceptions={"unpriced": 800, "untagged": 20},
+        unallocated=Decimal("28.36"),
+        verdict="inconclusive",
+        sign_off="fail",
+        currency="USD",
+    )
+    assert rerun_changes(before, before) == [
+        "replaces the run of 2026-11-02 09:00:00 UTC; same inputs",
+        "the same results",
+    ]
+    after = replace(
+        before,
+        inputs={"pricing: pricing.yaml": "c", "billing: bill.csv": "b", "events: e.csv": "d"},
+        exceptions={"untagged": 20},
+        verdict="pass",
+        sign_off="needs_follow_up",
+    )
+    assert rerun_changes(before, after) == [
+        "replaces the run of 2026-11-02 09:00:00 UTC; inputs changed: e.csv, pricing.yaml",
+        "exception rows 820 → 20 (unpriced −800); verdict inconclusive → pass; proposed sign-off "
+        "fail → needs follow up",
+    ]

@@ -28,7 +28,7 @@ from .chargeback import (
     bill_charges,
     prepaid_drawdown,
 )
-from .config import load_workspace
+from .config import FixedSplit, load_workspace
 from .periods import parse_period
 from .pipeline import PeriodLedger, period_ledger
 from .present import (
@@ -549,7 +549,8 @@ class Review:
         return rounded(value, self.currency)
 
     def shared_costs(self) -> Html:
-        """Each shared application: its rule and what each receiving team got."""
+        """Each shared application: its rule, each receiving team's weight under it and what the
+        team got."""
         rows = [
             (line.application, line.allocation_rule, line.team, line.cost)
             for line in self.ledger.allocation
@@ -560,14 +561,44 @@ class Review:
             merged[(app, rule, team)] += cost
         keys = sorted(merged)
         shared = sum(merged.values(), Decimal(0))
+        apps = {a.id: a for a in self.ledger.workspace.registry.applications}
+        direct = direct_usage(self.ledger.usage)
+        weights = {app: shared_weights(apps[app].shared, direct)[0] for app in {k[0] for k in keys}}
         table = html_table(
-            ["Shared application", "Rule", "Receiving team", "Cost"],
-            [(*k, self._money(merged[k])) for k in keys],
-            numeric=(3,),
-            total=("Total shared", "", "", self._money(shared)),
+            ["Shared application", "Rule", "Receiving team", "Weight", "Share", "Cost"],
+            [
+                (
+                    *k,
+                    *self._weight(apps[k[0]].shared, weights[k[0]], k[1], k[2]),
+                    self._money(merged[k]),
+                )
+                for k in keys
+            ],
+            numeric=(3, 4, 5),
+            total=("Total shared", "", "", "", "", self._money(shared)),
             empty="No shared applications had traffic in this period.",
         )
-        return table + rounding_note([(list(merged.values()), shared)], self.currency)
+        note = Html(
+            '<p class="ak-note">A team\'s share is its weight over the weights of every team the '
+            "rule names; a proportional rule weighs each team's own direct, billable usage in the "
+            "period (tokens and requests of failed calls the snapshot does not bill count for "
+            "none).</p>"
+        )
+        return table + rounding_note([(list(merged.values()), shared)], self.currency) + note
+
+    def _weight(self, rule, weights: dict[str, Decimal], words: str, team: str) -> tuple[str, str]:
+        """(the team's weight under a shared rule, in the rule's unit; its share in percent).
+        `words`: the rule as allocation.csv states it (a proportional rule without usage to
+        weigh by falls back to even)."""
+        share = percent(weights[team] / sum(weights.values()) * 100, places=2)
+        if isinstance(rule, FixedSplit):
+            return f"{count_text(weights[team])}%", share
+        if not words.startswith("shared: proportional"):
+            return f"1 of {len(weights)}", share
+        if rule.basis == "cost":
+            return self._money(weights[team]) + " own cost", share
+        unit = {"tokens": "billable tokens", "requests": "billable requests"}[rule.basis]
+        return f"{count_text(weights[team])} {unit}", share
 
     def coverage(self) -> Html:
         by_status = self.cost_by_status

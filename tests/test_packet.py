@@ -160,6 +160,35 @@ def test_the_queue_by_caller_says_how_many_groups_it_leaves_to_the_evidence():
     )
 
 
+def test_shared_costs_show_each_teams_weight_and_share_under_its_rule(tmp_path):
+    from allocation_kit.config import load_workspace
+    from allocation_kit.packet import Review
+    from allocation_kit.periods import parse_period
+    from allocation_kit.pipeline import period_ledger
+
+    rows = [request("s1"), request("s2"), request("s-failed", status_code=500)]  # 2,200 tokens
+    rows += [request("t1", team="support", application="ticket-bot")]  # 1,100 billable tokens
+    rows += [request("p1", application="gateway-prop", team=None)]  # $0.0014, 2:1
+    rows += [request("f1", application="gateway-fixed", team=None)]  # $0.0014, 70:30
+    config = make_workspace(tmp_path, rows)
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    review = Review(ledger, {}, tmp_path, "finops-analyst", datetime(2026, 11, 2, tzinfo=UTC))
+    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", review.shared_costs().text)
+    fixed = "shared: fixed split (search 70%, support 30%)"
+    prop = (
+        "shared: proportional to the direct billable input + output tokens of search, support "
+        "in the period (all environments)"
+    )
+    assert cells == [
+        "Shared application", "Rule", "Receiving team", "Weight", "Share", "Cost",
+        "gateway-fixed", fixed, "search", "70%", "70.00%", "$0.00",
+        "gateway-fixed", fixed, "support", "30%", "30.00%", "$0.00",
+        "gateway-prop", prop, "search", "2,200 billable tokens", "66.67%", "$0.00",
+        "gateway-prop", prop, "support", "1,100 billable tokens", "33.33%", "$0.00",
+        "Total shared", "", "", "", "", "$0.00",
+    ]  # fmt: skip
+
+
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     assert sorted(p.name for p in packet.iterdir()) == [
         "SHA256SUMS", "evidence", "packet.html", "packet.ipynb", "statements"

@@ -1100,8 +1100,8 @@ class Review:
         if schedule is not None and schedule.spread:
             spread = listed([ITEM_WORDS[i] for i in schedule.spread])
             text = (
-                f"The chargeback to the bill (Allocation section) spreads {spread} across the "
-                "teams in proportion to their own cost; the rest stays with the reviewer"
+                f"The chargeback to the bill (the section of that name) spreads {spread} across "
+                "the teams in proportion to their own cost; the rest stays with the reviewer"
             )
             held = [i for i in schedule.spread if schedule.reviewer.shares.get(i)]
             text += (

@@ -22,6 +22,7 @@ from .conftest import KIT, PRICING, REGISTRY, request, write_ledger
 SECTIONS = [
     "Summary",
     "Allocation",
+    "Chargeback to the bill",
     "Shared costs",
     "Exception queue",
     "Reconciliation",
@@ -636,7 +637,7 @@ def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says
         "charged to it."
     ) in page
     assert (
-        "The chargeback to the bill (Allocation section) spreads tax across the teams in "
+        "The chargeback to the bill (the section of that name) spreads tax across the teams in "
         "proportion to their own cost; the rest stays with the reviewer, with the part of the tax "
         "on the spend it keeps."
     ) in page

@@ -151,12 +151,16 @@ def statement_html(
     last = (datetime.fromisoformat(period["end"]) - timedelta(days=1)).date()
     name = team["team"]
     charge_line = next((r for r in chargeback if r["team"] == name), None)
+    kept = next((r for r in chargeback if r["line"] == "kept_by_reviewer"), None)
+    # the items the reviewer's line also carries a part of, on the spend it keeps
+    held = {i for i in SPREADABLE if kept and charge_line and Decimal(kept[f"{i}_share"] or 0)
+            and Decimal(charge_line[f"{i}_share"] or 0)}  # fmt: skip
     budget = next((b for b in budgets if b["team"] == name), None)
     parts = [
         _standing(period["label"], context),
         _tiles(team, budget, currency, context),
         Html("<h2>What the charge is made of</h2>"),
-        _composition(name, allocation, charge_line, currency, context),
+        _composition(name, allocation, charge_line, currency, context, held),
         Html("<h2>By model</h2>"),
         _models((models or {}).get(name, {}), team, currency),
         Html("<h2>Budget</h2>"),
@@ -297,6 +301,7 @@ def _composition(
     charge_line: dict[str, str] | None,
     currency: str,
     context: Context,
+    held: set[str] = frozenset(),
 ) -> Html:
     """The team's own cost application by application (production and the rest apart, as the
     packet's allocation shows it), its shares of what is spread, the total and the charge."""
@@ -339,8 +344,11 @@ def _composition(
             if Decimal(charge_line[f"{item}_share"])
         ]
         for item, share in shares:
-            rows.append((f"Share of {ITEM_WORDS[item]}", "in proportion to own cost", "", "", "",
-                         m(share)))  # fmt: skip
+            how = "in proportion to own cost"
+            if item in held:
+                how += (" among all the spend charged: the reviewer keeps the part on the spend "
+                        "it keeps")  # fmt: skip
+            rows.append((f"Share of {ITEM_WORDS[item]}", how, "", "", "", m(share)))
             classes.append("")
             if item == "unallocated":  # what the unallocated spend is, in the same proportions
                 parts = unallocated_parts(allocation, share)

@@ -641,6 +641,13 @@ def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says
         "proportion to their own cost; the rest stays with the reviewer, with the part of the tax "
         "on the spend it keeps."
     ) in page
+    statement = (folder / "statements" / "search.html").read_text()
+    assert re.findall(
+        r'<td class="txt">Share of tax</td><td class="txt">([^<]*)</td>', statement
+    ) == [
+        "in proportion to own cost among all the spend charged: the reviewer keeps the part on "
+        "the spend it keeps"
+    ]  # $0.14 of $0.28, not all of it: the reviewer keeps the half on the untagged $1.40
     sign_off = page.split('id="Sign-off"')[1]
     facts = re.findall(r'<td class="txt">([^<]*)</td><td class="txt">(\$[^<]*)</td>', sign_off)
     assert facts == [

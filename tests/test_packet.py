@@ -36,6 +36,12 @@ SECTIONS = [
 ]
 
 
+def table_cells(html: str, after: str = "") -> list[str]:
+    """The header and body cells of the first table in `html` after the text `after`."""
+    table = html.split(after)[1] if after else html
+    return re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", table.split("</table>")[0])
+
+
 def make_workspace(root: Path, rows) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "registry.yaml").write_text(textwrap.dedent(REGISTRY))
@@ -125,8 +131,7 @@ def test_the_packet_shows_exact_money_rounded_once(packet):
 
 def test_the_queue_by_caller_names_who_sends_each_reason_with_the_tags_received(packet):
     page = (packet / "packet.html").read_text()
-    section = page.split('id="By-caller-and-application"')[1].split("</table>")[0]
-    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", section)
+    cells = table_cells(page, 'id="By-caller-and-application"')
     assert cells == [
         "Caller", "Team tag", "Application tag", "Reason", "Rows", "Cost",
         # r6: no price, so its cost is unknown, not the least
@@ -174,7 +179,7 @@ def test_shared_costs_show_each_teams_weight_and_share_under_its_rule(tmp_path):
     config = make_workspace(tmp_path, rows)
     ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
     review = Review(ledger, {}, tmp_path, "finops-analyst", datetime(2026, 11, 2, tzinfo=UTC))
-    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", review.shared_costs().text)
+    cells = table_cells(review.shared_costs().text)
     fixed = "shared: fixed split (search 70%, support 30%)"
     prop = (
         "shared: proportional to the direct billable input + output tokens of search, support "
@@ -600,8 +605,7 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
         ("", "Tax: VAT (in EUR: not added)", "€0.30"),  # euros are never added to dollars
     ]
     # the chargeback to the bill: teams carry their own cost (nothing spread); the rest is kept
-    schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]
-    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", schedule)
+    cells = table_cells(page, 'id="Chargeback-to-the-bill"')
     assert cells == [  # what the reviewer keeps has columns: every row and column adds up
         "Team", "Cost center", "Own cost", "+ unallocated spend (kept)",
         "+ usage difference (kept)", "+ tax (kept)", "+ credits (kept)", "Charge",
@@ -623,8 +627,7 @@ def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says
     )
     folder = with_generic_bill(tmp_path, rows, bill, kit_extra="chargeback: {spread: [tax]}\n")
     page = (folder / "packet.html").read_text()
-    schedule = page.split('id="Chargeback-to-the-bill"')[1].split("</table>")[0]
-    cells = re.findall(r"<t[dh] class=\"\w+\">([^<]*)</t[dh]>", schedule)
+    cells = table_cells(page, 'id="Chargeback-to-the-bill"')
     assert cells == [
         "Team", "Cost center", "Own cost", "+ tax", "+ unallocated spend (kept)", "Charge",
         "search", "CC-100", "$1.40", "$0.14", "", "$1.54",

@@ -288,7 +288,8 @@ def budget_lines(
             else None
         )
         pct = (actual / budget * 100).quantize(CENT, ROUND_HALF_EVEN) if budget else None
-        crossed = [t for t in budgets.thresholds_pct if pct is not None and pct >= t]
+        # judged on the exact share: 79.996% rounds to 80.00 but has not reached 80
+        crossed = [t for t in budgets.thresholds_pct if budget and actual * 100 >= t * budget]
         reasons = []
         if actual > budget:
             status = "exceeded"

@@ -382,3 +382,14 @@ def test_the_packet_says_once_what_every_budget_row_would_repeat():
 )  # fmt: skip
 def test_sparse_traffic_ends_a_period_within_three_of_its_gaps_and_a_day(last, gap, gaps):
     assert data_gaps(OCTOBER, (datetime(2026, 10, 1, 0, 30), last, gap)) == gaps
+
+
+def test_a_threshold_is_judged_on_the_exact_share_not_its_rounding():
+    # $799.96 of $1,000: 79.996% is shown as 80.00, but has not reached the 80% threshold
+    config = budgets({"team": "search", "monthly": 1000}, thresholds=(80, 100))
+    below = budget_lines(config, [line("search", "799.96")], REG, OCTOBER, WHOLE_OCTOBER, "USD")
+    at = budget_lines(config, [line("search", "800")], REG, OCTOBER, WHOLE_OCTOBER, "USD")
+    assert [(b.pct_used, b.status, b.threshold_crossed) for b in (*below, *at)] == [
+        (Decimal("80.00"), "ok", None),
+        (Decimal("80.00"), "warning", 80),
+    ]

@@ -28,6 +28,7 @@ without token prices → `per_call` (one image a call).
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import itertools
 import json
@@ -355,9 +356,12 @@ def _selected(
 ) -> tuple[list[str], dict[str, str]]:
     if models is not None:
         wanted = sorted(set(models))
-        return [m for m in wanted if m in table], {
-            m: "not in the table" for m in wanted if m not in table
-        }
+        missing = {}
+        for m in wanted:
+            if m not in table:  # a typo, or a key with its provider's prefix
+                close = difflib.get_close_matches(m, table, n=1, cutoff=0.8)
+                missing[m] = "not in the table" + (f" (did you mean {close[0]}?)" if close else "")
+        return [m for m in wanted if m in table], missing
     if provider is not None:
         names = [
             m

@@ -222,9 +222,10 @@ CRAFTED = {
 
 
 def test_partial_and_unknown_entries_are_reported_never_guessed():
-    result = imported(CRAFTED, models=[*CRAFTED, "absent-model"])
+    result = imported(CRAFTED, models=[*CRAFTED, "absent-model", "paintr"])
     assert result.skipped == {
         "absent-model": "not in the table",
+        "paintr": "not in the table (did you mean painter?)",  # a hint, never a guess
         "float-noise": "input_cost_per_token 0.0000029999900000000002 is "
         "2.9999900000000002 per 1M tokens, finer than the snapshot's 6 decimal places "
         "(float noise in the table?)",

@@ -11,6 +11,7 @@ ledger into pandas.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -804,7 +806,16 @@ def stop_if_blocking_failed(suites: list) -> None:
     for suite in suites:
         if suite.blocking and not suite.success:
             failed = next(r for r in suite.results if r.success is False)
-            raise ConfigError(suite.path, failed.name, "blocking expectation failed")
+            found = ""
+            if failed.unexpected_count:
+                values = list(dict.fromkeys(map(str, failed.sample_unexpected)))[:5]
+                seen = f", such as {', '.join(map(repr, values))}" if values else ""
+                found = f" by {counted(failed.unexpected_count, 'value')}{seen}"
+            raise ConfigError(
+                Path(os.path.normpath(suite.path)),  # a kit.yaml path with ../ in it, shortened
+                failed.name,
+                f"blocking expectation failed{found}",
+            )
 
 
 def _settled_by_expectations(suites: list) -> dict[str, str]:

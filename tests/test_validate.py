@@ -703,6 +703,16 @@ def test_validation_document_and_table(workspace, tmp_path):
         "2 expectations in 1 suites: 1 passed, 1 failed, 0 not run; "
         "blocking suite failed: requests",
     ]
+    # the line that stops a run names what failed and the values it found
+    from allocation_kit.errors import ConfigError
+    from allocation_kit.pipeline import stop_if_blocking_failed
+
+    with pytest.raises(ConfigError) as caught:
+        stop_if_blocking_failed(suites)
+    assert caught.value.line() == (
+        f"{folder / 'requests.json'}: environment_registered: blocking expectation failed by "
+        "1 value, such as 'prod'"
+    )
 
 
 def test_the_ledger_suite_covers_the_periods_rows_not_the_months_beside_it(workspace, tmp_path):

@@ -841,6 +841,13 @@ def load_workspace(config_path: str | Path) -> Workspace:
     config_path = Path(config_path).resolve()
     kit: KitConfig = parse_document(config_path, KitConfig)
     root = config_path.parent
+    for key in ("registry", "pricing", "cost_units", "budgets"):  # a mistyped name: say where
+        named = getattr(kit, key)
+        if named and not (root / named).exists():
+            raise ConfigError(
+                config_path, key, f"{root / named}: file not found; expected a path relative "
+                "to kit.yaml"
+            )  # fmt: skip
     registry_path = root / kit.registry
     pricing_path = root / kit.pricing
     registry: Registry = parse_document(registry_path, Registry)

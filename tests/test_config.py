@@ -341,7 +341,10 @@ def test_missing_registry_file_is_named(workspace, tmp_path):
     (tmp_path / "registry.yaml").unlink()
     with pytest.raises(ConfigError) as caught:
         load_workspace(kit)
-    assert caught.value.line() == f"{tmp_path / 'registry.yaml'}: file not found"
+    assert caught.value.line() == (
+        f"{kit}: registry: {tmp_path / 'registry.yaml'}: file not found; expected a path "
+        "relative to kit.yaml"
+    )
     (tmp_path / "registry.yaml").mkdir()  # a folder where the file should be
     with pytest.raises(ConfigError) as caught:
         load_workspace(kit)

@@ -715,6 +715,12 @@ def _expected(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...
         return f"unknown key{hint}{allowed}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "invalid_key" and isinstance(error.get("input"), (int, float)):
+        # `{input: 0,15}`: YAML reads a decimal comma as two entries, the second a number key
+        return (
+            f"got {error['input']!r} as a key; a decimal comma? write decimals with a point, "
+            "such as 0.15"
+        )
     if kind == "union_tag_invalid":
         return "method must be one of fixed, proportional, even"
     if kind == "union_tag_not_found":

@@ -424,3 +424,11 @@ def test_an_impossible_date_as_a_whole_document_names_the_line(tmp_path):
         f"{tmp_path / 'registry.yaml'}: line 2: got '2026-13-01', expected a valid date such as "
         "2026-10-01"
     )
+
+
+def test_a_decimal_comma_is_named_as_one(workspace):
+    line = error_line(workspace, pricing=PRICING.replace("input: 1.00,", "input: 1,00,", 1))
+    assert line.endswith(
+        "pricing.yaml: models[0] (chat-small).per_1m_tokens[0]: got 0 as a key; a decimal "
+        "comma? write decimals with a point, such as 0.15"
+    )

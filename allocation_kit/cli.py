@@ -159,6 +159,7 @@ def validate(config: Path, period: str) -> None:
         workspace.root,
         str(workspace.config_path),
         aliases=workspace.ledger_aliases,
+        callers=workspace.ledger_callers,
     )
     (inside,) = con.execute(
         f"SELECT count(*) FROM requests WHERE {period_filter_sql(parsed)}"

@@ -320,6 +320,9 @@ class Application(_Strict):
     active: bool = True
     shared: SharedRule | None = None
     aliases: list[RegistryId] = Field(default_factory=list)  # other names the ledger uses
+    # callers (caller_id: a service identity or API key) whose untagged requests are this
+    # application's
+    callers: list[RegistryId] = Field(default_factory=list)
 
 
 class Registry(_Strict):
@@ -334,6 +337,7 @@ class Registry(_Strict):
         _unique_ids("applications", [a.id for a in self.applications])
         _unique_aliases("teams", self.teams)
         _unique_aliases("applications", self.applications)
+        _unique_callers(self.applications)
         for i, app in enumerate(self.applications):
             if app.team not in team_ids:
                 raise _KeyProblem(
@@ -357,6 +361,11 @@ class Registry(_Strict):
             "team": {alias: t.id for t in self.teams for alias in t.aliases},
             "application": {alias: a.id for a in self.applications for alias in a.aliases},
         }
+
+    def callers(self) -> dict[str, str]:
+        """{caller_id: application id}: whose untagged requests the loader reads as the
+        application's."""
+        return {caller: a.id for a in self.applications for caller in a.callers}
 
 
 # --- pricing.yaml -------------------------------------------------------------------------------
@@ -544,6 +553,20 @@ def _unique_aliases(section: str, entries: list[Team] | list[Application]) -> No
                     where, f"{alias!r} is already an alias of {named[alias]}; an alias names one"
                 )
             named[alias] = entry.id
+
+
+def _unique_callers(applications: list[Application]) -> None:
+    """A caller's untagged requests belong to one application."""
+    named: dict[str, str] = {}
+    for i, app in enumerate(applications):
+        for caller in app.callers:
+            if caller in named:
+                raise _KeyProblem(
+                    f"applications[{i}] ({app.id}).callers",
+                    f"{caller!r} is already a caller of {named[caller]}; a caller's untagged "
+                    "requests belong to one application",
+                )
+            named[caller] = app.id
 
 
 def _unknown(value: str, known: set[str]) -> str:
@@ -832,6 +855,11 @@ class Workspace:
         """{ledger column: {other name: id}}: pricing.yaml's model aliases and registry.yaml's
         team and application aliases, read by the loader."""
         return {"model": dict(self.pricing.aliases), **self.registry.aliases()}
+
+    @property
+    def ledger_callers(self) -> dict[str, str]:
+        """{caller_id: application id} of registry.yaml's `callers`, read by the loader."""
+        return self.registry.callers()
 
     @property
     def suites_dir(self) -> Path:

@@ -1210,7 +1210,8 @@ def _registry_yaml() -> str:
         "",
         "# Each application maps to exactly one team. A shared application's cost is",
         "# split between teams by its rule: fixed percentages, proportional to a basis",
-        "# (tokens, cost or requests) or evenly.",
+        "# (tokens, cost or requests) or evenly. `callers: [key-…]` on an application claims",
+        "# the requests of those caller_ids that carry no tags at all.",
         "applications:",
     ]
     for source in _REGULAR:

@@ -212,6 +212,7 @@ def load_requests(
     *,
     check: bool = True,
     aliases: Mapping[str, Mapping[str, str]] | None = None,
+    callers: Mapping[str, str] | None = None,
 ) -> LoadedLedger:
     """Create the view `requests` (canonical columns + `source_file`) over the ledger files,
     read as they are or through the adapter `source.format` names (see `adapters`).
@@ -221,7 +222,9 @@ def load_requests(
     required or mapped column, a missing required value, non-numeric, fractional or negative
     token counts, unparseable timestamps, status codes and batch flags, naming the file and
     row. `aliases` ({column: {other name: id}}; see `Workspace.ledger_aliases`) rename the
-    ledger's models, teams and applications to the names the snapshot and registry use.
+    ledger's models, teams and applications to the names the snapshot and registry use;
+    `callers` ({caller_id: application id}) give an untagged request (no team, no application)
+    the application of its caller.
     `check=False` leaves the values (the scan that checks them) to the caller:
     `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
     `LoadedLedger.check_values` reports them.
@@ -282,6 +285,12 @@ def load_requests(
     }
     for column, names in (aliases or {}).items():
         canonical[column] = alias_sql(canonical[column], names)
+    if callers:  # only a request that names no owner at all: a tag as sent always wins
+        app, team, caller = (canonical[c] for c in ("application", "team", "caller_id"))
+        owned = alias_sql(caller, callers, otherwise="NULL")
+        canonical["application"] = (
+            f"(CASE WHEN {app} IS NULL AND {team} IS NULL THEN {owned} ELSE {app} END)"
+        )
     selects = [f"{sql} AS {column}" for column, sql in canonical.items()]
     prefix = str(root.resolve()).rstrip("/") + "/"
     selects.append(f"replace(filename, {_literal(prefix)}, '') AS source_file")

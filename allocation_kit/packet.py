@@ -62,7 +62,8 @@ IN_LEDGER = {
 # What a reviewer should do about each kind of exception.
 ACTIONS = {
     "untagged": "Ask the callers below to send team and application tags (gateway default tags "
-    "help); until then the cost stays unallocated.",
+    "help), or list a caller you know the owner of under its application's callers in "
+    "registry.yaml; until then the cost stays unallocated.",
     "unknown_owner": "Add the application or team to registry.yaml, or fix the caller's tag.",
     "conflict": "The team tag and the application's registered team disagree: fix the tag or "
     "move the application in registry.yaml.",

@@ -514,6 +514,7 @@ def period_ledger(
         str(workspace.config_path),
         check=False,
         aliases=workspace.ledger_aliases,
+        callers=workspace.ledger_callers,
     )
     # The manifest's SHA-256 of every ledger file: hashlib releases the GIL, so the files are
     # read and hashed on a thread while DuckDB works.

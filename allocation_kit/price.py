@@ -158,15 +158,16 @@ def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) ->
     return layout
 
 
-def alias_sql(expr: str, aliases: Mapping[str, str] | None) -> str:
+def alias_sql(expr: str, aliases: Mapping[str, str] | None, otherwise: str | None = None) -> str:
     """SQL: the name `expr` gives, read through `aliases` ({other name: the name the snapshot
-    or registry uses}); `expr` itself when there are none."""
+    or registry uses}); else `otherwise` (by default `expr` itself)."""
+    otherwise = expr if otherwise is None else otherwise
     if not aliases:
-        return expr
+        return otherwise
     cases = " ".join(
         f"WHEN {_quoted(alias)} THEN {_quoted(model)}" for alias, model in sorted(aliases.items())
     )
-    return f"(CASE {expr} {cases} ELSE {expr} END)"
+    return f"(CASE {expr} {cases} ELSE {otherwise} END)"
 
 
 def _quoted(text: str) -> str:

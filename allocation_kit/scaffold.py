@@ -38,6 +38,7 @@ teams:
 applications:                 # an application maps to exactly one team
   - {id: search-api, team: search}
   - {id: ticket-summarizer, team: support}
+    # callers: [caller_ids whose requests carry no tags at all but are this application's]
   - id: llm-gateway           # a shared application: its cost is split by the rule
     team: platform
     shared: {method: fixed, split: {search: 70, support: 30}}

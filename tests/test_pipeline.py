@@ -8,6 +8,7 @@ import pytest
 
 from allocation_kit.attribute import hash_table
 from allocation_kit.config import load_workspace
+from allocation_kit.errors import ConfigError
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
 
@@ -106,6 +107,39 @@ def test_registry_aliases_read_other_names_of_a_team_and_an_application(workspac
     assert ledger.con.execute("SELECT detail FROM lines WHERE request_id = 'r3'").fetchall() == [
         ("team tag search disagrees with application ticket-bot owned by support",)
     ]
+
+
+def test_a_registered_caller_owns_its_untagged_requests_and_never_overrides_a_tag(workspace):
+    # the gateway owner knows whose API keys send no tags: key-legacy-cron is ticket-bot's
+    registry = REGISTRY.replace(
+        "{id: ticket-bot, team: support}",
+        "{id: ticket-bot, team: support, callers: [key-legacy-cron]}",
+    )
+    rows = [
+        request("r1", team=None, application=None, caller_id="key-legacy-cron"),  # ticket-bot's
+        request("r2", team="search", application=None, caller_id="key-legacy-cron"),  # a tag wins
+        request("r3", team=None, application=None, caller_id="key-personal-7f3a"),  # not listed
+    ]
+    ledger = run(workspace, rows, registry=registry)
+    assert lines(ledger) == [
+        ("allocated", "support", "ticket-bot", 1, Decimal("0.0014")),
+        ("allocated", "search", None, 1, Decimal("0.0014")),
+        ("untagged", None, None, 1, Decimal("0.0014")),
+    ]
+
+
+def test_a_caller_belongs_to_one_application(workspace):
+    registry = REGISTRY.replace(
+        "{id: search-api, team: search}", "{id: search-api, team: search, callers: [svc-a]}"
+    ).replace(
+        "{id: ticket-bot, team: support}", "{id: ticket-bot, team: support, callers: [svc-a]}"
+    )
+    with pytest.raises(ConfigError) as caught:
+        run(workspace, [request("r1")], registry=registry)
+    assert caught.value.line().endswith(
+        "registry.yaml: applications[1] (ticket-bot).callers: 'svc-a' is already a caller of "
+        "search-api; a caller's untagged requests belong to one application"
+    )
 
 
 def test_identical_duplicates_count_once_and_are_reported(workspace):

@@ -81,6 +81,10 @@ BILLING_COLUMNS: dict[str, str] = {
     "service_name": "VARCHAR",
     "tags": "VARCHAR",  # JSON text
     "request_count": "BIGINT",
+    # which bill a line is on, for the books: FOCUS BillingAccountId, InvoiceId, InvoiceIssuerName
+    "billing_account_id": "VARCHAR",
+    "invoice_id": "VARCHAR",
+    "invoice_issuer": "VARCHAR",
 }
 CHARGE_CATEGORIES = ("Usage", "Tax", "Credit", "Adjustment", "Purchase")
 FOCUS_REQUIRED = (
@@ -109,6 +113,9 @@ FOCUS_OPTIONAL = (
     "ServiceName",
     "Tags",
     "request_count",  # not FOCUS: a provider's request-count column, named in billing.columns
+    "BillingAccountId",
+    "InvoiceId",  # FOCUS 1.2
+    "InvoiceIssuerName",
 )
 GENERIC_FIELDS = (
     "date",
@@ -492,6 +499,9 @@ def _focus_plan(path: Path, found: dict[str, str], mapping: dict[str, str]) -> _
         "service_name": "t_ServiceName",
         "tags": "t_Tags",
         "request_count": "n_request_count",
+        "billing_account_id": "NULLIF(TRIM(t_BillingAccountId), '')",
+        "invoice_id": "NULLIF(TRIM(t_InvoiceId), '')",
+        "invoice_issuer": "NULLIF(TRIM(t_InvoiceIssuerName), '')",
     }
     checks = [
         *((f, f"t_{f} IS NULL", "a value (the column is required)") for f in FOCUS_REQUIRED),
@@ -575,6 +585,9 @@ def _generic_plan(
         "service_name": "NULL",
         "tags": "NULL",
         "request_count": "n_request_count",
+        "billing_account_id": "NULL",
+        "invoice_id": "NULL",
+        "invoice_issuer": "NULL",
     }
     checks = [
         *((f, f"t_{f} IS NULL", "a value (the column is required)") for f in ("date", "cost")),

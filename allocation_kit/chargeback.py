@@ -21,7 +21,7 @@ prepaid commitment was billed with its purchase: the purchase item is net of it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import get_args
@@ -69,6 +69,10 @@ CHARGE_COLUMNS = (
     "total_cost",
     "charge",
     "currency",
+    # the bill the schedule adds up to, for the journal entry ("; " between several)
+    "invoice_issuer",
+    "billing_account_id",
+    "invoice_id",
 )
 
 
@@ -97,6 +101,8 @@ class Chargeback:
     footed: Decimal  # the total in the minor unit
     against_bill: bool  # False: no comparable bill, the schedule foots to the ledger total
     currency: str
+    # invoice_issuer, billing_account_id, invoice_id -> the bill's values (none without a bill)
+    bill: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def reviewer(self) -> Charge:
@@ -264,6 +270,12 @@ def chargeback(
         footed=footed,
         against_bill=billed is not None,
         currency=currency,
+        bill={
+            k: list((record or {}).get("bill_references", {}).get(k, []))
+            if billed is not None
+            else []
+            for k in ("invoice_issuer", "billing_account_id", "invoice_id")
+        },
     )
 
 
@@ -301,6 +313,7 @@ def charge_rows(period: str, schedule: Chargeback) -> list[dict[str, str]]:
                 "total_cost": text(line.total),
                 "charge": format(line.charge.quantize(minor_unit(schedule.currency)), "f"),
                 "currency": schedule.currency,
+                **{k: "; ".join(v) for k, v in schedule.bill.items()},
             }
         )
     return rows

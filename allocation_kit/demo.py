@@ -912,6 +912,7 @@ _BILL_COLUMNS = (
     "ContractedUnitPrice",
     "EffectiveCost",
     "HostProviderName",
+    "InvoiceId",
     "InvoiceIssuerName",
     "ListCost",
     "ListUnitPrice",
@@ -983,6 +984,7 @@ def _write_bill(path: Path, period: str, usage: dict[tuple[int, int], np.ndarray
         "BillingPeriodStart": start.strftime(stamp),
         "BillingPeriodEnd": end.strftime(stamp),
         "ChargeClass": "",
+        "InvoiceId": f"CMT-{start:%Y%m}-000000",  # placeholder: one invoice a month
         "InvoiceIssuerName": "CometAPI",
         "ServiceCategory": "AI and Machine Learning",
         "ServiceName": "CometAPI",

@@ -544,6 +544,20 @@ class Review:
             f"remainder, so they add up to {html.escape(what)} exactly; each is within a {unit} "
             f"of its exact amount in <code>evidence/chargeback.csv</code>.{gaps}</p>"
         )
+        bill = schedule.bill
+        if bill.get("invoice_id") or bill.get("billing_account_id"):
+            words = [
+                f"{'invoice' if len(bill['invoice_id']) == 1 else 'invoices'} "
+                f"{', '.join(bill['invoice_id'])}" if bill.get("invoice_id") else "",
+                f"account {', '.join(bill['billing_account_id'])}"
+                if bill.get("billing_account_id") else "",
+            ]  # fmt: skip
+            issuer = ", ".join(bill.get("invoice_issuer") or []) or "the provider"
+            against = ", ".join(w for w in words if w)
+            note += Html(
+                f'<p class="ak-note">Booked against {html.escape(issuer)} {html.escape(against)} '
+                "(every row of <code>chargeback.csv</code> carries it).</p>"
+            )
         return table + note
 
     def _rounded(self, value: Decimal) -> Decimal:

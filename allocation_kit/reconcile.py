@@ -219,6 +219,9 @@ class Reconciliation:
     total_calls_logged: int
     billing_reported_count: int | None
     billing_currencies: list[str] = field(default_factory=list)
+    # which bill the period's lines are on, for the books: invoice_issuer, billing_account_id,
+    # invoice_id -> their distinct values (FOCUS InvoiceIssuerName, BillingAccountId, InvoiceId)
+    bill_references: dict[str, list[str]] = field(default_factory=dict)
     has_bill: bool = True  # False: kit.yaml names no bill
     # False: no bill, or one that cannot be cut to the period: billed cost and variance unknown
     comparable: bool = True
@@ -648,6 +651,7 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
         total_calls_logged=ledger.counts.in_period,
         billing_reported_count=facts.request_count if facts else None,
         billing_currencies=facts.currencies if facts else [],
+        bill_references=facts.references if facts else {},
         has_bill=billing is not None,
         comparable=comparable,
     )
@@ -675,6 +679,10 @@ class _BillFacts:
     # (n, cost, first, last): a bill exported before the period ended
     bill_days: tuple[date, date] | None = None
     unbilled_days: tuple[int, Decimal, date | None, date | None] = (0, _ZERO, None, None)
+    references: dict[str, list[str]] = field(default_factory=dict)  # see bill_references
+
+
+BILL_REFERENCES = ("invoice_issuer", "billing_account_id", "invoice_id")
 
 
 def _bill_facts(
@@ -775,6 +783,16 @@ def _bill_facts(
         corrections=_charges(con, table, scopes["correction"], period),
         bill_days=bill_days,
         unbilled_days=unbilled,
+        references={
+            key: [
+                value
+                for (value,) in con.execute(
+                    f"SELECT DISTINCT {key} FROM {table} "
+                    f"WHERE COALESCE({in_scope}, false) AND {key} IS NOT NULL ORDER BY 1"
+                ).fetchall()
+            ]
+            for key in BILL_REFERENCES
+        },
     )
 
 
@@ -1640,6 +1658,7 @@ def reconciliation_record(
         "period_end": recon.period.end.isoformat(),
         "currency": recon.currency,
         "billing_currencies": recon.billing_currencies,
+        "bill_references": {k: recon.bill_references.get(k, []) for k in BILL_REFERENCES},
         "ledger_cost": _money_text(recon.ledger_cost),
         "billed_cost": _money_text(recon.billed_cost) if recon.comparable else None,
         "variance": _money_text(recon.variance) if recon.comparable else None,

@@ -199,6 +199,9 @@ def test_a_focus_line_is_normalised_column_by_column():
         "service_name": "Solora Generative AI API",
         "tags": None,
         "request_count": None,
+        "billing_account_id": "acct-1001",  # for the books: the example has no InvoiceId
+        "invoice_id": None,
+        "invoice_issuer": "Solora AI",
     }
     assert (usage["billed_cost"], usage["effective_cost"], usage["quantity_unit"]) == (
         Decimal(0), Decimal(20), "tokens"

@@ -1014,3 +1014,31 @@ def test_the_packet_gives_no_billed_total_for_a_bill_that_cannot_be_cut_to_the_p
         '<td class="txt">Sales tax</td><td class="txt">2026-10-01 to 2026-10-31 (whole charge, '
         'beyond 2026-W41)</td><td class="num">$0.16</td>'
     ) in review.other_charges().text
+
+
+def test_the_bills_invoice_and_account_reach_the_record_and_every_chargeback_row(workspace):
+    """The controller books the chargeback against an invoice: its issuer, account and id (two
+    invoices in one period: both, in order) are on every row of chargeback.csv."""
+    from allocation_kit.chargeback import CHARGE_COLUMNS, charge_rows, chargeback
+
+    refs = {"InvoiceIssuerName": "CometAPI", "BillingAccountId": "acct-42"}
+    bill = [line | refs | {"InvoiceId": "INV-2026-10-001"} for line in CLEAN_BILL]
+    bill += [charge("Tax", "0.10", "Sales tax") | refs | {"InvoiceId": "INV-2026-10-002"}]
+    recon = reconcile(workspace, ROWS, bill)
+    doc = record(recon)
+    assert doc["bill_references"] == {
+        "invoice_issuer": ["CometAPI"],
+        "billing_account_id": ["acct-42"],
+        "invoice_id": ["INV-2026-10-001", "INV-2026-10-002"],
+    }
+    ws = load_workspace(workspace(ROWS, kit=KIT_WITH_BILL))
+    ledger = period_ledger(ws, parse_period("2026-10"))
+    schedule = chargeback(ledger.allocation, ledger.ledger_cost, ws.registry, doc, [], "USD")
+    rows = charge_rows("2026-10", schedule)
+    assert list(rows[0]) == list(CHARGE_COLUMNS)
+    assert {(r["invoice_issuer"], r["billing_account_id"], r["invoice_id"]) for r in rows} == {
+        ("CometAPI", "acct-42", "INV-2026-10-001; INV-2026-10-002")
+    }
+    # without a bill, nothing to book against: the columns are empty
+    alone = chargeback(ledger.allocation, ledger.ledger_cost, ws.registry, None, [], "USD")
+    assert {r["invoice_id"] for r in charge_rows("2026-10", alone)} == {""}

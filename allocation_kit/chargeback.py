@@ -189,6 +189,7 @@ def chargeback(
     record: Mapping | None,
     spread: Sequence[str],
     currency: str,
+    kept_cost_center: str | None = None,
 ) -> Chargeback:
     """The schedule from the period's allocation lines, its ledger total and its reconciliation
     record (None: no bill), spreading the items `spread` names."""
@@ -257,7 +258,9 @@ def chargeback(
     lines.sort(key=lambda c: (-c.total, c.team))  # equal remainders favour the larger charge
     remaining = total - sum((line.total for line in lines), Decimal(0))
     kept_items = {i: a for i, a in items.items() if i not in chosen and a} | held_shares
-    lines.append(Charge(None, None, None, Decimal(0), kept_items, remaining, Decimal(0)))
+    lines.append(
+        Charge(None, None, kept_cost_center, Decimal(0), kept_items, remaining, Decimal(0))
+    )
     footed = total.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
     charges = foot([line.total for line in lines], footed, minor_unit(currency))
     lines = [replace(line, charge=charge) for line, charge in zip(lines, charges, strict=True)]

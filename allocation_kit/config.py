@@ -229,6 +229,8 @@ class ChargebackPolicy(_Strict):
     """What teams carry beyond their own cost, in proportion to it (see `chargeback`)."""
 
     spread: list[Spreadable] = Field(default_factory=list)
+    # where finance books what the reviewer keeps (a suspense or clearing cost center)
+    kept_cost_center: RegistryId | None = None
 
 
 class Expectations(_Strict):

@@ -460,7 +460,7 @@ class Review:
         if reviewer.charge or whole:
             parts = (self._money(reviewer.shares[i]) if i in held else "" for i in spread)
             whole_parts = (self._money(reviewer.shares[i]) for i in whole)
-            row = ("Kept by the reviewer", "", "", *parts, *whole_parts)
+            row = ("Kept by the reviewer", reviewer.cost_center or "", "", *parts, *whole_parts)
             body.append((*row, self._money(reviewer.charge)))
         what = (
             f"the bill for {self.ledger.period.label}"

@@ -544,6 +544,7 @@ def write_analysis(
         record,
         ws.kit.chargeback.spread,
         ws.kit.currency,
+        ws.kit.chargeback.kept_cost_center,
     )
     rows = charge_rows(ledger.period.label, charges)
     _write_csv(evidence / "chargeback.csv", CHARGE_COLUMNS, rows)

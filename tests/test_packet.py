@@ -1,6 +1,7 @@
 """The review packet: papermill executes the notebook, nbconvert renders one self-contained HTML
 file without code, and a failed run keeps the previous good packet."""
 
+import csv
 import hashlib
 import json
 import re
@@ -625,15 +626,20 @@ def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says
         "2026-10-10,chat-small,output,200000,0.80,Usage,,USD\n"
         "2026-10-31,,,,0.28,Tax,Sales tax,USD\n"
     )
-    folder = with_generic_bill(tmp_path, rows, bill, kit_extra="chargeback: {spread: [tax]}\n")
+    # what the reviewer keeps is booked to a suspense cost center
+    kit = "chargeback: {spread: [tax], kept_cost_center: CC-999}\n"
+    folder = with_generic_bill(tmp_path, rows, bill, kit_extra=kit)
     page = (folder / "packet.html").read_text()
     cells = table_cells(page, 'id="Chargeback-to-the-bill"')
     assert cells == [
         "Team", "Cost center", "Own cost", "+ tax", "+ unallocated spend (kept)", "Charge",
         "search", "CC-100", "$1.40", "$0.14", "", "$1.54",
-        "Kept by the reviewer", "", "", "$0.14", "$1.40", "$1.54",
+        "Kept by the reviewer", "CC-999", "", "$0.14", "$1.40", "$1.54",
         "Total (= the bill for 2026-10)", "", "$1.40", "$0.28", "$1.40", "$3.08",
     ]  # fmt: skip
+    with (folder / "evidence" / "chargeback.csv").open() as handle:
+        booked = [(r["line"], r["cost_center"], r["charge"]) for r in csv.DictReader(handle)]
+    assert booked == [("team", "CC-100", "1.54"), ("kept_by_reviewer", "CC-999", "1.54")]
     assert (
         "The reviewer's line keeps the part of the tax that falls on the spend it keeps "
         "(unallocated spend), in proportion to it: no team carries them on spend that is not "

@@ -38,7 +38,13 @@ from .present import (
     unit_money,
 )
 
-__all__ = ["statement_file", "statement_html", "unallocated_parts", "write_statements"]
+__all__ = [
+    "split_weights",
+    "statement_file",
+    "statement_html",
+    "unallocated_parts",
+    "write_statements",
+]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -94,6 +100,7 @@ def write_statements(folder: Path) -> list[Path]:
         for name in ("allocation", "chargeback", "budgets", "anomalies", "unit_economics")
     }
     files["models"] = _model_costs(evidence / "focus_allocated.csv")
+    files["weights"] = split_weights(evidence / "focus_allocated.csv")
     context = _context(evidence, manifest, files["anomalies"])
     target = folder / "statements"
     target.mkdir(exist_ok=True)
@@ -141,9 +148,10 @@ def statement_html(
     unit_economics: Sequence[dict[str, str]],
     models: dict[str, dict[str, Decimal]] | None = None,
     context: Context | None = None,
+    weights: dict[str, dict[str, tuple[Decimal, str]]] | None = None,
 ) -> str:
     """One team's statement (its teams.csv row) as a whole HTML page. `models`: {team: {model:
-    cost}} from focus_allocated.csv."""
+    cost}} and `weights` (`split_weights`) from focus_allocated.csv."""
     context = context or Context(None, None, False, None, None, "")
     currency = team["currency"]
     period = manifest["period"]
@@ -160,7 +168,7 @@ def statement_html(
         _standing(period["label"], context),
         _tiles(team, budget, currency, context),
         Html("<h2>What the charge is made of</h2>"),
-        _composition(name, allocation, charge_line, currency, context, held),
+        _composition(name, allocation, charge_line, currency, context, held, weights or {}),
         Html("<h2>By model</h2>"),
         _models((models or {}).get(name, {}), team, currency),
         Html("<h2>Budget</h2>"),
@@ -302,6 +310,7 @@ def _composition(
     currency: str,
     context: Context,
     held: set[str] = frozenset(),
+    weights: dict[str, dict[str, tuple[Decimal, str]]] | None = None,
 ) -> Html:
     """The team's own cost application by application (production and the rest apart, as the
     packet's allocation shows it), its shares of what is spread, the total and the charge."""
@@ -315,6 +324,16 @@ def _composition(
             if r["allocation_status"] == "allocated"
             else r["allocation_rule"].removeprefix("shared: ")
         )
+        split = (weights or {}).get(r["application"] or "", {})
+        if how.startswith("proportional") and name in split:  # the team's weight, to check it
+            mine, unit = split[name]
+            total = sum((q for q, _ in split.values()), Decimal(0))
+            shown = (
+                (money(mine, currency), f"{money(total, currency)} of cost")
+                if unit == "cost"
+                else (count_text(mine), f"{count_text(total)} {unit}")
+            )
+            how += f": {percent(mine / total * 100, places=2)}, {shown[0]} of {shown[1]}"
         acc = apps.setdefault(
             (r["application"] or "—", how),
             {"requests": 0, "production": Decimal(0), "other": Decimal(0)},
@@ -411,6 +430,23 @@ def _model_costs(path: Path) -> dict[str, dict[str, Decimal]]:
             mine = costs.setdefault(row["SubAccountId"], {})
             mine[model] = mine.get(model, Decimal(0)) + Decimal(row["EffectiveCost"])
     return costs
+
+
+def split_weights(path: Path) -> dict[str, dict[str, tuple[Decimal, str]]]:
+    """{shared application: {team: (its weight, the weight's unit)}} of the proportional splits
+    in the FOCUS export (x_AllocatedMethodDetails' UsageQuantity and UsageUnit)."""
+    weights: dict[str, dict[str, tuple[Decimal, str]]] = {}
+    for row in _rows(path):
+        if row.get("x_AllocatedMethodId", "").startswith("shared-proportional-"):
+            (element,) = json.loads(row["x_AllocatedMethodDetails"], parse_float=Decimal)[
+                "Elements"
+            ]
+            unit = {"Tokens": "billable tokens", "Requests": "billable requests"}.get(
+                element["UsageUnit"], element["UsageUnit"].lower()
+            )
+            quantity = Decimal(str(element["UsageQuantity"]))
+            weights.setdefault(row["ResourceId"], {})[row["SubAccountId"]] = (quantity, unit)
+    return weights
 
 
 def _models(costs: dict[str, Decimal], team: dict[str, str], currency: str) -> Html:

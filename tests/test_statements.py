@@ -247,3 +247,23 @@ def test_a_weeks_statement_shows_its_budget_share_and_the_month_to_date(workspac
         "days (25,920 of 44,640 minutes); the ledger starts 2026-10-05 12:00 UTC: the first 4 days "
         "have no rows",
     }
+
+
+def test_a_proportional_share_shows_the_teams_weight_so_it_can_be_checked(workspace, tmp_path):
+    """A budget owner disputing a gateway share sees its weight: search 2,200 billable tokens
+    (its failed call weighs nothing) of 3,300."""
+    rows = [request("s1"), request("s2"), request("s-failed", status_code=500)]
+    rows += [request("t1", team="support", application="ticket-bot")]
+    rows += [request("g1", application="gateway-prop", team=None)]
+    pages = statements(workspace, tmp_path, rows)
+    shared = [
+        row
+        for row in cells(pages["search"], "What the charge is made of")
+        if row[0] == "gateway-prop"
+    ]
+    assert shared == [[
+        "gateway-prop",
+        "proportional to the direct billable input + output tokens of search, support in the "
+        "period (all environments): 66.67%, 2,200 of 3,300 billable tokens",
+        "1", "$0.00", "$0.00", "$0.00",
+    ]]  # fmt: skip

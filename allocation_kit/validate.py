@@ -1041,10 +1041,13 @@ def _quarantines(suite: SuiteResult, result: ExpectationResult) -> bool:
 
 def validation_table(suites: Sequence[SuiteResult]) -> str:
     """A plain-text summary for the terminal: one line per expectation, then the totals."""
-    header = ("suite", "expectation", "result", "unexpected", "rows", "%", "handling")
+    header = ("suite", "expectation", "result", "unexpected", "rows", "%", "handling", "examples")
     rows = [header]
     for suite in suites:
         for r in suite.results:
+            # the distinct values that failed, a few: what to register, or to ask the callers about
+            seen = list(dict.fromkeys(map(repr, r.sample_unexpected)))
+            examples = ", ".join(seen[:3]) + (", …" if len(seen) > 3 else "")
             rows.append(
                 (
                     suite.name,
@@ -1054,6 +1057,7 @@ def validation_table(suites: Sequence[SuiteResult]) -> str:
                     "" if r.element_count is None else f"{r.element_count:,}",
                     "" if r.unexpected_percent is None else f"{r.unexpected_percent:.2f}",
                     _handling(suite, r),
+                    examples if r.unexpected_count else "",
                 )
             )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]

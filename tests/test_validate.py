@@ -695,9 +695,10 @@ def test_validation_document_and_table(workspace, tmp_path):
         "note": None,
     }
     assert validation_table(suites).splitlines() == [
-        "suite     expectation                          result  unexpected  rows      %  handling",
+        "suite     expectation                          result  unexpected  rows      %  handling  "
+        "        examples",
         "requests  environment_registered               FAIL             1     5  20.00  "
-        "rows quarantined",
+        "rows quarantined  'prod'",
         "requests  column_values_to_not_be_null(model)  pass             0     5   0.00",
         "",
         "2 expectations in 1 suites: 1 passed, 1 failed, 0 not run; "

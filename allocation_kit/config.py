@@ -218,6 +218,8 @@ class Reconciliation(_Strict):
 
 class Review(_Strict):
     reviewer_role: str = "finops-analyst"
+    # how a budget owner questions a charge: who to write to, and by when (on every statement)
+    disputes: str | None = Field(default=None, min_length=1)
 
 
 Spreadable = Literal[

@@ -1123,8 +1123,11 @@ budgets: budgets.yaml
 # Reconciliation passes when the ledger's cost is within this percent of the billed usage.
 reconciliation: {tolerance_pct: 1.0}
 
-# Role recorded on the review records and sign-off fields.
-review: {reviewer_role: finops-analyst}
+# Role recorded on the review records and sign-off fields; how a budget owner questions a charge
+# (printed on every team statement).
+review:
+  reviewer_role: finops-analyst
+  disputes: Reply to finops@acme.example (a placeholder) within 10 working days, naming the line.
 
 # The chargeback to the bill: what teams carry beyond their own cost, in proportion to it (any of
 # unallocated, usage_difference, tax, credit, adjustment, purchase, correction). The rest stays

@@ -178,6 +178,15 @@ def statement_html(
         Html("<h2>To follow up</h2>"),
         _follow_up(team, budget, currency),
     ]
+    disputes = ((manifest.get("config") or {}).get("review") or {}).get("disputes")
+    if disputes:  # kit.yaml review.disputes
+        parts.insert(
+            2,
+            Html(
+                f'<p class="ak-disputes"><strong>To question a line:</strong> '
+                f"{html.escape(disputes)}</p>"
+            ),
+        )
     owned = [u for u in unit_economics if u["owner"] == team["budget_owner"]]
     if owned:
         parts += [Html("<h2>Unit costs you own</h2>"), _units(owned, currency)]

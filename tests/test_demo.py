@@ -408,7 +408,11 @@ def test_kit_yaml_points_at_the_workspace_files(demo):
         "cost_units": "cost_units.yaml",
         "budgets": "budgets.yaml",
         "reconciliation": {"tolerance_pct": 1.0},
-        "review": {"reviewer_role": "finops-analyst"},
+        "review": {
+            "reviewer_role": "finops-analyst",
+            "disputes": "Reply to finops@acme.example (a placeholder) within 10 working days, "
+            "naming the line.",
+        },
         # the billing account as the bill names it, so focus_allocated.csv joins the bill
         "focus": {
             "provider_name": "CometAPI",

@@ -267,3 +267,22 @@ def test_a_proportional_share_shows_the_teams_weight_so_it_can_be_checked(worksp
         "period (all environments): 66.67%, 2,200 of 3,300 billable tokens",
         "1", "$0.00", "$0.00", "$0.00",
     ]]  # fmt: skip
+
+
+def test_a_statement_says_how_to_question_it_when_kit_yaml_does(workspace, tmp_path):
+    pages = statements(workspace, tmp_path, ROWS)
+    assert "To question a line" not in pages["search"]  # kit.yaml says nothing: nor does it
+    kit = KIT.replace(
+        "review: {reviewer_role: finops-analyst}",
+        "review: {reviewer_role: finops-analyst, disputes: 'Reply to finops@example.com "
+        "within 10 days & name the line.'}",
+    )
+    config = workspace(ROWS, kit=kit)
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    folder = tmp_path / "reports" / "again"
+    write_evidence(folder, ledger, {"period": "2026-10"})
+    page = {p.stem: p.read_text() for p in write_statements(folder)}["search"]
+    assert (
+        '<p class="ak-disputes"><strong>To question a line:</strong> Reply to '
+        "finops@example.com within 10 days &amp; name the line.</p>"
+    ) in page

@@ -635,18 +635,18 @@ def _ledger_hashes(
     request_id hash XOR a constant, so it cannot meet another attempt's key (hashing
     `'id:' || request_id` in SQL instead builds 10M strings: a fifth of the pass).
     """
-    c = loaded.canonical
-    rid, ts = f"({c['request_id']})", f"({c['timestamp']})"
-    inside = (
-        f"COALESCE({ts} >= {timestamp_sql(period.start)} "
-        f"AND {ts} < {timestamp_sql(period.end)}, false)"
-    )
-    calls = f"hash({c['idempotency_key']}) AS k, " if loaded.columns["idempotency_key"] else ""
+
+    def select(c: dict[str, str]) -> str:
+        ts = c["timestamp"]
+        inside = (
+            f"COALESCE({ts} >= {timestamp_sql(period.start)} "
+            f"AND {ts} < {timestamp_sql(period.end)}, false)"
+        )
+        calls = f"hash({c['idempotency_key']}) AS k, " if loaded.columns["idempotency_key"] else ""
+        return f"hash({c['request_id']}) AS h, {calls}{inside} AS inside"
+
     try:
-        found = con.execute(
-            f"""SELECT hash({rid}) AS h, {calls}{inside} AS inside, {loaded.problem_sql()} AS bad
-            FROM raw_requests"""
-        ).fetchnumpy()
+        found = con.execute(loaded.scan_sql(select)).fetchnumpy()
     except duckdb.Error as exc:  # a CSV row past the part DuckDB's sniffer read, say
         raise loaded.unreadable(exc) from None
     ids = np.asarray(found["h"], dtype=np.uint64)

@@ -376,3 +376,74 @@ def test_a_token_count_that_is_not_a_number_is_named(workspace, tmp_path):
         f"{tmp_path / 'requests.csv'}: row 2 (line 3), column 'input_tokens': got 'NaN', expected "
         "a whole number of tokens",
     )
+
+
+# --- text ledgers are parsed once --------------------------------------------------------------
+
+
+def test_a_text_ledger_is_parsed_once_and_reviews_like_the_same_ledger_in_parquet(
+    workspace, tmp_path
+):
+    """A CSV or JSONL ledger becomes a typed table in a temporary DuckDB file that every pass
+    reads; the review is the one the same rows give in Parquet, and the folder goes with the
+    file is removed once written."""
+    from pathlib import Path
+
+    import duckdb
+
+    rows = [
+        request("a1"),
+        request("a2", team="", application="", input_tokens=500),  # untagged
+        request("a3", application="ghost-app", team=""),  # unknown owner
+        request("a4", input_tokens=10, cached_input_tokens=20),  # quarantined: cached > input
+        request("a5", model="mystery"),  # unpriced
+        request("a6", status_code=429, input_tokens="", output_tokens=""),  # failed, no usage
+        request("a1"),  # an identical logging duplicate
+        request("a7", timestamp="2026-09-30T23:00:00Z"),  # a stray of the month before
+        request("a8", application="gateway-prop", team="", timestamp="2026-10-20T08:00:00Z"),
+    ]
+    config = workspace(rows)
+    csv_path = tmp_path / "requests.csv"
+    reader = f"read_csv('{csv_path}', all_varchar = true)"
+    copies = {
+        "jsonl": f"COPY (SELECT * FROM {reader}) TO '{tmp_path / 'requests.jsonl'}' (FORMAT json)",
+        "parquet": f"""COPY (SELECT * REPLACE (
+                CAST(timestamp AS TIMESTAMPTZ) AS timestamp,
+                TRY_CAST(input_tokens AS BIGINT) AS input_tokens,
+                TRY_CAST(output_tokens AS BIGINT) AS output_tokens,
+                CAST(cached_input_tokens AS BIGINT) AS cached_input_tokens,
+                CAST(reasoning_tokens AS BIGINT) AS reasoning_tokens,
+                CAST(status_code AS INTEGER) AS status_code)
+            FROM {reader}) TO '{tmp_path / "requests.parquet"}' (FORMAT parquet)""",
+    }
+    for statement in copies.values():
+        duckdb.execute(statement)
+
+    def review(suffix: str):
+        text = config.read_text().replace("requests.csv", f"requests.{suffix}")
+        (tmp_path / f"kit_{suffix}.yaml").write_text(text)
+        ledger = period_ledger(
+            load_workspace(tmp_path / f"kit_{suffix}.yaml"), parse_period("2026-10")
+        )
+        items = ledger.con.execute(
+            "SELECT request_id, allocation_status, detail, cost, duplicate_copies FROM lines "
+            "WHERE request_id IS NOT NULL ORDER BY ALL"
+        ).fetchall()
+        strays = ledger.con.execute(
+            "SELECT request_id, timestamp FROM requests WHERE timestamp < '2026-10-01'"
+        ).fetchall()
+        return ledger, (ledger.allocation, ledger.counts, ledger.ledger_cost, items, strays)
+
+    parquet, expected = review("parquet")
+    assert parquet.loaded.table == ""
+    assert expected[1].quarantined == 1 and expected[1].unpriced == 1
+    assert expected[1].duplicate_copies == 1 and expected[1].out_of_period == 1
+    for suffix in ("csv", "jsonl"):
+        ledger, found = review(suffix)
+        assert found == expected, suffix
+        schema, table = ledger.loaded.table.split(".")
+        (path,) = ledger.con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = ?", [schema.strip('"')]
+        ).fetchone()
+        assert table == "ledger" and Path(path).parent.name.startswith("allocation-kit-ledger-")
+        assert not Path(path).parent.exists()  # removed once written; DuckDB holds the file

@@ -604,7 +604,10 @@ def _reconciliation(ledger: PeriodLedger, billing: BillingLoaded | None) -> Reco
     # variance (blocking() says why), rather than a month's bill set against a week's ledger.
     # nor a bill in another currency: its amounts are not the ledger's money
     foreign = facts is not None and any(c != currency for c in facts.currencies)
-    comparable = facts is not None and not facts.straddling[0] and not foreign
+    # nor a bill that charges nothing at all in the period (a month before the first export
+    # the bill path finds): what was billed is unknown, not zero
+    billed_here = facts is not None and bool(facts.usage_lines or facts.other or facts.corrections)
+    comparable = billed_here and not facts.straddling[0] and not foreign
     lines = reconciliation_lines(used, bill, tolerance) if comparable else []
 
     ledger_cost = _money_exact(ledger.ledger_cost)

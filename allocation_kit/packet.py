@@ -1029,7 +1029,7 @@ class Review:
                 _quantity(line.get("ledger_tokens"), line.get("unit")),
                 _quantity(line.get("billed_tokens"), line.get("unit")),
                 self._exception_cost("unpriced", None)
-                if line.get("ledger_cost") is None and line.get("finding") == "unpriced"
+                if line.get("ledger_cost") is None and line.get("billed_cost") is not None
                 else self._money(_dec(line.get("ledger_cost"))),
                 self._money(_dec(line.get("billed_cost"))),
                 self._unpriced_variance(line)
@@ -1141,8 +1141,12 @@ class Review:
 
     def _unpriced_variance(self, line: dict) -> str:
         """An unpriced model's variance as the headline counts it: its billed cost against
-        nothing computed (the variance chart draws the same bar)."""
-        return f"{self._money(-Decimal(line['billed_cost']))} (no price)"
+        nothing computed (the variance chart draws the same bar); unknown when nothing of it
+        is billed either."""
+        billed = Decimal(line["billed_cost"])
+        if not billed:
+            return "unknown (no price)"
+        return f"{self._money(-billed)} (no price)"
 
     def other_charges(self) -> Html:
         rec = self.reconciliation or {}

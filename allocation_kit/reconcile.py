@@ -129,6 +129,9 @@ class ReconciliationLine:
     # not_in_ledger, unpriced, no_model, not_computable. A model line is judged without its
     # billed usage of no token direction (the `other` line, not_computable).
     finding: str
+    # billable calls of the model without a price in effect: its ledger cost leaves them out, so
+    # the line's ledger cost is only its priced calls' and its variance is unknown
+    unpriced_requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -442,6 +445,7 @@ def _line(
     finding: str | None,
     tolerance_pct: Decimal,
     uncomputable: Decimal = _ZERO,
+    unpriced_requests: int = 0,
 ) -> ReconciliationLine:
     """A line; its finding (unless given) judges the money without `uncomputable` billed cost."""
     ledger_cost, billed_cost = _money_exact(ledger_cost), _money_exact(billed_cost)
@@ -463,6 +467,7 @@ def _line(
         variance,
         variance_pct(variance, billed_cost),
         finding,
+        unpriced_requests,
     )
 
 
@@ -540,6 +545,7 @@ def reconciliation_lines(
                 finding,
                 tolerance_pct,
                 billed_c.get(None, _ZERO) if billed and billed.has_directions else _ZERO,
+                used.unpriced_requests if used else 0,
             )
         )
         if billed is None or not billed.has_directions or model is None:
@@ -1253,20 +1259,29 @@ class _Sentences:
                     )
                 )
             elif line.finding == "not_in_bill":
-                calls = used[model].requests
+                calls, unpriced = used[model].requests, line.unpriced_requests
+                if not unpriced:
+                    computed = f"{self.money(line.ledger_cost)} computed"
+                elif unpriced == calls:
+                    computed = "no price: cost unknown"
+                else:
+                    computed = (
+                        f"{self.money(line.ledger_cost)} computed for the priced ones; "
+                        f"{unpriced:,} without a price"
+                    )
                 reasons.append(
                     Reason(
                         "model_not_in_bill",
                         "inconclusive",
                         model,
                         _strings(
-                            ledger_cost=line.ledger_cost,
+                            ledger_cost=None if unpriced == calls else line.ledger_cost,
                             ledger_tokens=line.ledger_tokens,
                             billable_calls=calls,
+                            unpriced_calls=unpriced,
                         ),
-                        f"{model}: {_plural(calls, 'billable call')} "
-                        f"({self.money(line.ledger_cost)} "
-                        "computed) in the ledger but absent from the bill: the model id is spelt "
+                        f"{model}: {_plural(calls, 'billable call')} ({computed}) in the "
+                        "ledger but absent from the bill: the model id is spelt "
                         "differently, the traffic is billed elsewhere, or a bill line is missing.",
                     )
                 )
@@ -1613,10 +1628,11 @@ def _pct_text(value: Decimal | None) -> str | None:
 
 
 def _line_record(line: ReconciliationLine) -> dict[str, object]:
-    """A line as evidence. An `unpriced` line has no variance (the ledger cannot cost the
+    """A line as evidence. A line of a model with unpriced calls (finding `unpriced`, or
+    `not_in_bill` for a model neither side prices) has no variance (the ledger cannot cost the
     model's calls: unknown, not zero) and its ledger_cost is what its priced calls cost, null
     when none is priced."""
-    unpriced = line.finding == "unpriced"
+    unpriced = line.finding == "unpriced" or line.unpriced_requests > 0
     return {
         "level": line.level,
         "model": line.model,

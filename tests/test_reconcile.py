@@ -247,6 +247,27 @@ def test_a_ledger_model_missing_from_the_bill_is_inconclusive(workspace):
     )
 
 
+def test_a_model_neither_priced_nor_billed_has_an_unknown_cost_not_a_zero(workspace):
+    rows = [
+        *ROWS,
+        request("m1", model="mystery-model", input_tokens=1000, output_tokens=100),
+        request("m2", model="mystery-model", input_tokens=500, output_tokens=50),
+    ]
+    recon = reconcile(workspace, rows, CLEAN_BILL)
+    assert message(recon, "model_not_in_bill") == (
+        "mystery-model: 2 billable calls (no price: cost unknown) in the ledger but absent from "
+        "the bill: the model id is spelt differently, the traffic is billed elsewhere, or a bill "
+        "line is missing."
+    )
+    reason = next(r for r in recon.reasons if r.code == "model_not_in_bill")
+    assert (reason.numbers["ledger_cost"], reason.numbers["unpriced_calls"]) == (None, 2)
+    (line,) = [r for r in reconciliation_lines_rows(recon) if r["model"] == "mystery-model"]
+    assert (line["ledger_tokens"], line["ledger_cost"], line["billed_cost"]) == (
+        1650, "", "0.000000000000"
+    )
+    assert (line["variance"], line["variance_pct"], line["finding"]) == ("", "", "not_in_bill")
+
+
 def test_an_unpriced_ledger_model_is_inconclusive_not_a_failure(workspace):
     rows = [*ROWS, request("m1", model="mystery-model", input_tokens=1000, output_tokens=100)]
     bill = [*CLEAN_BILL, usage("mystery-model", "uncached_input", 1000, "0.30")]

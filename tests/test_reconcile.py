@@ -263,7 +263,9 @@ def test_a_model_neither_priced_nor_billed_has_an_unknown_cost_not_a_zero(worksp
     assert (reason.numbers["ledger_cost"], reason.numbers["unpriced_calls"]) == (None, 2)
     (line,) = [r for r in reconciliation_lines_rows(recon) if r["model"] == "mystery-model"]
     assert (line["ledger_tokens"], line["ledger_cost"], line["billed_cost"]) == (
-        1650, "", "0.000000000000"
+        1650,
+        "",
+        "0.000000000000",
     )
     assert (line["variance"], line["variance_pct"], line["finding"]) == ("", "", "not_in_bill")
 

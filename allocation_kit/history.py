@@ -10,14 +10,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from .errors import ConfigError, InputError
 from .load import file_sha256
 from .periods import Period, parse_period, prior_periods
-from .present import count_text, listed, money, unit_money
+from .present import amount_text, count_text, listed, minor_places, money, unit_money
 
 __all__ = [
     "BASELINE_PERIODS",
@@ -232,6 +232,10 @@ class RunRecord:
     verdict: str | None
     sign_off: str | None
     currency: str
+    requests: int | None = None  # requests in the period, each counted once
+    ledger_cost: Decimal | None = None
+    billed_cost: Decimal | None = None  # None: no bill comparable with the period
+    charges: dict[str, Decimal] = field(default_factory=dict)  # team -> its charge
 
 
 def run_record(folder: Path) -> RunRecord | None:
@@ -245,14 +249,24 @@ def run_record(folder: Path) -> RunRecord | None:
         with (evidence / "exceptions.csv").open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 exceptions[row["reason"]] = exceptions.get(row["reason"], 0) + 1
+        charges: dict[str, Decimal] = {}
+        with (evidence / "teams.csv").open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("charge"):
+                    charges[row["team"]] = Decimal(row["charge"])
+        totals = spend["totals"]
         return RunRecord(
             created_at=manifest["created_at"],
             inputs={f"{i['role']}: {i['path']}": i["sha256"] for i in manifest["inputs"]},
             exceptions=exceptions,
-            unallocated=Decimal(spend["totals"]["unallocated"]),
-            verdict=spend["totals"].get("reconciliation_result"),
+            unallocated=Decimal(totals["unallocated"]),
+            verdict=totals.get("reconciliation_result"),
             sign_off=(spend.get("sign_off") or {}).get("proposed_result"),
             currency=manifest["workspace"]["currency"],
+            requests=(spend.get("requests") or {}).get("total"),
+            ledger_cost=Decimal(totals["ledger_cost"]),
+            billed_cost=Decimal(totals["billed_cost"]) if totals.get("billed_cost") else None,
+            charges=charges,
         )
     except (OSError, ValueError, KeyError, TypeError, InvalidOperation):
         return None
@@ -260,8 +274,9 @@ def run_record(folder: Path) -> RunRecord | None:
 
 def rerun_changes(before: RunRecord, after: RunRecord) -> list[str]:
     """What a rerun of a period changed against the run it replaced, one line each: the inputs
-    that differ, the exception rows by reason, the unallocated cost, the verdict and the
-    proposed sign-off; one line when nothing did."""
+    that differ; then the requests, the ledger total, the billed cost, the exception rows by
+    reason, the unallocated cost, the teams' charges, the verdict and the proposed sign-off
+    (what changed of them; "the same results" when nothing did)."""
     when = before.created_at.replace("T", " ").replace("+00:00", " UTC")
     changed = sorted(
         k.split(": ", 1)[1]
@@ -281,13 +296,44 @@ def rerun_changes(before: RunRecord, after: RunRecord) -> list[str]:
         if n
     )
     changes = []
+
+    def amounts(old: Decimal | None, new: Decimal | None) -> str:
+        shown = [money(v, after.currency) if v is not None else "none" for v in (old, new)]
+        if shown[0] != shown[1] or old is None or new is None:
+            return f"{shown[0]} → {shown[1]}"
+        if max(abs(old), abs(new)) < 1:  # a change below the minor unit still shows
+            return f"{unit_money(old, after.currency)} → {unit_money(new, after.currency)}"
+        places = minor_places(after.currency)
+        while places < 12 and round(old, places) == round(new, places):
+            places += 1
+        exact = [amount_text(round(v, places), after.currency, places) for v in (old, new)]
+        return f"{shown[0]} → {shown[1]} ({exact[0]} → {exact[1]})"
+
+    if None not in (before.requests, after.requests) and before.requests != after.requests:
+        changes.append(f"requests {count_text(before.requests)} → {count_text(after.requests)}")
+    if None not in (before.ledger_cost, after.ledger_cost) and (
+        before.ledger_cost != after.ledger_cost
+    ):
+        changes.append(f"ledger total {amounts(before.ledger_cost, after.ledger_cost)}")
+    if before.billed_cost != after.billed_cost and before.ledger_cost is not None:
+        changes.append(f"billed {amounts(before.billed_cost, after.billed_cost)}")
     if parts:
         changes.append(f"exception rows {count_text(total[0])} → {count_text(total[1])} ({parts})")
     if before.unallocated != after.unallocated:
-        shown = [money(v, after.currency) for v in (before.unallocated, after.unallocated)]
-        if shown[0] == shown[1]:  # a change below the minor unit still shows
-            shown = [unit_money(v, after.currency) for v in (before.unallocated, after.unallocated)]
-        changes.append(f"unallocated {shown[0]} → {shown[1]}")
+        changes.append(f"unallocated {amounts(before.unallocated, after.unallocated)}")
+    teams = sorted(before.charges.keys() | after.charges.keys())
+    moved_charges = [
+        (t, before.charges.get(t), after.charges.get(t))
+        for t in teams
+        if before.charges.get(t) != after.charges.get(t)
+    ]
+    if moved_charges:
+        moved_charges.sort(key=lambda c: -abs((c[2] or 0) - (c[1] or 0)))  # the largest first
+        shown = [f"{t} {amounts(old, new)}" for t, old, new in moved_charges[:3]]
+        more = len(moved_charges) - len(shown)
+        changes.append(
+            "charges " + ", ".join(shown) + (f" and {count_text(more)} more" if more else "")
+        )
     for what, old, new in (
         ("verdict", before.verdict, after.verdict),
         ("proposed sign-off", before.sign_off, after.sign_off),

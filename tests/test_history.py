@@ -67,3 +67,17 @@ def test_rerun_changes_name_the_verdict_and_sign_off_or_say_nothing_changed():
         "exception rows 820 → 20 (unpriced −800); verdict inconclusive → pass; proposed sign-off "
         "fail → needs follow up",
     ]
+    # late rows of another month's file land in this one: the totals and a charge move
+    counted = replace(
+        before, requests=416, ledger_cost=Decimal("1.877164"), billed_cost=None,
+        charges={"search": Decimal("1.06"), "support": Decimal("0.50"), "legal": Decimal("0")},
+    )  # fmt: skip
+    grown = replace(
+        counted, requests=420, ledger_cost=Decimal("1.879483"), billed_cost=Decimal("1.90"),
+        charges={"search": Decimal("1.09"), "support": Decimal("0.48"), "sales": Decimal("0.01")},
+    )  # fmt: skip
+    assert rerun_changes(counted, grown)[1] == (
+        "requests 416 → 420; ledger total $1.88 → $1.88 ($1.877 → $1.879); billed none → $1.90; "
+        "charges search $1.06 → $1.09, support $0.50 → $0.48, sales none → $0.01 and 1 more"
+    )
+    assert rerun_changes(counted, replace(counted, created_at="x"))[1] == "the same results"

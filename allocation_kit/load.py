@@ -526,6 +526,15 @@ def _problems(
         words = ""
         if ts_type == "VARCHAR":
             words = f" OR NOT (left(ltrim({ts}), 1) BETWEEN '0' AND '9')"
+            # a zone abbreviation right after the time: DuckDB reads PST as Los Angeles time
+            # (summer time in October) and refuses CEST; CST and IST each name several zones
+            checks.append((
+                "timestamp",
+                f"regexp_matches({ts}, '[0-9]\\s*[A-Za-z]{{2,}}\\s*$') "
+                f"AND NOT regexp_matches({ts}, '[0-9]\\s*(UTC|GMT|utc|gmt)\\s*$')",
+                "a UTC offset (such as -08:00 or Z) or a zone name (such as "
+                "America/Los_Angeles), not an abbreviation, which can name several zones",
+            ))  # fmt: skip
         checks.append((
             "timestamp",
             f"{ts} IS NOT NULL AND ({moment} IS NULL OR NOT isfinite({moment}) "
@@ -534,9 +543,11 @@ def _problems(
         ))  # fmt: skip
     if mapped["status_code"] and source_types[mapped["status_code"]] not in _INTEGER_TYPES:
         sc = _quote(mapped["status_code"])
+        # a cast to INTEGER rounds: 299.5 would be read as 300, a failed call
         checks.append((
             "status_code",
-            f"{sc} IS NOT NULL AND TRY_CAST({sc} AS INTEGER) IS NULL",
+            f"{sc} IS NOT NULL AND (TRY_CAST({sc} AS INTEGER) IS NULL "
+            f"OR COALESCE(TRY_CAST({sc} AS DOUBLE) <> TRY_CAST({sc} AS INTEGER), true))",
             "an HTTP status code such as 200",
         ))  # fmt: skip
     for flag in ("batch", "cache_hit"):

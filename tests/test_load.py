@@ -447,3 +447,41 @@ def test_a_text_ledger_is_parsed_once_and_reviews_like_the_same_ledger_in_parque
         ).fetchone()
         assert table == "ledger" and Path(path).parent.name.startswith("allocation-kit-ledger-")
         assert not Path(path).parent.exists()  # removed once written; DuckDB holds the file
+
+
+@pytest.mark.parametrize("value", ["299.5", "199.6", "OK"])
+def test_a_status_code_that_is_no_whole_number_is_named_not_rounded(workspace, tmp_path, value):
+    # read as 300 or 200, 299.5 and 199.6 would turn a call failed or billable unseen
+    config = workspace([request("r1"), request("r2", status_code=value)])
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 2 (line 3), column 'status_code': got {value!r}, "
+        "expected an HTTP status code such as 200",
+    )
+
+
+@pytest.mark.parametrize("zone", ["PST", "CEST", "IST"])
+def test_a_time_zone_abbreviation_is_named_not_guessed(workspace, tmp_path, zone):
+    # DuckDB reads PST as Los Angeles time, an hour off in October; CEST it cannot read
+    config = workspace([request("r1"), request("r2", timestamp=f"2026-10-05 10:00:00 {zone}")])
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: row 2 (line 3), column 'timestamp': got "
+        f"'2026-10-05 10:00:00 {zone}', expected a UTC offset (such as -08:00 or Z) or a zone "
+        "name (such as America/Los_Angeles), not an abbreviation, which can name several zones",
+    )
+
+
+def test_offsets_zone_names_and_utc_are_read_as_the_moment_they_name(workspace):
+    spellings = {
+        "a": "2026-10-05T10:00:00Z",
+        "b": "2026-10-05 12:00:00+02:00",
+        "c": "2026-10-05 12:00:00 Europe/Berlin",
+        "d": "2026-10-05 03:00:00 America/Los_Angeles",
+        "e": "2026-10-05 10:00:00 UTC",
+        "f": "2026-10-05 10:00:00",
+    }
+    config = workspace([request(k, timestamp=v) for k, v in spellings.items()])
+    con, _ = loaded_requests(config)
+    found = con.execute("SELECT DISTINCT timestamp FROM requests").fetchall()
+    assert found == [(datetime(2026, 10, 5, 10, 0),)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -343,8 +344,17 @@ def _quiet_exit(code: int) -> None:
     sys.exit(code)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (a scheduler's stop, `timeout`, `kill`): end like Ctrl-C, through every cleanup
+    (the half-written period folder, the notebook's kernel), with one line and 128 + 15."""
+    click.echo("terminated", err=True)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning the user's mistakes into one line and an exit code."""
+    if argv is None:  # the console script: a stop request ends the run cleanly
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(args=argv, prog_name="allocation-kit", standalone_mode=False)
     except KitError as exc:

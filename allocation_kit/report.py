@@ -160,6 +160,7 @@ def atomic_period_folder(
         )
     if final.exists() and not final.is_dir():  # not ours to replace
         raise ConfigError(final, None, "is a file, not a period folder; move it away or use --out")
+    _settle_interrupted(out, name, say)
     partial = out / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
@@ -176,6 +177,37 @@ def atomic_period_folder(
         final.rename(previous)
     partial.rename(final)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # someone else's process, or no way to tell: leave it
+        return True
+    return True
+
+
+def _settle_interrupted(out: Path, name: str, say: Callable[[str], None] | None) -> None:
+    """Clear what a run of out/name killed before it finished left behind (a SIGKILL, a power
+    cut): its half-written `.partial-<pid>` folder goes; the previous good folder it had moved
+    aside (`.previous-<pid>`, killed between the two renames) comes back when out/name is
+    missing, else goes. A running process's folders are left alone."""
+    final = out / name
+    for kind in ("previous", "partial"):  # a previous folder back first: it is the good one
+        for left in sorted(out.glob(f".{name}.{kind}-*")):
+            pid = left.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+                continue
+            if kind == "previous" and not final.exists():
+                left.rename(final)
+                if say:
+                    say(f"restored   {final} from {left.name}, left by a run that was stopped")
+                continue
+            shutil.rmtree(left, ignore_errors=True)
+            if say:
+                say(f"removed    {left} (left by a run of process {pid} that was stopped)")
 
 
 def write_checksums(folder: Path) -> Path:

@@ -5,6 +5,9 @@ import csv
 import json
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import get_args
@@ -765,3 +768,64 @@ def test_a_rerun_says_what_it_changed_against_the_run_it_replaced(workspace, tmp
         "registry.yaml",
         "  rerun      exception rows 3 → 2 (unknown owner −1); unallocated $0.0042 → $0.0028",
     ]
+
+
+# --- a run that is stopped ----------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_what_a_killed_run_left_is_cleared_and_the_good_folder_it_moved_aside_comes_back(
+    tmp_path,
+):
+    from allocation_kit.report import atomic_period_folder
+
+    out, pid = tmp_path / "reports", _dead_pid()
+    # killed between its two renames: October's good folder moved aside, the new one complete
+    (out / f".2026-10.previous-{pid}").mkdir(parents=True)
+    (out / f".2026-10.previous-{pid}" / "packet.html").write_text("good")
+    (out / f".2026-10.partial-{pid}").mkdir()
+    (out / f".2026-10.partial-{pid}" / "packet.ipynb").write_text("half")
+    (out / f".2026-09.partial-{pid}").mkdir()  # another period's: not this run's to touch
+    said: list[str] = []
+    with atomic_period_folder(out, "2026-10", said.append) as folder:
+        assert (out / "2026-10" / "packet.html").read_text() == "good"
+        (folder / "packet.html").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == [f".2026-09.partial-{pid}", "2026-10"]
+    assert (out / "2026-10" / "packet.html").read_text() == "new"
+    assert said == [
+        f"restored   {out / '2026-10'} from .2026-10.previous-{pid}, left by a run that was "
+        "stopped",
+        f"removed    {out / f'.2026-10.partial-{pid}'} (left by a run of process {pid} that was "
+        "stopped)",
+    ]
+
+
+def test_sigterm_ends_a_run_like_ctrl_c_leaving_the_last_good_folder(tmp_path):
+    out = tmp_path / "reports"
+    (out / "2026-10").mkdir(parents=True)
+    (out / "2026-10" / "packet.html").write_text("good")
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, time
+        from pathlib import Path
+        from allocation_kit.cli import _terminated
+        from allocation_kit.report import atomic_period_folder
+        signal.signal(signal.SIGTERM, _terminated)
+        with atomic_period_folder(Path(sys.argv[1]), "2026-10") as folder:
+            (folder / "packet.html").write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (143, "terminated\n")
+    assert [p.name for p in out.iterdir()] == ["2026-10"]
+    assert (out / "2026-10" / "packet.html").read_text() == "good"

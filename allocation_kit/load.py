@@ -27,6 +27,7 @@ from .errors import ConfigError, InputError
 from .malformed import (
     EMPTY_FILE,
     bad_json_line,
+    csv_header,
     duplicate_header,
     header_delimiter,
     is_empty,
@@ -285,15 +286,22 @@ def load_requests(
     if missing:
         column = missing[0]
         kind = "required column" if column in REQUIRED_COLUMNS else "column"
-        hint = f" (mapped from {columns[column]!r})" if column in columns else ""
+        what = (
+            f"no column {columns[column]!r} (kit.yaml requests.columns reads {column} from it)"
+            if column in columns
+            else f"missing {kind} {column!r}"
+        )
         found = ", ".join(c for c in source_types if c != "filename")
         if {"startTime", "call_type"} <= set(source_types):  # a LiteLLM_SpendLogs export
             found += "; this looks like a LiteLLM spend-log export: set requests.format: litellm"
         raise _misread(files, formats, source_types) or InputError(
             files[0] if len(files) == 1 else source.path,
             None,
-            f"missing {kind} {column!r}{hint}; columns found: {found}",
+            f"{what}; columns found: {found}",
         )
+    if len(files) > 1 and not adapter:
+        needed = {c: mapped[c] for c in CANONICAL_COLUMNS if c in REQUIRED_COLUMNS or c in columns}
+        _every_file_has(con, files, formats, needed)
 
     trim = "csv" in formats.values()
     canonical = {
@@ -352,6 +360,37 @@ def _parse_once(
         f"CREATE OR REPLACE TEMP VIEW requests AS SELECT * EXCLUDE (source_bad) FROM {table}"
     )
     return replace(loaded, table=table)
+
+
+def _every_file_has(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    formats: dict[str, str],
+    needed: dict[str, str],
+) -> None:
+    """InputError naming the first file of a glob that lacks a column the ledger needs
+    ({canonical: source column}: the required ones and those kit.yaml maps). Read with the
+    others, its rows would hold empty cells there instead (a JSONL file is not checked: its
+    records name their own keys)."""
+    for path in files:
+        fmt = formats[str(path)]
+        if fmt == "jsonl" or is_empty(path):
+            continue
+        if fmt == "csv":
+            names = [n.strip() for n in csv_header(path, _delimiter(path))]
+        else:
+            described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_literal(str(path))})")
+            names = [row[0] for row in described.fetchall()]
+        present = {n.lower() for n in names}  # DuckDB's column names ignore case
+        for column, source in needed.items():
+            if source.lower() not in present:
+                kind = "required column" if column in REQUIRED_COLUMNS else "column"
+                raise InputError(
+                    path,
+                    None,
+                    f"missing {kind} {source!r}, which the other files of the ledger have; "
+                    f"columns found: {', '.join(names)}",
+                )
 
 
 def _read_as_they_are(

@@ -155,11 +155,17 @@ def header_delimiter(path: Path) -> str:
     return max(",;\t|", key=outside.count)
 
 
+def csv_header(path: Path, delimiter: str = ",") -> list[str]:
+    """The column names of a CSV file's header line, as written (a BOM left out)."""
+    with _text(path) as handle:
+        header = next(csv.reader(handle, delimiter=delimiter), [])
+    return [name.removeprefix("\ufeff") for name in header]
+
+
 def duplicate_header(path: Path, delimiter: str = ",") -> tuple[str, str] | None:
     """('line 1', what is wrong) when the CSV header names a column twice (a reader would keep
     one and rename the other, so the values of the second would be read as another column)."""
-    with _text(path) as handle:
-        header = next(csv.reader(handle, delimiter=delimiter), [])
+    header = csv_header(path, delimiter)
     seen: dict[str, str] = {}  # DuckDB's column names ignore case: team and TEAM are one
     for name in (h.strip() for h in header):
         first = seen.get(name.lower())

@@ -236,8 +236,8 @@ _RECORD = (
     [
         ("{path: requests.csv, columns: {team: ownr_tag}}", "requests.csv",
          _HEADER.replace("model", "team,model") + _ROW.format(1).replace(",chat", ",search,chat"),
-         "missing column 'team' (mapped from 'ownr_tag'); columns found: request_id, timestamp, "
-         "team, model, input_tokens, output_tokens"),
+         "no column 'ownr_tag' (kit.yaml requests.columns reads team from it); columns found: "
+         "request_id, timestamp, team, model, input_tokens, output_tokens"),
         ("{path: requests.csv}", "requests.csv",
          _HEADER + _ROW.format(1).replace(",10,", ",1,0,") + _ROW.format(2),
          "row 1 (line 2): got 6 fields, expected 5 like the header"),

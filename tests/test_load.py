@@ -59,9 +59,10 @@ def test_a_mapping_to_a_column_the_file_lacks_is_named_even_for_an_optional_colu
     )
     assert load_error(config) == (
         3,
-        f"{tmp_path / 'requests.csv'}: missing column 'team' (mapped from 'ownr_tag'); columns "
-        "found: request_id, timestamp, team, application, environment, workload_class, model, "
-        "input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, status_code",
+        f"{tmp_path / 'requests.csv'}: no column 'ownr_tag' (kit.yaml requests.columns reads team "
+        "from it); columns found: request_id, timestamp, team, application, environment, "
+        "workload_class, model, input_tokens, output_tokens, cached_input_tokens, "
+        "reasoning_tokens, status_code",
     )
 
 
@@ -122,6 +123,32 @@ def test_a_ragged_row_in_one_of_several_files_is_named(workspace, tmp_path):
         3,
         f"{tmp_path / 'ledger' / 'b.csv'}: row 2 (line 3): got 7 fields, expected 5 like the "
         "header",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_file_of_several_that_lacks_a_required_column_is_named(workspace, tmp_path, fmt):
+    # read with the others, its rows would get empty output_tokens: a failed call's blanks
+    import duckdb
+
+    config = workspace([], kit=kit_reading(f"{{path: 'ledger/*.{fmt}'}}"))
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "a.csv").write_text(csv_text(GOOD.format(1), GOOD.format(2)))
+    (tmp_path / "b.csv").write_text(
+        "request_id,timestamp,model,input_tokens,status_code\n"
+        "r3,2026-10-05T00:00:00Z,chat-small,10,500\n"
+    )
+    options = "HEADER" if fmt == "csv" else "FORMAT parquet"
+    for name in ("a", "b"):
+        duckdb.execute(
+            f"COPY (SELECT * FROM read_csv('{tmp_path / name}.csv')) "
+            f"TO '{tmp_path / 'ledger' / name}.{fmt}' ({options})"
+        )
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'ledger' / f'b.{fmt}'}: missing required column 'output_tokens', which the "
+        "other files of the ledger have; columns found: request_id, timestamp, model, "
+        "input_tokens, status_code",
     )
 
 

@@ -136,9 +136,19 @@ def run(config: Path, periods: tuple[str, ...], out: Path | None, reviewer_role:
 @cli.command()
 @click.option("--config", "config", required=True, type=click.Path(path_type=Path),
               help="The workspace's kit.yaml.")  # fmt: skip
-@click.option("--period", required=True, help="2026-10, 2026-W42 or 2026-10-01..2026-10-15.")
-def validate(config: Path, period: str) -> None:
+@click.option("--period", "periods", required=True, multiple=True,
+              help="2026-10, 2026-W42 or 2026-10-01..2026-10-15; repeat it for several periods "
+              "(checked in turn, stopping at a blocking failure).")  # fmt: skip
+def validate(config: Path, periods: tuple[str, ...]) -> None:
     """Run the data-quality suites on the period's inputs; exit 1 if a blocking suite fails."""
+    for label in periods:
+        if len(periods) > 1:
+            click.echo(f"{label}:")
+        _validate_period(config, label)
+
+
+def _validate_period(config: Path, period: str) -> None:
+    """`validate` of one period."""
     from .billing import workspace_billing
     from .errors import ConfigError as BlockingFailure
     from .load import connect, load_requests

@@ -508,6 +508,24 @@ def test_validate_prints_every_expectation_and_exits_0(workspace, capsys):
     )
 
 
+def test_validate_checks_each_period_it_is_given(workspace, capsys):
+    rows = [request("r1"), request("s1", timestamp="2026-09-10T12:00:00Z")]
+    config = workspace(rows)
+    periods = ["--period", "2026-09", "--period", "2026-10"]
+    main(["validate", "--config", str(config), *periods])  # exit 0: no raise
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("2026-")] == ["2026-09:", "2026-10:"]
+    assert sum(line.startswith("33 expectations in 3 suites") for line in out) == 2
+    with pytest.raises(SystemExit) as stopped:  # stops at the first period without rows
+        main(["validate", "--config", str(config), "--period", "2026-08", *periods])
+    assert stopped.value.code == 3
+    captured = capsys.readouterr()
+    assert captured.out == "2026-08:\n"
+    assert captured.err.startswith("error: ") and "none of its 2 rows falls in 2026-08" in (
+        captured.err
+    )
+
+
 def validate_with_pricing(config: Path, old: str, new: str) -> None:
     """`validate` the 2026-10 period after replacing the first `old` of pricing.yaml by `new`."""
     path = config.parent / "pricing.yaml"

@@ -38,9 +38,10 @@ from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 import duckdb
 
-from .billing import CHARGE_CATEGORIES, BillingLoaded
+from .billing import BILLING_COLUMNS, CHARGE_CATEGORIES, BillingLoaded
 from .periods import Period
 from .pipeline import PeriodLedger, timestamp_sql
+from .present import listed
 from .price import DIRECTIONS
 
 __all__ = [
@@ -689,6 +690,9 @@ class _BillFacts:
     bill_days: tuple[date, date] | None = None
     unbilled_days: tuple[int, Decimal, date | None, date | None] = (0, _ZERO, None, None)
     references: dict[str, list[str]] = field(default_factory=dict)  # see bill_references
+    # lines of the period found the same in every column in more than one bill file: the extra
+    # copies, their billed cost and currency, and the files (one export picked up twice)
+    repeated: tuple[int, Decimal, str, list[str]] = (0, _ZERO, "", [])
 
 
 BILL_REFERENCES = ("invoice_issuer", "billing_account_id", "invoice_id")
@@ -763,6 +767,22 @@ def _bill_facts(
             count(*), COALESCE(sum(billed_cost), 0), currency
         FROM {table} WHERE NOT COALESCE({in_scope}, false) GROUP BY ALL ORDER BY 1, 2, 5"""
     ).fetchall()
+    content = ", ".join(c for c in BILLING_COLUMNS if c not in {"source_file", "row_number"})
+    copies, copies_cost, copies_currency, copies_files = con.execute(
+        f"""WITH lines AS (
+                SELECT source_file, billed_cost, currency, hash({content}) AS h FROM {table}
+                WHERE COALESCE({in_scope}, false)
+            ), repeated AS (
+                SELECT h FROM lines GROUP BY h HAVING count(DISTINCT source_file) > 1
+            ), extra AS (
+                SELECT *, row_number() OVER (PARTITION BY h ORDER BY source_file) > 1 AS copy
+                FROM lines SEMI JOIN repeated USING (h)
+            )
+            SELECT count(*) FILTER (WHERE copy), COALESCE(sum(billed_cost) FILTER (WHERE copy), 0),
+                string_agg(DISTINCT currency, ', ' ORDER BY currency),
+                list(DISTINCT source_file ORDER BY source_file)
+            FROM extra"""
+    ).fetchall()[0]
     bill_days, unbilled = None, (0, _ZERO, None, None)
     if daily:
         bill_days = con.execute(
@@ -792,6 +812,7 @@ def _bill_facts(
         corrections=_charges(con, table, scopes["correction"], period),
         bill_days=bill_days,
         unbilled_days=unbilled,
+        repeated=(copies, copies_cost, copies_currency or "", list(copies_files or [])),
         references={
             key: [
                 value
@@ -1093,6 +1114,26 @@ class _Sentences:
                         if first > end
                         else "reconcile with a bill that covers them."
                     ),
+                )
+            )
+        copies, cost, in_currency, files = facts.repeated
+        if copies:
+            one_currency = in_currency and "," not in in_currency  # never a sum of two
+            amount = f" ({self.money(cost, currency=in_currency)})" if one_currency else ""
+            reasons.append(
+                Reason(
+                    "bill_lines_repeated",
+                    "inconclusive",
+                    label,
+                    _strings(
+                        bill_lines=copies,
+                        billed_cost=cost if one_currency else None,
+                        files=", ".join(files),
+                    ),
+                    f"{_plural(copies, 'bill line')}{amount} of {label} appear again, the same "
+                    f"in every column, in another file ({listed(files)}): the same export "
+                    "picked up twice? Remove the copy from the billing path; the billed total "
+                    "counts it.",
                 )
             )
         n, cost, start, end = facts.straddling

@@ -602,6 +602,22 @@ def test_a_bill_for_another_period_is_inconclusive(workspace):
     )
 
 
+def test_a_bill_picked_up_twice_is_named_and_inconclusive(workspace):
+    config = workspace(ROWS, kit=KIT_WITH_BILL.replace("path: bill.csv", "path: 'bill*.csv'"))
+    columns = list(dict.fromkeys(k for r in CLEAN_BILL for k in r))
+    write_csv(config.parent / "bill.csv", CLEAN_BILL, columns)
+    write_csv(config.parent / "bill_copy.csv", CLEAN_BILL, columns)
+    ws = load_workspace(config)
+    ledger = period_ledger(ws, parse_period("2026-10"))
+    recon = reconciliation(ledger, workspace_billing(ledger.con, ws))
+    assert (recon.result, recon.billed_cost) == ("inconclusive", Decimal("4.286"))
+    assert message(recon, "bill_lines_repeated") == (
+        "8 bill lines ($2.14) of 2026-10 appear again, the same in every column, in another "
+        "file (bill.csv and bill_copy.csv): the same export picked up twice? Remove the copy "
+        "from the billing path; the billed total counts it."
+    )
+
+
 def test_bill_lines_outside_the_period_are_named_by_billing_period(workspace):
     # a billing glob that also picks up other invoices: each is named, not one unexplained sum
     def month(start: str, end: str) -> dict:

@@ -524,6 +524,12 @@ def _focus_plan(path: Path, found: dict[str, str], mapping: dict[str, str]) -> _
         _count_check("request_count"),
         ("SkuPriceDetails", f"{details} IS NOT NULL AND j IS NULL",
          'a JSON object such as {"ModelId": "…", "TokenDirection": "Input"}'),
+        # a value the direction cannot be told from would leave the line's tokens unplaced
+        ("SkuPriceDetails", "td NOT IN ('input', 'output')", "a TokenDirection of Input or Output"),
+        ("SkuPriceDetails", "tca NOT IN ('uncached', 'read', 'cacheread', 'write', 'cachewrite')",
+         "a TokenCacheAction of Uncached, Read or Write"),
+        ("SkuPriceDetails", "tt NOT IN ('input', 'output', 'cacheread', 'cachewrite')",
+         "a TokenType of Input, Output, CacheRead or CacheWrite"),
     ]  # fmt: skip
     return _Plan(fields, [parsed, keys_and_units, direction], columns, checks)
 

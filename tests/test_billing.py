@@ -378,6 +378,16 @@ def test_an_empty_bill_or_one_with_only_a_header_says_so(tmp_path):
         ({"SkuPriceDetails": '{"ModelId": "chat-small",'}, "column 'SkuPriceDetails'",
          """got '{"ModelId": "chat-small",', expected a JSON object such as """
          """{"ModelId": "…", "TokenDirection": "Input"}"""),
+        # a direction it cannot place: once read as uncached input without a word
+        ({"SkuPriceDetails": '{"ModelId": "m", "TokenDirection": "Sideways"}'},
+         "column 'SkuPriceDetails'", """got '{"ModelId": "m", "TokenDirection": "Sideways"}', """
+         "expected a TokenDirection of Input or Output"),
+        ({"SkuPriceDetails": '{"TokenDirection": "Input", "TokenCacheAction": "Hit"}'},
+         "column 'SkuPriceDetails'", """got '{"TokenDirection": "Input", "TokenCacheAction": """
+         """"Hit"}', expected a TokenCacheAction of Uncached, Read or Write"""),
+        ({"SkuPriceDetails": '{"TokenType": "Reasoning"}'}, "column 'SkuPriceDetails'",
+         """got '{"TokenType": "Reasoning"}', expected a TokenType of Input, Output, CacheRead """
+         "or CacheWrite"),
         ({"ChargeCategory": "Refund"}, "column 'ChargeCategory'",
          "got 'Refund', expected one of Usage, Tax, Credit, Adjustment, Purchase"),
         ({"ChargeClass": "Rebill"}, "column 'ChargeClass'",

@@ -329,11 +329,53 @@ class Application(_Strict):
     callers: list[RegistryId] = Field(default_factory=list)
 
 
+class Environment(_Strict):
+    """An environment written with the other names the ledger uses for it:
+    `{id: production, aliases: [prod]}`."""
+
+    id: RegistryId
+    aliases: list[RegistryId] = Field(default_factory=list)
+
+
 class Registry(_Strict):
     teams: list[Team] = Field(min_length=1)
     applications: list[Application] = Field(default_factory=list)
     environments: list[RegistryId] = Field(default_factory=list)
     workload_classes: list[RegistryId] = Field(default_factory=list)
+    # {other name: environment id}, from the environments written as `Environment` entries
+    environment_aliases: dict[RegistryId, RegistryId] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_entries(cls, data: Any) -> Any:
+        """`environments` entries written {id, aliases} become their id, and their aliases
+        `environment_aliases`."""
+        entries = data.get("environments") if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not any(isinstance(e, dict) for e in entries):
+            return data
+        ids, aliases = [], dict(data.get("environment_aliases") or {})
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                ids.append(entry)
+                continue
+            try:
+                environment = Environment.model_validate(entry)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+                expected = "an id and its aliases, such as {id: production, aliases: [prod]}"
+                if first["type"] != "extra_forbidden":
+                    expected = first["msg"]
+                raise _KeyProblem(f"environments[{i}]{key}", expected) from None
+            ids.append(environment.id)
+            for alias in environment.aliases:
+                if alias in aliases:
+                    raise _KeyProblem(
+                        f"environments[{i}] ({environment.id}).aliases",
+                        f"{alias!r} is already an alias of {aliases[alias]}; an alias names one",
+                    )
+                aliases[alias] = environment.id
+        return {**data, "environments": ids, "environment_aliases": aliases}
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Registry:
@@ -342,6 +384,18 @@ class Registry(_Strict):
         _unique_aliases("teams", self.teams)
         _unique_aliases("applications", self.applications)
         _unique_callers(self.applications)
+        for alias, environment in self.environment_aliases.items():
+            where = f"environments ({environment}).aliases"
+            if alias in self.environments:
+                raise _KeyProblem(
+                    where, f"{alias!r} is an environment itself; expected another name of one"
+                )
+            if environment not in self.environments:
+                raise _KeyProblem(
+                    where,
+                    f"unknown environment {environment!r}; expected one of "
+                    f"{', '.join(sorted(self.environments))}",
+                )
         for i, app in enumerate(self.applications):
             if app.team not in team_ids:
                 raise _KeyProblem(
@@ -364,6 +418,7 @@ class Registry(_Strict):
         return {
             "team": {alias: t.id for t in self.teams for alias in t.aliases},
             "application": {alias: a.id for a in self.applications for alias in a.aliases},
+            "environment": dict(self.environment_aliases),
         }
 
     def callers(self) -> dict[str, str]:

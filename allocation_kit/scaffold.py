@@ -45,6 +45,7 @@ applications:                 # an application maps to exactly one team
     # or {method: proportional, basis: tokens|cost|requests, teams: [search, support]}
     # or {method: even, teams: [search, support]}
 environments: [production, staging, development]
+# an environment the ledger spells otherwise: {id: production, aliases: [prod]}
 workload_classes: [user_facing_chat, batch, eval, support, internal_automation]
 """
 

@@ -172,7 +172,10 @@ def suite_parameters(
     A registry without environments or workload classes leaves that parameter None, and the
     expectations using it are reported as not run rather than failing every row.
     """
-    environments = [str(e) for e in registry_document.get("environments") or []]
+    environments = [  # an entry with aliases is {id, aliases}: the loader reads them as the id
+        str(e.get("id")) if isinstance(e, dict) else str(e)
+        for e in registry_document.get("environments") or []
+    ]
     workload_classes = [str(w) for w in registry_document.get("workload_classes") or []]
     return {
         "period_start": period.start.astimezone(UTC).replace(tzinfo=None),

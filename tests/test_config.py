@@ -299,6 +299,17 @@ def test_prices_keep_the_digits_written(workspace):
         ("registry", "  - {id: chatbot, team: search, aliases: [bot, bot]}",
          "registry.yaml: applications[5] (chatbot).aliases: 'bot' is already an alias of "
          "chatbot; an alias names one"),
+        # an environment's aliases: other names of one environment, never an environment
+        ("registry", "environments: [{id: production, aliases: [staging]}, staging]",
+         "registry.yaml: environments (production).aliases: 'staging' is an environment "
+         "itself; expected another name of one"),
+        ("registry", "environments: [{id: production, aliases: [prod]}, "
+         "{id: staging, aliases: [prod]}]",
+         "registry.yaml: environments[1] (staging).aliases: 'prod' is already an alias of "
+         "production; an alias names one"),
+        ("registry", "environments: [production, {id: staging, alias: [stg]}]",
+         "registry.yaml: environments[1].alias: an id and its aliases, such as "
+         "{id: production, aliases: [prod]}"),
         # a bill's direction words map to the kit's directions, for a generic bill only
         ("kit", "billing: {path: bill.csv, format: generic, directions: {prompt: input_tokens}}",
          "kit.yaml: billing.directions.prompt: got 'input_tokens': Input should be "
@@ -312,7 +323,9 @@ def test_prices_keep_the_digits_written(workspace):
     ],
 )  # fmt: skip
 def test_other_names_map_to_the_kits_own(workspace, file, added, expected):
-    if file == "registry":  # one more application
+    if file == "registry" and added.startswith("environments:"):
+        text = REGISTRY.replace("environments: [production, staging]", added)
+    elif file == "registry":  # one more application
         text = REGISTRY.replace("environments:", f"{added}\nenvironments:")
     else:
         text = {"pricing": PRICING, "kit": KIT}[file] + f"{added}\n"

@@ -109,6 +109,27 @@ def test_registry_aliases_read_other_names_of_a_team_and_an_application(workspac
     ]
 
 
+def test_an_environment_alias_reads_the_ledgers_other_name_as_the_registered_one(workspace):
+    # old logs spell production "prod": registered as its alias, they are production's
+    registry = REGISTRY.replace(
+        "environments: [production, staging]",
+        "environments: [{id: production, aliases: [prod, PROD]}, staging]",
+    )
+    rows = [
+        request("r1", environment="prod"),
+        request("r2", environment="PROD"),
+        request("r3"),
+        request("r4", environment="staging"),
+    ]
+    ledger = run(workspace, rows, registry=registry)
+    assert ledger.counts.quarantined == 0
+    assert ledger.con.execute(
+        "SELECT environment, count(*) FROM requests GROUP BY ALL ORDER BY ALL"
+    ).fetchall() == [("production", 3), ("staging", 1)]
+    failed = [r.name for s in ledger.validation for r in s.results if r.success is False]
+    assert "environment_registered" not in failed
+
+
 def test_a_registered_caller_owns_its_untagged_requests_and_never_overrides_a_tag(workspace):
     # the gateway owner knows whose API keys send no tags: key-legacy-cron is ticket-bot's
     registry = REGISTRY.replace(

@@ -267,9 +267,13 @@ def pricing() -> None:
     "--out", type=click.Path(path_type=Path), required=True, help="pricing.yaml to write."
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--keep-dated", is_flag=True,
+              help="Keep a dated name priced as its model (gpt-4o-2024-08-06) as an entry of its "
+              "own, not the model's alias.")  # fmt: skip
 def pricing_import(source: str, table: Path, models: str | None, provider: str | None,
                    reviewed_by: str, source_url: str, effective_from: datetime | None,
-                   reviewed_on: datetime | None, out: Path, force: bool) -> None:  # fmt: skip
+                   reviewed_on: datetime | None, out: Path, force: bool,
+                   keep_dated: bool) -> None:  # fmt: skip
     """Convert a price table into a dated pricing snapshot; report what was not imported."""
     from .pricing_import import litellm_import, litellm_snapshot_yaml, read_litellm_table
 
@@ -292,6 +296,7 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
         effective_from=effective_from.date() if effective_from else day,
         models=wanted,
         provider=provider,
+        keep_dated=keep_dated,
     )
     for model, reason in result.skipped.items():
         click.echo(f"not imported: {model}: {reason}")
@@ -305,7 +310,9 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
     click.echo(
         f"imported {len(entries)} model(s) ({sum(bool(e.batch) for e in entries)} with batch "
         f"prices, {sum(bool(e.tiers) for e in entries)} with long-context tiers), "
-        f"{len(result.skipped)} not imported: {out}"
+        f"{len(result.skipped)} not imported"
+        + (f", {len(result.aliases)} dated name(s) as aliases" if result.aliases else "")
+        + f": {out}"
     )
     if effective_from is None:  # a snapshot dated today leaves last month's requests unpriced
         earlier = (day.replace(day=1) - timedelta(days=1)).replace(day=1)  # last month's first

@@ -83,6 +83,8 @@ class LitellmImport:
     unmapped: dict[str, list[str]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # dated names priced exactly as their model, written as its aliases (`_dated_aliases`)
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def unmapped_fields(self) -> dict[str, int]:
         """Cost fields left out, with how many imported models had each."""
@@ -372,6 +374,25 @@ def _selected(
     return sorted(table), {}
 
 
+# a model's dated snapshot: gpt-4o-2024-08-06, claude-3-5-sonnet-20241022, gpt-4-0613
+_DATED = re.compile(r"^(?P<base>.+)-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
+
+
+def _dated_aliases(prices: list[ModelPrice]) -> dict[str, str]:
+    """{dated name: model} for the entries named as a dated snapshot of another entry and priced
+    exactly as it (every price, tier and batch block, from the same day). A provider bills, and
+    a gateway logs, either name for the same model: as an alias both read as one, so the
+    reconciliation matches them. A dated snapshot priced otherwise keeps its own entry."""
+    by_name = {p.model: p for p in prices}
+    aliases = {}
+    for price in prices:
+        found = _DATED.match(price.model)
+        base = by_name.get(found["base"]) if found else None
+        if base is not None and price.model_copy(update={"model": base.model}) == base:
+            aliases[price.model] = base.model
+    return aliases
+
+
 def litellm_import(
     table: dict[str, Any],
     *,
@@ -381,9 +402,11 @@ def litellm_import(
     effective_from: date,
     models: Iterable[str] | None = None,
     provider: str | None = None,
+    keep_dated: bool = False,
 ) -> LitellmImport:
     """The pricing snapshot of the selected entries of LiteLLM's table (`models`, or every
-    entry of `provider`, or all), with what was left out and why."""
+    entry of `provider`, or all), with what was left out and why. A dated name priced as its
+    model becomes the model's alias (`_dated_aliases`) unless `keep_dated`."""
     names, skipped = _selected(table, models, provider)
     start = datetime(effective_from.year, effective_from.month, effective_from.day, tzinfo=UTC)
     prices: list[ModelPrice] = []
@@ -400,6 +423,8 @@ def litellm_import(
             unmapped[name] = entry_unmapped
         if entry_notes:
             notes[name] = entry_notes
+    aliases = {} if keep_dated else _dated_aliases(prices)
+    prices = [p for p in prices if p.model not in aliases]
     snapshot = None
     if prices:
         snapshot = PricingSnapshot(
@@ -409,8 +434,12 @@ def litellm_import(
             reviewed_by=reviewed_by,
             failed_calls_billable=False,
             models=prices,
+            aliases=dict(sorted(aliases.items())),
         )
-    return LitellmImport(snapshot, unmapped, notes, dict(sorted(skipped.items())))
+    for alias in aliases:  # its notes are its model's
+        unmapped.pop(alias, None)
+        notes.pop(alias, None)
+    return LitellmImport(snapshot, unmapped, notes, dict(sorted(skipped.items())), aliases)
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -501,6 +530,9 @@ def snapshot_yaml(
     for entry in sorted(snapshot.models, key=lambda e: (e.model, e.effective_from)):
         lines += [line for note in notes.get(entry.model, []) for line in _comment(note, "  ")]
         lines += _entry_lines(entry)
+    if snapshot.aliases:
+        lines.append("aliases:")
+        lines += [f"  {_text(a)}: {_text(m)}" for a, m in sorted(snapshot.aliases.items())]
     text = "\n".join(lines) + "\n"
     if PricingSnapshot.model_validate(yaml_document(text, "pricing.yaml")) != snapshot.model_copy(
         update={"models": sorted(snapshot.models, key=lambda e: (e.model, e.effective_from))}
@@ -520,6 +552,13 @@ def litellm_snapshot_yaml(result: LitellmImport, table_name: str) -> str:
         "Review every entry before use: comments above an entry say what was left out or filled "
         "in."
     ]
+    if result.aliases:
+        header += [
+            "",
+            f"Dated names priced exactly as their model ({len(result.aliases)}) are its "
+            "aliases (at the end), so a bill and a ledger that name the model either way "
+            "match; `--keep-dated` keeps them as entries of their own.",
+        ]
     if result.skipped:
         header += ["", f"Not imported ({len(result.skipped)}):"]
         header += [f"  {model}: {reason}" for model, reason in result.skipped.items()]

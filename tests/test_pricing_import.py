@@ -78,7 +78,7 @@ def actual_block(block) -> dict[str, Decimal]:
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "xai", "bedrock_converse"])
 def test_every_imported_price_is_the_tables_price_times_one_million(table, provider):
-    result = imported(table, provider=provider)
+    result = imported(table, provider=provider, keep_dated=True)
     entries = result.snapshot.models
     names = sorted(m for m, e in table.items() if e.get("litellm_provider") == provider)
     assert sorted([e.model for e in entries] + list(result.skipped)) == names
@@ -105,6 +105,29 @@ def test_every_imported_price_is_the_tables_price_times_one_million(table, provi
                 assert actual_block(tier.batch) == tier_batch, price.model
             else:
                 assert tier.batch is None, price.model
+    # by default a dated name priced exactly as its model is the model's alias, and only that
+    folded = imported(table, provider=provider)
+    by_name = {e.model: e for e in entries}
+    assert folded.snapshot.aliases == folded.aliases
+    assert sorted([e.model for e in folded.snapshot.models] + list(folded.aliases)) == sorted(
+        by_name
+    )
+    for alias, model in folded.aliases.items():
+        assert by_name[alias].model_copy(update={"model": model}) == by_name[model], alias
+
+
+def test_dated_names_priced_as_their_model_are_its_aliases_and_others_keep_their_price(table):
+    result = imported(
+        table, models=["gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-2024-05-13", "gpt-4o-mini"]
+    )
+    # 2024-05-13 costs more than gpt-4o does today: its own entry
+    assert [e.model for e in result.snapshot.models] == [
+        "gpt-4o", "gpt-4o-2024-05-13", "gpt-4o-mini"
+    ]  # fmt: skip
+    assert result.snapshot.aliases == {"gpt-4o-2024-08-06": "gpt-4o"}
+    text = litellm_snapshot_yaml(result, TABLE.name)
+    assert text.endswith("aliases:\n  gpt-4o-2024-08-06: gpt-4o\n")
+    assert "Dated names priced exactly as their model (1) are its aliases" in text
 
 
 def test_the_imported_snapshot_writes_deterministic_yaml_that_reads_back(table, tmp_path):
@@ -371,7 +394,7 @@ def test_imported_ranges_price_a_request_wholly_at_the_range_its_input_falls_in(
 
 def test_every_token_ranged_entry_of_the_table_imports_or_says_why(table):
     ranged = [m for m, e in table.items() if isinstance(e, dict) and e.get("tiered_pricing")]
-    result = imported(table, models=ranged)
+    result = imported(table, models=ranged, keep_dated=True)
     reasons = sorted(set(result.skipped.values()))
     assert (len(ranged), len(result.snapshot.models), len(result.skipped)) == (56, 50, 6)
     assert [r.split(" is ")[0] if "finer" in r else r for r in reasons] == [

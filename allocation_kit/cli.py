@@ -6,6 +6,7 @@ expected; exit code 2 for configuration, 3 for data. Never a traceback for the u
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import signal
@@ -190,7 +191,13 @@ def _validate_period(config: Path, period: str) -> None:
     unpriced = unpriced_in_period(con, workspace, parsed)
     for model, calls, first_call, first, last in unpriced:  # run lists them as exceptions
         if first is None:
-            since = "pricing.yaml has no entry"
+            priced = sorted({m.model for m in workspace.pricing.models})
+            close = difflib.get_close_matches(model, priced, n=1)
+            since = "pricing.yaml has no entry" + (f" (did you mean {close[0]}?)" if close else "")
+            since += (
+                "; another name of a priced model (a gateway's model group, a dated name) goes "
+                "under its aliases"
+            )
         elif first > first_call:
             since = f"its first price entry starts {first:%Y-%m-%d}"
         elif last is not None and last <= first_call:

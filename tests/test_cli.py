@@ -546,14 +546,24 @@ def test_validate_names_models_without_a_price_in_effect(workspace, capsys):
     main(["validate", "--config", str(config), "--period", "2026-10"])  # exit 0: no raise
     assert capsys.readouterr().err.splitlines() == [
         "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
-        "(pricing.yaml has no entry); run lists them as unpriced exceptions"
+        "(pricing.yaml has no entry; another name of a priced model (a gateway's model group, "
+        "a dated name) goes under its aliases); run lists them as unpriced exceptions"
     ]
     validate_with_pricing(config, "effective_from: 2026-01-01", "effective_from: 2026-10-11")
     assert capsys.readouterr().err.splitlines() == [
         "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
-        "(pricing.yaml has no entry); run lists them as unpriced exceptions",
+        "(pricing.yaml has no entry; another name of a priced model (a gateway's model group, "
+        "a dated name) goes under its aliases); run lists them as unpriced exceptions",
         "unpriced: 1 billable call of chat-small in 2026-10 has no price in effect (its first "
         "price entry starts 2026-10-11); run lists it as unpriced exceptions",
+    ]
+    # a near miss is named
+    config = workspace([request("r1", model="chat-smal")])
+    main(["validate", "--config", str(config), "--period", "2026-10"])
+    assert capsys.readouterr().err.splitlines() == [
+        "unpriced: 1 billable call of chat-smal in 2026-10 has no price in effect (pricing.yaml "
+        "has no entry (did you mean chat-small?); another name of a priced model (a gateway's "
+        "model group, a dated name) goes under its aliases); run lists it as unpriced exceptions"
     ]
     # a logging duplicate is one call, as run counts it; a price that ended is named as ended
     config = workspace(
@@ -564,7 +574,8 @@ def test_validate_names_models_without_a_price_in_effect(workspace, capsys):
     )
     assert capsys.readouterr().err.splitlines() == [
         "unpriced: 2 billable calls of mystery-model in 2026-10 have no price in effect "
-        "(pricing.yaml has no entry); run lists them as unpriced exceptions",
+        "(pricing.yaml has no entry; another name of a priced model (a gateway's model group, "
+        "a dated name) goes under its aliases); run lists them as unpriced exceptions",
         "unpriced: 1 billable call of reasoner in 2026-10 has no price in effect (its last "
         "price entry ends 2026-09-01); run lists it as unpriced exceptions",
     ]

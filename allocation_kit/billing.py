@@ -35,7 +35,7 @@ import duckdb
 from .config import BillingSource, Workspace
 from .errors import ConfigError, InputError
 from .load import matching_files
-from .malformed import duplicate_header, not_utf8_error, ragged_row
+from .malformed import duplicate_header, header_delimiter, not_utf8_error, ragged_row
 from .malformed import sql_identifier as _quote
 from .price import COST_TYPE, DIRECTIONS, alias_sql
 
@@ -227,8 +227,7 @@ def load_billing(
         reader = _reader(path)
         if path.stat().st_size == 0:
             raise InputError(path, None, "the file is empty; expected a billing export")
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        if reader.startswith("read_csv") and (twice := duplicate_header(path, delimiter)):
+        if reader.startswith("read_csv") and (twice := duplicate_header(path, _delimiter(path))):
             raise InputError(path, *twice)
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
@@ -279,16 +278,23 @@ def workspace_billing(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> B
 # --- reading ------------------------------------------------------------------------------------
 
 
+def _delimiter(path: Path) -> str:
+    """A bill CSV's delimiter: tab for .tsv, else the header's (a comma, or the semicolon of a
+    spreadsheet saved in a locale whose decimal mark is a comma)."""
+    if ".tsv" in [s.lower() for s in path.suffixes]:
+        return "\t"
+    return header_delimiter(path) if path.stat().st_size else ","
+
+
 def _reader(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] in ([".parquet"], [".pq"]):
         return f"read_parquet({_literal(str(path))})"
     if suffixes[-1:] in ([".csv"], [".tsv"]) or suffixes[-2:] == [".csv", ".gz"]:
         # RFC 4180, stated rather than sniffed: a sniffer takes a ragged last row for the header
-        delimiter = "\t" if suffixes[-1:] == [".tsv"] else ","
         return (
             f"read_csv({_literal(str(path))}, all_varchar = true, header = true, skip = 0, "
-            f"delim = '{delimiter}', quote = '\"', escape = '\"')"
+            f"delim = {_literal(_delimiter(path))}, quote = '\"', escape = '\"')"
         )
     raise InputError(
         path, None, "cannot tell the format from the suffix; expected .csv or .parquet"
@@ -682,7 +688,7 @@ def _unreadable(path: Path, reader: str, exc: Exception) -> InputError:
     if reader.startswith("read_csv") and (found := not_utf8_error(exc, [path])):
         return found
     if reader.startswith("read_csv") and path.suffix.lower() in {".csv", ".tsv"}:
-        ragged = ragged_row(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+        ragged = ragged_row(path, _delimiter(path))
         if ragged:
             return InputError(path, *ragged)
     kind = "Parquet" if reader.startswith("read_parquet") else "CSV"

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from allocation_kit.billing import BILLING_COLUMNS, load_billing
@@ -76,7 +77,7 @@ def load(root: Path, path: str, fmt: str = "focus", columns: dict | None = None,
     return con, loaded
 
 
-def rows(con, columns: str) -> list[tuple]:
+def rows(con, columns: str) -> duckdb.DuckDBPyConnection:
     return con.execute(f"SELECT {columns} FROM billing_lines ORDER BY source_file, row_number")
 
 
@@ -206,6 +207,24 @@ def test_a_focus_line_is_normalised_column_by_column():
     assert (usage["billed_cost"], usage["effective_cost"], usage["quantity_unit"]) == (
         Decimal(0), Decimal(20), "tokens"
     )  # fmt: skip
+
+
+def test_a_semicolon_bill_from_a_spreadsheet_loads_like_the_comma_one(tmp_path):
+    bill = [focus_row(), focus_row(BilledCost="0.25", ChargeDescription="a; b")]
+    write_csv(tmp_path / "comma.csv", bill, FOCUS_COLUMNS)
+    text = (tmp_path / "comma.csv").read_text()
+    with (tmp_path / "semi.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerows(csv.reader(text.splitlines()))
+    assert ";" in (tmp_path / "semi.csv").read_text().splitlines()[0]
+    columns = "* EXCLUDE (source_file)"
+    expected = rows(load(tmp_path, "comma.csv")[0], columns).fetchall()
+    assert len(expected) == 2
+    assert rows(load(tmp_path, "semi.csv")[0], columns).fetchall() == expected
+    assert [r[FOCUS_COLUMNS.index("BilledCost")] for r in csv.reader(text.splitlines()[1:])] == [
+        focus_row()["BilledCost"],
+        "0.25",
+    ]
 
 
 def test_parquet_with_typed_and_nested_columns_loads_like_csv(tmp_path):

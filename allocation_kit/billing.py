@@ -173,9 +173,15 @@ class BillingLoaded:
     """The bill as the DuckDB view `billing_lines`, and the files behind it."""
 
     files: tuple[Path, ...]
-    format: str  # focus | generic | openai-usage
+    format: str  # focus | generic | openai-usage; several: the formats of `parts`, joined by +
     rows: int
     table: str = "billing_lines"
+    parts: tuple[BillingLoaded, ...] = ()  # several bills: each one, in kit.yaml's order
+
+    def focus_files(self) -> list[Path]:
+        """The files read as FOCUS (the billing suite checks them as they are)."""
+        parts = self.parts or (self,)
+        return [f for part in parts if part.format == "focus" for f in part.files]
 
 
 @dataclass(frozen=True)
@@ -201,25 +207,31 @@ def load_billing(
     config_name: str,
     currency: str,
     aliases: Mapping[str, str] | None = None,
+    *,
+    key: str = "billing",
+    view: str = "billing_lines",
 ) -> BillingLoaded:
-    """Create the temp view `billing_lines` (BILLING_COLUMNS) over the bill's files.
+    """Create the temp view `view` (BILLING_COLUMNS) over the bill's files.
 
-    `aliases` (pricing.yaml's other names of priced models) rename the bill's models.
+    `aliases` (pricing.yaml's other names of priced models) rename the bill's models. `key` is
+    where kit.yaml names the source (`billing[1]` for the second of several).
     `currency` is the workspace currency, assumed for a generic bill without a currency column.
     Raises InputError for an unreadable file, a missing required column, and (naming the row and
     column) missing or non-numeric costs, unparseable dates, bad SkuPriceDetails JSON, unknown
     charge categories.
     """
-    files = matching_files(root, source.path, "billing", config_name)
+    files = matching_files(root, source.path, key, config_name)
     if source.format == "openai-usage":
-        return _load_openai_usage(con, files, root, config_name, source, currency, aliases)
+        return _load_openai_usage(
+            con, files, root, config_name, source, currency, aliases, key=key, view=view
+        )
     known = FOCUS_REQUIRED + FOCUS_OPTIONAL if source.format == "focus" else GENERIC_FIELDS
-    for key in source.columns:
-        if key not in known:
+    for column in source.columns:
+        if column not in known:
             what = "a FOCUS column" if source.format == "focus" else "a generic billing field"
             raise ConfigError(
                 config_name,
-                f"billing.columns.{key}",
+                f"{key}.columns.{column}",
                 f"not {what}; expected one of {', '.join(known)}",
             )
     rows, parts = 0, []
@@ -238,7 +250,7 @@ def load_billing(
             plan = _focus_plan(path, found, source.columns)
         else:
             plan = _generic_plan(path, found, source.columns, currency, source.directions)
-        table = f"billing_file_{index}"
+        table = f"{view}_file_{index}"
         rows += _stage(con, path, reader, found, plan, table)
         names = ", ".join(c for c, _ in _STAGED_COLUMNS)
         parts.append(
@@ -256,8 +268,8 @@ def load_billing(
     union = " UNION ALL ".join(parts)
     if aliases:
         union = f"SELECT * REPLACE ({alias_sql('model', aliases)} AS model) FROM ({union})"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {union}")
-    return BillingLoaded(tuple(files), source.format, rows)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {union}")
+    return BillingLoaded(tuple(files), source.format, rows, view)
 
 
 def workspace_billing(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> BillingLoaded | None:
@@ -265,13 +277,30 @@ def workspace_billing(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> B
     kit = workspace.kit
     if kit.billing is None:
         return None
-    return load_billing(
-        con,
-        kit.billing,
-        workspace.root,
-        str(workspace.config_path),
-        kit.currency,
-        workspace.pricing.aliases,
+    many = len(kit.billing) > 1
+    parts = tuple(
+        load_billing(
+            con,
+            source,
+            workspace.root,
+            str(workspace.config_path),
+            kit.currency,
+            workspace.pricing.aliases,
+            key=f"billing[{i}]" if many else "billing",
+            view=f"billing_lines_{i}" if many else "billing_lines",
+        )
+        for i, source in enumerate(kit.billing)
+    )
+    if not many:
+        return parts[0]
+    union = " UNION ALL ".join(f"SELECT * FROM {part.table}" for part in parts)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW billing_lines AS {union}")
+    return BillingLoaded(
+        tuple(f for part in parts for f in part.files),
+        "+".join(part.format for part in parts),
+        sum(part.rows for part in parts),
+        "billing_lines",
+        parts,
     )
 
 
@@ -710,8 +739,11 @@ def _load_openai_usage(
     source: BillingSource,
     currency: str,
     aliases: Mapping[str, str] | None = None,
+    *,
+    key: str = "billing",
+    view: str = "billing_lines",
 ) -> BillingLoaded:
-    """Create `billing_lines` from saved OpenAI Usage API (completions) and Costs API pages.
+    """Create `view` from saved OpenAI Usage API (completions) and Costs API pages.
 
     A file holds one page (`{"object": "page", "data": [buckets]}`), a JSON list of pages, or
     one page per line (JSONL); pages of both APIs may be mixed. A usage result becomes one line
@@ -726,7 +758,7 @@ def _load_openai_usage(
     """
     if source.columns:
         raise ConfigError(
-            config_name, "billing.columns", "not used by format openai-usage; remove it"
+            config_name, f"{key}.columns", "not used by format openai-usage; remove it"
         )
     prices = _snapshot_prices(con)
     lines: list[dict[str, object]] = []
@@ -749,18 +781,19 @@ def _load_openai_usage(
         for line in lines:
             line["billing_period_start"], line["billing_period_end"] = first, last
     columns = list(BILLING_COLUMNS)
+    table = f"{view}_openai"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE billing_openai ("
+        f"CREATE OR REPLACE TEMP TABLE {table} ("
         + ", ".join(f"{c} {t}" for c, t in BILLING_COLUMNS.items())
         + ")"
     )
     if lines:
         con.executemany(
-            f"INSERT INTO billing_openai VALUES ({', '.join('?' for _ in columns)})",
+            f"INSERT INTO {table} VALUES ({', '.join('?' for _ in columns)})",
             [[line.get(c) for c in columns] for line in lines],
         )
-    con.execute("CREATE OR REPLACE TEMP VIEW billing_lines AS SELECT * FROM billing_openai")
-    return BillingLoaded(tuple(files), "openai-usage", len(lines))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table}")
+    return BillingLoaded(tuple(files), "openai-usage", len(lines), view)
 
 
 def _snapshot_prices(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:

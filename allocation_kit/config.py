@@ -240,12 +240,21 @@ class Expectations(_Strict):
     mostly_registered: Annotated[float, Field(gt=0, le=1)] = 0.95
 
 
+def _one_or_many(value: Any) -> Any:
+    """A mapping is a list of one: `billing: {path, format}` or a list of such."""
+    return [value] if isinstance(value, dict) else value
+
+
 class KitConfig(_Strict):
     name: str = Field(min_length=1)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     engine: Literal["duckdb"] = "duckdb"
     requests: RequestsSource
-    billing: BillingSource | None = None
+    # the bill, or the bills of several providers (a gateway in front of each): their lines
+    # together are what was billed
+    billing: Annotated[
+        Annotated[list[BillingSource], Field(min_length=1)] | None, BeforeValidator(_one_or_many)
+    ] = None
     registry: str
     pricing: str
     cost_units: str | None = None
@@ -765,6 +774,8 @@ def _location(loc: tuple[Any, ...], document: Any) -> str:
     parts: list[str] = []
     node = document
     for at, item in enumerate(loc):
+        if isinstance(item, int) and isinstance(node, dict):
+            continue  # a mapping written where a list of them is read as a list of one
         if isinstance(item, int):
             label = f"[{item}]"
             if isinstance(node, list) and item < len(node):

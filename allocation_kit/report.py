@@ -484,10 +484,11 @@ def billing_validation(con, workspace, parameters: dict, billing) -> list:
     from .pipeline import stop_if_blocking_failed
     from .validate import validation_results
 
-    if billing is None or billing.format != "focus":
+    files = billing.focus_files() if billing is not None else []
+    if not files:
         return []
-    paths = _sql_paths(billing.files)
-    reader = "read_parquet" if str(billing.files[0]).endswith(".parquet") else "read_csv"
+    paths = _sql_paths(files)
+    reader = "read_parquet" if str(files[0]).endswith(".parquet") else "read_csv"
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW billing AS SELECT * FROM {reader}({paths}, "
         "union_by_name = true)"

@@ -18,6 +18,7 @@ requests:                     # the request ledger: one row per API call attempt
 # billing:                    # the provider's bill, for reconciliation
 #   path: data/billing/*.csv
 #   format: focus             # focus | generic | openai-usage
+# (several providers' bills: a list of {path, format})
 registry: registry.yaml       # who owns what
 pricing: pricing.yaml         # the dated, reviewed price snapshot
 cost_units: cost_units.yaml   # signed-off unit cost definitions (unit economics)

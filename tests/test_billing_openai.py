@@ -182,5 +182,5 @@ def test_column_maps_do_not_apply_to_openai_usage(workspace):
     ws = load_workspace(config)
     ledger = period_ledger(ws, parse_period("2026-10"), validate=False)
     with pytest.raises(ConfigError, match=r"billing\.columns"):
-        load_billing(ledger.con, ws.kit.billing, ws.root, "kit.yaml", "USD")
+        load_billing(ledger.con, ws.kit.billing[0], ws.root, "kit.yaml", "USD")
     assert ledger.ledger_cost == Decimal("0.010300000000")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from allocation_kit.billing import workspace_billing
 from allocation_kit.chargeback import bill_charges
 from allocation_kit.config import load_workspace
+from allocation_kit.errors import InputError
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
 from allocation_kit.reconcile import (
@@ -615,6 +616,50 @@ def test_a_bill_picked_up_twice_is_named_and_inconclusive(workspace):
         "8 bill lines ($2.14) of 2026-10 appear again, the same in every column, in another "
         "file (bill.csv and bill_copy.csv): the same export picked up twice? Remove the copy "
         "from the billing path; the billed total counts it."
+    )
+
+
+def test_the_bills_of_several_providers_are_reconciled_together(workspace):
+    # a gateway in front of two providers: painter is billed by the second
+    kit = KIT_WITH_BILL.replace(
+        "billing: {path: bill.csv, format: focus}",
+        "billing:\n  - {path: chat/bill.csv, format: focus}\n  - {path: images/*.csv}",
+    )
+    config = workspace(ROWS, kit=kit)
+    columns = list(dict.fromkeys(k for r in CLEAN_BILL for k in r))
+    for folder, lines in (("chat", CLEAN_BILL[:-1]), ("images", CLEAN_BILL[-1:])):
+        (config.parent / folder).mkdir()
+        write_csv(config.parent / folder / "bill.csv", lines, columns)
+    ws = load_workspace(config)
+    ledger = period_ledger(ws, parse_period("2026-10"))
+    billing = workspace_billing(ledger.con, ws)
+    assert (billing.format, billing.rows, [p.name for p in billing.files]) == (
+        "focus+focus",
+        8,
+        ["bill.csv", "bill.csv"],
+    )
+    assert [str(f.relative_to(config.parent)) for f in billing.focus_files()] == [
+        "chat/bill.csv", "images/bill.csv"
+    ]  # fmt: skip
+    recon = reconciliation(ledger, billing)
+    assert (recon.result, recon.billed_cost, recon.variance) == (
+        "pass", Decimal("2.143"), Decimal(0)
+    )  # fmt: skip
+    assert [line.finding for line in recon.lines if line.level == "model"] == ["match"] * 3
+    # with the first bill alone, painter is not in the bill
+    alone = kit.replace("\n  - {path: images/*.csv}", "")
+    (config.parent / "kit.yaml").write_text(alone)
+    ws = load_workspace(config)
+    ledger = period_ledger(ws, parse_period("2026-10"))
+    recon = reconciliation(ledger, workspace_billing(ledger.con, ws))
+    assert recon.result == "inconclusive" and "model_not_in_bill" in [r.code for r in recon.reasons]
+    # a second bill that matches nothing is named by its place in the list
+    (config.parent / "kit.yaml").write_text(kit.replace("images/*.csv", "scans/*.csv"))
+    ws = load_workspace(config)
+    with pytest.raises(InputError) as missing:
+        workspace_billing(period_ledger(ws, parse_period("2026-10")).con, ws)
+    assert missing.value.line() == (
+        f"{config}: billing[1].path: no files match 'scans/*.csv' (looked in {config.parent})"
     )
 
 

@@ -727,6 +727,11 @@ def _unreadable(path: Path, reader: str, exc: Exception) -> InputError:
 # --- OpenAI organization usage and costs --------------------------------------------------------
 
 OPENAI_USAGE = "organization.usage.completions.result"
+# embeddings (and moderations) count input tokens only: read as completions without output
+OPENAI_INPUT_ONLY = (
+    "organization.usage.embeddings.result",
+    "organization.usage.moderations.result",
+)
 OPENAI_COSTS = "organization.costs.result"
 _PICO = Decimal(10) ** 12
 
@@ -869,7 +874,9 @@ def _openai_file_lines(
             for r, result in enumerate(results):
                 spot = f"{at}.results[{r}]"
                 kind = result.get("object") if isinstance(result, dict) else None
-                if kind == OPENAI_USAGE:
+                if kind == OPENAI_USAGE or kind in OPENAI_INPUT_ONLY:
+                    if kind in OPENAI_INPUT_ONLY:  # no output, no cache: a count of 0 each
+                        result = {"output_tokens": 0, "input_cached_tokens": 0, **result}
                     lines += _usage_lines(path, spot, result, start, end, prices, currency, aliases)
                 elif kind == OPENAI_COSTS:
                     amount = result.get("amount") or {}
@@ -881,7 +888,8 @@ def _openai_file_lines(
                 else:
                     raise InputError(
                         path, f"{spot}.object",
-                        f"got {kind!r}, expected {OPENAI_USAGE} or {OPENAI_COSTS}",
+                        f"got {kind!r}, expected {OPENAI_USAGE}, "
+                        f"{', '.join(OPENAI_INPUT_ONLY)} or {OPENAI_COSTS}",
                     )  # fmt: skip
     return lines
 

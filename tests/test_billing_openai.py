@@ -152,6 +152,31 @@ def test_jsonl_and_lists_of_pages_are_read_and_cached_tokens_default_to_zero(wor
     assert summary(doc)[-1] == "pass"
 
 
+def test_embeddings_usage_is_read_as_input_tokens_beside_completions(workspace):
+    pricing = PRICING + (
+        "  - model: embedder\n    effective_from: 2026-01-01\n"
+        "    per_1m_tokens: {input: 0.02, output: 0}\n"
+    )
+    rows = [*ROWS, request("e1", model="embedder", input_tokens=50_000, output_tokens=0)]
+    embedded = {
+        "object": "organization.usage.embeddings.result",
+        "input_tokens": 50_000,
+        "num_model_requests": 1,
+        "project_id": "proj_search",
+        "model": "embedder",
+    }
+    pages = {"usage.json": USAGE_PAGE, "embeddings.json": october(d10=[embedded])}
+    _, doc = run(workspace, pages, rows=rows, pricing=pricing)
+    assert summary(doc) == ("0.011300000000", "0.011300000000", "0.000000000000", "0.0000",
+                            "pass")  # fmt: skip
+    assert [line for line in table(doc) if line[0] == "embedder"] == [
+        ("embedder", None, 50000, 50000, "0.001000000000", "0.001000000000", "match"),
+        ("embedder", "uncached_input", 50000, 50000, "0.001000000000", "0.001000000000",
+         "match"),
+    ]  # fmt: skip
+    assert doc["billing_reported_count"] == 4
+
+
 @pytest.mark.parametrize(
     ("content", "where", "expected"),
     [

@@ -533,7 +533,17 @@ def period_ledger(
         f"CREATE OR REPLACE TEMP VIEW period_requests AS SELECT * FROM requests WHERE {inside}"
     )
     by_file = rows_by_file(con, period, workspace.root)
-    stage("load", started, f"{loaded.rows:,} rows from {len(loaded.files)} file(s)")
+    prefix = str(workspace.root.resolve()).rstrip("/") + "/"
+    empty = []
+    for path in loaded.files:  # a file with no rows (a failed export?) is listed all the same
+        name = str(path.resolve())
+        relative = name[len(prefix) :] if name.startswith(prefix) else name
+        if relative not in by_file:
+            by_file[relative] = (name, 0, 0, 0)
+            empty.append(relative)
+    note = f"; no rows in {', '.join(empty)}" if empty else ""
+    files = counted(len(loaded.files), "file")
+    stage("load", started, f"{counted(loaded.rows, 'row')} from {files}{note}")
 
     started = time.perf_counter()
     suites, parameters = (

@@ -182,6 +182,11 @@ def test_an_empty_file_beside_others_adds_no_rows(workspace, tmp_path):
     (tmp_path / "ledger" / "a.csv").write_text(csv_text(GOOD.format(1)))
     (tmp_path / "ledger" / "b.csv").write_text("")
     assert loaded_requests(config)[1].rows == 1
+    # but it is listed, with no rows, where the run is watched and in the manifest's counts
+    said: list[str] = []
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), progress=said.append)
+    assert ledger.rows_by_file == {"ledger/a.csv": (1, 0), "ledger/b.csv": (0, 0)}
+    assert said[0].endswith("1 row from 2 files; no rows in ledger/b.csv")
 
 
 # --- JSONL --------------------------------------------------------------------------------------

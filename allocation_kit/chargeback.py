@@ -34,6 +34,7 @@ from .present import minor_unit
 __all__ = [
     "CHARGE_COLUMNS",
     "INCOMPLETE_BILL",
+    "JOURNAL_COLUMNS",
     "NO_WEIGHTS",
     "SPREADABLE",
     "USAGE_ITEMS",
@@ -41,9 +42,12 @@ __all__ = [
     "Chargeback",
     "bill_charges",
     "bill_items",
+    "booked_parts",
     "charge_rows",
     "chargeback",
     "foot",
+    "foot_both_ways",
+    "journal_rows",
     "prepaid_drawdown",
 ]
 
@@ -262,7 +266,9 @@ def chargeback(
         Charge(None, None, kept_cost_center, Decimal(0), kept_items, remaining, Decimal(0))
     )
     footed = total.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
-    charges = foot([line.total for line in lines], footed, minor_unit(currency))
+    # each charge is its total rounded down or up, by largest remainder unless the schedule's
+    # parts could then not add up down the columns as well (`foot_both_ways`)
+    _, charges, _ = foot_both_ways(_parts(lines), footed, minor_unit(currency))
     lines = [replace(line, charge=charge) for line, charge in zip(lines, charges, strict=True)]
     return Chargeback(
         lines=lines,
@@ -294,6 +300,182 @@ def foot(amounts: Sequence[Decimal], footed: Decimal, unit: Decimal) -> list[Dec
     for i in order[:leftover]:
         floors[i] += 1
     return [f * unit for f in floors]
+
+
+def _max_flow(capacity: dict[tuple[int, int], int], order: list[int], s: int, t: int) -> int:
+    """Edmonds-Karp on `capacity` ({(u, v): units}, changed in place into the residual
+    capacities), visiting nodes in `order`: the largest flow from s to t."""
+    flow = 0
+    while True:
+        came_from = {s: s}
+        queue = [s]
+        while queue and t not in came_from:
+            u = queue.pop(0)
+            for v in order:
+                if v not in came_from and capacity.get((u, v), 0) > 0:
+                    came_from[v] = u
+                    queue.append(v)
+        if t not in came_from:
+            return flow
+        path, v = [], t
+        while v != s:
+            path.append((came_from[v], v))
+            v = came_from[v]
+        pushed = min(capacity[e] for e in path)
+        for u, v in path:
+            capacity[(u, v)] -= pushed
+            capacity[(v, u)] = capacity.get((v, u), 0) + pushed
+        flow += pushed
+
+
+def _raised(
+    remainder: dict[tuple[int, int], Decimal],
+    rows: list[tuple[int, int]],
+    columns: list[tuple[int, int]],
+    total: int,
+) -> set[tuple[int, int]] | None:
+    """The cells to raise by one unit so that row i gets between rows[i] units (low, high),
+    column j between columns[j], and all of them `total`; None when no such choice exists. A
+    flow with lower bounds: source -> row -> cell -> column -> sink, sink -> source `total`."""
+    n, m = len(rows), len(columns)
+    s, t, super_s, super_t = n + m, n + m + 1, n + m + 2, n + m + 3
+    capacity: dict[tuple[int, int], int] = {}
+    excess = [0] * (n + m + 2)
+    bounded = [(s, i, *rows[i]) for i in range(n)]
+    bounded += [(n + j, t, *columns[j]) for j in range(m)]
+    bounded.append((t, s, total, total))
+    for u, v, low, high in bounded:
+        if low > high:
+            return None
+        capacity[(u, v)] = high - low
+        excess[v] += low
+        excess[u] -= low
+    for i, j in remainder:
+        capacity[(i, n + j)] = 1
+    need = 0
+    for node, amount in enumerate(excess):
+        if amount > 0:
+            capacity[(super_s, node)] = amount
+            need += amount
+        elif amount < 0:
+            capacity[(node, super_t)] = -amount
+    # rows first, and each row's cells largest remainder first: the flow prefers them
+    by_size = sorted(remainder, key=lambda ij: (-remainder[ij], ij))
+    order = [*range(n), *dict.fromkeys(n + j for _, j in by_size), *range(n, n + m)]
+    order = [*dict.fromkeys(order), s, t, super_t]
+    if _max_flow(capacity, order, super_s, super_t) != need:
+        return None
+    return {(i, j) for i, j in remainder if capacity[(i, n + j)] == 0}
+
+
+def foot_both_ways(
+    cells: Sequence[Sequence[Decimal]], footed: Decimal, unit: Decimal
+) -> tuple[list[list[Decimal]], list[Decimal], list[Decimal]]:
+    """(`cells` in multiples of `unit`, the row totals, the column totals) adding up to `footed`
+    (their exact total rounded to the unit) across and down: a schedule whose rounded parts add
+    up both ways. Every cell, row total and column total is its exact amount rounded down or
+    up, so it differs from it by less than one unit.
+
+    The row totals are `foot`'s (largest remainder) whenever the cells can be rounded to fit
+    them and the columns; when they cannot, a row total takes its other neighbour. Such a
+    rounding always exists (Cox's controlled rounding: the remainders are a fractional flow
+    through rows and columns, and an integral one of the rounded total exists beside it)."""
+    rows, columns = len(cells), len(cells[0]) if cells else 0
+    floors = [[(c / unit).to_integral_value(rounding=ROUND_FLOOR) for c in row] for row in cells]
+    remainder = {
+        (i, j): cells[i][j] / unit - floors[i][j]
+        for i in range(rows)
+        for j in range(columns)
+        if cells[i][j] / unit != floors[i][j]
+    }
+
+    def bounds(fraction: Decimal) -> tuple[int, int]:  # its units beyond the floors: down, up
+        low = int(fraction.to_integral_value(rounding=ROUND_FLOOR))
+        return low, low + (fraction != low)
+
+    row_fractions = [sum((remainder.get((i, j), 0) for j in range(columns)), Decimal(0))
+                     for i in range(rows)]  # fmt: skip
+    col_fractions = [sum((remainder.get((i, j), 0) for i in range(rows)), Decimal(0))
+                     for j in range(columns)]  # fmt: skip
+    floor_total = sum((f for row in floors for f in row), Decimal(0))
+    total = int(footed / unit - floor_total)
+    exact_rows = [sum(row, Decimal(0)) for row in cells]
+    preferred = [
+        int(r / unit - sum(row, Decimal(0)))
+        for r, row in zip(foot(exact_rows, footed, unit), floors, strict=True)
+    ]
+    col_bounds = [bounds(f) for f in col_fractions]
+    raised = _raised(remainder, [(r, r) for r in preferred], col_bounds, total)
+    if raised is None:
+        raised = _raised(remainder, [bounds(f) for f in row_fractions], col_bounds, total)
+    if raised is None:
+        raise ValueError(f"{footed} is not the rounded total of the cells")
+    rounded = [
+        [(floors[i][j] + ((i, j) in raised)) * unit for j in range(columns)] for i in range(rows)
+    ]
+    row_totals = [sum(row, Decimal(0)) for row in rounded]
+    col_totals = [sum((row[j] for row in rounded), Decimal(0)) for j in range(columns)]
+    return rounded, row_totals, col_totals
+
+
+def booked_parts(schedule: Chargeback) -> tuple[list[list[Decimal]], list[Decimal]]:
+    """Each line's own cost and share of every spreadable item in the minor unit (columns: own
+    cost, then SPREADABLE), adding up across to its charge and down to each column's total
+    (`foot_both_ways`, which also chose the charges), and those totals."""
+    cells, _, totals = foot_both_ways(
+        _parts(schedule.lines), schedule.footed, minor_unit(schedule.currency)
+    )
+    return cells, totals
+
+
+def _parts(lines: Sequence[Charge]) -> list[list[Decimal]]:
+    """Each line's own cost and share of every spreadable item, exact."""
+    return [
+        [line.own_cost, *(line.shares.get(i, Decimal(0)) for i in SPREADABLE)] for line in lines
+    ]
+
+
+JOURNAL_COLUMNS = (
+    "period",
+    "line",
+    "business_unit",
+    "cost_center",
+    "team",
+    "component",
+    "amount",
+    "currency",
+    "invoice_issuer",
+    "billing_account_id",
+    "invoice_id",
+)
+
+
+def journal_rows(period: str, schedule: Chargeback) -> list[dict[str, str]]:
+    """The rows of chargeback_journal.csv: per line of the schedule and component (own cost,
+    then each item it carries), the amount in the minor unit; a line's amounts add up to its
+    charge and a component's to its total on the bill (`booked_parts`). Components of 0 are
+    left out."""
+    parts, _ = booked_parts(schedule)
+    places = minor_unit(schedule.currency)
+    rows = []
+    for line, amounts in zip(schedule.lines, parts, strict=True):
+        for component, amount in zip(("own_cost", *SPREADABLE), amounts, strict=True):
+            if not amount:
+                continue
+            rows.append(
+                {
+                    "period": period,
+                    "line": "team" if line.team else "kept_by_reviewer",
+                    "business_unit": line.business_unit or "",
+                    "cost_center": line.cost_center or "",
+                    "team": line.team or "",
+                    "component": component,
+                    "amount": format(amount.quantize(places), "f"),
+                    "currency": schedule.currency,
+                    **{k: "; ".join(v) for k, v in schedule.bill.items()},
+                }
+            )
+    return rows
 
 
 def charge_rows(period: str, schedule: Chargeback) -> list[dict[str, str]]:

@@ -10,7 +10,6 @@ import html
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,7 +24,9 @@ from .chargeback import (
     INCOMPLETE_BILL,
     ITEM_WORDS,
     NO_WEIGHTS,
+    SPREADABLE,
     bill_charges,
+    booked_parts,
     prepaid_drawdown,
 )
 from .config import FixedSplit, load_workspace
@@ -438,6 +439,13 @@ class Review:
         held = [i for i in spread if reviewer.shares.get(i)]  # its part of what is spread
         whole = [i for i, a in reviewer.shares.items() if a and i not in held]
         kept = ", ".join(ITEM_WORDS[i] for i in whole)
+        # the parts as booked: in cents that add up across to each charge and down to each total
+        booked, booked_totals = booked_parts(schedule)
+        column = {"own_cost": 0} | {item: 1 + k for k, item in enumerate(SPREADABLE)}
+
+        def part(index: int, item: str) -> str:
+            return self._money(booked[index][column[item]])
+
         columns = [
             "Team",
             "Cost center",
@@ -450,16 +458,17 @@ class Review:
             (
                 line.team,
                 line.cost_center or "",
-                self._money(line.own_cost),
-                *(self._money(line.shares.get(i, Decimal(0))) for i in spread),
+                part(n, "own_cost"),
+                *(part(n, i) for i in spread),
                 *("" for _ in whole),
                 self._money(line.charge),
             )
-            for line in teams
+            for n, line in enumerate(teams)
         ]
         if reviewer.charge or whole:
-            parts = (self._money(reviewer.shares[i]) if i in held else "" for i in spread)
-            whole_parts = (self._money(reviewer.shares[i]) for i in whole)
+            last = len(schedule.lines) - 1
+            parts = (part(last, i) if i in held else "" for i in spread)
+            whole_parts = (part(last, i) for i in whole)
             row = ("Kept by the reviewer", reviewer.cost_center or "", "", *parts, *whole_parts)
             body.append((*row, self._money(reviewer.charge)))
         what = (
@@ -470,9 +479,7 @@ class Review:
         total = (
             f"Total (= {what})",
             "",
-            self._money(sum((line.own_cost for line in teams), Decimal(0))),
-            *(self._money(schedule.items[i]) for i in spread),
-            *(self._money(reviewer.shares[i]) for i in whole),
+            *(self._money(booked_totals[column[i]]) for i in ("own_cost", *spread, *whole)),
             self._money(schedule.footed),
         )
         numeric = range(2, len(columns))
@@ -520,29 +527,13 @@ class Review:
                 "charge: a refund to book, or a credit to keep with the reviewer instead."
             )
         unit = minor_word(self.currency)
-        lines = [*teams, reviewer] if len(body) > len(teams) else teams
-
-        def shown(values: Iterable[Decimal]) -> Decimal:  # the sum of the amounts as shown
-            return sum((self._rounded(v) for v in values), Decimal(0))
-
-        rows_off = [shown([line.own_cost, *line.shares.values()]) != line.charge for line in lines]
-        columns_off = [
-            shown(values) != self._rounded(sum(values, Decimal(0)))
-            for values in (
-                [line.own_cost for line in teams],
-                *([line.shares.get(i, Decimal(0)) for line in lines] for i in spread),
-            )
-        ]
-        gaps = (
-            " Own cost and shares are each rounded on their own, so a row can differ from its "
-            f"charge, or a column from its total, by a {unit} or so."
-            if any(rows_off) or any(columns_off)
-            else ""
-        )
         note = Html(
-            f'<p class="ak-note">{rule}{reasons} Charges are rounded to the {unit} by largest '
-            f"remainder, so they add up to {html.escape(what)} exactly; each is within a {unit} "
-            f"of its exact amount in <code>evidence/chargeback.csv</code>.{gaps}</p>"
+            f'<p class="ak-note">{rule}{reasons} Charges and their parts are rounded to the {unit} '
+            f"so that each row adds up to its charge, each column to its total and the charges to "
+            f"{html.escape(what)} exactly (by largest remainder where that allows it); each is "
+            f"within a {unit} of its exact amount in <code>evidence/chargeback.csv</code>, and "
+            "<code>evidence/chargeback_journal.csv</code> lists them for the books, one row per "
+            "cost center and component.</p>"
         )
         bill = schedule.bill
         if bill.get("invoice_id") or bill.get("billing_account_id"):

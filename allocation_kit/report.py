@@ -109,6 +109,7 @@ EVIDENCE_FILES = frozenset(
         "anomalies.csv",
         "budgets.csv",
         "chargeback.csv",
+        "chargeback_journal.csv",
         "chargeback_review.csv",
         "exceptions.csv",
         "focus_allocated.csv",
@@ -542,9 +543,10 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]])
 def write_analysis(
     evidence: Path, ledger: PeriodLedger, record: dict, reviewer_role: str
 ) -> Analysis:
-    """Write chargeback.csv, unit_economics.csv, budgets.csv, spend_profile.csv, anomalies.csv,
-    chargeback_review.csv, spend_review.json and teams.csv (each team's row of them all);
-    earlier periods are read from the folder that holds this period's folder."""
+    """Write chargeback.csv, chargeback_journal.csv, unit_economics.csv, budgets.csv,
+    spend_profile.csv, anomalies.csv, chargeback_review.csv, spend_review.json and teams.csv
+    (each team's row of them all); earlier periods are read from the folder that holds this
+    period's folder."""
     from .anomalies import (
         ANOMALY_COLUMNS,
         PROFILE_COLUMNS,
@@ -554,7 +556,13 @@ def write_analysis(
         spend_profile,
     )
     from .budgets import BUDGET_COLUMNS, budget_lines, budget_rows, data_gaps
-    from .chargeback import CHARGE_COLUMNS, charge_rows, chargeback
+    from .chargeback import (
+        CHARGE_COLUMNS,
+        JOURNAL_COLUMNS,
+        charge_rows,
+        chargeback,
+        journal_rows,
+    )
     from .economics import UNIT_ECONOMICS_COLUMNS, unit_economics, unit_economics_rows
     from .history import prior_evidence
     from .recorded import RECORDED_SPEND_COLUMNS, recorded_spend_by_model, recorded_spend_rows
@@ -581,6 +589,8 @@ def write_analysis(
     )
     rows = charge_rows(ledger.period.label, charges)
     _write_csv(evidence / "chargeback.csv", CHARGE_COLUMNS, rows)
+    journal = journal_rows(ledger.period.label, charges)
+    _write_csv(evidence / "chargeback_journal.csv", JOURNAL_COLUMNS, journal)
     units = unit_economics(ledger, ws.cost_units, out) if ws.cost_units else []
     _write_csv(evidence / "unit_economics.csv", UNIT_ECONOMICS_COLUMNS, unit_economics_rows(units))
     # the whole ledger's span (every file read): rows after the period mean its data is complete

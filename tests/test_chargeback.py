@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from allocation_kit.allocate import AllocationLine
-from allocation_kit.chargeback import SPREADABLE, bill_charges, chargeback, foot
+from allocation_kit.chargeback import (
+    SPREADABLE,
+    bill_charges,
+    booked_parts,
+    chargeback,
+    foot,
+    foot_both_ways,
+)
 from allocation_kit.config import Registry, Team, load_workspace
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
@@ -218,6 +225,57 @@ def test_every_schedule_adds_up_to_the_bill_to_the_cent(own, unallocated, billed
     assert all(abs(c.charge - c.total) < CENT for c in schedule.lines)
     for item in schedule.spread:  # every spread item is split exactly
         assert sum(c.shares.get(item, 0) for c in schedule.lines) == schedule.items[item]
+    # the booked parts add up across to each charge and down to each column's total, in cents
+    parts, totals = booked_parts(schedule)
+    assert [sum(row, Decimal(0)) for row in parts] == [c.charge for c in schedule.lines]
+    assert [sum(col, Decimal(0)) for col in zip(*parts, strict=True)] == totals
+    assert sum(totals, Decimal(0)) == footed
+    exact = [
+        [c.own_cost, *(c.shares.get(i, Decimal(0)) for i in SPREADABLE)] for c in schedule.lines
+    ]
+    for row, exact_row in zip(parts, exact, strict=True):
+        assert all(abs(b - e) < CENT and b % CENT == 0 for b, e in zip(row, exact_row, strict=True))
+
+
+@given(
+    cells=st.integers(min_value=1, max_value=6).flatmap(
+        lambda width: st.lists(st.lists(money, min_size=width, max_size=width), min_size=1,
+                               max_size=8)
+    ),
+)  # fmt: skip
+def test_a_matrix_is_rounded_to_add_up_across_and_down(cells):
+    exact_rows = [sum(row, Decimal(0)) for row in cells]
+    exact_columns = [sum(column, Decimal(0)) for column in zip(*cells, strict=True)]
+    footed = sum(exact_rows, Decimal(0)).quantize(CENT, rounding=ROUND_HALF_UP)
+    rounded, rows, columns = foot_both_ways(cells, footed, CENT)
+    assert [sum(row, Decimal(0)) for row in rounded] == rows
+    assert [sum(column, Decimal(0)) for column in zip(*rounded, strict=True)] == columns
+    assert sum(rows, Decimal(0)) == sum(columns, Decimal(0)) == footed
+    for booked, exact in [
+        *zip(rows, exact_rows, strict=True),
+        *zip(columns, exact_columns, strict=True),
+    ]:
+        assert booked % CENT == 0 and abs(booked - exact) < CENT
+    for row, exact_row in zip(rounded, cells, strict=True):
+        for booked, amount in zip(row, exact_row, strict=True):
+            assert booked % CENT == 0 and abs(booked - amount) < CENT
+
+
+def test_charges_keep_their_largest_remainders_unless_the_columns_cannot_then_add_up():
+    # rows 0.012 → 0.01 and 0.008 → 0.01; columns 0.010 → 0.01 and 0.010 → 0.01
+    cells = [[Decimal("0.004"), Decimal("0.008")], [Decimal("0.006"), Decimal("0.002")]]
+    rounded, rows, columns = foot_both_ways(cells, Decimal("0.02"), CENT)
+    assert (rounded, rows, columns) == ([[0, CENT], [CENT, 0]], [CENT, CENT], [CENT, CENT])
+    # largest remainder would raise the first two rows (0.5 cent each, above 0.45), but their
+    # column adds up to one cent exactly: one of them gives its cent to the third row
+    half, less = Decimal("0.005"), Decimal("0.0045")
+    cells = [[half, Decimal(0)], [half, Decimal(0)], [Decimal(0), less], [Decimal(0), less]]
+    assert foot([sum(r, Decimal(0)) for r in cells], 2 * CENT, CENT) == [CENT, CENT, 0, 0]
+    rounded, rows, columns = foot_both_ways(cells, 2 * CENT, CENT)
+    assert (rows, columns) == ([CENT, 0, CENT, 0], [CENT, CENT])
+    assert rounded == [[CENT, 0], [0, 0], [0, CENT], [0, 0]]
+    with pytest.raises(ValueError, match="not the rounded total"):
+        foot_both_ways(cells, Decimal("0.05"), CENT)
 
 
 def taxed_workspace(workspace, *more: dict) -> Path:
@@ -258,6 +316,23 @@ def test_the_run_writes_chargeback_csv(workspace, tmp_path):
          zero, "1.215000000000", "1.21", "USD"),
         ("kept_by_reviewer", "", "", zero, zero, zero, zero, zero, "0.00", "USD"),
     ]  # fmt: skip
+    # the journal: each charge's parts in cents, adding up to it and, per component, to the
+    # bill's amount (unallocated $0.50 splits 0.375 / 0.125: support's half cent rounds up so
+    # that its parts make its $3.65)
+    with (tmp_path / "out" / "2026-10" / "evidence" / "chargeback_journal.csv").open() as f:
+        journal = list(csv.DictReader(f))
+    assert list(journal[0]) == [
+        "period", "line", "business_unit", "cost_center", "team", "component", "amount",
+        "currency", "invoice_issuer", "billing_account_id", "invoice_id",
+    ]  # fmt: skip
+    assert [(r["cost_center"], r["team"], r["component"], r["amount"]) for r in journal] == [
+        ("CC-200", "support", "own_cost", "3.00"),
+        ("CC-200", "support", "unallocated", "0.38"),
+        ("CC-200", "support", "tax", "0.27"),
+        ("CC-100", "search", "own_cost", "1.00"),
+        ("CC-100", "search", "unallocated", "0.12"),
+        ("CC-100", "search", "tax", "0.09"),
+    ]
 
 
 def test_usage_drawn_down_from_a_prepaid_commitment_is_not_billed_twice():

@@ -204,8 +204,8 @@ def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
         "platform.html", "search.html", "support.html"
     ]  # fmt: skip
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
-        "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback.csv", "chargeback_review.csv",
-        "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
+        "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback.csv",
+        "chargeback_journal.csv", "chargeback_review.csv", "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
         "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json", "teams.csv",
         "unit_economics.csv", "validation.json",
     ]  # fmt: skip
@@ -368,12 +368,12 @@ def test_sha256sums_lists_every_file_the_run_wrote_and_checks_with_sha256sum(pac
         if p.is_file() and p.name != "SHA256SUMS"
     )
     assert [name for _, name in listed] == written
-    assert len(written) == 20  # packet.html, packet.ipynb, 3 statements, 15 evidence files
+    assert len(written) == 21  # packet.html, packet.ipynb, 3 statements, 16 evidence files
     # coreutils' own check, as an auditor runs it inside the folder
     checked = subprocess.run(
         ["sha256sum", "-c", "SHA256SUMS"], cwd=packet, capture_output=True, text=True
     )
-    assert (checked.returncode, checked.stdout.count(": OK\n")) == (0, 20)
+    assert (checked.returncode, checked.stdout.count(": OK\n")) == (0, 21)
     digests = {name: digest for digest, name in listed}
     manifest = (packet / "evidence" / "manifest.json").read_bytes()
     assert digests["evidence/manifest.json"] == hashlib.sha256(manifest).hexdigest()

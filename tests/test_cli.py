@@ -52,9 +52,10 @@ def test_run_writes_the_evidence_files(workspace, tmp_path, capsys):
     evidence = tmp_path / "reports" / "2026-10" / "evidence"
     assert sorted(p.name for p in evidence.iterdir()) == [
         "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback.csv",
-        "chargeback_journal.csv", "chargeback_review.csv", "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
-        "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json", "teams.csv",
-        "unit_economics.csv", "validation.json",
+        "chargeback_journal.csv", "chargeback_review.csv", "exceptions.csv",
+        "focus_allocated.csv", "manifest.json", "reconciliation.json", "reconciliation_lines.csv",
+        "spend_profile.csv", "spend_review.json", "teams.csv", "unit_economics.csv",
+        "validation.json",
     ]  # fmt: skip
     allocation = (evidence / "allocation.csv").read_text().splitlines()
     assert allocation == [

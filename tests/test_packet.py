@@ -205,9 +205,10 @@ def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
     ]  # fmt: skip
     assert sorted(p.name for p in (packet / "evidence").iterdir()) == [
         "allocation.csv", "anomalies.csv", "budgets.csv", "chargeback.csv",
-        "chargeback_journal.csv", "chargeback_review.csv", "exceptions.csv", "focus_allocated.csv", "manifest.json", "reconciliation.json",
-        "reconciliation_lines.csv", "spend_profile.csv", "spend_review.json", "teams.csv",
-        "unit_economics.csv", "validation.json",
+        "chargeback_journal.csv", "chargeback_review.csv", "exceptions.csv",
+        "focus_allocated.csv", "manifest.json", "reconciliation.json", "reconciliation_lines.csv",
+        "spend_profile.csv", "spend_review.json", "teams.csv", "unit_economics.csv",
+        "validation.json",
     ]  # fmt: skip
 
     # papermill's injected cell has a steady id, so packets of the same inputs do not differ in it

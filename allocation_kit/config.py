@@ -774,8 +774,8 @@ def _location(loc: tuple[Any, ...], document: Any) -> str:
     parts: list[str] = []
     node = document
     for at, item in enumerate(loc):
-        if isinstance(item, int) and isinstance(node, dict):
-            continue  # a mapping written where a list of them is read as a list of one
+        if item == 0 and isinstance(node, dict) and loc[at - 1 : at] == ("billing",):
+            continue  # `billing: {…}`, one bill, is read as a list of one
         if isinstance(item, int):
             label = f"[{item}]"
             if isinstance(node, list) and item < len(node):

@@ -439,6 +439,19 @@ def test_an_impossible_date_as_a_whole_document_names_the_line(tmp_path):
     )
 
 
+def test_a_bill_of_several_is_named_by_its_place_in_the_list(workspace):
+    kit = KIT + "billing:\n  - {path: a.csv}\n  - {path: b.csv, format: csv}\n"
+    assert error_line(workspace, kit=kit).endswith(
+        "kit.yaml: billing[1].format: got 'csv': Input should be 'focus', 'generic' or "
+        "'openai-usage'"
+    )
+    one = KIT + "billing: {path: a.csv, format: csv}\n"  # one bill is no list: no [0]
+    assert error_line(workspace, kit=one).endswith(
+        "kit.yaml: billing.format: got 'csv': Input should be 'focus', 'generic' or "
+        "'openai-usage'"
+    )
+
+
 def test_a_decimal_comma_is_named_as_one(workspace):
     line = error_line(workspace, pricing=PRICING.replace("input: 1.00,", "input: 1,00,", 1))
     assert line.endswith(

@@ -447,8 +447,7 @@ def test_a_bill_of_several_is_named_by_its_place_in_the_list(workspace):
     )
     one = KIT + "billing: {path: a.csv, format: csv}\n"  # one bill is no list: no [0]
     assert error_line(workspace, kit=one).endswith(
-        "kit.yaml: billing.format: got 'csv': Input should be 'focus', 'generic' or "
-        "'openai-usage'"
+        "kit.yaml: billing.format: got 'csv': Input should be 'focus', 'generic' or 'openai-usage'"
     )
 
 

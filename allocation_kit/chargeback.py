@@ -463,19 +463,27 @@ def journal_rows(period: str, schedule: Chargeback) -> list[dict[str, str]]:
             if not amount:
                 continue
             rows.append(
-                {
-                    "period": period,
-                    "line": "team" if line.team else "kept_by_reviewer",
-                    "business_unit": line.business_unit or "",
-                    "cost_center": line.cost_center or "",
-                    "team": line.team or "",
-                    "component": component,
-                    "amount": format(amount.quantize(places), "f"),
-                    "currency": schedule.currency,
-                    **{k: "; ".join(v) for k, v in schedule.bill.items()},
-                }
+                _line_fields(period, line)
+                | {"component": component, "amount": format(amount.quantize(places), "f")}
+                | _booked_against(schedule)
             )
     return rows
+
+
+def _line_fields(period: str, line: Charge) -> dict[str, str]:
+    """Whose a row of chargeback.csv or chargeback_journal.csv is."""
+    return {
+        "period": period,
+        "line": "team" if line.team else "kept_by_reviewer",
+        "business_unit": line.business_unit or "",
+        "cost_center": line.cost_center or "",
+        "team": line.team or "",
+    }
+
+
+def _booked_against(schedule: Chargeback) -> dict[str, str]:
+    """The currency and the bill a row is booked against ("; " between several)."""
+    return {"currency": schedule.currency} | {k: "; ".join(v) for k, v in schedule.bill.items()}
 
 
 def charge_rows(period: str, schedule: Chargeback) -> list[dict[str, str]]:
@@ -487,18 +495,13 @@ def charge_rows(period: str, schedule: Chargeback) -> list[dict[str, str]]:
     rows = []
     for line in schedule.lines:
         rows.append(
-            {
-                "period": period,
-                "line": "team" if line.team else "kept_by_reviewer",
-                "business_unit": line.business_unit or "",
-                "cost_center": line.cost_center or "",
-                "team": line.team or "",
+            _line_fields(period, line)
+            | {
                 "own_cost": text(line.own_cost),
                 **{f"{i}_share": text(line.shares.get(i, Decimal(0))) for i in SPREADABLE},
                 "total_cost": text(line.total),
                 "charge": format(line.charge.quantize(minor_unit(schedule.currency)), "f"),
-                "currency": schedule.currency,
-                **{k: "; ".join(v) for k, v in schedule.bill.items()},
             }
+            | _booked_against(schedule)
         )
     return rows

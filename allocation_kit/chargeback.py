@@ -376,10 +376,11 @@ def foot_both_ways(
     up both ways. Every cell, row total and column total is its exact amount rounded down or
     up, so it differs from it by less than one unit.
 
-    The row totals are `foot`'s (largest remainder) whenever the cells can be rounded to fit
-    them and the columns; when they cannot, a row total takes its other neighbour. Such a
-    rounding always exists (Cox's controlled rounding: the remainders are a fractional flow
-    through rows and columns, and an integral one of the rounded total exists beside it)."""
+    The row totals, and then the column totals, are `foot`'s (largest remainder) whenever the
+    cells can be rounded to fit them; when they cannot, a column total and then a row total
+    takes its other neighbour. Such a rounding always exists (Cox's controlled rounding: the
+    remainders are a fractional flow through rows and columns, and an integral one of the
+    rounded total exists beside it)."""
     rows, columns = len(cells), len(cells[0]) if cells else 0
     floors = [[(c / unit).to_integral_value(rounding=ROUND_FLOOR) for c in row] for row in cells]
     remainder = {
@@ -404,10 +405,23 @@ def foot_both_ways(
         int(r / unit - sum(row, Decimal(0)))
         for r, row in zip(foot(exact_rows, footed, unit), floors, strict=True)
     ]
+    exact_columns = [sum((row[j] for row in cells), Decimal(0)) for j in range(columns)]
+    col_floors = [sum((row[j] for row in floors), Decimal(0)) for j in range(columns)]
+    col_preferred = [
+        int(c / unit - f)
+        for c, f in zip(foot(exact_columns, footed, unit), col_floors, strict=True)
+    ]
     col_bounds = [bounds(f) for f in col_fractions]
-    raised = _raised(remainder, [(r, r) for r in preferred], col_bounds, total)
-    if raised is None:
-        raised = _raised(remainder, [bounds(f) for f in row_fractions], col_bounds, total)
+    fixed_rows = [(r, r) for r in preferred]
+    raised = None
+    for row_range, col_range in (  # rows and columns by largest remainder, as far as they fit
+        (fixed_rows, [(c, c) for c in col_preferred]),
+        (fixed_rows, col_bounds),
+        ([bounds(f) for f in row_fractions], col_bounds),
+    ):
+        raised = _raised(remainder, row_range, col_range, total)
+        if raised is not None:
+            break
     if raised is None:
         raise ValueError(f"{footed} is not the rounded total of the cells")
     rounded = [

@@ -97,7 +97,14 @@ def write_statements(folder: Path) -> list[Path]:
     style = (resource_dir("templates") / "review_packet" / "packet.css.j2").read_text()
     files = {
         name: _rows(evidence / f"{name}.csv")
-        for name in ("allocation", "chargeback", "budgets", "anomalies", "unit_economics")
+        for name in (
+            "allocation",
+            "chargeback",
+            "chargeback_journal",
+            "budgets",
+            "anomalies",
+            "unit_economics",
+        )
     }
     files["models"] = _model_costs(evidence / "focus_allocated.csv")
     files["weights"] = split_weights(evidence / "focus_allocated.csv")
@@ -148,10 +155,12 @@ def statement_html(
     unit_economics: Sequence[dict[str, str]],
     models: dict[str, dict[str, Decimal]] | None = None,
     context: Context | None = None,
+    chargeback_journal: Sequence[dict[str, str]] = (),
     weights: dict[str, dict[str, tuple[Decimal, str]]] | None = None,
 ) -> str:
     """One team's statement (its teams.csv row) as a whole HTML page. `models`: {team: {model:
-    cost}} and `weights` (`split_weights`) from focus_allocated.csv."""
+    cost}} and `weights` (`split_weights`) from focus_allocated.csv; `chargeback_journal`: the
+    rows of chargeback_journal.csv, whose amounts the shares show."""
     context = context or Context(None, None, False, None, None, "")
     currency = team["currency"]
     period = manifest["period"]
@@ -168,7 +177,16 @@ def statement_html(
         _standing(period["label"], context),
         _tiles(team, budget, currency, context),
         Html("<h2>What the charge is made of</h2>"),
-        _composition(name, allocation, charge_line, currency, context, held, weights or {}),
+        _composition(
+            name,
+            allocation,
+            charge_line,
+            currency,
+            context,
+            held,
+            weights or {},
+            {r["component"]: Decimal(r["amount"]) for r in chargeback_journal if r["team"] == name},
+        ),
         Html("<h2>By model</h2>"),
         _models((models or {}).get(name, {}), team, currency),
         Html("<h2>Budget</h2>"),
@@ -320,9 +338,12 @@ def _composition(
     context: Context,
     held: set[str] = frozenset(),
     weights: dict[str, dict[str, tuple[Decimal, str]]] | None = None,
+    booked: dict[str, Decimal] | None = None,
 ) -> Html:
     """The team's own cost application by application (production and the rest apart, as the
-    packet's allocation shows it), its shares of what is spread, the total and the charge."""
+    packet's allocation shows it), its shares of what is spread, the total and the charge. A
+    share shows its amount as `booked` (chargeback_journal.csv: the schedule's cents, which add
+    up to the charge), when given."""
     lines = [r for r in allocation if r["team"] == name]
     if not lines:
         return Html('<p class="ak-empty">No cost this period: nothing is charged.</p>')
@@ -359,17 +380,21 @@ def _composition(
     own_prod = sum((c[0] for c in columns), Decimal(0))
     own_other = sum((c[1] for c in columns), Decimal(0))
     own = own_prod + own_other
+    if booked and charge_line:  # the own cost as the schedule books it, which adds up to the charge
+        own = booked.get("own_cost", Decimal(0))
     sums = [([c[0] for c in columns], own_prod), ([c[1] for c in columns], own_other)]
-    sums += [([c[2] for c in columns], own)] + [((c[0], c[1]), c[2]) for c in columns]
+    sums += [([c[2] for c in columns], own), ([own_prod, own_other], own)]
+    sums += [((c[0], c[1]), c[2]) for c in columns]
     classes = [""] * len(rows)
     rows.append(("Own cost", "", "", m(own_prod), m(own_other), m(own)))
     classes.append("ak-subtotal")
     charge = Decimal(0)
     if charge_line:
-        shares = [
-            (item, Decimal(charge_line[f"{item}_share"]))
+        exact = {i: Decimal(charge_line[f"{i}_share"]) for i in SPREADABLE}
+        shares = [  # as booked (the journal leaves out what rounds to 0), else exact
+            (item, booked.get(item, Decimal(0)) if booked else exact[item])
             for item in SPREADABLE
-            if Decimal(charge_line[f"{item}_share"])
+            if exact[item]
         ]
         for item, share in shares:
             how = "in proportion to own cost"
@@ -385,12 +410,14 @@ def _composition(
                 classes += ["ak-unit"] * len(parts)
                 if parts:
                     sums.append((list(parts.values()), share))
-        if shares:
+        charge = Decimal(charge_line["charge"])
+        if shares and booked:  # the booked parts add up to the charge: no total of their own
+            sums.append(([own, *(s for _, s in shares)], charge))
+        elif shares:
             total = Decimal(charge_line["total_cost"])
             sums.append(([own, *(s for _, s in shares)], total))
             rows.append(("Total", "", "", "", "", m(total)))
             classes.append("ak-subtotal")
-        charge = Decimal(charge_line["charge"])
     unit = minor_word(currency)
     table = html_table(
         ["Application", "How", "Requests", "Production", "Other environments", "Cost"],
@@ -402,10 +429,18 @@ def _composition(
     adds_up = "the ledger total"
     if context.against_bill:
         adds_up = "the bill's charges for the period" if context.charges_apart else "the bill"
+    rounding = (
+        f"The charge and its parts are rounded to the {unit} as the packet's schedule books them "
+        f"(evidence/chargeback_journal.csv): they add up, and every team's charge, with what the "
+        f"reviewer keeps, adds up to {adds_up} exactly; each is within one {unit} of its exact "
+        "amount in evidence/chargeback.csv."
+        if booked and charge_line
+        else f"The charge is the total rounded to the {unit} so that every team's charge, with "
+        f"what the reviewer keeps, adds up to {adds_up} exactly: it can differ from the total "
+        f"by up to one {unit}."
+    )
     note = Html(
-        f'<p class="ak-note">The charge is the total rounded to the {unit} so that every '
-        f"team's charge, with what the reviewer keeps, adds up to {adds_up} exactly: it can "
-        f"differ from the total by up to one {unit}. Requests count every attempt, failed ones "
+        f'<p class="ak-note">{html.escape(rounding)} Requests count every attempt, failed ones '
         "included; on a shared application, the team's share of them, split like its cost "
         "(the application's own count is in the packet).</p>"
     )

@@ -138,18 +138,18 @@ def test_a_statement_shows_the_shares_it_carries_and_what_to_follow_up(workspace
     search = write_statements(folder)[1].read_text()
     assert "<title>search — AI spend statement 2026-10</title>" in search
     # a quarter of the untagged $0.50 and of the $0.36 tax: $1.215 exactly, $1.21 once the
-    # schedule's cents add up to the bill's $4.86 (support's equal remainder takes the cent)
+    # schedule's cents add up to the bill's $4.86 (support's equal remainder takes the cent);
+    # the shares as the schedule books them ($0.125 → $0.12), adding up to the charge
     assert cells(search, "What the charge is made of") == [
         ["Application", "How", "Requests", "Production", "Other environments", "Cost"],
         ["search-api", "own application", "1", "$1.00", "$0.00", "$1.00"],
         ["Own cost", "", "", "$1.00", "$0.00", "$1.00"],
-        ["Share of unallocated spend", "in proportion to own cost", "", "", "", "$0.13"],
+        ["Share of unallocated spend", "in proportion to own cost", "", "", "", "$0.12"],
         ["Share of tax", "in proportion to own cost", "", "", "", "$0.09"],
-        ["Total", "", "", "", "", "$1.22"],
         ["Charge", "to the cent", "", "", "", "$1.21"],
     ]
     assert "Interim" not in search  # the bill is the month's: the charges add up to it
-    assert "Each amount is its exact value" not in search  # $1.00 + $0.13 + $0.09 = $1.22
+    assert "Each amount is its exact value" not in search  # $1.00 + $0.12 + $0.09 = $1.21
     assert cells(search, "To follow up") == [
         ["What", "Who"],
         ["Chargeback review needs follow up: tag conflict: 1 request ($0.00) tags application "

@@ -440,8 +440,9 @@ def _composition(
         f"by up to one {unit}."
     )
     note = Html(
-        f'<p class="ak-note">{html.escape(rounding)} Requests count every attempt, failed ones '
-        "included; on a shared application, the team's share of them, split like its cost "
+        f'<p class="ak-note">{html.escape(rounding, quote=False)} Requests count every '
+        "attempt, failed ones included; on a shared application, the team's share of them, "
+        "split like its cost "
         "(the application's own count is in the packet).</p>"
     )
     return table + rounding_note(sums, currency) + note

@@ -1,7 +1,9 @@
-"""The `allocation-kit` command: demo, init, run, validate, pricing import and pricing diff.
+"""The `allocation-kit` command: demo, init, run, validate, sign-off, pricing import and
+pricing diff.
 
 Bad config or input ends with one line on stderr naming the file, the row or key, and what was
-expected; exit code 2 for configuration, 3 for data. Never a traceback for the user's mistakes.
+expected; exit code 2 for configuration, 3 for data, 4 for a signed-off period run without
+--reopen. Never a traceback for the user's mistakes.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ def run_period(
     out: Path | None = None,
     progress: Callable[[str], None] | None = _progress,
     reviewer_role: str = "",
+    reopen: str | None = None,
 ) -> Path:
     """Review one period: execute the packet notebook (which writes the evidence), render it to
     HTML with a statement per team and rewrite the index. The period folder is replaced only
-    when all of it succeeded."""
+    when all of it succeeded, and a signed-off one only with a `reopen` reason."""
     from .history import rerun_changes, run_record
     from .report import (
         atomic_period_folder,
@@ -55,7 +58,8 @@ def run_period(
     out = _folder_to_write(out or workspace.root / "reports", "--out")
     started = time.perf_counter()
     before = run_record(out / period.label)  # read now: the rerun replaces it
-    with atomic_period_folder(out, period.label, progress) as folder:
+    role = reviewer_role or workspace.kit.review.reviewer_role
+    with atomic_period_folder(out, period.label, progress, reopen=reopen, role=role) as folder:
         notebook = execute_packet(workspace.config_path, period.label, out, folder, reviewer_role)
         manifest = json.loads((folder / "evidence" / "manifest.json").read_text())
         if progress:
@@ -102,22 +106,38 @@ def cli() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: reports/ beside kit.yaml).")  # fmt: skip
 @click.option("--reviewer-role", default="", help="Overrides review.reviewer_role of kit.yaml.")
-def run(config: Path, periods: tuple[str, ...], out: Path | None, reviewer_role: str) -> None:
+@click.option("--reopen", metavar="REASON", default=None,
+              help="Review a signed-off period again; the period's sign-off log records "
+              "REASON.")  # fmt: skip
+def run(
+    config: Path, periods: tuple[str, ...], out: Path | None, reviewer_role: str, reopen: str | None
+) -> None:
     """Review a period: packet.html, packet.ipynb and evidence files under OUT/PERIOD.
 
     Several periods (a backfill) run oldest first, so that each compares with the ones before
-    it; the first that fails stops the run, and the periods before it stay written."""
+    it; the first that fails stops the run, and the periods before it stay written. A period
+    signed off with `sign-off` (pass or needs follow-up) is locked: it runs again only with
+    --reopen."""
     from .history import outdated_by
+    from .signoff import carried_log
 
+    if reopen is not None and not reopen.strip():
+        raise ConfigError(None, "--reopen", "give the reason for reopening the period")
     queue = sorted({p.label: p for p in map(parse_period, periods)}.values(),
                    key=lambda p: (p.start, p.end))  # fmt: skip
+    reports = out or load_workspace(config).root / "reports"
+    for period in queue:  # a locked period stops the backfill before anything is run
+        if (reports / period.label).is_dir():
+            carried_log(reports / period.label, reopen, "")
     folders = []
     for n, period in enumerate(queue, start=1):
         of = f" ({n} of {len(queue)})" if len(queue) > 1 else ""
         click.echo(
             f"allocation-kit {__version__}: reviewing {period.label}{of} with {config}", err=True
         )
-        folders.append(run_period(config, period.label, out, reviewer_role=reviewer_role))
+        folders.append(
+            run_period(config, period.label, out, reviewer_role=reviewer_role, reopen=reopen)
+        )
     # later reviews in the folder that compared with other evidence of these periods than now
     found: dict[str, tuple[str, str]] = {}
     for period, folder in zip(queue, folders, strict=True):
@@ -210,6 +230,83 @@ def _validate_period(config: Path, period: str) -> None:
             f"{'it' if calls == 1 else 'them'} as unpriced exceptions",
             err=True,
         )
+
+
+@cli.command("sign-off")
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+              help="The workspace's kit.yaml.")  # fmt: skip
+@click.option("--period", required=True, help="The reviewed period: 2026-10, 2026-W42, …")
+@click.option("--result", required=True, type=click.Choice(["pass", "needs_follow_up", "fail"]),
+              help="The decision: pass or needs_follow_up charge back (and lock the period); "
+              "fail does not.")  # fmt: skip
+@click.option("--by", "signed_by", required=True, help="Name of the person signing.")
+@click.option("--role", default="", help="Their role (default: review.reviewer_role of kit.yaml).")
+@click.option("--note", default="", help="Why; required for a result kinder than the proposal.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder the period was run into (default: reports/ beside "
+              "kit.yaml).")  # fmt: skip
+def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, note: str,
+             out: Path | None) -> None:  # fmt: skip
+    """Record the reviewer's decision on a period's packet in OUT/PERIOD/sign_off.json.
+
+    The record holds the SHA-256 of the folder's SHA256SUMS, so it approves exactly the packet
+    and evidence that are there; they must still match it. pass and needs_follow_up lock the
+    period: `run` replaces it only with --reopen REASON."""
+    from .history import outdated_baseline, outdated_text
+    from .report import write_index, written_files
+    from .signoff import RESULTS, checksum_problem, record_sign_off, signed_text
+
+    parsed = parse_period(period)
+    workspace = load_workspace(config)
+    reports = (out or workspace.root / "reports").resolve()
+    folder = reports / parsed.label
+    if not signed_by.strip():
+        raise ConfigError(None, "--by", "give the name of the person signing")
+    manifest_path = folder / "evidence" / "manifest.json"
+    if not manifest_path.is_file():
+        raise ConfigError(
+            folder, None, f"no review of {parsed.label} to sign; run `allocation-kit run "
+            f"--config {config} --period {parsed.label}` first"
+        )  # fmt: skip
+    problem = checksum_problem(folder, written_files(folder))
+    if problem:
+        raise InputError(folder, None, f"{problem}; sign only what the kit wrote, so re-run the "
+                         "period and sign the new packet")  # fmt: skip
+    spend_path = folder / "evidence" / "spend_review.json"
+    spend = json.loads(spend_path.read_text(encoding="utf-8")) if spend_path.is_file() else {}
+    proposed = (spend.get("sign_off") or {}).get("proposed_result")
+    kinder = proposed in RESULTS and RESULTS.index(result) < RESULTS.index(proposed)
+    if kinder and not note.strip():
+        raise ConfigError(
+            None,
+            "--note",
+            f"the packet proposes {proposed.replace('_', ' ')}; signing "
+            f"{result.replace('_', ' ')} needs a note saying why",
+        )
+    record, before = record_sign_off(
+        folder,
+        parsed.label,
+        result=result,
+        signed_by=signed_by.strip(),
+        role=role or workspace.kit.review.reviewer_role,
+        note=note.strip(),
+        proposed=proposed,
+    )
+    if before.current is not None:
+        click.echo(f"  replaces   the sign-off {signed_text(before.current)}", err=True)
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    late = outdated_text(outdated_baseline(reports, parsed, manifest.get("inputs", [])))
+    if late:
+        click.echo(f"  note       this review is outdated: {late}; its comparisons with earlier "
+                   "periods are not current", err=True)  # fmt: skip
+    lock = (
+        f"; {parsed.label} is locked: `run` replaces it only with --reopen REASON"
+        if result != "fail"
+        else "; the period stays open to re-run"
+    )
+    click.echo(f"signed off {parsed.label}: {signed_text(record)}{lock}", err=True)
+    write_index(reports)
+    click.echo(str(folder / "sign_off.json"))
 
 
 @cli.command()

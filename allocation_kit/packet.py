@@ -1505,6 +1505,46 @@ class Review:
                 css_class="ak-table ak-facts ak-form",
                 row_classes=[""] * 3 + ["ak-sign"] * 3,
             )
+            + self._recorded()
+        )
+
+    def _recorded(self) -> Html:
+        """How the decision is recorded, and the period's sign-off log so far (its sign-offs
+        and reopenings of earlier runs: this run's own are recorded after the packet)."""
+        from .errors import InputError
+        from .signoff import read_log
+
+        try:
+            log = read_log(self.folder)
+        except InputError as exc:
+            log, unreadable = [], f" The period's sign-off log is unreadable: {exc.expected}."
+        else:
+            unreadable = ""
+        how = Html(
+            '<p class="ak-note">Record the decision with <code>allocation-kit sign-off --config '
+            f"kit.yaml --period {html.escape(self.ledger.period.label)} --result "
+            "pass|needs_follow_up|fail --by NAME</code>. The record holds the SHA-256 of this "
+            "folder's SHA256SUMS, so it approves exactly this packet and its evidence. A pass or "
+            "needs follow-up locks the period: it is run again only with <code>--reopen "
+            f"REASON</code>, which the log records.{html.escape(unreadable)}</p>"
+        )
+        if not log:
+            return how
+
+        def row(r: dict) -> tuple[str, str, str, str]:
+            at = r.get("at", "")[:16].replace("T", " ")
+            if r["event"] == "signed":
+                who = r.get("signed_by", "") + (f" ({r['role']})" if r.get("role") else "")
+                what = r.get("result", "").replace("_", " ")
+                return at, "signed " + what, who, r.get("note") or "—"
+            if r["event"] == "reopened":
+                return at, "reopened", r.get("role") or "—", r.get("reason") or "—"
+            return at, r["event"], r.get("role") or "—", r.get("reason") or "—"
+
+        return (
+            how
+            + Html("<h4>Sign-off log of earlier runs</h4>")
+            + html_table(["Recorded (UTC)", "Event", "By", "Note or reason"], map(row, log))
         )
 
 
@@ -1592,11 +1632,13 @@ def period_review(
     out: str | Path = "reports",
     reviewer_role: str = "",
     period_dir: str | Path = "",
+    reopen: str = "",
 ) -> Review:
     """Run the period and write its evidence; the Review the packet notebook shows.
 
     With `period_dir` (as `allocation-kit run` passes) the evidence goes there; otherwise it is
-    written atomically to OUT/PERIOD, replacing the previous output only when complete.
+    written atomically to OUT/PERIOD, replacing the previous output only when complete (and a
+    signed-off period only with a `reopen` reason).
     """
     workspace = load_workspace(config)
     parsed = parse_period(period)
@@ -1628,7 +1670,9 @@ def period_review(
 
     if period_dir:
         return run(Path(period_dir))
-    with atomic_period_folder(out, parsed.label) as folder:
+    with atomic_period_folder(
+        out, parsed.label, reopen=reopen or None, role=reviewer_role
+    ) as folder:
         review = run(folder)
     review.folder = out / parsed.label
     return review

@@ -28,7 +28,7 @@ import duckdb
 from . import __version__, errors
 from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
-from .errors import ConfigError, EmptyPeriod, KitError
+from .errors import ConfigError, EmptyPeriod, InputError, KitError
 from .focus import write_focus_allocated
 from .history import baseline_digest, baseline_files, outdated_baseline, outdated_text
 from .load import file_sha256, unordered
@@ -148,11 +148,19 @@ def _carry_over(previous: Path, new: Path) -> list[str]:
 
 @contextmanager
 def atomic_period_folder(
-    out: Path, name: str, say: Callable[[str], None] | None = None
+    out: Path,
+    name: str,
+    say: Callable[[str], None] | None = None,
+    *,
+    reopen: str | None = None,
+    role: str = "",
 ) -> Iterator[Path]:
     """Yield a temporary folder that replaces out/name only if the block completes. Files in
     the previous folder that the kit does not write are moved into the new one (`say` names
-    them), never deleted."""
+    them), never deleted. A signed-off period (`signoff.PeriodLocked`) is replaced only with a
+    `reopen` reason; its sign-off log, with this run recorded, is in the folder from the start."""
+    from .signoff import carried_log, write_log
+
     out.mkdir(parents=True, exist_ok=True)
     final = out / name
     if final.is_symlink():  # replacing it would move the period away from where it points
@@ -162,9 +170,14 @@ def atomic_period_folder(
     if final.exists() and not final.is_dir():  # not ours to replace
         raise ConfigError(final, None, "is a file, not a period folder; move it away or use --out")
     _settle_interrupted(out, name, say)
+    log = carried_log(final, reopen, role) if final.is_dir() else None
     partial = out / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
+    if log is not None:
+        write_log(partial, name, log)
+        if say and log[-1]["event"] == "reopened":
+            say(f"reopened   {name}, signed off {log[-1]['reopens']}: {log[-1]['reason']}")
     try:
         yield partial
     except BaseException:
@@ -211,21 +224,25 @@ def _settle_interrupted(out: Path, name: str, say: Callable[[str], None] | None)
                 say(f"removed    {left} (left by a run of process {pid} that was stopped)")
 
 
+def written_files(folder: Path) -> list[Path]:
+    """Every file the kit wrote in the period folder that SHA256SUMS covers."""
+    return [
+        path
+        for name in sorted(PERIOD_FILES - {"SHA256SUMS"})
+        for path in ([folder / name] if (folder / name).is_file() else (folder / name).rglob("*"))
+        if path.is_file()
+    ]
+
+
 def write_checksums(folder: Path) -> Path:
     """folder/SHA256SUMS: the SHA-256 of every file the kit wrote in the period folder, in the
     format `sha256sum -c SHA256SUMS` checks (run inside the folder), so that whoever receives
     the packet and its evidence can tell the set is complete and unchanged."""
     from .load import file_sha256
 
-    written = [
-        path
-        for name in sorted(PERIOD_FILES - {"SHA256SUMS"})
-        for path in ([folder / name] if (folder / name).is_file() else (folder / name).rglob("*"))
-        if path.is_file()
-    ]
     lines = [
         f"{file_sha256(path)}  {path.relative_to(folder).as_posix()}\n"
-        for path in sorted(written, key=lambda p: p.relative_to(folder).as_posix())
+        for path in sorted(written_files(folder), key=lambda p: p.relative_to(folder).as_posix())
     ]
     target = folder / "SHA256SUMS"
     target.write_text("".join(lines), encoding="utf-8")
@@ -921,6 +938,7 @@ def period_summary(folder: Path) -> dict | None:
         "sign_off": spend.get("sign_off", {})
         .get("proposed_result", "not recorded")
         .replace("_", " "),
+        **_recorded_sign_off(folder),
         "created_at": doc["created_at"],
         "packet": f"{folder.name}/packet.html" if (folder / "packet.html").is_file() else None,
         "charges": charges,
@@ -936,6 +954,33 @@ def period_summary(folder: Path) -> dict | None:
             )
         ),
     }
+
+
+def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
+    """The index's view of the period's sign-off log: {"signed": the result of the sign-off of
+    the evidence there now (None: not signed), "locked": whether it locks the period,
+    "signed_note": who signed and when, or what happened to an earlier run's sign-off}."""
+    from .signoff import sign_off_state
+
+    try:
+        state = sign_off_state(folder)
+    except InputError as exc:  # an edited log: said, and the period still listed
+        print(f"warning: {exc.line()}", file=sys.stderr)
+        return {"signed": None, "locked": False, "signed_note": "sign_off.json unreadable"}
+    current, earlier = state.current, state.earlier
+    if current:
+        role = f" ({current['role']})" if current.get("role") else ""
+        return {
+            "signed": current["result"].replace("_", " "),
+            "locked": state.locked,
+            "signed_note": f"signed by {current['signed_by']}{role}, {current['at'][:10]}",
+        }
+    note = None
+    if earlier:
+        reopened = any(r["event"] == "reopened" for r in state.log)
+        how = "reopened after" if reopened and earlier["result"] != "fail" else "earlier run signed"
+        note = f"{how} {earlier['result'].replace('_', ' ')} of {earlier['at'][:10]}"
+    return {"signed": None, "locked": False, "signed_note": note}
 
 
 def _team_rows(path: Path) -> dict[str, set[str]]:

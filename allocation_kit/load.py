@@ -650,9 +650,10 @@ def _check_values(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger) -> int:
             file, value, request_id = first[0]
             if formats[file] == "jsonl" and (line := bad_json_line(Path(file))):
                 raise InputError(file, *line)  # a `null` line: DuckDB reads a row of nothing
-            row = _row_number(
+            row, written = _row_number(
                 Path(file), formats[file], mapped[column], value, mapped["request_id"], request_id
             )
+            value = value if written is None else written  # 2**70 as written, not 1.18e+21
             shown = "empty" if value is None or not str(value).strip() else repr(value)
             others = f" ({n - 1} more rows like it)" if n > 1 else ""
             raise InputError(
@@ -665,14 +666,19 @@ def _check_values(con: duckdb.DuckDBPyConnection, loaded: LoadedLedger) -> int:
 
 def _row_number(
     path: Path, fmt: str, column: str, value: str | None, id_column: str, request_id: str | None
-) -> str:
-    """A human row reference for the first row whose `column` holds `value` (error path only)."""
+) -> tuple[str, str | None]:
+    """A human row reference for the first row whose `column` holds `value` (error path only),
+    and the value as the JSON line writes it (None: as DuckDB read it): a whole number past
+    64 bits reads as a double, 1.1805916207174113e+21 for 2**70."""
 
     def matches(record: dict) -> bool:
         got = record.get(column)
         got = None if got is None or str(got).strip() == "" else str(got)
         want = None if value is None or str(value).strip() == "" else str(value)
         same_id = request_id is None or str(record.get(id_column)) == request_id
+        if type(record.get(column)) is int and want is not None:  # a JSON whole number
+            with contextlib.suppress(ValueError, OverflowError):
+                return same_id and float(record[column]) == float(want)
         return same_id and (
             got == want or (got is not None and want is not None and got.strip() == want.strip())
         )
@@ -683,7 +689,7 @@ def _row_number(
             start = 2  # the physical line a record starts on: quoted line breaks count
             for number, record in enumerate(reader, start=1):
                 if matches(record):
-                    return f"row {number} (line {start})"
+                    return f"row {number} (line {start})", None
                 start = reader.line_num + 1
     elif fmt == "jsonl":
         with path.open(encoding="utf-8", errors="replace") as handle:
@@ -693,7 +699,8 @@ def _row_number(
                 except ValueError:
                     continue
                 if isinstance(record, dict) and matches(record):
-                    return f"line {number}"
+                    written = record.get(column)
+                    return f"line {number}", str(written) if type(written) is int else None
     else:
         con = duckdb.connect()
         found = []
@@ -705,5 +712,5 @@ def _row_number(
                 [str(path), request_id, value],
             ).fetchall()
         if found:
-            return f"row {found[0][0] + 1}"
-    return f"request_id {request_id!r}"
+            return f"row {found[0][0] + 1}", None
+    return f"request_id {request_id!r}", None

@@ -222,6 +222,19 @@ def test_a_bad_jsonl_line_is_named_by_its_line(workspace, tmp_path, count, broke
     assert load_error(config) == (3, f"{tmp_path / 'requests.jsonl'}: {message}")
 
 
+@pytest.mark.parametrize("huge", [2**70, 12345678901234567890123])
+def test_a_jsonl_token_count_past_64_bits_is_named_as_written(workspace, tmp_path, huge):
+    """DuckDB reads it as a double: it was shown as '1.1805916207174113e+21', by request_id."""
+    lines = [json.dumps({"request_id": f"r{i}", **RECORD}) for i in range(1, 4)]
+    lines[1] = json.dumps({"request_id": "r2", **RECORD, "input_tokens": huge})
+    config = jsonl_workspace(workspace, tmp_path, lines)
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.jsonl'}: line 2, column 'input_tokens': got '{huge}', expected "
+        "a token count of at most 1,000,000,000 for one request",
+    )
+
+
 def test_jsonl_text_columns_whose_records_disagree_on_the_type_are_read_as_text(
     workspace, tmp_path
 ):

@@ -51,6 +51,7 @@ def run_period(
         write_checksums,
         write_index,
     )
+    from .signoff import record_run
     from .statements import write_statements
 
     period = parse_period(period_label)
@@ -66,7 +67,8 @@ def run_period(
             progress(f"notebook   {time.perf_counter() - started:6.2f} s")
         render_packet(notebook, folder / "packet.html", manifest)
         statements = write_statements(folder)
-        write_checksums(folder)  # last: it covers everything written above
+        write_checksums(folder)  # it covers everything written above
+        record_run(folder, period.label, role)  # last: it records the SHA-256 of SHA256SUMS
     index = write_index(out)
     after = run_record(out / period.label)
     if progress:
@@ -121,8 +123,12 @@ def run(
     from .history import outdated_by
     from .signoff import carried_log
 
-    if reopen is not None and not reopen.strip():
-        raise ConfigError(None, "--reopen", "give the reason for reopening the period")
+    if reopen is not None:
+        from .signoff import text_option
+
+        reopen = text_option(reopen, "--reopen", limit=2000)
+        if not reopen:
+            raise ConfigError(None, "--reopen", "give the reason for reopening the period")
     queue = sorted({p.label: p for p in map(parse_period, periods)}.values(),
                    key=lambda p: (p.start, p.end))  # fmt: skip
     reports = out or load_workspace(config).root / "reports"
@@ -241,64 +247,131 @@ def _validate_period(config: Path, period: str) -> None:
               "fail does not.")  # fmt: skip
 @click.option("--by", "signed_by", required=True, help="Name of the person signing.")
 @click.option("--role", default="", help="Their role (default: review.reviewer_role of kit.yaml).")
-@click.option("--note", default="", help="Why; required for a result kinder than the proposal.")
+@click.option("--note", default="",
+              help="Why; required for a result kinder than the proposal, or to replace a "
+              "sign-off of the same run.")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder the period was run into (default: reports/ beside "
               "kit.yaml).")  # fmt: skip
 def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, note: str,
              out: Path | None) -> None:  # fmt: skip
-    """Record the reviewer's decision on a period's packet in OUT/PERIOD/sign_off.json.
+    """Record the reviewer's decision on a period's packet in its review log, OUT/PERIOD/
+    sign_off.json.
 
     The record holds the SHA-256 of the folder's SHA256SUMS, so it approves exactly the packet
-    and evidence that are there; they must still match it. pass and needs_follow_up lock the
-    period: `run` replaces it only with --reopen REASON."""
+    and evidence that are there: they must still be what the run wrote, from inputs that have
+    not changed since. pass and needs_follow_up lock the period: `run` replaces it only with
+    --reopen REASON."""
     from .history import outdated_baseline, outdated_text
-    from .report import write_index, written_files
-    from .signoff import RESULTS, checksum_problem, record_sign_off, signed_text
+    from .load import matching_files
+    from .report import PERIOD_FILES, _running, write_index, written_files
+    from .signoff import (
+        RESULTS,
+        SIGN_OFF_FILE,
+        PeriodLocked,
+        append_record,
+        changed_inputs,
+        checksum_problem,
+        evidence_digest,
+        sign_off_state,
+        signed_text,
+        text_option,
+        write_log,
+    )
 
+    signed_by = text_option(signed_by, "--by")
+    if not signed_by:
+        raise ConfigError(None, "--by", "give the name of the person signing")
+    role, note = text_option(role, "--role"), text_option(note, "--note", limit=2000)
     parsed = parse_period(period)
     workspace = load_workspace(config)
     reports = (out or workspace.root / "reports").resolve()
     folder = reports / parsed.label
-    if not signed_by.strip():
-        raise ConfigError(None, "--by", "give the name of the person signing")
     manifest_path = folder / "evidence" / "manifest.json"
     if not manifest_path.is_file():
+        to = f" --out {out}" if out else ""
         raise ConfigError(
             folder, None, f"no review of {parsed.label} to sign; run `allocation-kit run "
-            f"--config {config} --period {parsed.label}` first"
+            f"--config {config} --period {parsed.label}{to}` first (or give the --out it was run "
+            "into)"
         )  # fmt: skip
+    for left in reports.glob(f".{parsed.label}.partial-*"):
+        pid = left.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _running(int(pid)):
+            raise PeriodLocked(
+                folder, None, f"a run of {parsed.label} is under way (process {pid}); sign the "
+                "packet it writes once it has finished"
+            )  # fmt: skip
+    state = sign_off_state(folder)
+    again = (
+        "run it with `--reopen REASON`, then sign the new packet"
+        if state.locked
+        else "re-run the period and sign the new packet"
+    )
+    if state.missing:
+        raise InputError(folder, None, f"its review log {SIGN_OFF_FILE} is missing; restore it")
+    if state.run is None:
+        raise InputError(folder, None, "no run of this kit version is in its review log; "
+                         f"{again}")  # fmt: skip
+    if state.run["evidence_sha256"] is None:
+        raise InputError(folder, None, "written by the notebook run by papermill, without "
+                         "SHA256SUMS; review it with `allocation-kit run` to sign it")  # fmt: skip
     problem = checksum_problem(folder, written_files(folder))
+    if problem is None and evidence_digest(folder) != state.run["evidence_sha256"]:
+        problem = "SHA256SUMS changed since the run wrote it (the review log records another)"
     if problem:
-        raise InputError(folder, None, f"{problem}; sign only what the kit wrote, so re-run the "
-                         "period and sign the new packet")  # fmt: skip
+        raise InputError(folder, None, f"{problem}; sign only what the kit wrote: {again}")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    ledger = matching_files(
+        workspace.root, workspace.kit.requests.path, "requests", str(workspace.config_path)
+    )
+    changed = changed_inputs(manifest, workspace.root, ledger)
+    if changed:
+        raise InputError(folder, None, f"inputs changed since the run: {', '.join(changed)}; "
+                         f"the packet no longer shows them: {again}")  # fmt: skip
     spend_path = folder / "evidence" / "spend_review.json"
     spend = json.loads(spend_path.read_text(encoding="utf-8")) if spend_path.is_file() else {}
     proposed = (spend.get("sign_off") or {}).get("proposed_result")
     kinder = proposed in RESULTS and RESULTS.index(result) < RESULTS.index(proposed)
-    if kinder and not note.strip():
+    if kinder and not note:
         raise ConfigError(
             None,
             "--note",
             f"the packet proposes {proposed.replace('_', ' ')}; signing "
             f"{result.replace('_', ' ')} needs a note saying why",
         )
-    record, before = record_sign_off(
-        folder,
-        parsed.label,
-        result=result,
-        signed_by=signed_by.strip(),
-        role=role or workspace.kit.review.reviewer_role,
-        note=note.strip(),
-        proposed=proposed,
-    )
-    if before.current is not None:
-        click.echo(f"  replaces   the sign-off {signed_text(before.current)}", err=True)
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if state.current is not None and not note:
+        raise ConfigError(
+            None, "--note", f"this run is signed off {signed_text(state.current)} already; "
+            "replacing it needs a note saying why"
+        )  # fmt: skip
     late = outdated_text(outdated_baseline(reports, parsed, manifest.get("inputs", [])))
+    others = sorted(
+        e.name for e in folder.iterdir()
+        if e.name not in PERIOD_FILES | {SIGN_OFF_FILE} and not e.name.startswith(".")
+    )  # fmt: skip
+    records = append_record(
+        list(state.log),
+        "signed",
+        result=result,
+        signed_by=signed_by,
+        role=role or workspace.kit.review.reviewer_role,
+        note=note,
+        proposed_result=proposed,
+        evidence_sha256=state.run["evidence_sha256"],
+        outdated=late or None,
+        not_covered=others,
+    )
+    write_log(folder, parsed.label, records)
+    record = records[-1]
+    if state.current is not None:
+        click.echo(f"  replaces   the sign-off {signed_text(state.current)}", err=True)
     if late:
         click.echo(f"  note       this review is outdated: {late}; its comparisons with earlier "
-                   "periods are not current", err=True)  # fmt: skip
+                   "periods are not current (the record says so)", err=True)  # fmt: skip
+    if others:
+        click.echo(f"  note       not covered by the sign-off (not written by the kit): "
+                   f"{', '.join(others)}", err=True)  # fmt: skip
     lock = (
         f"; {parsed.label} is locked: `run` replaces it only with --reopen REASON"
         if result != "fail"
@@ -306,7 +379,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     )
     click.echo(f"signed off {parsed.label}: {signed_text(record)}{lock}", err=True)
     write_index(reports)
-    click.echo(str(folder / "sign_off.json"))
+    click.echo(str(folder / SIGN_OFF_FILE))
 
 
 @cli.command()

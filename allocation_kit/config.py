@@ -506,6 +506,10 @@ class ModelPrice(_Strict):
     per_call: Money | None = None
     batch: TokenPrices | None = None  # per-1M prices of batch requests (ledger column batch)
     tiers: list[PriceTier] = Field(default_factory=list)  # by increasing above_input_tokens
+    # FOCUS names of the model's maker and of who sells it to you (focus_allocated.csv's
+    # PublisherName, ProviderName); default: kit.yaml's focus.publisher_name, provider_name
+    publisher: str | None = Field(default=None, min_length=1)
+    provider: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _has_a_price(self) -> ModelPrice:

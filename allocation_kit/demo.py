@@ -249,6 +249,7 @@ _MODELS = (  # name, kind, developer (HostProviderName on the bill)
     ("gemini-2.5-flash", "chat", "Google"),
 )
 _MODEL_NAMES = tuple(m[0] for m in _MODELS)
+_DEVELOPER = {name: developer for name, _, developer in _MODELS}
 _MODEL_CODE = {name: i for i, name in enumerate(_MODEL_NAMES)}
 _KIND = np.array([("chat", "reasoning", "embedding", "image").index(m[1]) for m in _MODELS])
 _CHAT, _REASONING, _EMBEDDING, _IMAGE = 0, 1, 2, 3
@@ -1260,6 +1261,8 @@ def _pricing_yaml() -> str:
         ]
         if price.effective_to is not None:
             lines.append(f"    effective_to: {price.effective_to.isoformat()}")
+        # who makes the model: the FOCUS export's PublisherName of its rows (CometAPI sells it)
+        lines.append(f"    publisher: {_DEVELOPER[price.model]}")
         if price.per_call is not None:
             lines.append(f"    per_call: {price.per_call}")
         else:

@@ -266,15 +266,18 @@ def focus_allocated_rows(ledger: PeriodLedger) -> list[dict[str, str]]:
         "BillingPeriodEnd": _stamp(period.end),
         "ChargeCategory": "Usage",
         "ChargeFrequency": "Usage-Based",
-        "InvoiceIssuerName": cfg.invoice_issuer_name or provider,
         "PricingCategory": "Standard",
-        "ProviderName": provider,
-        "PublisherName": cfg.publisher_name or provider,
         "ServiceCategory": "AI and Machine Learning",
-        "ServiceName": cfg.service_name or provider,
     }
     rows = []
     for charge in origin_charges(ledger):
+        seller = charge.entry.provider or provider  # the snapshot's entry, else kit.yaml's
+        names = {
+            "InvoiceIssuerName": cfg.invoice_issuer_name or seller,
+            "ProviderName": seller,
+            "PublisherName": charge.entry.publisher or cfg.publisher_name or seller,
+            "ServiceName": cfg.service_name or seller,
+        }
         details, words = _DIRECTIONS[charge.direction]
         price = _unit_price(charge.entry, charge.direction, charge.band)
         sku = f"{charge.model}/{charge.direction}"
@@ -302,27 +305,31 @@ def focus_allocated_rows(ledger: PeriodLedger) -> list[dict[str, str]]:
                 sku_price,
             ]
         )
-        base = common | {
-            "ChargeDescription": f"{charge.model} {words}"
-            + (f" ({charge.band} prices)" if charge.band else "")
-            + (f" of {charge.application}" if charge.application else "")
-            + (f" ({charge.environment})" if charge.environment else ""),
-            "ChargePeriodStart": _stamp(start),
-            "ChargePeriodEnd": _stamp(end),
-            **_quantities(Decimal(charge.quantity), per_call),
-            "ConsumedUnit": "Requests" if per_call else "Tokens",
-            "ContractedUnitPrice": _text(price, 6),
-            "ListUnitPrice": _text(price, 6),
-            "PricingUnit": "Requests" if per_call else "1000000 Tokens",
-            "ResourceId": charge.application,
-            "ResourceName": charge.application,
-            "ResourceType": "Application" if charge.application else None,
-            "SkuId": sku,
-            "SkuPriceId": sku_price,
-            "x_AllocationStatus": charge.allocation_status,
-            "x_OriginChargeId": origin_id,
-            "x_SkuPriceDetails": json.dumps({"ModelId": charge.model, **details}),
-        }
+        base = (
+            common
+            | names
+            | {
+                "ChargeDescription": f"{charge.model} {words}"
+                + (f" ({charge.band} prices)" if charge.band else "")
+                + (f" of {charge.application}" if charge.application else "")
+                + (f" ({charge.environment})" if charge.environment else ""),
+                "ChargePeriodStart": _stamp(start),
+                "ChargePeriodEnd": _stamp(end),
+                **_quantities(Decimal(charge.quantity), per_call),
+                "ConsumedUnit": "Requests" if per_call else "Tokens",
+                "ContractedUnitPrice": _text(price, 6),
+                "ListUnitPrice": _text(price, 6),
+                "PricingUnit": "Requests" if per_call else "1000000 Tokens",
+                "ResourceId": charge.application,
+                "ResourceName": charge.application,
+                "ResourceType": "Application" if charge.application else None,
+                "SkuId": sku,
+                "SkuPriceId": sku_price,
+                "x_AllocationStatus": charge.allocation_status,
+                "x_OriginChargeId": origin_id,
+                "x_SkuPriceDetails": json.dumps({"ModelId": charge.model, **details}),
+            }
+        )
         if charge.allocation_status == "shared":
             rule = apps[charge.application].shared
             weights, rule_words = shared_weights(rule, direct)

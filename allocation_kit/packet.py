@@ -49,6 +49,7 @@ from .present import (
     unit_money,
 )
 from .report import Analysis, atomic_period_folder, write_evidence
+from .signoff import record_run
 
 __all__ = ["ACTIONS", "Review", "period_review"]
 
@@ -1517,7 +1518,7 @@ class Review:
         try:
             log = read_log(self.folder)
         except InputError as exc:
-            log, unreadable = [], f" The period's sign-off log is unreadable: {exc.expected}."
+            log, unreadable = [], f" The period's review log is unreadable: {exc.line()}."
         else:
             unreadable = ""
         how = Html(
@@ -1526,24 +1527,30 @@ class Review:
             "pass|needs_follow_up|fail --by NAME</code>. The record holds the SHA-256 of this "
             "folder's SHA256SUMS, so it approves exactly this packet and its evidence. A pass or "
             "needs follow-up locks the period: it is run again only with <code>--reopen "
-            f"REASON</code>, which the log records.{html.escape(unreadable)}</p>"
+            f"REASON</code>, which the review log (<code>sign_off.json</code>) records."
+            f"{html.escape(unreadable)}</p>"
         )
         if not log:
             return how
 
         def row(r: dict) -> tuple[str, str, str, str]:
-            at = r.get("at", "")[:16].replace("T", " ")
+            at = r["at"][:16].replace("T", " ")
+            account = f"account {r['user']}" if r.get("user") else ""
             if r["event"] == "signed":
-                who = r.get("signed_by", "") + (f" ({r['role']})" if r.get("role") else "")
-                what = r.get("result", "").replace("_", " ")
-                return at, "signed " + what, who, r.get("note") or "—"
+                who = r["signed_by"] + (f" ({r['role']})" if r.get("role") else "")
+                what = "signed " + r["result"].replace("_", " ")
+                if r.get("proposed_result") and r["proposed_result"] != r["result"]:
+                    what += f" (proposed {r['proposed_result'].replace('_', ' ')})"
+                return at, what, f"{who}; {account}" if account else who, r.get("note") or "—"
+            who = "; ".join(filter(None, [r.get("role"), account])) or "—"
             if r["event"] == "reopened":
-                return at, "reopened", r.get("role") or "—", r.get("reason") or "—"
-            return at, r["event"], r.get("role") or "—", r.get("reason") or "—"
+                return at, "reopened", who, r.get("reason") or "—"
+            digest = r.get("evidence_sha256")
+            return at, "run", who, f"SHA256SUMS {digest[:12]}…" if digest else "—"
 
         return (
             how
-            + Html("<h4>Sign-off log of earlier runs</h4>")
+            + Html("<h4>Review log of the period's earlier runs</h4>")
             + html_table(["Recorded (UTC)", "Event", "By", "Note or reason"], map(row, log))
         )
 
@@ -1674,5 +1681,6 @@ def period_review(
         out, parsed.label, reopen=reopen or None, role=reviewer_role
     ) as folder:
         review = run(folder)
+        record_run(folder, parsed.label, reviewer_role)  # no SHA256SUMS: `run` writes it
     review.folder = out / parsed.label
     return review

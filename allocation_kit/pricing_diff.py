@@ -86,6 +86,9 @@ def _entry_values(entry: ModelPrice) -> dict[str, object]:
         values |= _block(f"{name}.batch", tier.batch)
     if entry.per_call is not None:
         values["per_call"] = entry.per_call
+    for key in ("publisher", "provider"):  # the FOCUS export's names of the model's rows
+        if getattr(entry, key) is not None:
+            values[key] = getattr(entry, key)
     return values
 
 

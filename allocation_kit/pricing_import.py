@@ -378,6 +378,29 @@ def _selected(
 _DATED = re.compile(r"^(?P<base>.+)-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
 
 
+# LiteLLM's `litellm_provider` of a model's own maker, and the maker's name (FOCUS
+# PublisherName). Hosts of other makers' models (azure, bedrock, groq, together_ai, …) name no
+# publisher: the entry's model does, and the snapshot leaves it to the reviewer.
+PUBLISHERS = {
+    "openai": "OpenAI",
+    "text-completion-openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "gemini": "Google",
+    "vertex_ai-language-models": "Google",
+    "vertex_ai-embedding-models": "Google",
+    "vertex_ai-image-models": "Google",
+    "mistral": "Mistral AI",
+    "codestral": "Mistral AI",
+    "deepseek": "DeepSeek",
+    "xai": "xAI",
+    "cohere": "Cohere",
+    "cohere_chat": "Cohere",
+    "perplexity": "Perplexity",
+    "moonshot": "Moonshot AI",
+    "dashscope": "Alibaba Cloud",
+}
+
+
 def _dated_aliases(prices: list[ModelPrice]) -> dict[str, str]:
     """{dated name: model} for the entries named as a dated snapshot of another entry and priced
     exactly as it (every price, tier and batch block, from the same day). A provider bills, and
@@ -418,6 +441,9 @@ def litellm_import(
         except _NotImported as reason:
             skipped[name] = str(reason)
             continue
+        publisher = PUBLISHERS.get(str(table[name].get("litellm_provider", "")))
+        if publisher:
+            price = price.model_copy(update={"publisher": publisher})
         prices.append(price)
         if entry_unmapped:
             unmapped[name] = entry_unmapped
@@ -485,6 +511,9 @@ def _entry_lines(entry: ModelPrice) -> list[str]:
     ]
     if entry.effective_to is not None:
         lines.append(f"    effective_to: {_moment(entry.effective_to)}")
+    for key in ("publisher", "provider"):
+        if getattr(entry, key) is not None:
+            lines.append(f"    {key}: {_text(getattr(entry, key))}")
     if entry.per_1m_tokens is not None:
         lines.append(f"    per_1m_tokens: {_token_prices(entry.per_1m_tokens)}")
     if entry.batch is not None:

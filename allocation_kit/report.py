@@ -170,14 +170,15 @@ def atomic_period_folder(
     if final.exists() and not final.is_dir():  # not ours to replace
         raise ConfigError(final, None, "is a file, not a period folder; move it away or use --out")
     _settle_interrupted(out, name, say)
-    log = carried_log(final, reopen, role) if final.is_dir() else None
+    carried = carried_log(final, reopen, role) if final.is_dir() else None
     partial = out / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    if log is not None:
-        write_log(partial, name, log)
-        if say and log[-1]["event"] == "reopened":
-            say(f"reopened   {name}, signed off {log[-1]['reopens']}: {log[-1]['reason']}")
+    reopened = carried[1] if carried else None
+    if carried is not None:
+        write_log(partial, name, carried[0])
+        if say and reopened:
+            say(f"reopened   {name}, signed off {reopened['reopens']}: {reopened['reason']}")
     try:
         yield partial
     except BaseException:
@@ -190,6 +191,12 @@ def atomic_period_folder(
             say(f"kept       {', '.join(kept)} (not written by the kit) in {final}")
         final.rename(previous)
     partial.rename(final)
+    if reopened and previous.exists():  # what was approved stays, apart, as it was signed
+        archive = out / "archive" / f"{name}.signed-{reopened['at'][:19].replace(':', '')}"
+        archive.parent.mkdir(exist_ok=True)
+        previous.rename(archive)
+        if say:
+            say(f"archived   the signed-off folder it replaces in {archive}")
     shutil.rmtree(previous, ignore_errors=True)
 
 
@@ -459,6 +466,9 @@ def manifest(
         "kit_version": __version__,
         "kit_source_sha256": kit_source_sha256(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # the period folder's review log (runs, sign-offs, reopenings): `allocation-kit run`
+        # writes it beside SHA256SUMS, so a folder without it had it removed
+        "review_log": "sign_off.json",
         "period": {
             "label": period.label,
             "kind": period.kind,
@@ -957,30 +967,42 @@ def period_summary(folder: Path) -> dict | None:
 
 
 def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
-    """The index's view of the period's sign-off log: {"signed": the result of the sign-off of
-    the evidence there now (None: not signed), "locked": whether it locks the period,
-    "signed_note": who signed and when, or what happened to an earlier run's sign-off}."""
-    from .signoff import sign_off_state
+    """The index's view of the period's review log: {"signed": the result of the sign-off of
+    the latest run (None: not signed), "locked", "signed_note": who signed and when, or what
+    became of an earlier run's sign-off, "alarm": what a reader must know first (the evidence
+    changed since it was signed, the log is missing or broken), "override": the proposal a
+    kinder sign-off overrode}."""
+    from .signoff import checksum_problem, evidence_digest, sign_off_state
 
+    none = {"signed": None, "locked": False, "signed_note": None, "alarm": None, "override": None}
     try:
         state = sign_off_state(folder)
     except InputError as exc:  # an edited log: said, and the period still listed
         print(f"warning: {exc.line()}", file=sys.stderr)
-        return {"signed": None, "locked": False, "signed_note": "sign_off.json unreadable"}
+        return none | {"alarm": f"review log broken: {exc.where or ''} {exc.expected}".strip()}
+    if state.missing:
+        return none | {"locked": True, "alarm": "review log sign_off.json missing"}
     current, earlier = state.current, state.earlier
-    if current:
-        role = f" ({current['role']})" if current.get("role") else ""
-        return {
-            "signed": current["result"].replace("_", " "),
-            "locked": state.locked,
-            "signed_note": f"signed by {current['signed_by']}{role}, {current['at'][:10]}",
-        }
-    note = None
-    if earlier:
-        reopened = any(r["event"] == "reopened" for r in state.log)
-        how = "reopened after" if reopened and earlier["result"] != "fail" else "earlier run signed"
-        note = f"{how} {earlier['result'].replace('_', ' ')} of {earlier['at'][:10]}"
-    return {"signed": None, "locked": False, "signed_note": note}
+    if current is None:
+        note = None
+        if earlier:
+            how = "reopened after" if state.reopened else "earlier run signed"
+            note = f"{how} {earlier['result'].replace('_', ' ')} of {earlier['at'][:10]}"
+        return none | {"signed_note": note}
+    role = f" ({current['role']})" if current.get("role") else ""
+    problem = checksum_problem(folder, written_files(folder))
+    if problem is None and evidence_digest(folder) != current["evidence_sha256"]:
+        problem = "SHA256SUMS is not the one signed"
+    proposed = current.get("proposed_result")
+    order = ("pass", "needs_follow_up", "fail")
+    kinder = proposed in order and order.index(current["result"]) < order.index(proposed)
+    return {
+        "signed": current["result"].replace("_", " "),
+        "locked": state.locked,
+        "signed_note": f"signed by {current['signed_by']}{role}, {current['at'][:10]}",
+        "alarm": f"evidence changed since sign-off: {problem}" if problem else None,
+        "override": proposed.replace("_", " ") if kinder else None,
+    }
 
 
 def _team_rows(path: Path) -> dict[str, set[str]]:

@@ -1,24 +1,33 @@
-"""A period's recorded sign-off: who approved which run's evidence, and the lock it puts on the
-period.
+"""A period's review log: each run of the period and each recorded sign-off, and the lock a
+sign-off puts on the period.
 
-`allocation-kit sign-off` appends a record to OUT/PERIOD/sign_off.json: the result (`pass`,
-`needs_follow_up`, `fail`), the person, their role, the time, the note and the SHA-256 of the
-folder's SHA256SUMS, which binds the record to exactly the packet and evidence it approves. A
-`pass` or `needs_follow_up` sign-off locks the period: a run replaces its folder only when given
-a reason to reopen it, and the log records the reopening. The log is carried into every new run
-of the period, so its approvals and reopenings stay with its evidence.
+OUT/PERIOD/sign_off.json is written by every `allocation-kit run` (a `run` record holding the
+SHA-256 of the folder's SHA256SUMS, which names every file of the run) and by `allocation-kit
+sign-off` (a `signed` record: result, who, role, when, note, the proposal it accepts or
+overrides, and the same SHA-256, binding it to exactly the packet and evidence it approves).
+Every record holds the SHA-256 of the one before it, so a record edited, dropped or reordered is
+named, and the log is carried into each new run of the period, so its history stays with its
+evidence. A `pass` or `needs_follow_up` sign-off of the latest run locks the period: a run
+replaces it only with a reason to reopen it, recorded as a `reopened` record, and the approved
+folder is kept under OUT/archive/, not deleted.
+
+The log is tamper-evident, not tamper-proof: whoever can write the folder can rewrite the whole
+chain. Keep the reports folder where changes are kept too (version control, write-once storage).
 """
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import InputError, KitError
+from .errors import ConfigError, InputError, KitError
 
 __all__ = [
     "LOCKING",
@@ -26,19 +35,24 @@ __all__ = [
     "SIGN_OFF_FILE",
     "PeriodLocked",
     "SignOffState",
+    "append_record",
     "carried_log",
+    "changed_inputs",
     "checksum_problem",
     "evidence_digest",
     "read_log",
-    "record_sign_off",
+    "record_run",
     "sign_off_state",
     "signed_text",
+    "text_option",
     "write_log",
 ]
 
 SIGN_OFF_FILE = "sign_off.json"
 RESULTS = ("pass", "needs_follow_up", "fail")  # the packet's sign-off results, most lenient first
 LOCKING = frozenset({"pass", "needs_follow_up"})  # a charge back was approved: the period locks
+EVENTS = ("run", "signed", "reopened")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class PeriodLocked(KitError):
@@ -49,15 +63,20 @@ class PeriodLocked(KitError):
 
 @dataclass(frozen=True)
 class SignOffState:
-    """What a period folder's sign-off log says of the evidence in it now."""
+    """What a period folder's review log says: its latest run, the sign-off of that run, the
+    latest sign-off of an earlier run, and whether the log is missing where a run wrote one."""
 
-    current: dict | None  # the latest sign-off of this run's evidence
-    earlier: dict | None  # the latest sign-off of an earlier run of the period
     log: tuple[dict, ...]
+    run: dict | None  # the latest run record
+    current: dict | None  # the latest sign-off after it: of the evidence that run wrote
+    earlier: dict | None  # the latest sign-off before it: of an earlier run
+    reopened: bool  # the latest run reopened a signed-off period
+    missing: bool = False  # a run of this kit wrote the folder, and sign_off.json is gone
 
     @property
     def locked(self) -> bool:
-        return self.current is not None and self.current["result"] in LOCKING
+        """Signed off pass or needs follow-up; a missing log may have been, so it locks too."""
+        return self.missing or (self.current is not None and self.current["result"] in LOCKING)
 
 
 def evidence_digest(folder: Path) -> str | None:
@@ -66,25 +85,60 @@ def evidence_digest(folder: Path) -> str | None:
     return hashlib.sha256(sums.read_bytes()).hexdigest() if sums.is_file() else None
 
 
+def _record_digest(record: dict) -> str:
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _record_problem(record: object, previous: dict | None) -> str | None:
+    """What is wrong with one record of the log (None: nothing)."""
+    if not isinstance(record, dict):
+        return "expected an object"
+    event = record.get("event")
+    if event not in EVENTS:
+        return f"event {event!r}: expected one of {', '.join(EVENTS)}"
+    if record.get("previous_sha256") != (_record_digest(previous) if previous else ""):
+        return (
+            "previous_sha256 is not the SHA-256 of the record before it: a record was edited, "
+            "dropped or moved"
+        )
+    try:
+        datetime.fromisoformat(str(record.get("at")))
+    except ValueError:
+        return f"at {record.get('at')!r}: expected an ISO 8601 time"
+    digest = record.get("evidence_sha256")
+    if (event == "signed" or digest is not None) and not _SHA256.match(str(digest)):
+        return "evidence_sha256: expected 64 hex digits"  # null: a run without SHA256SUMS
+    if event == "signed":
+        if record.get("result") not in RESULTS:
+            return f"result {record.get('result')!r}: expected one of {', '.join(RESULTS)}"
+        if not isinstance(record.get("signed_by"), str) or not record["signed_by"].strip():
+            return "signed_by: expected the name of the person signing"
+    return None
+
+
 def read_log(folder: Path) -> list[dict]:
-    """The records of folder/sign_off.json, oldest first ([] without the file)."""
+    """The records of folder/sign_off.json, oldest first ([] without the file); InputError
+    naming the file and record when it is not a whole, unbroken log."""
     path = folder / SIGN_OFF_FILE
-    if not path.is_file():
+    if not path.exists():
         return []
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         records = doc["records"]
-        if not isinstance(records, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("event"), str) for r in records
-        ):
+        if not isinstance(records, list):
             raise TypeError("records")
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(
             path,
             None,
-            'is not a sign-off log the kit wrote (expected {"period": ..., "records": [{"event": '
-            "...}, ...]}); restore it from your copy, or move it away to start a new log",
+            'is not a review log the kit wrote (expected {"period": ..., "records": [...]}); '
+            "restore it from your copy",
         ) from None
+    for number, record in enumerate(records, start=1):
+        problem = _record_problem(record, records[number - 2] if number > 1 else None)
+        if problem:
+            raise InputError(path, f"record {number}", f"{problem}; restore it from your copy")
     return records
 
 
@@ -98,38 +152,111 @@ def write_log(folder: Path, period: str, records: list[dict]) -> Path:
     return path
 
 
+def append_record(records: list[dict], event: str, **fields: object) -> list[dict]:
+    """The records with one more, chained to the last and stamped with the time and the
+    account of whoever ran the command."""
+    record = {
+        "event": event,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "user": _account(),
+        **fields,
+        "previous_sha256": _record_digest(records[-1]) if records else "",
+    }
+    return [*records, record]
+
+
+def _account() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for the uid (a container)
+        return str(os.getuid()) if hasattr(os, "getuid") else ""
+
+
+def record_run(folder: Path, period: str, role: str) -> dict:
+    """Append the run that wrote the folder to its review log (after SHA256SUMS, whose SHA-256
+    it records; null when the run writes none, as the notebook run by papermill)."""
+    from . import __version__
+
+    records = append_record(
+        read_log(folder),
+        "run",
+        role=role,
+        evidence_sha256=evidence_digest(folder),
+        kit_version=__version__,
+    )
+    write_log(folder, period, records)
+    return records[-1]
+
+
 def sign_off_state(folder: Path) -> SignOffState:
     log = read_log(folder)
-    digest = evidence_digest(folder)
-    signed = [r for r in log if r["event"] == "signed"]
-    current = next((r for r in reversed(signed) if r.get("evidence_sha256") == digest), None)
-    earlier = next((r for r in reversed(signed) if r.get("evidence_sha256") != digest), None)
-    return SignOffState(current=current, earlier=earlier, log=tuple(log))
+    # the evidence changes at a run, and at a reopening (whose run may write no record yet)
+    marks = [i for i, r in enumerate(log) if r["event"] in ("run", "reopened")]
+    last = marks[-1] if marks else -1
+    run = log[last] if marks and log[last]["event"] == "run" else None
+    signed_after = [r for r in log[last + 1 :] if r["event"] == "signed"] if run else []
+    signed_before = [r for r in log[: max(last, 0)] if r["event"] == "signed"]
+    reopened = last >= 0 and (run is None or (last > 0 and log[last - 1]["event"] == "reopened"))
+    return SignOffState(
+        log=tuple(log),
+        run=run,
+        current=signed_after[-1] if signed_after else None,
+        earlier=signed_before[-1] if signed_before else None,
+        reopened=reopened,
+        missing=not log and _written_by_a_run(folder),
+    )
+
+
+def _written_by_a_run(folder: Path) -> bool:
+    """Whether a `run` of a kit that writes the review log wrote the folder (its manifest says
+    so, and the run finished: SHA256SUMS)."""
+    try:
+        manifest = json.loads((folder / "evidence" / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (folder / "SHA256SUMS").is_file() and manifest.get("review_log") == SIGN_OFF_FILE
+
+
+def _when(record: dict) -> str:
+    moment = datetime.fromisoformat(record["at"])
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def signed_text(record: dict) -> str:
     """'pass by Dana Reyes (finance-controller) on 2026-11-25 04:50 UTC'."""
-    at = datetime.fromisoformat(record["at"]).strftime("%Y-%m-%d %H:%M UTC")
     role = f" ({record['role']})" if record.get("role") else ""
-    return f"{record['result'].replace('_', ' ')} by {record['signed_by']}{role} on {at}"
+    return f"{record['result'].replace('_', ' ')} by {record['signed_by']}{role} on {_when(record)}"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def text_option(value: str, option: str, *, limit: int = 200) -> str:
+    """A name, role or note as given on the command line, stripped: one line of printable
+    text within `limit` characters, or a ConfigError naming the option."""
+    value = value.strip()
+    if not value.isprintable():
+        raise ConfigError(
+            None,
+            option,
+            "expected one line of printable text (no line breaks, tabs or invisible characters)",
+        )
+    if len(value) > limit:
+        raise ConfigError(None, option, f"{len(value):,} characters; expected at most {limit:,}")
+    return value
 
 
-def checksum_problem(folder: Path, written: list[Path]) -> str | None:
+def checksum_problem(folder: Path, written: Iterable[Path]) -> str | None:
     """The first way the folder differs from its SHA256SUMS (None: it matches): a listed file
     missing or changed, or a file the kit wrote (`written`) that it does not list."""
     from .load import file_sha256
 
     sums = folder / "SHA256SUMS"
     if not sums.is_file():
-        return "has no SHA256SUMS: the run that wrote it did not finish; run the period again"
+        return "has no SHA256SUMS: the run that wrote it did not finish, or was not `run`"
     listed: dict[str, str] = {}
     for number, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), start=1):
         digest, _, name = line.partition("  ")
-        if len(digest) != 64 or not name:
+        if not _SHA256.match(digest) or not name:
             return f"SHA256SUMS line {number}: expected '<sha256>  <path>', found {line[:60]!r}"
         listed[name] = digest
     for name, digest in listed.items():
@@ -145,55 +272,63 @@ def checksum_problem(folder: Path, written: list[Path]) -> str | None:
     return None
 
 
-def record_sign_off(
-    folder: Path,
-    period: str,
-    *,
-    result: str,
-    signed_by: str,
-    role: str,
-    note: str,
-    proposed: str | None,
-) -> tuple[dict, SignOffState]:
-    """Append a sign-off of the folder's evidence to its log; the record and the state before."""
-    state = sign_off_state(folder)
-    record = {
-        "event": "signed",
-        "result": result,
-        "signed_by": signed_by,
-        "role": role,
-        "at": _now(),
-        "note": note,
-        "proposed_result": proposed,
-        "evidence_sha256": evidence_digest(folder),
-    }
-    write_log(folder, period, [*state.log, record])
-    return record, state
+def changed_inputs(manifest: dict, root: Path, ledger_files: Iterable[Path]) -> list[str]:
+    """The run's inputs (its manifest's, the kit's own suites and earlier periods' evidence
+    aside: `outdated_baseline` judges those) that differ now: 'pricing.yaml (changed)',
+    '… (missing)', and ledger files the glob matches now that the run did not read ('… (new)')."""
+    from .load import file_sha256
+
+    found, read = [], set()
+    for entry in manifest.get("inputs", []):
+        if entry.get("role") == "baseline" or str(entry.get("path")).startswith("allocation-kit/"):
+            continue
+        path = root / str(entry["path"])
+        read.add(path.resolve())
+        if not path.is_file():
+            found.append(f"{entry['path']} (missing)")
+        elif file_sha256(path) != entry.get("sha256"):
+            found.append(f"{entry['path']} (changed)")
+    for path in ledger_files:
+        if path.resolve() not in read:
+            found.append(f"{os.path.relpath(path, root)} (new)")
+    return found
 
 
-def carried_log(final: Path, reopen: str | None, role: str) -> list[dict] | None:
-    """The sign-off log a new run of the period folder `final` starts with: its log so far plus
-    what this run does to it (None: no log yet). A locked period raises PeriodLocked unless
+def carried_log(
+    final: Path, reopen: str | None, role: str
+) -> tuple[list[dict], dict | None] | None:
+    """The review log a new run of the period folder `final` starts with (None: no log yet)
+    and the sign-off it reopens (None: none). A locked period raises PeriodLocked unless
     `reopen` gives the reason to review it again, which the log then records."""
     state = sign_off_state(final)
     if state.locked and reopen is None:
+        if state.missing:
+            raise PeriodLocked(
+                final,
+                None,
+                f"its review log {SIGN_OFF_FILE} is missing, so whether it was signed off "
+                "cannot be told; restore the log, or run it with --reopen REASON",
+            )
         assert state.current is not None
         raise PeriodLocked(
             final,
             None,
             f"signed off {signed_text(state.current)}; to review it again, run it with "
-            "--reopen REASON (the sign-off log records the reason)",
+            "--reopen REASON (the review log records the reason)",
         )
-    if not state.log:
+    if not state.log and not state.missing:
         return None
-    event = {
-        "event": "reopened" if state.locked else "re-run",
-        "at": _now(),
-        "role": role,
-        "reason": reopen or "",
-        "replaces_evidence_sha256": evidence_digest(final),
-    }
-    if state.locked:
-        assert state.current is not None
-        event["reopens"] = signed_text(state.current)
-    return [*state.log, event]
+    if not state.locked:
+        return list(state.log), None
+    reopens = (
+        "a period whose review log was missing" if state.missing else signed_text(state.current)  # type: ignore[arg-type]
+    )
+    records = append_record(
+        list(state.log),
+        "reopened",
+        role=role,
+        reason=reopen,
+        reopens=reopens,
+        replaces_evidence_sha256=evidence_digest(final),
+    )
+    return records, records[-1]

@@ -23,7 +23,7 @@ from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
 from allocation_kit.report import write_evidence
 
-from .conftest import KIT, request
+from .conftest import KIT, PRICING, request
 
 REPO = Path(__file__).resolve().parent.parent
 VALIDATOR_VENV = REPO / ".venv-focus-validator"
@@ -146,7 +146,14 @@ def test_the_demo_export_sums_to_the_ledger_and_names_the_configured_provider(de
     manifest = json.loads((demo_export.parent / "manifest.json").read_text())
     assert header == list(FOCUS_ALLOCATED_COLUMNS)
     assert sum(Decimal(r["BilledCost"]) for r in rows) == Decimal(manifest["ledger_cost"])
-    assert {(r["ProviderName"], r["PublisherName"], r["InvoiceIssuerName"]) for r in rows} == {
+    # the aggregator sells every model; the pricing entries name who makes each
+    publishers = {(json.loads(r["x_SkuPriceDetails"])["ModelId"], r["PublisherName"]) for r in rows}
+    assert publishers == {
+        ("gpt-4o-mini", "OpenAI"), ("gpt-4.1", "OpenAI"), ("o3-mini", "OpenAI"),
+        ("text-embedding-3-small", "OpenAI"), ("dall-e-3", "OpenAI"),
+        ("claude-sonnet-4-5", "Anthropic"),
+    }  # fmt: skip
+    assert {(r["ProviderName"], r["InvoiceIssuerName"], r["ServiceName"]) for r in rows} == {
         ("CometAPI", "CometAPI", "CometAPI")
     }
     statuses = {r["x_AllocationStatus"] for r in rows}
@@ -365,3 +372,26 @@ def test_batch_and_long_context_usage_get_rows_at_their_own_unit_prices(workspac
     for _, quantity, price, cost in exported:
         assert Decimal(quantity) * Decimal(price) / 1_000_000 == Decimal(cost)
     assert sum(Decimal(r[3]) for r in exported) == ledger.ledger_cost
+
+
+def test_a_pricing_entry_names_its_models_provider_and_publisher(workspace):
+    """Behind one gateway, OpenAI's models and Anthropic's: the entry's names win over kit.yaml's
+    for that model's rows; a model whose entry names none keeps kit.yaml's."""
+    pricing = PRICING.replace(
+        "  - model: reasoner\n",
+        "  - model: reasoner\n    publisher: OpenAI\n",
+    ).replace(
+        "  - model: cacher\n",
+        "  - model: cacher\n    provider: Anthropic\n    publisher: Anthropic\n",
+    )
+    rows = [request("d1"), request("r1", model="reasoner"), request("c1", model="cacher")]
+    kit = KIT + "focus: {provider_name: CometAPI, invoice_issuer_name: CometAPI Inc.}\n"
+    config = workspace(rows, kit=kit, pricing=pricing)
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    names = ("ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceName")
+    got = {(r["SkuId"].split("/")[0], *(r[n] for n in names)) for r in focus_allocated_rows(ledger)}
+    assert got == {
+        ("chat-small", "CometAPI", "CometAPI", "CometAPI Inc.", "CometAPI"),
+        ("reasoner", "CometAPI", "OpenAI", "CometAPI Inc.", "CometAPI"),
+        ("cacher", "Anthropic", "Anthropic", "CometAPI Inc.", "Anthropic"),
+    }

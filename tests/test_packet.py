@@ -224,9 +224,9 @@ def test_the_index_lists_the_period(packet):
     index = (packet.parent / "index.html").read_text()
     assert '<a href="2026-10/packet.html">open packet</a>' in index
     assert '<td class="num">$0.03</td>' in index
-    # the proposed sign-off (search's chargeback fails), then the reconciliation (no bill)
+    # the proposed sign-off (search's chargeback fails), none recorded, then the reconciliation
     assert (
-        '<td><span class="verdict v-fail">fail</span></td>\n'
+        '<td><span class="verdict v-fail">fail</span><br><span class="sub">proposed</span></td>\n'
         '  <td><span class="verdict v-inconclusive">inconclusive</span></td>'
     ) in index
     # anomalies (no earlier period yet), budgets exceeded, chargeback rows

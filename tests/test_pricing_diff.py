@@ -111,6 +111,17 @@ def test_an_alias_pointed_at_another_model_is_a_change():
     ]
 
 
+def test_a_publisher_or_provider_named_is_a_change():
+    """They name the model's rows in the FOCUS export: a re-import that fills them is seen."""
+    named = "  - model: painter\n    publisher: OpenAI\n    provider: CometAPI\n"
+    new = OLD.replace("  - model: painter\n", named)
+    changes = snapshot_changes(snapshot(OLD), snapshot(new))
+    assert [tuple(vars(c).values()) for c in changes] == [
+        ("added", "painter", "2026-01-01", "publisher", "", "OpenAI", ""),
+        ("added", "painter", "2026-01-01", "provider", "", "CometAPI", ""),
+    ]
+
+
 def test_the_text_table_names_both_snapshots_and_sums_up(tmp_path, capsys):
     code, out = diff(tmp_path, capsys, OLD, NEW)
     assert code == 0

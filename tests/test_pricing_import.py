@@ -171,9 +171,11 @@ def test_an_embedding_model_writes_its_free_output_as_an_explicit_zero(table):
         "  # output: 0: an embedding entry lists no output price and produces no output\n"
         "  - model: mistral/mistral-embed\n"
         "    effective_from: 2026-10-01\n"
+        '    publisher: "Mistral AI"\n'  # its LiteLLM provider, mistral, is its maker
         "    per_1m_tokens: {input: 0.1, output: 0}\n"
         "  - model: text-embedding-3-small\n"
         "    effective_from: 2026-10-01\n"
+        "    publisher: OpenAI\n"
         "    per_1m_tokens: {input: 0.02, output: 0}\n"
         "    batch: {input: 0.01, output: 0}\n"
     )
@@ -518,3 +520,18 @@ def test_models_and_provider_together_are_a_usage_error(tmp_path, capsys):
     )  # fmt: skip
     assert code == 2
     assert capsys.readouterr().err.strip().endswith("give --models or --provider, not both")
+
+
+def test_a_makers_own_provider_names_the_publisher_a_host_does_not(table):
+    """FOCUS PublisherName per model: LiteLLM's provider is the maker for openai, anthropic,
+    gemini; azure hosts OpenAI's models for Microsoft, so its entries name no publisher and the
+    export falls back to kit.yaml's."""
+    result = imported(
+        table, models=["gpt-4o", "claude-sonnet-4-5", "gemini/gemini-2.5-flash", "azure/gpt-4o"]
+    )
+    assert {e.model: e.publisher for e in result.snapshot.models} == {
+        "azure/gpt-4o": None,
+        "claude-sonnet-4-5": "Anthropic",
+        "gemini/gemini-2.5-flash": "Google",
+        "gpt-4o": "OpenAI",
+    }

@@ -1,28 +1,35 @@
-"""A recorded sign-off: bound to the run's SHA256SUMS, refused on changed evidence, and a lock
-on the period that only a reason reopens; the log survives every re-run."""
+"""A recorded sign-off: bound to the run's SHA256SUMS, refused on evidence or inputs changed
+since the run, a lock on the period that only a reason reopens, and a chained review log that
+survives every re-run and names a record edited or dropped."""
 
+import getpass
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from allocation_kit.cli import main
-from allocation_kit.errors import InputError
+from allocation_kit.errors import ConfigError, InputError
 from allocation_kit.report import atomic_period_folder, write_checksums, written_files
 from allocation_kit.signoff import (
     PeriodLocked,
+    append_record,
     checksum_problem,
     read_log,
     sign_off_state,
+    text_option,
     write_log,
 )
 
-from .conftest import request
+from .conftest import KIT, request, write_ledger
 from .test_cli import last_line, review
 
 AT = re.compile(r"^2\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
+USER = getpass.getuser()
 
 
 def cli(*args: str) -> int:
@@ -42,56 +49,81 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def chained(record: dict) -> str:
+    """The previous_sha256 of the record after `record`."""
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def when(record: dict) -> str:
+    return record["at"].replace("T", " ")[:16] + " UTC"
+
+
 def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_path, capsys):
     # one untagged call: unallocated cost, so the packet proposes needs follow-up
     config = workspace([request("r1"), request("r2", team=None, application=None)])
     assert review(config) == 0
-    folder = tmp_path / "reports" / "2026-10"
+    reports = tmp_path / "reports"
+    folder = reports / "2026-10"
     signed = digest(folder / "SHA256SUMS")
+    (run,) = read_log(folder)
+    assert AT.match(run.pop("at"))
+    assert run == {
+        "event": "run", "user": USER, "role": "finops-analyst", "evidence_sha256": signed,
+        "kit_version": "0.1.0", "previous_sha256": "",
+    }  # fmt: skip
     capsys.readouterr()
 
     assert sign(config, "--result", "pass", "--by", "Dana Reyes") == 2
     assert last_line(capsys) == (
         "error: --note: the packet proposes needs follow up; signing pass needs a note saying why"
     )
-    assert not (folder / "sign_off.json").exists()
+    assert len(read_log(folder)) == 1
 
     assert sign(config, "--result", "needs_follow_up", "--by", " Dana Reyes ") == 0
     out = capsys.readouterr()
     assert out.out == f"{folder / 'sign_off.json'}\n"
-    (record,) = read_log(folder)
-    assert AT.match(record.pop("at"))
-    assert record == {
+    run, record = read_log(folder)
+    assert AT.match(record["at"])
+    assert {k: v for k, v in record.items() if k != "at"} == {
         "event": "signed",
+        "user": USER,
         "result": "needs_follow_up",
         "signed_by": "Dana Reyes",
         "role": "finops-analyst",  # review.reviewer_role of kit.yaml
         "note": "",
         "proposed_result": "needs_follow_up",
         "evidence_sha256": signed,
+        "outdated": None,
+        "not_covered": [],
+        "previous_sha256": chained(run),
     }
-    day = read_log(folder)[0]["at"][:10]
-    assert out.err.splitlines()[-1].startswith(
-        "signed off 2026-10: needs follow up by Dana Reyes (finops-analyst) on "
+    locked_line = f"needs follow up by Dana Reyes (finops-analyst) on {when(record)}"
+    assert out.err.splitlines()[-1] == (
+        f"signed off 2026-10: {locked_line}; 2026-10 is locked: `run` replaces it only with "
+        "--reopen REASON"
     )
-    assert out.err.splitlines()[-1].endswith(
-        "; 2026-10 is locked: `run` replaces it only with --reopen REASON"
-    )
-    index = (tmp_path / "reports" / "index.html").read_text()
-    assert f"signed by Dana Reyes (finops-analyst), {day}" in index
+    index = (reports / "index.html").read_text()
+    assert f"signed by Dana Reyes (finops-analyst), {record['at'][:10]}</span>" in index
     assert ">locked</span>" in index
 
+    # signing the same run again needs a reason
+    assert sign(config, "--result", "fail", "--by", "Sam Ortiz") == 2
+    assert last_line(capsys) == (
+        f"error: --note: this run is signed off {locked_line} already; replacing it needs a note "
+        "saying why"
+    )
+
     # a re-run, alone or in a backfill, stops before anything is written
-    when = read_log(folder)[0]["at"].replace("T", " ")[:16]
     locked = (
-        f"error: {folder}: signed off needs follow up by Dana Reyes (finops-analyst) on {when} "
-        "UTC; to review it again, run it with --reopen REASON (the sign-off log records the reason)"
+        f"error: {folder}: signed off {locked_line}; to review it again, run it with --reopen "
+        "REASON (the review log records the reason)"
     )
     assert review(config) == 4
     assert last_line(capsys) == locked
     assert review(config, "2026-09", "2026-10") == 4
     assert last_line(capsys) == locked
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
+    assert sorted(p.name for p in reports.iterdir()) == ["2026-10", "index.html"]
     assert digest(folder / "SHA256SUMS") == signed
 
     assert cli("run", "--config", str(config), "--period", "2026-10", "--reopen", " ") == 2
@@ -99,92 +131,150 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
 
     assert cli("run", "--config", str(config), "--period", "2026-10", "--reopen", "tag fix") == 0
     err = capsys.readouterr().err
-    assert (
-        f"  reopened   2026-10, signed off needs follow up by Dana Reyes (finops-analyst) on "
-        f"{when} UTC: tag fix\n" in err
-    )
-    _, reopened = read_log(folder)
-    assert AT.match(reopened.pop("at"))
-    assert reopened == {
+    assert f"  reopened   2026-10, signed off {locked_line}: tag fix\n" in err
+    log = read_log(folder)
+    assert [r["event"] for r in log] == ["run", "signed", "reopened", "run"]
+    reopened = log[2]
+    assert {k: v for k, v in reopened.items() if k != "at"} == {
         "event": "reopened",
+        "user": USER,
         "role": "finops-analyst",
         "reason": "tag fix",
+        "reopens": locked_line,
         "replaces_evidence_sha256": signed,
-        "reopens": f"needs follow up by Dana Reyes (finops-analyst) on {when} UTC",
+        "previous_sha256": chained(record),
     }
+    assert log[3]["evidence_sha256"] == digest(folder / "SHA256SUMS") != signed
+    # what was approved is kept, as it was signed
+    (archived,) = (reports / "archive").iterdir()
+    assert archived.name == f"2026-10.signed-{reopened['at'][:19].replace(':', '')}"
+    assert digest(archived / "SHA256SUMS") == signed
+    assert f"  archived   the signed-off folder it replaces in {archived}\n" in err
     state = sign_off_state(folder)
-    assert (state.current, state.earlier["evidence_sha256"], state.locked) == (None, signed, False)
+    assert (state.current, state.earlier, state.reopened, state.locked) == (
+        None, record, True, False
+    )  # fmt: skip
     packet = (folder / "packet.html").read_text()
-    assert "Sign-off log of earlier runs" in packet
+    assert "Review log of the period's earlier runs" in packet
     assert '<td class="txt">reopened</td>' in packet and "tag fix" in packet
-    index = (tmp_path / "reports" / "index.html").read_text()
-    assert f"proposed; reopened after needs follow up of {day}" in index
+    index = (reports / "index.html").read_text()
+    assert f"proposed; reopened after needs follow up of {record['at'][:10]}" in index
 
 
-def test_changed_evidence_is_not_signed_and_a_fail_leaves_the_period_open(
-    workspace, tmp_path, capsys
-):
-    config = workspace([request("r1")])
+def test_evidence_or_inputs_changed_since_the_run_are_not_signed(workspace, tmp_path, capsys):
+    kit = KIT.replace("requests: {path: requests.csv}", 'requests: {path: "requests*.csv"}')
+    config = workspace([request("r1")], kit=kit)
     assert review(config) == 0
     folder = tmp_path / "reports" / "2026-10"
+    again = "re-run the period and sign the new packet"
+    args = ("--result", "fail", "--by", "Sam Ortiz", "--role", "controller")
     allocation = folder / "evidence" / "allocation.csv"
     good = allocation.read_bytes()
     allocation.write_bytes(good.replace(b"search", b"support"))
     capsys.readouterr()
-    assert sign(config, "--result", "fail", "--by", "Sam Ortiz", "--role", "controller") == 3
+    assert sign(config, *args) == 3
     assert last_line(capsys) == (
         f"error: {folder}: evidence/allocation.csv: changed since the run wrote it (its SHA-256 "
-        "differs from SHA256SUMS); sign only what the kit wrote, so re-run the period and sign "
-        "the new packet"
+        f"differs from SHA256SUMS); sign only what the kit wrote: {again}"
+    )
+    write_checksums(folder)  # the sums rewritten to match: the review log still knows
+    assert sign(config, *args) == 3
+    assert last_line(capsys) == (
+        f"error: {folder}: SHA256SUMS changed since the run wrote it (the review log records "
+        f"another); sign only what the kit wrote: {again}"
     )
     allocation.write_bytes(good)
+    write_checksums(folder)
     (folder / "statements" / "extra.html").write_text("<p>added by hand</p>")
-    assert sign(config, "--result", "fail", "--by", "Sam Ortiz", "--role", "controller") == 3
+    assert sign(config, *args) == 3
     assert "statements/extra.html: not listed in SHA256SUMS (added after the run)" in last_line(
         capsys
     )
     (folder / "statements" / "extra.html").unlink()
+    pricing = tmp_path / "pricing.yaml"
+    reviewed = pricing.read_text()
+    pricing.write_text(reviewed.replace("output: 4.00", "output: 4.50"))
+    write_ledger(tmp_path / "requests-late.csv", [request("r9")])  # late rows, a file of its own
+    assert sign(config, *args) == 3
+    assert last_line(capsys) == (
+        f"error: {folder}: inputs changed since the run: pricing.yaml (changed), "
+        f"requests-late.csv (new); the packet no longer shows them: {again}"
+    )
+    pricing.write_text(reviewed)
+    (tmp_path / "requests-late.csv").unlink()
+    (folder / "notes.txt").write_text("call with the provider on Monday")
 
-    assert sign(config, "--result", "fail", "--by", "Sam Ortiz", "--role", "controller") == 0
-    assert last_line(capsys).endswith("; the period stays open to re-run")
+    assert sign(config, *args) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "  note       not covered by the sign-off (not written by the kit): notes.txt"
+    assert err[-1].endswith("; the period stays open to re-run")
     failed = digest(folder / "SHA256SUMS")
     assert review(config) == 0  # a fail does not lock
-    signed, rerun = read_log(folder)
+    _, signed, rerun = read_log(folder)
     assert (signed["result"], signed["role"], signed["evidence_sha256"]) == (
         "fail", "controller", failed
     )  # fmt: skip
-    del rerun["at"]
-    assert rerun == {
-        "event": "re-run",
-        "role": "finops-analyst",
-        "reason": "",
-        "replaces_evidence_sha256": failed,
-    }
+    assert signed["not_covered"] == ["notes.txt"]
+    assert (rerun["event"], rerun["previous_sha256"]) == ("run", chained(signed))
     index = (tmp_path / "reports" / "index.html").read_text()
     assert f"proposed; earlier run signed fail of {signed['at'][:10]}" in index
 
 
-def test_signing_a_period_never_run_is_one_line(workspace, tmp_path, capsys):
+def test_a_sign_off_waits_for_a_run_under_way_and_names_a_folder_never_run(
+    workspace, tmp_path, capsys
+):
     config = workspace([request("r1")])
     assert sign(config, "--result", "pass", "--by", "Dana Reyes") == 2
     assert last_line(capsys) == (
         f"error: {tmp_path / 'reports' / '2026-10'}: no review of 2026-10 to sign; run "
-        f"`allocation-kit run --config {config} --period 2026-10` first"
+        f"`allocation-kit run --config {config} --period 2026-10` first (or give the --out it "
+        "was run into)"
+    )
+    folder = _signed_folder(tmp_path / "reports", "fail")
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "reports" / f".2026-10.partial-{busy.pid}").mkdir()
+        assert sign(config, "--result", "pass", "--by", "Dana Reyes", "--note", "ok") == 4
+    finally:
+        busy.kill()
+        busy.wait()
+    assert last_line(capsys) == (
+        f"error: {folder}: a run of 2026-10 is under way (process {busy.pid}); sign the packet "
+        "it writes once it has finished"
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Dana\nReyes", "expected one line of printable text (no line breaks, tabs or invisible "
+                        "characters)"),
+        ("\u200b", "expected one line of printable text (no line breaks, tabs or invisible "
+                   "characters)"),
+        ("x" * 201, "201 characters; expected at most 200"),
+    ],
+)  # fmt: skip
+def test_a_name_is_one_line_of_printable_text(value, expected):
+    with pytest.raises(ConfigError) as bad:
+        text_option(value, "--by")
+    assert bad.value.line() == f"--by: {expected}"
+    assert text_option("  José Núñez-O'Brien ", "--by") == "José Núñez-O'Brien"
+
+
 def _signed_folder(out: Path, result: str) -> Path:
-    """A period folder of a finished run (its SHA256SUMS written), signed off with `result`."""
+    """A period folder of a finished run (SHA256SUMS and its run record), signed `result`."""
     folder = out / "2026-10"
     (folder / "evidence").mkdir(parents=True)
     (folder / "packet.html").write_text("<p>packet</p>")
-    (folder / "evidence" / "manifest.json").write_text("{}")
+    (folder / "evidence" / "manifest.json").write_text('{"review_log": "sign_off.json"}')
     write_checksums(folder)
-    write_log(folder, "2026-10", [{
-        "event": "signed", "result": result, "signed_by": "Dana Reyes", "role": "",
-        "at": "2026-11-02T09:30:00+00:00", "note": "", "proposed_result": result,
-        "evidence_sha256": digest(folder / "SHA256SUMS"),
-    }])  # fmt: skip
+    records = append_record([], "run", role="", evidence_sha256=digest(folder / "SHA256SUMS"))
+    records = append_record(
+        records, "signed", result=result, signed_by="Dana Reyes", role="", note="",
+        proposed_result=result, evidence_sha256=digest(folder / "SHA256SUMS"),
+    )  # fmt: skip
+    records[-1]["at"] = "2026-11-02T09:30:00+00:00"
+    write_log(folder, "2026-10", records)
     return folder
 
 
@@ -197,47 +287,84 @@ def test_the_notebook_path_is_locked_too_and_its_reopen_is_logged_from_the_start
         pytest.fail("a locked period must not start a run")
     assert locked.value.line() == (
         f"{folder}: signed off pass by Dana Reyes on 2026-11-02 09:30 UTC; to review it again, "
-        "run it with --reopen REASON (the sign-off log records the reason)"
+        "run it with --reopen REASON (the review log records the reason)"
     )
     assert locked.value.exit_code == 4
     said: list[str] = []
-    with atomic_period_folder(
-        out, "2026-10", said.append, reopen="late rows", role="analyst"
-    ) as new:
-        assert [r["event"] for r in read_log(new)] == ["signed", "reopened"]
+    reopening = atomic_period_folder(out, "2026-10", said.append, reopen="late rows", role="a")
+    with reopening as new:
+        assert [r["event"] for r in read_log(new)] == ["run", "signed", "reopened"]
         (new / "packet.html").write_text("<p>again</p>")
-    assert said == ["reopened   2026-10, signed off pass by Dana Reyes on 2026-11-02 09:30 UTC: "
-                    "late rows"]  # fmt: skip
-    assert [r["event"] for r in read_log(folder)] == ["signed", "reopened"]
-    assert sign_off_state(folder).locked is False  # no SHA256SUMS of the new run: not signed
+    assert said[0] == (
+        "reopened   2026-10, signed off pass by Dana Reyes on 2026-11-02 09:30 UTC: late rows"
+    )
+    assert said[1].startswith(f"archived   the signed-off folder it replaces in {out}/archive/")
+    assert [r["event"] for r in read_log(folder)] == ["run", "signed", "reopened"]
+    assert sign_off_state(folder).locked is False  # reopened: no sign-off after it
 
 
 def test_a_fail_sign_off_does_not_lock(tmp_path):
     out = tmp_path / "reports"
     _signed_folder(out, "fail")
     with atomic_period_folder(out, "2026-10") as new:
-        assert [r["event"] for r in read_log(new)] == ["signed", "re-run"]
+        assert [r["event"] for r in read_log(new)] == ["run", "signed"]
+    assert not (out / "archive").exists()
 
 
-def test_an_edited_sign_off_log_is_one_line_and_stops_the_run(tmp_path):
+@pytest.mark.parametrize(
+    ("damage", "where", "problem"),
+    [
+        # the signer's name changed after the fact: the next record's chain breaks
+        (lambda records: records[1].update(signed_by="CFO"), "record 3",
+         "previous_sha256 is not the SHA-256 of the record before it: a record was edited, "
+         "dropped or moved"),
+        # the sign-off dropped
+        (lambda records: records.pop(1), "record 2",
+         "previous_sha256 is not the SHA-256 of the record before it: a record was edited, "
+         "dropped or moved"),
+        (lambda records: records[1].update(result="approved"), "record 2",
+         "result 'approved': expected one of pass, needs_follow_up, fail"),
+        (lambda records: records[1].update(at="yesterday"), "record 2",
+         "at 'yesterday': expected an ISO 8601 time"),
+        (lambda records: records[1].update(event="approved"), "record 2",
+         "event 'approved': expected one of run, signed, reopened"),
+    ],
+)  # fmt: skip
+def test_a_record_edited_or_dropped_is_named_and_stops_the_run(tmp_path, damage, where, problem):
     out = tmp_path / "reports"
-    folder = _signed_folder(out, "pass")
-    (folder / "sign_off.json").write_text('{"records": [{"result": "pass"}]}')
+    folder = _signed_folder(out, "fail")
+    records = append_record(read_log(folder), "run", role="", evidence_sha256=None)
+    damage(records)
+    write_log(folder, "2026-10", records)
     with pytest.raises(InputError) as bad, atomic_period_folder(out, "2026-10", reopen="why"):
-        pytest.fail("an unreadable log must stop the run")
+        pytest.fail("a broken log must stop the run")
     assert bad.value.line() == (
-        f"{folder / 'sign_off.json'}: is not a sign-off log the kit wrote (expected "
-        '{"period": ..., "records": [{"event": ...}, ...]}); restore it from your copy, or move '
-        "it away to start a new log"
+        f"{folder / 'sign_off.json'}: {where}: {problem}; restore it from your copy"
     )
-    assert json.loads((folder / "sign_off.json").read_text()) == {"records": [{"result": "pass"}]}
+
+
+def test_a_folder_whose_review_log_is_gone_is_locked_until_reopened(tmp_path):
+    out = tmp_path / "reports"
+    folder = _signed_folder(out, "fail")
+    (folder / "sign_off.json").unlink()
+    with pytest.raises(PeriodLocked) as locked, atomic_period_folder(out, "2026-10"):
+        pytest.fail("a folder that may have been signed must not be replaced")
+    assert locked.value.line() == (
+        f"{folder}: its review log sign_off.json is missing, so whether it was signed off cannot "
+        "be told; restore the log, or run it with --reopen REASON"
+    )
+    with atomic_period_folder(out, "2026-10", reopen="log lost", role="a") as new:
+        (reopened,) = read_log(new)
+    assert (reopened["event"], reopened["reopens"], reopened["previous_sha256"]) == (
+        "reopened", "a period whose review log was missing", ""
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
         (lambda f: (f / "SHA256SUMS").unlink(),
-         "has no SHA256SUMS: the run that wrote it did not finish; run the period again"),
+         "has no SHA256SUMS: the run that wrote it did not finish, or was not `run`"),
         (lambda f: (f / "packet.html").unlink(), "packet.html: listed in SHA256SUMS but missing"),
         (lambda f: (f / "SHA256SUMS").write_text("abc  packet.html\n"),
          "SHA256SUMS line 1: expected '<sha256>  <path>', found 'abc  packet.html'"),

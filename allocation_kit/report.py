@@ -192,7 +192,8 @@ def atomic_period_folder(
         final.rename(previous)
     partial.rename(final)
     if reopened and previous.exists():  # what was approved stays, apart, as it was signed
-        archive = out / "archive" / f"{name}.signed-{reopened['at'][:19].replace(':', '')}"
+        stamp = reopened["at"][:19].replace("-", "").replace(":", "")
+        archive = out / "archive" / f"{name}.reopened-{stamp}Z"
         archive.parent.mkdir(exist_ok=True)
         previous.rename(archive)
         if say:
@@ -1000,7 +1001,8 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
         "signed": current["result"].replace("_", " "),
         "locked": state.locked,
         "signed_note": f"signed by {current['signed_by']}{role}, {current['at'][:10]}",
-        "alarm": f"evidence changed since sign-off: {problem}" if problem else None,
+        # the file it names (the whole problem: `allocation-kit sign-off` says it in one line)
+        "alarm": f"evidence changed since sign-off: {problem.split(':')[0]}" if problem else None,
         "override": proposed.replace("_", " ") if kinder else None,
     }
 

@@ -147,7 +147,8 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
     assert log[3]["evidence_sha256"] == digest(folder / "SHA256SUMS") != signed
     # what was approved is kept, as it was signed
     (archived,) = (reports / "archive").iterdir()
-    assert archived.name == f"2026-10.signed-{reopened['at'][:19].replace(':', '')}"
+    stamp = reopened["at"][:19].replace("-", "").replace(":", "")
+    assert archived.name == f"2026-10.reopened-{stamp}Z"
     assert digest(archived / "SHA256SUMS") == signed
     assert f"  archived   the signed-off folder it replaces in {archived}\n" in err
     state = sign_off_state(folder)

@@ -138,3 +138,14 @@ def pytest_sessionfinish(session, exitstatus):
         os._exit(int(exitstatus))
 
     atexit.register(end)
+
+
+def cli(*args: str) -> int:
+    """The exit code of `allocation-kit ARGS` run in this process (0 when it returns)."""
+    from allocation_kit.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return exc.code
+    return 0

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from allocation_kit.cli import main
 from allocation_kit.config import PricingSnapshot, load_workspace, parse_document
 from allocation_kit.periods import parse_period
 from allocation_kit.pipeline import period_ledger
@@ -23,7 +22,7 @@ from allocation_kit.pricing_import import (
     snapshot_yaml,
 )
 
-from .conftest import request
+from .conftest import cli, request
 
 TABLE = Path(__file__).parent / "data" / "litellm" / "model_prices_and_context_window.json.gz"
 MILLION = Decimal(1_000_000)
@@ -406,14 +405,6 @@ def test_every_token_ranged_entry_of_the_table_imports_or_says_why(table):
         "priced by tiered_pricing over max_results_range (not input tokens), which the kit "
         "does not price",
     ]
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 def test_the_command_writes_the_snapshot_and_reports_what_it_left_out(tmp_path, capsys):

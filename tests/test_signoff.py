@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from allocation_kit.cli import main
 from allocation_kit.errors import ConfigError, InputError
 from allocation_kit.report import atomic_period_folder, write_checksums, written_files
 from allocation_kit.signoff import (
@@ -25,20 +24,11 @@ from allocation_kit.signoff import (
     write_log,
 )
 
-from .conftest import KIT, request, write_ledger
+from .conftest import KIT, cli, request, write_ledger
 from .test_cli import last_line, review
 
 AT = re.compile(r"^2\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 USER = getpass.getuser()
-
-
-def cli(*args: str) -> int:
-    """The exit code of `allocation-kit ARGS` (0 when it returns)."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 def sign(config: Path, *args: str) -> int:

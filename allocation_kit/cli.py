@@ -268,6 +268,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     from .signoff import (
         RESULTS,
         SIGN_OFF_FILE,
+        SIGN_OFF_PAGE,
         PeriodLocked,
         append_record,
         changed_inputs,
@@ -277,6 +278,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         signed_text,
         text_option,
         write_log,
+        write_sign_off_page,
     )
 
     signed_by = text_option(signed_by, "--by")
@@ -346,10 +348,9 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
             "replacing it needs a note saying why"
         )  # fmt: skip
     late = outdated_text(outdated_baseline(reports, parsed, manifest.get("inputs", [])))
-    others = sorted(
-        e.name for e in folder.iterdir()
-        if e.name not in PERIOD_FILES | {SIGN_OFF_FILE} and not e.name.startswith(".")
-    )  # fmt: skip
+    ours = PERIOD_FILES | {SIGN_OFF_FILE, SIGN_OFF_PAGE}
+    others = sorted(e.name for e in folder.iterdir()
+                    if e.name not in ours and not e.name.startswith("."))  # fmt: skip
     records = append_record(
         list(state.log),
         "signed",
@@ -364,6 +365,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     )
     write_log(folder, parsed.label, records)
     record = records[-1]
+    page = write_sign_off_page(folder)
     if state.current is not None:
         click.echo(f"  replaces   the sign-off {signed_text(state.current)}", err=True)
     if late:
@@ -377,9 +379,10 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         if result != "fail"
         else "; the period stays open to re-run"
     )
+    click.echo(f"  record     {page} (to print) and {folder / SIGN_OFF_FILE}", err=True)
     click.echo(f"signed off {parsed.label}: {signed_text(record)}{lock}", err=True)
     write_index(reports)
-    click.echo(str(folder / SIGN_OFF_FILE))
+    click.echo(str(page))
 
 
 @cli.command()

@@ -1513,7 +1513,7 @@ class Review:
         """How the decision is recorded, and the period's sign-off log so far (its sign-offs
         and reopenings of earlier runs: this run's own are recorded after the packet)."""
         from .errors import InputError
-        from .signoff import read_log
+        from .signoff import log_rows, read_log
 
         try:
             log = read_log(self.folder)
@@ -1533,25 +1533,10 @@ class Review:
         if not log:
             return how
 
-        def row(r: dict) -> tuple[str, str, str, str]:
-            at = r["at"][:16].replace("T", " ")
-            account = f"account {r['user']}" if r.get("user") else ""
-            if r["event"] == "signed":
-                who = r["signed_by"] + (f" ({r['role']})" if r.get("role") else "")
-                what = "signed " + r["result"].replace("_", " ")
-                if r.get("proposed_result") and r["proposed_result"] != r["result"]:
-                    what += f" (proposed {r['proposed_result'].replace('_', ' ')})"
-                return at, what, f"{who}; {account}" if account else who, r.get("note") or "—"
-            who = "; ".join(filter(None, [r.get("role"), account])) or "—"
-            if r["event"] == "reopened":
-                return at, "reopened", who, r.get("reason") or "—"
-            digest = r.get("evidence_sha256")
-            return at, "run", who, f"SHA256SUMS {digest[:12]}…" if digest else "—"
-
         return (
             how
             + Html("<h4>Review log of the period's earlier runs</h4>")
-            + html_table(["Recorded (UTC)", "Event", "By", "Note or reason"], map(row, log))
+            + html_table(["Recorded (UTC)", "Event", "By", "Note or reason"], log_rows(log))
         )
 
 

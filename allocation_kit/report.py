@@ -131,7 +131,8 @@ def _carry_over(previous: Path, new: Path) -> list[str]:
     reviewer's notes, a signed copy); return their paths relative to the folder."""
     kept = []
     ours: tuple[tuple[Path, Callable[[str], bool]], ...] = (
-        (Path(), PERIOD_FILES.__contains__),
+        # the review log is carried by atomic_period_folder; a sign-off page is of its run only
+        (Path(), (PERIOD_FILES | {"sign_off.json", "sign_off.html"}).__contains__),
         (Path("evidence"), EVIDENCE_FILES.__contains__),
         (Path("statements"), lambda name: name.endswith(".html")),  # one page per team
     )
@@ -975,7 +976,8 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
     kinder sign-off overrode}."""
     from .signoff import checksum_problem, evidence_digest, sign_off_state
 
-    none = {"signed": None, "locked": False, "signed_note": None, "alarm": None, "override": None}
+    none = {"signed": None, "locked": False, "signed_note": None, "alarm": None, "override": None,
+            "signed_page": None}  # fmt: skip
     try:
         state = sign_off_state(folder)
     except InputError as exc:  # an edited log: said, and the period still listed
@@ -1001,6 +1003,9 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
         "signed": current["result"].replace("_", " "),
         "locked": state.locked,
         "signed_note": f"signed by {current['signed_by']}{role}, {current['at'][:10]}",
+        "signed_page": f"{folder.name}/sign_off.html"
+        if (folder / "sign_off.html").is_file()
+        else None,
         # the file it names (the whole problem: `allocation-kit sign-off` says it in one line)
         "alarm": f"evidence changed since sign-off: {problem.split(':')[0]}" if problem else None,
         "override": proposed.replace("_", " ") if kinder else None,

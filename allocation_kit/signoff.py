@@ -33,6 +33,7 @@ __all__ = [
     "LOCKING",
     "RESULTS",
     "SIGN_OFF_FILE",
+    "SIGN_OFF_PAGE",
     "PeriodLocked",
     "SignOffState",
     "append_record",
@@ -40,15 +41,18 @@ __all__ = [
     "changed_inputs",
     "checksum_problem",
     "evidence_digest",
+    "log_rows",
     "read_log",
     "record_run",
     "sign_off_state",
     "signed_text",
     "text_option",
     "write_log",
+    "write_sign_off_page",
 ]
 
 SIGN_OFF_FILE = "sign_off.json"
+SIGN_OFF_PAGE = "sign_off.html"  # the latest sign-off of the run, for print; not carried over
 RESULTS = ("pass", "needs_follow_up", "fail")  # the packet's sign-off results, most lenient first
 LOCKING = frozenset({"pass", "needs_follow_up"})  # a charge back was approved: the period locks
 EVENTS = ("run", "signed", "reopened")
@@ -332,3 +336,97 @@ def carried_log(
         replaces_evidence_sha256=evidence_digest(final),
     )
     return records, records[-1]
+
+
+MEANINGS = {  # the packet's sign-off form, in its words
+    "pass": "charge back as the chargeback to the bill shows",
+    "needs_follow_up": "charge back, with each finding of the packet owned and dated",
+    "fail": "do not charge back until the failing findings are resolved",
+}
+
+
+def log_rows(records: Iterable[dict]) -> list[tuple[str, str, str, str]]:
+    """(recorded at, event, by, note or reason) of each record, for a table."""
+    rows = []
+    for r in records:
+        at = r["at"][:16].replace("T", " ")
+        account = f"account {r['user']}" if r.get("user") else ""
+        if r["event"] == "signed":
+            who = r["signed_by"] + (f" ({r['role']})" if r.get("role") else "")
+            what = "signed " + r["result"].replace("_", " ")
+            if r.get("proposed_result") and r["proposed_result"] != r["result"]:
+                what += f" (proposed {r['proposed_result'].replace('_', ' ')})"
+            rows.append((at, what, f"{who}; {account}" if account else who, r.get("note") or "—"))
+            continue
+        who = "; ".join(filter(None, [r.get("role"), account])) or "—"
+        if r["event"] == "reopened":
+            rows.append((at, "reopened", who, r.get("reason") or "—"))
+            continue
+        digest = r.get("evidence_sha256")
+        rows.append((at, "run", who, f"SHA256SUMS {digest[:12]}…" if digest else "—"))
+    return rows
+
+
+def write_sign_off_page(folder: Path) -> Path:
+    """folder/sign_off.html: the latest sign-off of the run as one page to print and file with
+    the journal entry: who decided what and why, the charges it approves, the files it covers
+    with their SHA-256 and the review log. Written whole or not at all."""
+    import csv
+    from decimal import Decimal
+
+    import jinja2
+
+    from .present import minor_word, money
+    from .report import _dates_text, resource_dir
+
+    state = sign_off_state(folder)
+    record = state.current
+    if record is None:
+        raise ValueError("the run has no sign-off")
+    evidence = folder / "evidence"
+    manifest = json.loads((evidence / "manifest.json").read_text(encoding="utf-8"))
+    currency = manifest["workspace"]["currency"]
+    rec_path = evidence / "reconciliation.json"
+    rec = json.loads(rec_path.read_text(encoding="utf-8")) if rec_path.is_file() else {}
+    charges = []
+    if (evidence / "chargeback.csv").is_file():
+        with (evidence / "chargeback.csv").open(newline="", encoding="utf-8") as handle:
+            charges = [
+                (r["team"] or "kept by the reviewer", r["cost_center"], Decimal(r["charge"]))
+                for r in csv.DictReader(handle)
+            ]
+    files = [
+        tuple(reversed(line.split("  ", 1)))
+        for line in (folder / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    ]
+    proposed = record.get("proposed_result")
+    kinder = proposed in RESULTS and RESULTS.index(record["result"]) < RESULTS.index(proposed)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "signoff")),
+        autoescape=True,
+    )
+    page = env.get_template("sign_off.html.j2").render(
+        name=manifest["workspace"]["name"],
+        period=manifest["period"]["label"],
+        dates=_dates_text(manifest["period"]["start"], manifest["period"]["end"]),
+        record=record,
+        signed_at=_when(record),
+        locked=state.locked,
+        override=proposed.replace("_", " ") if kinder else None,
+        meaning=MEANINGS[record["result"]],
+        ledger_total=money(Decimal(manifest["ledger_cost"]), currency),
+        billed=money(Decimal(rec["billed_cost"]), currency)
+        if rec.get("billed_cost")
+        else "no bill comparable with the period",
+        verdict=rec.get("result", "no bill"),
+        charges=[(t, c, money(v, currency)) for t, c, v in charges],
+        charges_total=money(sum((v for *_, v in charges), Decimal(0)), currency),
+        minor=minor_word(currency),
+        files=files,
+        log=log_rows(state.log),
+    )
+    target = folder / SIGN_OFF_PAGE
+    partial = folder / f".{SIGN_OFF_PAGE}.partial-{os.getpid()}"
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)
+    return target

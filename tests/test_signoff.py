@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
 
     assert sign(config, "--result", "needs_follow_up", "--by", " Dana Reyes ") == 0
     out = capsys.readouterr()
-    assert out.out == f"{folder / 'sign_off.json'}\n"
+    assert out.out == f"{folder / 'sign_off.html'}\n"
     run, record = read_log(folder)
     assert AT.match(record["at"])
     assert {k: v for k, v in record.items() if k != "at"} == {
@@ -94,8 +95,19 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
         "--reopen REASON"
     )
     index = (reports / "index.html").read_text()
-    assert f"signed by Dana Reyes (finops-analyst), {record['at'][:10]}</span>" in index
+    assert (
+        f"signed by Dana Reyes (finops-analyst), {record['at'][:10]} · "
+        '<a href="2026-10/sign_off.html">record</a></span>'
+    ) in index
     assert ">locked</span>" in index
+    page = (folder / "sign_off.html").read_text()
+    assert "Signed off: needs follow up · the period is locked</div>" in page
+    assert f"SHA-256 of SHA256SUMS: {signed}" in page
+    lines = (folder / "evidence" / "chargeback.csv").read_text().splitlines()
+    (search,) = [line.split(",") for line in lines if ",search," in line]
+    charge = f"${Decimal(search[lines[0].split(',').index('charge')]):,.2f}"
+    assert f'<tr><td>search</td><td>CC-100</td><td class="num">{charge}</td></tr>' in page
+    assert "<tr><td><code>evidence/allocation.csv</code></td>" in page
 
     # signing the same run again needs a reason
     assert sign(config, "--result", "fail", "--by", "Sam Ortiz") == 2
@@ -140,6 +152,8 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
     stamp = reopened["at"][:19].replace("-", "").replace(":", "")
     assert archived.name == f"2026-10.reopened-{stamp}Z"
     assert digest(archived / "SHA256SUMS") == signed
+    assert (archived / "sign_off.html").is_file()  # the record of what was approved, with it
+    assert not (folder / "sign_off.html").exists()  # the new run is not signed
     assert f"  archived   the signed-off folder it replaces in {archived}\n" in err
     state = sign_off_state(folder)
     assert (state.current, state.earlier, state.reopened, state.locked) == (

@@ -113,12 +113,14 @@ def adapted_requests(
     files: list[Path],
     formats: dict[str, str],
     config_name: str,
+    priced: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Create the view `raw_requests` from a gateway export; return canonical column -> the
-    `raw_requests` column holding it."""
+    `raw_requests` column holding it. Of the model's locators, the first naming one of the
+    `priced` models (or aliases) wins, else the first non-empty."""
     fields = _fields(source)
     if source.format == "litellm":
-        columns = _litellm(con, files, formats, fields, source.fields, config_name)
+        columns = _litellm(con, files, formats, fields, source.fields, config_name, priced)
     else:
         not_json = [f for f in files if formats[str(f)] != "jsonl"]
         if not_json:
@@ -127,7 +129,7 @@ def adapted_requests(
                 "requests.format",
                 f"openai-usage reads JSONL records; {not_json[0].name} is not .jsonl or .json",
             )
-        columns = _openai_usage(con, files, fields)
+        columns = _openai_usage(con, files, fields, priced)
     _check_configured(con, source, config_name)
     return columns
 
@@ -217,6 +219,17 @@ def _first(expressions: list[str]) -> str:
     if not cleaned:
         return "CAST(NULL AS VARCHAR)"
     return cleaned[0] if len(cleaned) == 1 else f"COALESCE({', '.join(cleaned)})"
+
+
+def _first_priced(expressions: list[str], priced: frozenset[str]) -> str:
+    """SQL: the first of the expressions that names a priced model (or its alias), else the
+    first non-blank: a gateway logs the model group asked for and the deployment it routed to,
+    and whichever of them the snapshot prices is the one to price."""
+    if len(expressions) < 2 or not priced:
+        return _first(expressions)
+    listed = ", ".join(_literal(name) for name in sorted(priced))
+    cases = " ".join(f"WHEN {e} IN ({listed}) THEN {e}" for e in map(_blank_to_null, expressions))
+    return f"CASE {cases} ELSE {_first(expressions)} END"
 
 
 def _tag_value(tags: str, prefix: str) -> str:
@@ -326,6 +339,7 @@ def _litellm(
     fields: dict[str, tuple[str, ...]],
     configured: RequestFields | None,
     config_name: str,
+    priced: frozenset[str],
 ) -> dict[str, str]:
     wanted = _litellm_top_columns(fields)
     present = _litellm_export(con, files, formats, wanted)
@@ -370,7 +384,7 @@ def _litellm(
         name: _first([locate(loc) for loc in fields[name]])
         for name in (*_LABELS, "caller_id", "idempotency_key")
     }
-    model = _first([locate(loc) for loc in fields["model"]])
+    model = _first_priced([locate(loc) for loc in fields["model"]], priced)
     call_types = {k: v for base, v in _CALL_TYPE_ENDPOINTS.items() for k in (base, "a" + base)}
     endpoint = _first([
         *(locate(loc) for loc in fields["endpoint"]),
@@ -461,7 +475,10 @@ def _litellm(
 
 
 def _openai_usage(
-    con: duckdb.DuckDBPyConnection, files: list[Path], fields: dict[str, tuple[str, ...]]
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    fields: dict[str, tuple[str, ...]],
+    priced: frozenset[str],
 ) -> dict[str, str]:
     v = _Paths("v")
 
@@ -511,7 +528,7 @@ def _openai_usage(
         "timestamp": timestamp,
         **labels,
         "endpoint": endpoint,
-        "model": _first([locate(loc) for loc in fields["model"]]),
+        "model": _first_priced([locate(loc) for loc in fields["model"]], priced),
         "status_code": _first([v.get(["status_code"])]),
         "chunk": f"COALESCE({obj} = 'chat.completion.chunk', false)",
         # a completion's usage counts output tokens (an embedding's does not)

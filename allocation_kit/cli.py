@@ -198,6 +198,7 @@ def _validate_period(config: Path, period: str) -> None:
         str(workspace.config_path),
         aliases=workspace.ledger_aliases,
         callers=workspace.ledger_callers,
+        priced=workspace.priced_models,
     )
     (inside,) = con.execute(
         f"SELECT count(*) FROM requests WHERE {period_filter_sql(parsed)}"

@@ -931,6 +931,11 @@ class Workspace:
         return {"model": dict(self.pricing.aliases), **self.registry.aliases()}
 
     @property
+    def priced_models(self) -> frozenset[str]:
+        """Every model name pricing.yaml prices: its entries' models and their aliases."""
+        return frozenset({m.model for m in self.pricing.models} | set(self.pricing.aliases))
+
+    @property
     def ledger_callers(self) -> dict[str, str]:
         """{caller_id: application id} of registry.yaml's `callers`, read by the loader."""
         return self.registry.callers()

@@ -231,6 +231,7 @@ def load_requests(
     check: bool = True,
     aliases: Mapping[str, Mapping[str, str]] | None = None,
     callers: Mapping[str, str] | None = None,
+    priced: frozenset[str] = frozenset(),
 ) -> LoadedLedger:
     """Create the view `requests` (canonical columns + `source_file`) over the ledger files,
     read as they are or through the adapter `source.format` names (see `adapters`).
@@ -242,7 +243,8 @@ def load_requests(
     row. `aliases` ({column: {other name: id}}; see `Workspace.ledger_aliases`) rename the
     ledger's models, teams and applications to the names the snapshot and registry use;
     `callers` ({caller_id: application id}) give an untagged request (no team, no application)
-    the application of its caller.
+    the application of its caller. `priced` (the snapshot's model names and aliases) lets an
+    adapter pick, of a gateway's model group and deployed model, the one with a price.
     `check=False` leaves the values (the scan that checks them) to the caller:
     `LoadedLedger.problem_sql` flags bad rows in a pass of its own, and
     `LoadedLedger.check_values` reports them.
@@ -252,7 +254,7 @@ def load_requests(
     declared = "auto" if adapter else source.format
     formats = {str(f): _file_format(f, declared, config_name) for f in files}
     if adapter:
-        columns = adapted_requests(con, source, files, formats, config_name)
+        columns = adapted_requests(con, source, files, formats, config_name, priced)
     else:
         columns = source.columns
         _read_as_they_are(con, files, formats)

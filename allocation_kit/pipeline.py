@@ -515,6 +515,7 @@ def period_ledger(
         check=False,
         aliases=workspace.ledger_aliases,
         callers=workspace.ledger_callers,
+        priced=workspace.priced_models,
     )
     # The manifest's SHA-256 of every ledger file: hashlib releases the GIL, so the files are
     # read and hashed on a thread while DuckDB works.

@@ -394,6 +394,53 @@ def test_openai_usage_reads_key_value_tags_sent_as_a_list_by_default(tmp_path):
     assert found == [("search", "search-api", "production", "nightly-7")]
 
 
+def test_of_a_model_group_and_its_deployment_the_priced_name_is_the_model(tmp_path):
+    """LiteLLM logs the group asked for (`model_group`) and the deployment it routed to
+    (`model`); the default took the group, so a group named for a team was unpriced."""
+    import csv
+
+    config = workspace_for(tmp_path, "litellm_spend_logs.csv", "litellm")
+    path = tmp_path / "litellm_spend_logs.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    names = {  # request_id: (model_group, model)
+        "ll-01": ("team-chat", "chat-small"),  # the group unpriced, its deployment priced
+        "ll-02": ("reasoner", "openai/reasoner-2026-05"),  # the group priced: it wins
+        "ll-03": ("mystery-group", "mystery"),  # neither: the group, as before (unpriced)
+    }
+    for row in rows:
+        if row["request_id"] in names:
+            row["model_group"], row["model"] = names[row["request_id"]]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    found = (
+        ledger_of(config)
+        .con.execute(
+            "SELECT request_id, model FROM requests WHERE request_id IN ('ll-01', 'll-02', 'll-03') "
+            "ORDER BY 1"
+        )
+        .fetchall()
+    )
+    assert found == [("ll-01", "chat-small"), ("ll-02", "reasoner"), ("ll-03", "mystery-group")]
+
+
+def test_a_dated_response_model_without_a_price_gives_way_to_the_model_asked_for(tmp_path):
+    config = workspace_for(tmp_path, "u.jsonl", "openai-usage")
+    usage = {"prompt_tokens": 10, "completion_tokens": 1}
+    record = {
+        "request_id": "r1",
+        "timestamp": "2026-10-02T10:00:00Z",
+        "request": {"model": "chat-small"},
+        "response": {"object": "chat.completion", "model": "chat-small-2026-09-01", "usage": usage},
+    }
+    (tmp_path / "u.jsonl").write_text(json.dumps(record) + "\n")
+    ledger = ledger_of(config)
+    assert ledger.con.execute("SELECT model FROM requests").fetchall() == [("chat-small",)]
+    assert ledger.counts.unpriced == 0
+
+
 def test_a_record_that_is_not_json_is_one_error_line_naming_file_and_line(tmp_path, capsys):
     config = workspace_for(tmp_path, "openai_usage_malformed.jsonl", "openai-usage")
     with pytest.raises(SystemExit) as caught:

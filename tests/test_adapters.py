@@ -415,14 +415,10 @@ def test_of_a_model_group_and_its_deployment_the_priced_name_is_the_model(tmp_pa
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    found = (
-        ledger_of(config)
-        .con.execute(
-            "SELECT request_id, model FROM requests WHERE request_id IN ('ll-01', 'll-02', 'll-03') "
-            "ORDER BY 1"
-        )
-        .fetchall()
+    picked = (
+        "SELECT request_id, model FROM requests WHERE request_id IN ('ll-01', 'll-02', 'll-03')"
     )
+    found = ledger_of(config).con.execute(f"{picked} ORDER BY 1").fetchall()
     assert found == [("ll-01", "chat-small"), ("ll-02", "reasoner"), ("ll-03", "mystery-group")]
 
 

@@ -51,7 +51,7 @@ def run_period(
         write_checksums,
         write_index,
     )
-    from .signoff import record_run
+    from .signoff import overlapping_locks, record_run, signed_text
     from .statements import write_statements
 
     period = parse_period(period_label)
@@ -60,6 +60,10 @@ def run_period(
     started = time.perf_counter()
     before = run_record(out / period.label)  # read now: the rerun replaces it
     role = reviewer_role or workspace.kit.review.reviewer_role
+    for label, other in overlapping_locks(out, period) if progress else []:
+        signed = signed_text(other) if other else "(its review log is missing)"
+        progress(f"note       {period.label} overlaps {label}, signed off {signed}: its charges "
+                 f"for those days are approved there; book them from {label}")  # fmt: skip
     with atomic_period_folder(out, period.label, progress, reopen=reopen, role=role) as folder:
         notebook = execute_packet(workspace.config_path, period.label, out, folder, reviewer_role)
         manifest = json.loads((folder / "evidence" / "manifest.json").read_text())
@@ -267,6 +271,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     from .load import matching_files
     from .report import PERIOD_FILES, _running, write_index, written_files
     from .signoff import (
+        LOCKING,
         RESULTS,
         SIGN_OFF_FILE,
         SIGN_OFF_PAGE,
@@ -275,6 +280,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         changed_inputs,
         checksum_problem,
         evidence_digest,
+        overlapping_locks,
         sign_off_state,
         signed_text,
         text_option,
@@ -348,6 +354,13 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
             None, "--note", f"this run is signed off {signed_text(state.current)} already; "
             "replacing it needs a note saying why"
         )  # fmt: skip
+    if result in LOCKING:  # a day's charges are approved once: by a month or by a week
+        for label, other in overlapping_locks(reports, parsed):
+            raise PeriodLocked(
+                folder, None, f"its days overlap {label}, signed off "
+                f"{signed_text(other) if other else '(its review log is missing)'}: the charges "
+                f"of a day are approved once (reopen {label} to approve them here)"
+            )  # fmt: skip
     late = outdated_text(outdated_baseline(reports, parsed, manifest.get("inputs", [])))
     ours = PERIOD_FILES | {SIGN_OFF_FILE, SIGN_OFF_PAGE}
     others = sorted(e.name for e in folder.iterdir()

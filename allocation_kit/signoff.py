@@ -42,6 +42,7 @@ __all__ = [
     "checksum_problem",
     "evidence_digest",
     "log_rows",
+    "overlapping_locks",
     "read_log",
     "record_run",
     "sign_off_state",
@@ -295,6 +296,27 @@ def changed_inputs(manifest: dict, root: Path, ledger_files: Iterable[Path]) -> 
     for path in ledger_files:
         if path.resolve() not in read:
             found.append(f"{os.path.relpath(path, root)} (new)")
+    return found
+
+
+def overlapping_locks(out: Path, period) -> list[tuple[str, dict | None]]:
+    """The other periods of the reports folder `out` whose days overlap `period` and that are
+    locked: (label, the sign-off that locks it, None for a missing log). An unreadable log
+    counts as not locked here: the run or sign-off of that period names it."""
+    from .errors import ConfigError as BadLabel
+    from .periods import parse_period
+
+    found = []
+    for folder in sorted(out.iterdir()) if out.is_dir() else []:
+        if not folder.is_dir() or folder.name in (period.label, "archive"):
+            continue
+        try:
+            other = parse_period(folder.name)
+            state = sign_off_state(folder)
+        except (BadLabel, InputError):
+            continue
+        if other.start < period.end and period.start < other.end and state.locked:
+            found.append((other.label, state.current))
     return found
 
 

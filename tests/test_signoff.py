@@ -19,6 +19,7 @@ from allocation_kit.signoff import (
     PeriodLocked,
     append_record,
     checksum_problem,
+    overlapping_locks,
     read_log,
     sign_off_state,
     text_option,
@@ -380,3 +381,39 @@ def test_checksum_problems_are_named(tmp_path, damage, problem):
     folder = _signed_folder(tmp_path, "pass")
     damage(folder)
     assert checksum_problem(folder, written_files(folder)) == problem
+
+
+def test_the_days_of_a_signed_off_month_are_not_approved_again_by_a_week(
+    workspace, tmp_path, capsys
+):
+    config = workspace([request("r1"), request("r2", timestamp="2026-10-06T09:00:00Z")])
+    assert review(config) == 0
+    assert sign(config, "--result", "needs_follow_up", "--by", "Dana Reyes") == 0
+    (_, record) = read_log(tmp_path / "reports" / "2026-10")
+    signed = f"needs follow up by Dana Reyes (finops-analyst) on {when(record)}"
+    capsys.readouterr()
+    assert review(config, "2026-W41") == 0  # a weekly view is fine, and says whose days they are
+    assert (
+        f"  note       2026-W41 overlaps 2026-10, signed off {signed}: its charges for those days "
+        "are approved there; book them from 2026-10\n"
+    ) in capsys.readouterr().err
+    week = ("sign-off", "--config", str(config), "--period", "2026-W41", "--by", "Sam Ortiz")
+    assert cli(*week, "--result", "needs_follow_up") == 4
+    assert last_line(capsys) == (
+        f"error: {tmp_path / 'reports' / '2026-W41'}: its days overlap 2026-10, signed off "
+        f"{signed}: the charges of a day are approved once (reopen 2026-10 to approve them here)"
+    )
+    assert cli(*week, "--result", "fail", "--note", "booked with October") == 0
+
+
+def test_overlapping_locks_are_the_other_locked_periods_sharing_a_day(tmp_path):
+    from allocation_kit.periods import parse_period
+
+    out = tmp_path / "reports"
+    october = _signed_folder(out, "pass")
+    (out / "2026-W44").mkdir()  # 2026-10-26 .. 2026-11-01, not signed
+    (out / "archive").mkdir()
+    (record,) = [r for r in read_log(october) if r["event"] == "signed"]
+    assert overlapping_locks(out, parse_period("2026-10-20..2026-11-05")) == [("2026-10", record)]
+    assert overlapping_locks(out, parse_period("2026-11")) == []
+    assert overlapping_locks(out, parse_period("2026-10")) == []  # itself is not another

@@ -1,5 +1,5 @@
-"""The `allocation-kit` command: demo, init, run, validate, sign-off, pricing import and
-pricing diff.
+"""The `allocation-kit` command: demo, init, run, validate, sign-off, status, pricing import
+and pricing diff.
 
 Bad config or input ends with one line on stderr naming the file, the row or key, and what was
 expected; exit code 2 for configuration, 3 for data, 4 for a signed-off period run without
@@ -397,6 +397,63 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     click.echo(f"signed off {parsed.label}: {signed_text(record)}{lock}", err=True)
     write_index(reports)
     click.echo(str(page))
+
+
+@cli.command()
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+              help="The workspace's kit.yaml.")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder the periods were run into (default: reports/ beside "
+              "kit.yaml).")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")  # fmt: skip
+def status(config: Path, out: Path | None, fmt: str) -> None:
+    """List the reviewed periods, newest first: verdict, proposal and sign-off, whether the
+    period is locked, and what needs attention (evidence changed since it was signed, a missing
+    or broken review log, an outdated comparison). Exit 1 if anything does."""
+    from .report import period_rows
+
+    SIGNED_FIELDS = ("result", "signed_by", "role", "at", "note", "proposed_result",
+                     "evidence_sha256")  # fmt: skip
+
+    workspace = load_workspace(config)
+    reports = (out or workspace.root / "reports").resolve()
+    rows = [
+        {
+            "period": r["period"],
+            "dates": r["dates"],
+            "reconciliation": r["verdict"],
+            "proposed": r["sign_off"],
+            "signed": r["signed"],
+            "signed_by": r["signed_note"] if r["signed"] else None,
+            "sign_off": {k: r["record"][k] for k in SIGNED_FIELDS} if r["record"] else None,
+            "locked": r["locked"],
+            "attention": "; ".join(
+                filter(None, [r["alarm"], f"outdated: {r['outdated']}" if r["outdated"] else ""])
+            ) or None,
+        }
+        for r in period_rows(reports)
+    ]  # fmt: skip
+    if fmt == "json":
+        for r in rows:
+            del r["signed_by"]  # the text's; `sign_off` has its fields
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        click.echo(f"no reviewed period in {reports}")
+    else:
+        for r in rows:
+            signed = (
+                f"signed {r['signed']} by {r['signed_by'].removeprefix('signed by ')}"
+                if r["signed"]
+                else "not signed"
+            ) + (" · locked" if r["locked"] else "")
+            del r["signed_by"]
+            click.echo(
+                f"{r['period']:<24} {r['reconciliation']:<13} proposed {r['proposed']:<16} "
+                f"{signed}" + (f"\n{'':<24} attention: {r['attention']}" if r["attention"] else "")
+            )
+    if any(r["attention"] for r in rows):
+        raise SystemExit(1)
 
 
 @cli.command()

@@ -977,7 +977,7 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
     from .signoff import checksum_problem, evidence_digest, sign_off_state
 
     none = {"signed": None, "locked": False, "signed_note": None, "alarm": None, "override": None,
-            "signed_page": None}  # fmt: skip
+            "signed_page": None, "record": None}  # fmt: skip
     try:
         state = sign_off_state(folder)
     except InputError as exc:  # an edited log: said, and the period still listed
@@ -1009,6 +1009,7 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
         # the file it names (the whole problem: `allocation-kit sign-off` says it in one line)
         "alarm": f"evidence changed since sign-off: {problem.split(':')[0]}" if problem else None,
         "override": proposed.replace("_", " ") if kinder else None,
+        "record": current,
     }
 
 
@@ -1086,23 +1087,7 @@ def write_index(out: Path) -> Path:
 
     from .present import minor_word, money, percent
 
-    rows = []
-    for folder in sorted(out.iterdir()):
-        if not folder.is_dir() or folder.name.startswith("."):
-            continue
-        try:
-            summary = period_summary(folder)
-        except (OSError, ValueError, KeyError, TypeError, ArithmeticError, ConfigError) as exc:
-            # another period's evidence, edited or broken: this run's period is fine
-            print(
-                f"warning: {folder / 'evidence'}: unreadable evidence ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); left out of the index",
-                file=sys.stderr,
-            )
-            continue
-        if summary:
-            rows.append(summary)
-    rows.sort(key=lambda r: r["start"], reverse=True)
+    rows = period_rows(out)
     groups = [
         (title, group, charges_table(group))
         for kind, title in INDEX_KINDS.items()
@@ -1126,3 +1111,26 @@ def write_index(out: Path) -> Path:
     partial.write_text(page, encoding="utf-8")
     partial.replace(target)
     return target
+
+
+def period_rows(out: Path) -> list[dict]:
+    """`period_summary` of every period folder in out, newest first; a folder whose evidence
+    cannot be read is named on stderr and left out."""
+    rows = []
+    for folder in sorted(out.iterdir()) if out.is_dir() else []:
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        try:
+            summary = period_summary(folder)
+        except (OSError, ValueError, KeyError, TypeError, ArithmeticError, ConfigError) as exc:
+            # another period's evidence, edited or broken: this run's period is fine
+            print(
+                f"warning: {folder / 'evidence'}: unreadable evidence ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); left out of the index",
+                file=sys.stderr,
+            )
+            continue
+        if summary:
+            rows.append(summary)
+    rows.sort(key=lambda r: r["start"], reverse=True)
+    return rows

@@ -404,6 +404,27 @@ def test_the_days_of_a_signed_off_month_are_not_approved_again_by_a_week(
         f"{signed}: the charges of a day are approved once (reopen 2026-10 to approve them here)"
     )
     assert cli(*week, "--result", "fail", "--note", "booked with October") == 0
+    capsys.readouterr()
+
+    assert cli("status", "--config", str(config)) == 0
+    day = record["at"][:10]
+    assert capsys.readouterr().out.splitlines() == [
+        f"{'2026-W41':<24} {'inconclusive':<13} proposed needs follow up  signed fail by Sam "
+        f"Ortiz (finops-analyst), {day}",
+        f"{'2026-10':<24} {'inconclusive':<13} proposed needs follow up  signed needs follow up by "
+        f"Dana Reyes (finops-analyst), {day} · locked",
+    ]
+    teams = tmp_path / "reports" / "2026-10" / "evidence" / "teams.csv"
+    teams.write_bytes(teams.read_bytes() + b"\n")
+    assert cli("status", "--config", str(config), "--format", "json") == 1
+    october = json.loads(capsys.readouterr().out)[1]
+    assert (october["period"], october["locked"], october["attention"]) == (
+        "2026-10", True, "evidence changed since sign-off: evidence/teams.csv"
+    )  # fmt: skip
+    assert october["sign_off"] == {
+        k: record[k] for k in ("result", "signed_by", "role", "at", "note", "proposed_result",
+                               "evidence_sha256")
+    }  # fmt: skip
 
 
 def test_overlapping_locks_are_the_other_locked_periods_sharing_a_day(tmp_path):

@@ -8,6 +8,7 @@ expected; exit code 2 for configuration, 3 for data, 4 for a signed-off period r
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -267,9 +268,61 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     and evidence that are there: they must still be what the run wrote, from inputs that have
     not changed since. pass and needs_follow_up lock the period: `run` replaces it only with
     --reopen REASON."""
+    from .report import write_index
+    from .signoff import SIGN_OFF_FILE, period_lock, signed_text, text_option
+
+    signed_by = text_option(signed_by, "--by")
+    if not signed_by:
+        raise ConfigError(None, "--by", "give the name of the person signing")
+    role, note = text_option(role, "--role"), text_option(note, "--note", limit=2000)
+    parsed = parse_period(period)
+    workspace = load_workspace(config)
+    reports = (out or workspace.root / "reports").resolve()
+    if reports.exists() and not reports.is_dir():
+        raise ConfigError(None, "--out", f"{reports} is a file; expected the reports folder")
+    if (reports / "evidence" / "manifest.json").is_file():
+        raise ConfigError(None, "--out", f"{reports} is a period's folder; give the folder that "
+                          f"holds the periods ({reports.parent})")  # fmt: skip
+    folder = reports / parsed.label
+    manifest_path = folder / "evidence" / "manifest.json"
+    if not manifest_path.is_file():
+        to = f" --out {out}" if out else ""
+        raise ConfigError(
+            folder, None, f"no review of {parsed.label} to sign; run `allocation-kit run "
+            f"--config {config} --period {parsed.label}{to}` first (or give the --out it was run "
+            "into)"
+        )  # fmt: skip
+    with period_lock(reports, parsed.label):  # no run replaces the folder meanwhile
+        record, page, replaced = _sign(
+            workspace, reports, folder, parsed, result, signed_by, role, note
+        )
+    if replaced is not None:
+        click.echo(f"  replaces   the sign-off {signed_text(replaced)}", err=True)
+    if record.get("outdated"):
+        click.echo(f"  note       this review is outdated: {record['outdated']}; its "
+                   "comparisons with earlier periods are not current (the record says so)",
+                   err=True)  # fmt: skip
+    if record["not_covered"]:
+        click.echo(f"  note       not covered by the sign-off (not written by the kit): "
+                   f"{', '.join(record['not_covered'])}", err=True)  # fmt: skip
+    lock = (
+        f"; {parsed.label} is locked: `run` replaces it only with --reopen REASON"
+        if result != "fail"
+        else "; the period stays open to re-run"
+    )
+    click.echo(f"  record     {page} (to print) and {folder / SIGN_OFF_FILE}", err=True)
+    click.echo(f"signed off {parsed.label}: {signed_text(record)}{lock}", err=True)
+    write_index(reports)
+    click.echo(str(page))
+
+
+def _sign(workspace, reports: Path, folder: Path, parsed, result: str, signed_by: str, role: str,
+          note: str) -> tuple[dict, Path, dict | None]:  # fmt: skip
+    """`sign-off`'s checks and its record, under the period's lock: (the record, the page, the
+    sign-off of the same run it replaces)."""
     from .history import outdated_baseline, outdated_text
     from .load import matching_files
-    from .report import PERIOD_FILES, _running, write_index, written_files
+    from .report import PERIOD_FILES, kit_named, written_files
     from .signoff import (
         LOCKING,
         RESULTS,
@@ -283,34 +336,10 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         overlapping_locks,
         sign_off_state,
         signed_text,
-        text_option,
         write_log,
         write_sign_off_page,
     )
 
-    signed_by = text_option(signed_by, "--by")
-    if not signed_by:
-        raise ConfigError(None, "--by", "give the name of the person signing")
-    role, note = text_option(role, "--role"), text_option(note, "--note", limit=2000)
-    parsed = parse_period(period)
-    workspace = load_workspace(config)
-    reports = (out or workspace.root / "reports").resolve()
-    folder = reports / parsed.label
-    manifest_path = folder / "evidence" / "manifest.json"
-    if not manifest_path.is_file():
-        to = f" --out {out}" if out else ""
-        raise ConfigError(
-            folder, None, f"no review of {parsed.label} to sign; run `allocation-kit run "
-            f"--config {config} --period {parsed.label}{to}` first (or give the --out it was run "
-            "into)"
-        )  # fmt: skip
-    for left in reports.glob(f".{parsed.label}.partial-*"):
-        pid = left.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and _running(int(pid)):
-            raise PeriodLocked(
-                folder, None, f"a run of {parsed.label} is under way (process {pid}); sign the "
-                "packet it writes once it has finished"
-            )  # fmt: skip
     state = sign_off_state(folder)
     again = (
         "run it with `--reopen REASON`, then sign the new packet"
@@ -325,16 +354,21 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     if state.run["evidence_sha256"] is None:
         raise InputError(folder, None, "written by the notebook run by papermill, without "
                          "SHA256SUMS; review it with `allocation-kit run` to sign it")  # fmt: skip
-    problem = checksum_problem(folder, written_files(folder))
+    files = written_files(folder)
+    problem = checksum_problem(folder, [f for f in files if kit_named(folder, f)])
     if problem is None and evidence_digest(folder) != state.run["evidence_sha256"]:
         problem = "SHA256SUMS changed since the run wrote it (the review log records another)"
     if problem:
         raise InputError(folder, None, f"{problem}; sign only what the kit wrote: {again}")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    ledger = matching_files(
-        workspace.root, workspace.kit.requests.path, "requests", str(workspace.config_path)
-    )
-    changed = changed_inputs(manifest, workspace.root, ledger)
+    manifest = json.loads((folder / "evidence" / "manifest.json").read_text(encoding="utf-8"))
+    name = str(workspace.config_path)
+    globs = [("requests", workspace.kit.requests.path)]
+    globs += [("billing", source.path) for source in workspace.kit.billing or []]
+    matched = []
+    for key, pattern in globs:
+        with contextlib.suppress(InputError):  # none match now: the run's are named missing
+            matched += matching_files(workspace.root, pattern, key, name)
+    changed = changed_inputs(manifest, workspace.root, matched)
     if changed:
         raise InputError(folder, None, f"inputs changed since the run: {', '.join(changed)}; "
                          f"the packet no longer shows them: {again}")  # fmt: skip
@@ -349,6 +383,12 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
             f"the packet proposes {proposed.replace('_', ' ')}; signing "
             f"{result.replace('_', ' ')} needs a note saying why",
         )
+    if state.current is not None and state.current["result"] in LOCKING and result == "fail":
+        raise PeriodLocked(
+            folder, None, f"this run is signed off {signed_text(state.current)}, which stands: "
+            "to reject it, reopen the period (`run --reopen REASON`), which archives what was "
+            "signed, and sign the new run fail"
+        )  # fmt: skip
     if state.current is not None and not note:
         raise ConfigError(
             None, "--note", f"this run is signed off {signed_text(state.current)} already; "
@@ -363,8 +403,10 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
             )  # fmt: skip
     late = outdated_text(outdated_baseline(reports, parsed, manifest.get("inputs", [])))
     ours = PERIOD_FILES | {SIGN_OFF_FILE, SIGN_OFF_PAGE}
-    others = sorted(e.name for e in folder.iterdir()
-                    if e.name not in ours and not e.name.startswith("."))  # fmt: skip
+    others = sorted(
+        [e.name for e in folder.iterdir() if e.name not in ours and not e.name.startswith(".")]
+        + [f.relative_to(folder).as_posix() for f in files if not kit_named(folder, f)]
+    )
     records = append_record(
         list(state.log),
         "signed",
@@ -378,25 +420,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         not_covered=others,
     )
     write_log(folder, parsed.label, records)
-    record = records[-1]
-    page = write_sign_off_page(folder)
-    if state.current is not None:
-        click.echo(f"  replaces   the sign-off {signed_text(state.current)}", err=True)
-    if late:
-        click.echo(f"  note       this review is outdated: {late}; its comparisons with earlier "
-                   "periods are not current (the record says so)", err=True)  # fmt: skip
-    if others:
-        click.echo(f"  note       not covered by the sign-off (not written by the kit): "
-                   f"{', '.join(others)}", err=True)  # fmt: skip
-    lock = (
-        f"; {parsed.label} is locked: `run` replaces it only with --reopen REASON"
-        if result != "fail"
-        else "; the period stays open to re-run"
-    )
-    click.echo(f"  record     {page} (to print) and {folder / SIGN_OFF_FILE}", err=True)
-    click.echo(f"signed off {parsed.label}: {signed_text(record)}{lock}", err=True)
-    write_index(reports)
-    click.echo(str(page))
+    return records[-1], write_sign_off_page(folder), state.current
 
 
 @cli.command()

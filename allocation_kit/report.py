@@ -126,9 +126,9 @@ EVIDENCE_FILES = frozenset(
 )
 
 
-def _carry_over(previous: Path, new: Path) -> list[str]:
-    """Move what the kit did not write from the previous period folder into the new one (a
-    reviewer's notes, a signed copy); return their paths relative to the folder."""
+def _carry_over(previous: Path, new: Path, *, copy: bool = False) -> list[str]:
+    """Move (or `copy`) what the kit did not write from the previous period folder into the new
+    one (a reviewer's notes, a signed copy); return their paths relative to the folder."""
     kept = []
     ours: tuple[tuple[Path, Callable[[str], bool]], ...] = (
         # the review log is carried by atomic_period_folder; a sign-off page is of its run only
@@ -142,7 +142,12 @@ def _carry_over(previous: Path, new: Path) -> list[str]:
         for entry in sorted((previous / here).iterdir()):
             if not written(entry.name) and not (new / here / entry.name).exists():
                 (new / here).mkdir(exist_ok=True)
-                entry.rename(new / here / entry.name)
+                if not copy:
+                    entry.rename(new / here / entry.name)
+                elif entry.is_dir():
+                    shutil.copytree(entry, new / here / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, new / here / entry.name, follow_symlinks=False)
                 kept.append(str(here / entry.name))
     return kept
 
@@ -159,8 +164,10 @@ def atomic_period_folder(
     """Yield a temporary folder that replaces out/name only if the block completes. Files in
     the previous folder that the kit does not write are moved into the new one (`say` names
     them), never deleted. A signed-off period (`signoff.PeriodLocked`) is replaced only with a
-    `reopen` reason; its sign-off log, with this run recorded, is in the folder from the start."""
-    from .signoff import carried_log, write_log
+    `reopen` reason; its review log, with the reopening recorded, is in the folder from the
+    start; a replaced folder whose run was signed off goes to out/archive/, as it was signed.
+    The period's lock is held throughout, so no sign-off is written meanwhile."""
+    from .signoff import carried_log, period_lock, write_log
 
     out.mkdir(parents=True, exist_ok=True)
     final = out / name
@@ -170,36 +177,50 @@ def atomic_period_folder(
         )
     if final.exists() and not final.is_dir():  # not ours to replace
         raise ConfigError(final, None, "is a file, not a period folder; move it away or use --out")
-    _settle_interrupted(out, name, say)
-    carried = carried_log(final, reopen, role) if final.is_dir() else None
-    partial = out / f".{name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    reopened = carried[1] if carried else None
-    if carried is not None:
-        write_log(partial, name, carried[0])
-        if say and reopened:
-            say(f"reopened   {name}, signed off {reopened['reopens']}: {reopened['reason']}")
-    try:
-        yield partial
-    except BaseException:
+    with period_lock(out, name):
+        _settle_interrupted(out, name, say)
+        carried = carried_log(final, reopen, role) if final.is_dir() else None
+        partial = out / f".{name}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
-        raise
-    previous = out / f".{name}.previous-{os.getpid()}"
-    if final.exists():
-        kept = _carry_over(final, partial)
-        if kept and say:
-            say(f"kept       {', '.join(kept)} (not written by the kit) in {final}")
-        final.rename(previous)
-    partial.rename(final)
-    if reopened and previous.exists():  # what was approved stays, apart, as it was signed
-        stamp = reopened["at"][:19].replace("-", "").replace(":", "")
-        archive = out / "archive" / f"{name}.reopened-{stamp}Z"
-        archive.parent.mkdir(exist_ok=True)
-        previous.rename(archive)
-        if say:
-            say(f"archived   the signed-off folder it replaces in {archive}")
-    shutil.rmtree(previous, ignore_errors=True)
+        partial.mkdir()
+        reopened = carried.reopened if carried else None
+        if carried is not None:
+            write_log(partial, name, carried.records)
+            if say and reopened:
+                say(f"reopened   {name}, signed off {reopened['reopens']}: {reopened['reason']}")
+        try:
+            yield partial
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        signed = carried is not None and carried.replaces_signed is not None
+        previous = out / f".{name}.previous-{os.getpid()}"
+        if final.exists():
+            # a signed folder keeps its own files in the archive: they are copied, not moved
+            kept = _carry_over(final, partial, copy=signed)
+            if kept and say:
+                say(f"kept       {', '.join(kept)} (not written by the kit) in {final}")
+            final.rename(previous)
+        partial.rename(final)
+        if signed and previous.exists():  # what was signed stays, apart, as it was signed
+            archive = _archive(out, name, previous, "reopened" if reopened else "replaced")
+            if say:
+                what = "signed-off" if reopened else "signed"
+                say(f"archived   the {what} folder it replaces in {archive}")
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _archive(out: Path, name: str, folder: Path, how: str) -> Path:
+    """Move a signed period folder to out/archive/<name>.<how>-<UTC time>Z."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    archive = out / "archive" / f"{name}.{how}-{stamp}"
+    archive.parent.mkdir(exist_ok=True)
+    n = 1
+    while archive.exists():  # two in one second
+        n += 1
+        archive = out / "archive" / f"{name}.{how}-{stamp}-{n}"
+    folder.rename(archive)
+    return archive
 
 
 def _running(pid: int) -> bool:
@@ -228,9 +249,26 @@ def _settle_interrupted(out: Path, name: str, say: Callable[[str], None] | None)
                 if say:
                     say(f"restored   {final} from {left.name}, left by a run that was stopped")
                 continue
+            if kind == "previous" and _was_signed(left):  # replaced, but signed: kept
+                archive = _archive(out, name, left, "replaced")
+                if say:
+                    say(f"archived   {left.name}, signed and left by a run that was stopped, "
+                        f"in {archive}")  # fmt: skip
+                continue
             shutil.rmtree(left, ignore_errors=True)
             if say:
                 say(f"removed    {left} (left by a run of process {pid} that was stopped)")
+
+
+def _was_signed(folder: Path) -> bool:
+    """Whether the folder's run was signed off (or its log is gone or broken: it may have been)."""
+    from .signoff import sign_off_state
+
+    try:
+        state = sign_off_state(folder)
+    except InputError:
+        return True
+    return state.current is not None or state.missing
 
 
 def written_files(folder: Path) -> list[Path]:
@@ -241,6 +279,17 @@ def written_files(folder: Path) -> list[Path]:
         for path in ([folder / name] if (folder / name).is_file() else (folder / name).rglob("*"))
         if path.is_file()
     ]
+
+
+def kit_named(folder: Path, path: Path) -> bool:
+    """Whether a file of the period folder has the name of one the kit writes (a packet, an
+    evidence file, a team statement), as opposed to a file of the reviewer's."""
+    parts = path.relative_to(folder).parts
+    if len(parts) == 1:
+        return parts[0] in PERIOD_FILES
+    if parts[0] == "evidence":
+        return len(parts) == 2 and parts[1] in EVIDENCE_FILES
+    return parts[0] == "statements" and len(parts) == 2 and parts[1].endswith(".html")
 
 
 def write_checksums(folder: Path) -> Path:

@@ -22,7 +22,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "RESULTS",
     "SIGN_OFF_FILE",
     "SIGN_OFF_PAGE",
+    "Carried",
     "PeriodLocked",
     "SignOffState",
     "append_record",
@@ -43,6 +45,7 @@ __all__ = [
     "evidence_digest",
     "log_rows",
     "overlapping_locks",
+    "period_lock",
     "read_log",
     "record_run",
     "sign_off_state",
@@ -84,6 +87,38 @@ class SignOffState:
         return self.missing or (self.current is not None and self.current["result"] in LOCKING)
 
 
+@contextmanager
+def period_lock(out: Path, name: str) -> Iterator[None]:
+    """Hold out/.<name>.lock while a run replaces the period folder or a sign-off writes its
+    log, so that neither undoes the other; PeriodLocked (exit 4) when another process holds it.
+    Released however the process ends. (No lock where the system has no flock.)"""
+    try:
+        import fcntl
+    except ImportError:  # Windows: runs and sign-offs are not guarded against each other
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    handle = (out / f".{name}.lock").open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise PeriodLocked(
+                out / name, None, f"a run or sign-off of {name} is under way"
+                + (f" (process {holder})" if holder.isdigit() else "")
+                + "; try again once it has finished"
+            ) from None  # fmt: skip
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
 def evidence_digest(folder: Path) -> str | None:
     """The SHA-256 of folder/SHA256SUMS (None without one): it names every file of the run."""
     sums = folder / "SHA256SUMS"
@@ -104,8 +139,8 @@ def _record_problem(record: object, previous: dict | None) -> str | None:
         return f"event {event!r}: expected one of {', '.join(EVENTS)}"
     if record.get("previous_sha256") != (_record_digest(previous) if previous else ""):
         return (
-            "previous_sha256 is not the SHA-256 of the record before it: a record was edited, "
-            "dropped or moved"
+            "previous_sha256 is not the SHA-256 of the record before it: that record was "
+            "edited, or one between them dropped or moved"
         )
     try:
         datetime.fromisoformat(str(record.get("at")))
@@ -140,6 +175,12 @@ def read_log(folder: Path) -> list[dict]:
             'is not a review log the kit wrote (expected {"period": ..., "records": [...]}); '
             "restore it from your copy",
         ) from None
+    period = doc.get("period")  # a partial or archived folder is named after its period too
+    if not (isinstance(period, str) and folder.name.lstrip(".").split(".")[0] == period):
+        raise InputError(
+            path, "period", f"{period!r}: the log of another period, not of {folder.name}; "
+            "restore the folder's own from your copy"
+        )  # fmt: skip
     for number, record in enumerate(records, start=1):
         problem = _record_problem(record, records[number - 2] if number > 1 else None)
         if problem:
@@ -213,13 +254,13 @@ def sign_off_state(folder: Path) -> SignOffState:
 
 
 def _written_by_a_run(folder: Path) -> bool:
-    """Whether a `run` of a kit that writes the review log wrote the folder (its manifest says
-    so, and the run finished: SHA256SUMS)."""
+    """Whether a run of a kit that writes the review log wrote the folder: its manifest says
+    so (every run of such a kit, `run` or the notebook, leaves a log)."""
     try:
         manifest = json.loads((folder / "evidence" / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (folder / "SHA256SUMS").is_file() and manifest.get("review_log") == SIGN_OFF_FILE
+    return isinstance(manifest, dict) and manifest.get("review_log") == SIGN_OFF_FILE
 
 
 def _when(record: dict) -> str:
@@ -238,8 +279,8 @@ def signed_text(record: dict) -> str:
 def text_option(value: str, option: str, *, limit: int = 200) -> str:
     """A name, role or note as given on the command line, stripped: one line of printable
     text within `limit` characters, or a ConfigError naming the option."""
-    value = value.strip()
-    if not value.isprintable():
+    value = " ".join(value.replace("\u00a0", " ").replace("\u202f", " ").split(" ")).strip()
+    if not value.isprintable():  # a no-break space pasted from a mail is a space
         raise ConfigError(
             None,
             option,
@@ -280,7 +321,8 @@ def checksum_problem(folder: Path, written: Iterable[Path]) -> str | None:
 def changed_inputs(manifest: dict, root: Path, ledger_files: Iterable[Path]) -> list[str]:
     """The run's inputs (its manifest's, the kit's own suites and earlier periods' evidence
     aside: `outdated_baseline` judges those) that differ now: 'pricing.yaml (changed)',
-    '… (missing)', and ledger files the glob matches now that the run did not read ('… (new)')."""
+    '… (missing)', and ledger or bill files their globs match now that the run did not read
+    ('… (new)': late rows, a credit memo)."""
     from .load import file_sha256
 
     found, read = [], set()
@@ -320,32 +362,42 @@ def overlapping_locks(out: Path, period) -> list[tuple[str, dict | None]]:
     return found
 
 
-def carried_log(
-    final: Path, reopen: str | None, role: str
-) -> tuple[list[dict], dict | None] | None:
-    """The review log a new run of the period folder `final` starts with (None: no log yet)
-    and the sign-off it reopens (None: none). A locked period raises PeriodLocked unless
-    `reopen` gives the reason to review it again, which the log then records."""
+@dataclass(frozen=True)
+class Carried:
+    """What a new run of a period folder starts from: its review log so far (with this run's
+    reopening), the reopening record (None: not a reopening), and the sign-off of the run it
+    replaces (None: not signed), whose folder is then archived, not deleted."""
+
+    records: list[dict]
+    reopened: dict | None
+    replaces_signed: dict | None
+
+
+def carried_log(final: Path, reopen: str | None, role: str) -> Carried | None:
+    """The review log a new run of the period folder `final` starts with (None: no log yet).
+    A locked period raises PeriodLocked unless `reopen` gives the reason to review it again,
+    which the log then records."""
     state = sign_off_state(final)
+    again = "run it with --reopen REASON (papermill: -p reopen REASON)"
     if state.locked and reopen is None:
         if state.missing:
             raise PeriodLocked(
                 final,
                 None,
                 f"its review log {SIGN_OFF_FILE} is missing, so whether it was signed off "
-                "cannot be told; restore the log, or run it with --reopen REASON",
+                f"cannot be told; restore the log, or {again}",
             )
         assert state.current is not None
         raise PeriodLocked(
             final,
             None,
-            f"signed off {signed_text(state.current)}; to review it again, run it with "
-            "--reopen REASON (the review log records the reason)",
+            f"signed off {signed_text(state.current)}; to review it again, {again}, which the "
+            "review log records",
         )
     if not state.log and not state.missing:
         return None
     if not state.locked:
-        return list(state.log), None
+        return Carried(list(state.log), None, state.current)
     reopens = (
         "a period whose review log was missing" if state.missing else signed_text(state.current)  # type: ignore[arg-type]
     )
@@ -357,7 +409,7 @@ def carried_log(
         reopens=reopens,
         replaces_evidence_sha256=evidence_digest(final),
     )
-    return records, records[-1]
+    return Carried(records, records[-1], state.current or {"result": "unknown"})
 
 
 MEANINGS = {  # the packet's sign-off form, in its words

@@ -309,7 +309,9 @@ def test_a_failed_run_keeps_the_previous_good_output(workspace, tmp_path, capsys
     write_ledger(tmp_path / "requests.csv", [request("r1", input_tokens="oops")])
     assert review(config) == 3
     assert allocation.read_text() == good
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        ".2026-10.lock", "2026-10", "index.html"  # the lock a run holds while it replaces 2026-10
+    ]  # fmt: skip
 
 
 def test_the_manifest_hashes_the_earlier_evidence_its_baseline_read(workspace, tmp_path):
@@ -826,7 +828,9 @@ def test_what_a_killed_run_left_is_cleared_and_the_good_folder_it_moved_aside_co
     with atomic_period_folder(out, "2026-10", said.append) as folder:
         assert (out / "2026-10" / "packet.html").read_text() == "good"
         (folder / "packet.html").write_text("new")
-    assert sorted(p.name for p in out.iterdir()) == [f".2026-09.partial-{pid}", "2026-10"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        f".2026-09.partial-{pid}", ".2026-10.lock", "2026-10"
+    ]  # fmt: skip
     assert (out / "2026-10" / "packet.html").read_text() == "new"
     assert said == [
         f"restored   {out / '2026-10'} from .2026-10.previous-{pid}, left by a run that was "

@@ -355,7 +355,9 @@ def test_a_failed_run_exits_with_the_notebooks_error_and_keeps_the_packet(tmp_pa
         "expected a token count of 0 or more"
     )
     assert (tmp_path / "reports" / "2026-10" / "packet.html").read_text() == good
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["2026-10", "index.html"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        ".2026-10.lock", "2026-10", "index.html"  # the lock a run holds while it replaces 2026-10
+    ]  # fmt: skip
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -110,23 +110,30 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
     assert f'<tr><td>search</td><td>CC-100</td><td class="num">{charge}</td></tr>' in page
     assert "<tr><td><code>evidence/allocation.csv</code></td>" in page
 
-    # signing the same run again needs a reason
-    assert sign(config, "--result", "fail", "--by", "Sam Ortiz") == 2
+    # an approval stands: rejecting it takes a reopening, and signing it again a reason
+    assert sign(config, "--result", "fail", "--by", "Sam Ortiz", "--note", "wrong") == 4
+    assert last_line(capsys) == (
+        f"error: {folder}: this run is signed off {locked_line}, which stands: to reject it, "
+        "reopen the period (`run --reopen REASON`), which archives what was signed, and sign "
+        "the new run fail"
+    )
+    assert sign(config, "--result", "needs_follow_up", "--by", "Sam Ortiz") == 2
     assert last_line(capsys) == (
         f"error: --note: this run is signed off {locked_line} already; replacing it needs a note "
         "saying why"
     )
+    assert len(read_log(folder)) == 2
 
     # a re-run, alone or in a backfill, stops before anything is written
     locked = (
         f"error: {folder}: signed off {locked_line}; to review it again, run it with --reopen "
-        "REASON (the review log records the reason)"
+        "REASON (papermill: -p reopen REASON), which the review log records"
     )
     assert review(config) == 4
     assert last_line(capsys) == locked
     assert review(config, "2026-09", "2026-10") == 4
     assert last_line(capsys) == locked
-    assert sorted(p.name for p in reports.iterdir()) == ["2026-10", "index.html"]
+    assert sorted(p.name for p in reports.iterdir()) == [".2026-10.lock", "2026-10", "index.html"]
     assert digest(folder / "SHA256SUMS") == signed
 
     assert cli("run", "--config", str(config), "--period", "2026-10", "--reopen", " ") == 2
@@ -150,8 +157,7 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
     assert log[3]["evidence_sha256"] == digest(folder / "SHA256SUMS") != signed
     # what was approved is kept, as it was signed
     (archived,) = (reports / "archive").iterdir()
-    stamp = reopened["at"][:19].replace("-", "").replace(":", "")
-    assert archived.name == f"2026-10.reopened-{stamp}Z"
+    assert re.fullmatch(r"2026-10\.reopened-\d{8}T\d{6}Z", archived.name)
     assert digest(archived / "SHA256SUMS") == signed
     assert (archived / "sign_off.html").is_file()  # the record of what was approved, with it
     assert not (folder / "sign_off.html").exists()  # the new run is not signed
@@ -237,17 +243,25 @@ def test_a_sign_off_waits_for_a_run_under_way_and_names_a_folder_never_run(
         "was run into)"
     )
     folder = _signed_folder(tmp_path / "reports", "fail")
-    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = (  # another process holding the period's lock, as a run does while it runs
+        "import fcntl, os, sys, time\n"
+        f"h = open({str(tmp_path / 'reports' / '.2026-10.lock')!r}, 'a+')\n"
+        "fcntl.flock(h, fcntl.LOCK_EX); h.seek(0); h.truncate(); h.write(str(os.getpid()))\n"
+        "h.flush(); print('held', flush=True); time.sleep(60)\n"
+    )
+    busy = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
-        (tmp_path / "reports" / f".2026-10.partial-{busy.pid}").mkdir()
+        assert busy.stdout.readline() == "held\n"
         assert sign(config, "--result", "pass", "--by", "Dana Reyes", "--note", "ok") == 4
     finally:
         busy.kill()
         busy.wait()
+        busy.stdout.close()
     assert last_line(capsys) == (
-        f"error: {folder}: a run of 2026-10 is under way (process {busy.pid}); sign the packet "
-        "it writes once it has finished"
+        f"error: {folder}: a run or sign-off of 2026-10 is under way (process {busy.pid}); try "
+        "again once it has finished"
     )
+    assert [r["event"] for r in read_log(folder)] == ["run", "signed"]  # nothing written
 
 
 @pytest.mark.parametrize(
@@ -293,7 +307,7 @@ def test_the_notebook_path_is_locked_too_and_its_reopen_is_logged_from_the_start
         pytest.fail("a locked period must not start a run")
     assert locked.value.line() == (
         f"{folder}: signed off pass by Dana Reyes on 2026-11-02 09:30 UTC; to review it again, "
-        "run it with --reopen REASON (the review log records the reason)"
+        "run it with --reopen REASON (papermill: -p reopen REASON), which the review log records"
     )
     assert locked.value.exit_code == 4
     said: list[str] = []
@@ -309,12 +323,23 @@ def test_the_notebook_path_is_locked_too_and_its_reopen_is_logged_from_the_start
     assert sign_off_state(folder).locked is False  # reopened: no sign-off after it
 
 
-def test_a_fail_sign_off_does_not_lock(tmp_path):
+def test_a_fail_sign_off_does_not_lock_and_its_folder_is_archived_when_replaced(tmp_path):
     out = tmp_path / "reports"
-    _signed_folder(out, "fail")
-    with atomic_period_folder(out, "2026-10") as new:
+    folder = _signed_folder(out, "fail")
+    signed = digest(folder / "SHA256SUMS")
+    (folder / "notes.txt").write_text("the provider disputes the tax line")
+    said: list[str] = []
+    with atomic_period_folder(out, "2026-10", said.append) as new:
         assert [r["event"] for r in read_log(new)] == ["run", "signed"]
-    assert not (out / "archive").exists()
+    (archived,) = (out / "archive").iterdir()
+    assert re.fullmatch(r"2026-10\.replaced-\d{8}T\d{6}Z", archived.name)
+    assert digest(archived / "SHA256SUMS") == signed
+    # a file of the reviewer's goes on with the period, and stays with what was signed
+    assert (archived / "notes.txt").read_text() == (folder / "notes.txt").read_text()
+    assert said == [
+        f"kept       notes.txt (not written by the kit) in {folder}",
+        f"archived   the signed folder it replaces in {archived}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -322,12 +347,12 @@ def test_a_fail_sign_off_does_not_lock(tmp_path):
     [
         # the signer's name changed after the fact: the next record's chain breaks
         (lambda records: records[1].update(signed_by="CFO"), "record 3",
-         "previous_sha256 is not the SHA-256 of the record before it: a record was edited, "
-         "dropped or moved"),
+         "previous_sha256 is not the SHA-256 of the record before it: that record was edited, "
+         "or one between them dropped or moved"),
         # the sign-off dropped
         (lambda records: records.pop(1), "record 2",
-         "previous_sha256 is not the SHA-256 of the record before it: a record was edited, "
-         "dropped or moved"),
+         "previous_sha256 is not the SHA-256 of the record before it: that record was edited, "
+         "or one between them dropped or moved"),
         (lambda records: records[1].update(result="approved"), "record 2",
          "result 'approved': expected one of pass, needs_follow_up, fail"),
         (lambda records: records[1].update(at="yesterday"), "record 2",
@@ -357,7 +382,7 @@ def test_a_folder_whose_review_log_is_gone_is_locked_until_reopened(tmp_path):
         pytest.fail("a folder that may have been signed must not be replaced")
     assert locked.value.line() == (
         f"{folder}: its review log sign_off.json is missing, so whether it was signed off cannot "
-        "be told; restore the log, or run it with --reopen REASON"
+        "be told; restore the log, or run it with --reopen REASON (papermill: -p reopen REASON)"
     )
     with atomic_period_folder(out, "2026-10", reopen="log lost", role="a") as new:
         (reopened,) = read_log(new)

@@ -52,7 +52,7 @@ def run_period(
         write_checksums,
         write_index,
     )
-    from .signoff import overlapping_locks, record_run, signed_text
+    from .signoff import overlapping_locks, read_log, record_run, signed_text
     from .statements import write_statements
 
     period = parse_period(period_label)
@@ -73,7 +73,10 @@ def run_period(
         render_packet(notebook, folder / "packet.html", manifest)
         statements = write_statements(folder)
         write_checksums(folder)  # it covers everything written above
-        record_run(folder, period.label, role)  # last: it records the SHA-256 of SHA256SUMS
+        log = read_log(folder)
+        reopened = bool(log) and log[-1]["event"] == "reopened"
+        # last: it records the SHA-256 of SHA256SUMS (and a reason given to an open period)
+        record_run(folder, period.label, role, None if reopened else reopen)
     index = write_index(out)
     after = run_record(out / period.label)
     if progress:

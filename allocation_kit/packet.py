@@ -30,6 +30,7 @@ from .chargeback import (
     prepaid_drawdown,
 )
 from .config import FixedSplit, load_workspace
+from .errors import ConfigError
 from .periods import parse_period
 from .pipeline import PeriodLedger, period_ledger
 from .present import (
@@ -48,8 +49,8 @@ from .present import (
     tiles,
     unit_money,
 )
-from .report import Analysis, atomic_period_folder, write_evidence
-from .signoff import record_run
+from .report import Analysis, atomic_period_folder, write_evidence, write_index
+from .signoff import record_run, text_option
 
 __all__ = ["ACTIONS", "Review", "period_review"]
 
@@ -1660,12 +1661,17 @@ def period_review(
             analysis=written.analysis,
         )
 
-    if period_dir:
+    if period_dir:  # `run`'s own folder, under its lock: never a period folder itself
+        if not Path(period_dir).name.startswith(f".{parsed.label}.partial-"):
+            raise ConfigError(
+                None, "period_dir", f"{period_dir}: `allocation-kit run` sets it to its "
+                "temporary folder; leave it empty to write OUT/PERIOD"
+            )  # fmt: skip
         return run(Path(period_dir))
-    with atomic_period_folder(
-        out, parsed.label, reopen=reopen or None, role=reviewer_role
-    ) as folder:
+    reason = text_option(reopen, "reopen", limit=2000) if reopen else None
+    with atomic_period_folder(out, parsed.label, reopen=reason, role=reviewer_role) as folder:
         review = run(folder)
         record_run(folder, parsed.label, reviewer_role)  # no SHA256SUMS: `run` writes it
     review.folder = out / parsed.label
+    write_index(out)  # its sign-off and lock as they are now
     return review

@@ -218,9 +218,10 @@ def _account() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else ""
 
 
-def record_run(folder: Path, period: str, role: str) -> dict:
+def record_run(folder: Path, period: str, role: str, reason: str | None = None) -> dict:
     """Append the run that wrote the folder to its review log (after SHA256SUMS, whose SHA-256
-    it records; null when the run writes none, as the notebook run by papermill)."""
+    it records; null when the run writes none, as the notebook run by papermill), with the
+    reason it was given to run (`--reopen` of a period that was not locked), if any."""
     from . import __version__
 
     records = append_record(
@@ -229,6 +230,7 @@ def record_run(folder: Path, period: str, role: str) -> dict:
         role=role,
         evidence_sha256=evidence_digest(folder),
         kit_version=__version__,
+        **({"reason": reason} if reason else {}),
     )
     write_log(folder, period, records)
     return records[-1]
@@ -493,6 +495,11 @@ def write_sign_off_page(folder: Path) -> Path:
         if rec.get("billed_cost")
         else "no bill comparable with the period",
         verdict=rec.get("result", "no bill"),
+        invoice="; ".join(
+            f"{key.replace('_', ' ')} {', '.join(values)}"
+            for key, values in (rec.get("bill_references") or {}).items()
+            if values
+        ),
         charges=[(t, c, money(v, currency)) for t, c, v in charges],
         charges_total=money(sum((v for *_, v in charges), Decimal(0)), currency),
         minor=minor_word(currency),

@@ -26,7 +26,7 @@ from allocation_kit.signoff import (
     write_log,
 )
 
-from .conftest import KIT, cli, request, write_ledger
+from .conftest import cli, request, write_ledger
 from .test_cli import last_line, review
 
 AT = re.compile(r"^2\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
@@ -174,8 +174,13 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
 
 
 def test_evidence_or_inputs_changed_since_the_run_are_not_signed(workspace, tmp_path, capsys):
-    kit = KIT.replace("requests: {path: requests.csv}", 'requests: {path: "requests*.csv"}')
+    from .test_billing import focus_row, write_csv
+    from .test_reconcile import KIT_WITH_BILL
+
+    kit = KIT_WITH_BILL.replace("{path: requests.csv}", '{path: "requests*.csv"}')
+    kit = kit.replace("{path: bill.csv", '{path: "bill*.csv"')
     config = workspace([request("r1")], kit=kit)
+    write_csv(tmp_path / "bill.csv", [focus_row()])
     assert review(config) == 0
     folder = tmp_path / "reports" / "2026-10"
     again = "re-run the period and sign the new packet"
@@ -207,18 +212,25 @@ def test_evidence_or_inputs_changed_since_the_run_are_not_signed(workspace, tmp_
     reviewed = pricing.read_text()
     pricing.write_text(reviewed.replace("output: 4.00", "output: 4.50"))
     write_ledger(tmp_path / "requests-late.csv", [request("r9")])  # late rows, a file of its own
+    write_csv(tmp_path / "bill-credit-memo.csv", [focus_row()])  # and a late bill
     assert sign(config, *args) == 3
     assert last_line(capsys) == (
         f"error: {folder}: inputs changed since the run: pricing.yaml (changed), "
-        f"requests-late.csv (new); the packet no longer shows them: {again}"
+        f"requests-late.csv (new), bill-credit-memo.csv (new); the packet no longer shows them: "
+        f"{again}"
     )
     pricing.write_text(reviewed)
     (tmp_path / "requests-late.csv").unlink()
+    (tmp_path / "bill-credit-memo.csv").unlink()
     (folder / "notes.txt").write_text("call with the provider on Monday")
+    (folder / "evidence" / "invoice_scan.txt").write_text("the invoice, scanned")
 
     assert sign(config, *args) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "  note       not covered by the sign-off (not written by the kit): notes.txt"
+    assert err[0] == (
+        "  note       not covered by the sign-off (not written by the kit): "
+        "evidence/invoice_scan.txt, notes.txt"
+    )
     assert err[-1].endswith("; the period stays open to re-run")
     failed = digest(folder / "SHA256SUMS")
     assert review(config) == 0  # a fail does not lock
@@ -226,7 +238,7 @@ def test_evidence_or_inputs_changed_since_the_run_are_not_signed(workspace, tmp_
     assert (signed["result"], signed["role"], signed["evidence_sha256"]) == (
         "fail", "controller", failed
     )  # fmt: skip
-    assert signed["not_covered"] == ["notes.txt"]
+    assert signed["not_covered"] == ["evidence/invoice_scan.txt", "notes.txt"]
     assert (rerun["event"], rerun["previous_sha256"]) == ("run", chained(signed))
     index = (tmp_path / "reports" / "index.html").read_text()
     assert f"proposed; earlier run signed fail of {signed['at'][:10]}" in index
@@ -243,6 +255,11 @@ def test_a_sign_off_waits_for_a_run_under_way_and_names_a_folder_never_run(
         "was run into)"
     )
     folder = _signed_folder(tmp_path / "reports", "fail")
+    assert sign(config, "--out", str(folder), "--result", "pass", "--by", "Dana Reyes") == 2
+    assert last_line(capsys) == (
+        f"error: --out: {folder} is a period's folder; give the folder that holds the periods "
+        f"({folder.parent})"
+    )
     holder = (  # another process holding the period's lock, as a run does while it runs
         "import fcntl, os, sys, time\n"
         f"h = open({str(tmp_path / 'reports' / '.2026-10.lock')!r}, 'a+')\n"
@@ -279,6 +296,7 @@ def test_a_name_is_one_line_of_printable_text(value, expected):
         text_option(value, "--by")
     assert bad.value.line() == f"--by: {expected}"
     assert text_option("  José Núñez-O'Brien ", "--by") == "José Núñez-O'Brien"
+    assert text_option("Dana\u00a0Reyes", "--by") == "Dana Reyes"  # pasted from a mail
 
 
 def _signed_folder(out: Path, result: str) -> Path:
@@ -463,3 +481,17 @@ def test_overlapping_locks_are_the_other_locked_periods_sharing_a_day(tmp_path):
     assert overlapping_locks(out, parse_period("2026-10-20..2026-11-05")) == [("2026-10", record)]
     assert overlapping_locks(out, parse_period("2026-11")) == []
     assert overlapping_locks(out, parse_period("2026-10")) == []  # itself is not another
+
+
+def test_the_notebooks_period_dir_is_only_runs_own_temporary_folder(workspace, tmp_path):
+    """Given a period folder by hand, the notebook wrote over signed evidence in place."""
+    from allocation_kit.packet import period_review
+
+    config = workspace([request("r1")])
+    folder = _signed_folder(tmp_path / "reports", "pass")
+    with pytest.raises(ConfigError) as bad:
+        period_review(config, "2026-10", period_dir=str(folder))
+    assert bad.value.line() == (
+        f"period_dir: {folder}: `allocation-kit run` sets it to its temporary folder; leave it "
+        "empty to write OUT/PERIOD"
+    )

@@ -272,7 +272,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     not changed since. pass and needs_follow_up lock the period: `run` replaces it only with
     --reopen REASON."""
     from .report import write_index
-    from .signoff import SIGN_OFF_FILE, period_lock, signed_text, text_option
+    from .signoff import SIGN_OFF_FILE, period_lock, record_digest, signed_text, text_option
 
     signed_by = text_option(signed_by, "--by")
     if not signed_by:
@@ -314,6 +314,8 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         else "; the period stays open to re-run"
     )
     click.echo(f"  record     {page} (to print) and {folder / SIGN_OFF_FILE}", err=True)
+    click.echo(f"  receipt    {record_digest(record)} (the record's SHA-256: keep it with the "
+               "journal entry; an edit of the record changes it)", err=True)  # fmt: skip
     click.echo(f"signed off {parsed.label}: {signed_text(record)}{lock}", err=True)
     write_index(reports)
     click.echo(str(page))
@@ -439,6 +441,7 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
     period is locked, and what needs attention (evidence changed since it was signed, a missing
     or broken review log, an outdated comparison). Exit 1 if anything does."""
     from .report import period_rows
+    from .signoff import record_digest
 
     SIGNED_FIELDS = ("result", "signed_by", "role", "at", "note", "proposed_result",
                      "evidence_sha256")  # fmt: skip
@@ -453,7 +456,10 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
             "proposed": r["sign_off"],
             "signed": r["signed"],
             "signed_by": r["signed_note"] if r["signed"] else None,
-            "sign_off": {k: r["record"][k] for k in SIGNED_FIELDS} if r["record"] else None,
+            "sign_off": {k: r["record"][k] for k in SIGNED_FIELDS}
+            | {"receipt": record_digest(r["record"])}
+            if r["record"]
+            else None,
             "locked": r["locked"],
             "attention": "; ".join(
                 filter(None, [r["alarm"], f"outdated: {r['outdated']}" if r["outdated"] else ""])

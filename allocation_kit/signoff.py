@@ -47,6 +47,7 @@ __all__ = [
     "overlapping_locks",
     "period_lock",
     "read_log",
+    "record_digest",
     "record_run",
     "sign_off_state",
     "signed_text",
@@ -123,6 +124,12 @@ def evidence_digest(folder: Path) -> str | None:
     """The SHA-256 of folder/SHA256SUMS (None without one): it names every file of the run."""
     sums = folder / "SHA256SUMS"
     return hashlib.sha256(sums.read_bytes()).hexdigest() if sums.is_file() else None
+
+
+def record_digest(record: dict) -> str:
+    """A record's SHA-256, as the next record's previous_sha256 holds it: the receipt of a
+    sign-off to keep elsewhere (a later edit of the record changes it)."""
+    return _record_digest(record)
 
 
 def _record_digest(record: dict) -> str:
@@ -486,6 +493,7 @@ def write_sign_off_page(folder: Path) -> Path:
         period=manifest["period"]["label"],
         dates=_dates_text(manifest["period"]["start"], manifest["period"]["end"]),
         record=record,
+        receipt=_record_digest(record),
         signed_at=_when(record),
         locked=state.locked,
         override=proposed.replace("_", " ") if kinder else None,

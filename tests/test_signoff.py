@@ -76,6 +76,10 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
     out = capsys.readouterr()
     assert out.out == f"{folder / 'sign_off.html'}\n"
     run, record = read_log(folder)
+    assert out.err.splitlines()[-2] == (
+        f"  receipt    {chained(record)} (the record's SHA-256: keep it with the journal entry; "
+        "an edit of the record changes it)"
+    )
     assert AT.match(record["at"])
     assert {k: v for k, v in record.items() if k != "at"} == {
         "event": "signed",
@@ -467,7 +471,7 @@ def test_the_days_of_a_signed_off_month_are_not_approved_again_by_a_week(
     assert october["sign_off"] == {
         k: record[k] for k in ("result", "signed_by", "role", "at", "note", "proposed_result",
                                "evidence_sha256")
-    }  # fmt: skip
+    } | {"receipt": chained(record)}  # fmt: skip
 
 
 def test_overlapping_locks_are_the_other_locked_periods_sharing_a_day(tmp_path):

@@ -22,9 +22,9 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import load_workspace
+from .config import Workspace, load_workspace
 from .errors import ConfigError, InputError, KitError
-from .periods import parse_period
+from .periods import Period, parse_period
 
 __all__ = ["main", "run_period"]
 
@@ -52,7 +52,7 @@ def run_period(
         write_checksums,
         write_index,
     )
-    from .signoff import overlapping_locks, read_log, record_run, signed_text
+    from .signoff import overlapping_locks, record_run, signed_text
     from .statements import write_statements
 
     period = parse_period(period_label)
@@ -73,10 +73,7 @@ def run_period(
         render_packet(notebook, folder / "packet.html", manifest)
         statements = write_statements(folder)
         write_checksums(folder)  # it covers everything written above
-        log = read_log(folder)
-        reopened = bool(log) and log[-1]["event"] == "reopened"
-        # last: it records the SHA-256 of SHA256SUMS (and a reason given to an open period)
-        record_run(folder, period.label, role, None if reopened else reopen)
+        record_run(folder, period.label, role, reopen)  # last: it records SHA256SUMS
     index = write_index(out)
     after = run_record(out / period.label)
     if progress:
@@ -129,14 +126,9 @@ def run(
     signed off with `sign-off` (pass or needs follow-up) is locked: it runs again only with
     --reopen."""
     from .history import outdated_by
-    from .signoff import carried_log
+    from .signoff import carried_log, reopen_reason
 
-    if reopen is not None:
-        from .signoff import text_option
-
-        reopen = text_option(reopen, "--reopen", limit=2000)
-        if not reopen:
-            raise ConfigError(None, "--reopen", "give the reason for reopening the period")
+    reopen = reopen_reason(reopen, "--reopen")
     queue = sorted({p.label: p for p in map(parse_period, periods)}.values(),
                    key=lambda p: (p.start, p.end))  # fmt: skip
     reports = out or load_workspace(config).root / "reports"
@@ -295,10 +287,9 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
             f"--config {config} --period {parsed.label}{to}` first (or give the --out it was run "
             "into)"
         )  # fmt: skip
-    with period_lock(reports, parsed.label):  # no run replaces the folder meanwhile
-        record, page, replaced = _sign(
-            workspace, reports, folder, parsed, result, signed_by, role, note
-        )
+    # no run replaces the folder meanwhile, and no sign-off of an overlapping period
+    with period_lock(reports, "sign-off"), period_lock(reports, parsed.label):
+        record, page, replaced = _sign(workspace, reports, parsed, result, signed_by, role, note)
     if replaced is not None:
         click.echo(f"  replaces   the sign-off {signed_text(replaced)}", err=True)
     if record.get("outdated"):
@@ -321,97 +312,31 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     click.echo(str(page))
 
 
-def _sign(workspace, reports: Path, folder: Path, parsed, result: str, signed_by: str, role: str,
-          note: str) -> tuple[dict, Path, dict | None]:  # fmt: skip
-    """`sign-off`'s checks and its record, under the period's lock: (the record, the page, the
-    sign-off of the same run it replaces)."""
+def _sign(workspace: Workspace, reports: Path, period: Period, result: str, signed_by: str,
+          role: str, note: str) -> tuple[dict, Path, dict | None]:  # fmt: skip
+    """`sign-off`'s checks and its record, under the locks: (the record, the page, the sign-off
+    of the same run it replaces)."""
     from .history import outdated_baseline, outdated_text
-    from .load import matching_files
-    from .report import PERIOD_FILES, kit_named, written_files
     from .signoff import (
-        LOCKING,
-        RESULTS,
-        SIGN_OFF_FILE,
-        SIGN_OFF_PAGE,
-        PeriodLocked,
         append_record,
-        changed_inputs,
-        checksum_problem,
-        evidence_digest,
-        overlapping_locks,
+        not_covered,
         sign_off_state,
-        signed_text,
+        unsignable,
         write_log,
         write_sign_off_page,
     )
 
+    folder = reports / period.label
     state = sign_off_state(folder)
-    again = (
-        "run it with `--reopen REASON`, then sign the new packet"
-        if state.locked
-        else "re-run the period and sign the new packet"
-    )
-    if state.missing:
-        raise InputError(folder, None, f"its review log {SIGN_OFF_FILE} is missing; restore it")
-    if state.run is None:
-        raise InputError(folder, None, "no run of this kit version is in its review log; "
-                         f"{again}")  # fmt: skip
-    if state.run["evidence_sha256"] is None:
-        raise InputError(folder, None, "written by the notebook run by papermill, without "
-                         "SHA256SUMS; review it with `allocation-kit run` to sign it")  # fmt: skip
-    files = written_files(folder)
-    problem = checksum_problem(folder, [f for f in files if kit_named(folder, f)])
-    if problem is None and evidence_digest(folder) != state.run["evidence_sha256"]:
-        problem = "SHA256SUMS changed since the run wrote it (the review log records another)"
-    if problem:
-        raise InputError(folder, None, f"{problem}; sign only what the kit wrote: {again}")
+    refused = unsignable(folder, state, workspace.root, _input_files(workspace))
+    if refused:
+        raise refused
     manifest = json.loads((folder / "evidence" / "manifest.json").read_text(encoding="utf-8"))
-    name = str(workspace.config_path)
-    globs = [("requests", workspace.kit.requests.path)]
-    globs += [("billing", source.path) for source in workspace.kit.billing or []]
-    matched = []
-    for key, pattern in globs:
-        with contextlib.suppress(InputError):  # none match now: the run's are named missing
-            matched += matching_files(workspace.root, pattern, key, name)
-    changed = changed_inputs(manifest, workspace.root, matched)
-    if changed:
-        raise InputError(folder, None, f"inputs changed since the run: {', '.join(changed)}; "
-                         f"the packet no longer shows them: {again}")  # fmt: skip
     spend_path = folder / "evidence" / "spend_review.json"
     spend = json.loads(spend_path.read_text(encoding="utf-8")) if spend_path.is_file() else {}
     proposed = (spend.get("sign_off") or {}).get("proposed_result")
-    kinder = proposed in RESULTS and RESULTS.index(result) < RESULTS.index(proposed)
-    if kinder and not note:
-        raise ConfigError(
-            None,
-            "--note",
-            f"the packet proposes {proposed.replace('_', ' ')}; signing "
-            f"{result.replace('_', ' ')} needs a note saying why",
-        )
-    if state.current is not None and state.current["result"] in LOCKING and result == "fail":
-        raise PeriodLocked(
-            folder, None, f"this run is signed off {signed_text(state.current)}, which stands: "
-            "to reject it, reopen the period (`run --reopen REASON`), which archives what was "
-            "signed, and sign the new run fail"
-        )  # fmt: skip
-    if state.current is not None and not note:
-        raise ConfigError(
-            None, "--note", f"this run is signed off {signed_text(state.current)} already; "
-            "replacing it needs a note saying why"
-        )  # fmt: skip
-    if result in LOCKING:  # a day's charges are approved once: by a month or by a week
-        for label, other in overlapping_locks(reports, parsed):
-            raise PeriodLocked(
-                folder, None, f"its days overlap {label}, signed off "
-                f"{signed_text(other) if other else '(its review log is missing)'}: the charges "
-                f"of a day are approved once (reopen {label} to approve them here)"
-            )  # fmt: skip
-    late = outdated_text(outdated_baseline(reports, parsed, manifest.get("inputs", [])))
-    ours = PERIOD_FILES | {SIGN_OFF_FILE, SIGN_OFF_PAGE}
-    others = sorted(
-        [e.name for e in folder.iterdir() if e.name not in ours and not e.name.startswith(".")]
-        + [f.relative_to(folder).as_posix() for f in files if not kit_named(folder, f)]
-    )
+    _sign_off_conflict(reports, period, state, result, note, proposed)
+    late = outdated_text(outdated_baseline(reports, period, manifest.get("inputs", [])))
     records = append_record(
         list(state.log),
         "signed",
@@ -420,12 +345,62 @@ def _sign(workspace, reports: Path, folder: Path, parsed, result: str, signed_by
         role=role or workspace.kit.review.reviewer_role,
         note=note,
         proposed_result=proposed,
-        evidence_sha256=state.run["evidence_sha256"],
+        evidence_sha256=state.run["evidence_sha256"],  # type: ignore[index]
         outdated=late or None,
-        not_covered=others,
+        not_covered=not_covered(folder),
     )
-    write_log(folder, parsed.label, records)
-    return records[-1], write_sign_off_page(folder), state.current
+    page = write_sign_off_page(folder, records)  # first: a log without its page is no record
+    write_log(folder, period.label, records)
+    return records[-1], page, state.current
+
+
+def _input_files(workspace: Workspace) -> list[Path]:
+    """The ledger and bill files their globs match now (none where none match)."""
+    from .load import matching_files
+
+    globs = [("requests", workspace.kit.requests.path)]
+    globs += [("billing", source.path) for source in workspace.kit.billing or []]
+    matched: list[Path] = []
+    for key, pattern in globs:
+        with contextlib.suppress(InputError):  # none match now: the run's are named missing
+            matched += matching_files(workspace.root, pattern, key, str(workspace.config_path))
+    return matched
+
+
+def _sign_off_conflict(reports: Path, period: Period, state, result: str, note: str,
+                       proposed: str | None) -> None:  # fmt: skip
+    """Raise when signing `result` would conflict with the proposal (a kinder result needs a
+    note), with a sign-off of the same run (an approval stands; replacing one needs a note) or
+    with another locked period sharing a day (a day's charges are approved once)."""
+    from .signoff import LOCKING, PeriodLocked, overlapping_locks, overridden, signed_text
+
+    folder = reports / period.label
+    if overridden(result, proposed) and not note:
+        raise ConfigError(
+            None,
+            "--note",
+            f"the packet proposes {proposed.replace('_', ' ')}; signing "  # type: ignore[union-attr]
+            f"{result.replace('_', ' ')} needs a note saying why",
+        )
+    current = state.current
+    if current is not None and current["result"] in LOCKING and result == "fail":
+        raise PeriodLocked(
+            folder, None, f"this run is signed off {signed_text(current)}, which stands: to "
+            "reject it, reopen the period (`run --reopen REASON`), which archives what was "
+            "signed, and sign the new run fail"
+        )  # fmt: skip
+    if current is not None and not note:
+        raise ConfigError(
+            None, "--note", f"this run is signed off {signed_text(current)} already; replacing "
+            "it needs a note saying why"
+        )  # fmt: skip
+    if result in LOCKING and (found := overlapping_locks(reports, period)):
+        label, other = found[0]
+        raise PeriodLocked(
+            folder, None, f"its days overlap {label}, signed off "
+            f"{signed_text(other) if other else '(its review log is missing)'}: the charges of "
+            f"a day are approved once (reopen {label} to approve them here)"
+        )  # fmt: skip
 
 
 @cli.command()
@@ -443,11 +418,11 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
     from .report import period_rows
     from .signoff import record_digest
 
-    SIGNED_FIELDS = ("result", "signed_by", "role", "at", "note", "proposed_result",
-                     "evidence_sha256")  # fmt: skip
+    fields = ("result", "signed_by", "role", "at", "note", "proposed_result", "evidence_sha256")
 
     workspace = load_workspace(config)
     reports = (out or workspace.root / "reports").resolve()
+    unreadable: list[str] = []
     rows = [
         {
             "period": r["period"],
@@ -456,7 +431,7 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
             "proposed": r["sign_off"],
             "signed": r["signed"],
             "signed_by": r["signed_note"] if r["signed"] else None,
-            "sign_off": {k: r["record"][k] for k in SIGNED_FIELDS}
+            "sign_off": {k: r["record"].get(k) for k in fields}
             | {"receipt": record_digest(r["record"])}
             if r["record"]
             else None,
@@ -465,7 +440,7 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
                 filter(None, [r["alarm"], f"outdated: {r['outdated']}" if r["outdated"] else ""])
             ) or None,
         }
-        for r in period_rows(reports)
+        for r in period_rows(reports, unreadable)
     ]  # fmt: skip
     if fmt == "json":
         for r in rows:
@@ -485,7 +460,9 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
                 f"{r['period']:<24} {r['reconciliation']:<13} proposed {r['proposed']:<16} "
                 f"{signed}" + (f"\n{'':<24} attention: {r['attention']}" if r["attention"] else "")
             )
-    if any(r["attention"] for r in rows):
+    if unreadable and fmt == "text":
+        click.echo(f"unreadable evidence (see above): {', '.join(unreadable)}")
+    if unreadable or any(r["attention"] for r in rows):
         raise SystemExit(1)
 
 

@@ -50,7 +50,7 @@ from .present import (
     unit_money,
 )
 from .report import Analysis, atomic_period_folder, write_evidence, write_index
-from .signoff import record_run, text_option
+from .signoff import record_run, reopen_reason
 
 __all__ = ["ACTIONS", "Review", "period_review"]
 
@@ -1668,10 +1668,10 @@ def period_review(
                 "temporary folder; leave it empty to write OUT/PERIOD"
             )  # fmt: skip
         return run(Path(period_dir))
-    reason = text_option(reopen, "reopen", limit=2000) if reopen else None
+    reason = reopen_reason(reopen, "reopen") if reopen else None
     with atomic_period_folder(out, parsed.label, reopen=reason, role=reviewer_role) as folder:
         review = run(folder)
-        record_run(folder, parsed.label, reviewer_role)  # no SHA256SUMS: `run` writes it
+        record_run(folder, parsed.label, reviewer_role, reason)  # no SHA256SUMS: `run` does
     review.folder = out / parsed.label
     write_index(out)  # its sign-off and lock as they are now
     return review

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .chargeback import Chargeback
 from .pipeline import PeriodLedger, _lit, period_filter_sql
 from .price import cost_sql, price_band_sql, price_layout
+from .signoff import SIGN_OFF_FILE, SIGN_OFF_PAGE
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -132,7 +133,7 @@ def _carry_over(previous: Path, new: Path, *, copy: bool = False) -> list[str]:
     kept = []
     ours: tuple[tuple[Path, Callable[[str], bool]], ...] = (
         # the review log is carried by atomic_period_folder; a sign-off page is of its run only
-        (Path(), (PERIOD_FILES | {"sign_off.json", "sign_off.html"}).__contains__),
+        (Path(), (PERIOD_FILES | {SIGN_OFF_FILE, SIGN_OFF_PAGE}).__contains__),
         (Path("evidence"), EVIDENCE_FILES.__contains__),
         (Path("statements"), lambda name: name.endswith(".html")),  # one page per team
     )
@@ -519,7 +520,7 @@ def manifest(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # the period folder's review log (runs, sign-offs, reopenings): `allocation-kit run`
         # writes it beside SHA256SUMS, so a folder without it had it removed
-        "review_log": "sign_off.json",
+        "review_log": SIGN_OFF_FILE,
         "period": {
             "label": period.label,
             "kind": period.kind,
@@ -1023,7 +1024,7 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
     became of an earlier run's sign-off, "alarm": what a reader must know first (the evidence
     changed since it was signed, the log is missing or broken), "override": the proposal a
     kinder sign-off overrode}."""
-    from .signoff import checksum_problem, evidence_digest, sign_off_state
+    from .signoff import evidence_problem, overridden, sign_off_state
 
     none = {"signed": None, "locked": False, "signed_note": None, "alarm": None, "override": None,
             "signed_page": None, "record": None}  # fmt: skip
@@ -1033,7 +1034,7 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
         print(f"warning: {exc.line()}", file=sys.stderr)
         return none | {"alarm": f"review log broken: {exc.where or ''} {exc.expected}".strip()}
     if state.missing:
-        return none | {"locked": True, "alarm": "review log sign_off.json missing"}
+        return none | {"locked": True, "alarm": f"review log {SIGN_OFF_FILE} missing"}
     current, earlier = state.current, state.earlier
     if current is None:
         note = None
@@ -1042,18 +1043,15 @@ def _recorded_sign_off(folder: Path) -> dict[str, str | bool | None]:
             note = f"{how} {earlier['result'].replace('_', ' ')} of {earlier['at'][:10]}"
         return none | {"signed_note": note}
     role = f" ({current['role']})" if current.get("role") else ""
-    problem = checksum_problem(folder, written_files(folder))
-    if problem is None and evidence_digest(folder) != current["evidence_sha256"]:
-        problem = "SHA256SUMS is not the one signed"
+    problem = evidence_problem(folder, current["evidence_sha256"])
     proposed = current.get("proposed_result")
-    order = ("pass", "needs_follow_up", "fail")
-    kinder = proposed in order and order.index(current["result"]) < order.index(proposed)
+    kinder = overridden(current["result"], proposed)
     return {
         "signed": current["result"].replace("_", " "),
         "locked": state.locked,
         "signed_note": f"signed by {current['signed_by']}{role}, {current['at'][:10]}",
-        "signed_page": f"{folder.name}/sign_off.html"
-        if (folder / "sign_off.html").is_file()
+        "signed_page": f"{folder.name}/{SIGN_OFF_PAGE}"
+        if (folder / SIGN_OFF_PAGE).is_file()
         else None,
         # the file it names (the whole problem: `allocation-kit sign-off` says it in one line)
         "alarm": f"evidence changed since sign-off: {problem.split(':')[0]}" if problem else None,
@@ -1162,9 +1160,9 @@ def write_index(out: Path) -> Path:
     return target
 
 
-def period_rows(out: Path) -> list[dict]:
+def period_rows(out: Path, unreadable: list[str] | None = None) -> list[dict]:
     """`period_summary` of every period folder in out, newest first; a folder whose evidence
-    cannot be read is named on stderr and left out."""
+    cannot be read is named on stderr (and in `unreadable`) and left out."""
     rows = []
     for folder in sorted(out.iterdir()) if out.is_dir() else []:
         if not folder.is_dir() or folder.name.startswith("."):
@@ -1178,6 +1176,8 @@ def period_rows(out: Path) -> list[dict]:
                 f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); left out of the index",
                 file=sys.stderr,
             )
+            if unreadable is not None:
+                unreadable.append(folder.name)
             continue
         if summary:
             rows.append(summary)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import ConfigError, InputError, KitError
+from .periods import Period
 
 __all__ = [
     "LOCKING",
@@ -43,20 +44,25 @@ __all__ = [
     "changed_inputs",
     "checksum_problem",
     "evidence_digest",
+    "evidence_problem",
     "log_rows",
+    "not_covered",
     "overlapping_locks",
+    "overridden",
     "period_lock",
     "read_log",
     "record_digest",
     "record_run",
+    "reopen_reason",
     "sign_off_state",
     "signed_text",
     "text_option",
+    "unsignable",
     "write_log",
     "write_sign_off_page",
 ]
 
-SIGN_OFF_FILE = "sign_off.json"
+SIGN_OFF_FILE = "sign_off.json"  # the review log, in the period folder beside SHA256SUMS
 SIGN_OFF_PAGE = "sign_off.html"  # the latest sign-off of the run, for print; not carried over
 RESULTS = ("pass", "needs_follow_up", "fail")  # the packet's sign-off results, most lenient first
 LOCKING = frozenset({"pass", "needs_follow_up"})  # a charge back was approved: the period locks
@@ -120,6 +126,36 @@ def period_lock(out: Path, name: str) -> Iterator[None]:
         handle.close()  # releases the lock
 
 
+def overridden(result: str, proposed: str | None) -> bool:
+    """Whether signing `result` is kinder than the packet's `proposed` result (a pass where it
+    proposes fail): an override, which needs a note and is shown as one."""
+    return proposed in RESULTS and RESULTS.index(result) < RESULTS.index(proposed)
+
+
+def reopen_reason(value: str | None, option: str) -> str | None:
+    """A reason to reopen as given (`--reopen`, `-p reopen`): None when none was given, else
+    one line of text, never blank (ConfigError naming the option)."""
+    if value is None:
+        return None
+    reason = text_option(value, option, limit=2000)
+    if not reason:
+        raise ConfigError(None, option, "give the reason for reopening the period")
+    return reason
+
+
+def evidence_problem(folder: Path, evidence_sha256: str | None) -> str | None:
+    """The first way the folder's evidence differs from the run recorded with `evidence_sha256`
+    (None: it is what the run wrote): a file of the kit's changed, missing or added since, or a
+    SHA256SUMS rewritten. Files of the reviewer's are not the kit's, and not checked."""
+    from .report import kit_named, written_files
+
+    kit = [f for f in written_files(folder) if kit_named(folder, f)]
+    problem = checksum_problem(folder, kit)
+    if problem is None and evidence_digest(folder) != evidence_sha256:
+        problem = "SHA256SUMS changed since the run wrote it (the review log records another)"
+    return problem
+
+
 def evidence_digest(folder: Path) -> str | None:
     """The SHA-256 of folder/SHA256SUMS (None without one): it names every file of the run."""
     sums = folder / "SHA256SUMS"
@@ -129,10 +165,6 @@ def evidence_digest(folder: Path) -> str | None:
 def record_digest(record: dict) -> str:
     """A record's SHA-256, as the next record's previous_sha256 holds it: the receipt of a
     sign-off to keep elsewhere (a later edit of the record changes it)."""
-    return _record_digest(record)
-
-
-def _record_digest(record: dict) -> str:
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -144,7 +176,7 @@ def _record_problem(record: object, previous: dict | None) -> str | None:
     event = record.get("event")
     if event not in EVENTS:
         return f"event {event!r}: expected one of {', '.join(EVENTS)}"
-    if record.get("previous_sha256") != (_record_digest(previous) if previous else ""):
+    if record.get("previous_sha256") != (record_digest(previous) if previous else ""):
         return (
             "previous_sha256 is not the SHA-256 of the record before it: that record was "
             "edited, or one between them dropped or moved"
@@ -183,7 +215,8 @@ def read_log(folder: Path) -> list[dict]:
             "restore it from your copy",
         ) from None
     period = doc.get("period")  # a partial or archived folder is named after its period too
-    if not (isinstance(period, str) and folder.name.lstrip(".").split(".")[0] == period):
+    name = folder.name.lstrip(".")
+    if not (isinstance(period, str) and (name == period or name.startswith(f"{period}."))):
         raise InputError(
             path, "period", f"{period!r}: the log of another period, not of {folder.name}; "
             "restore the folder's own from your copy"
@@ -213,7 +246,7 @@ def append_record(records: list[dict], event: str, **fields: object) -> list[dic
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "user": _account(),
         **fields,
-        "previous_sha256": _record_digest(records[-1]) if records else "",
+        "previous_sha256": record_digest(records[-1]) if records else "",
     }
     return [*records, record]
 
@@ -231,8 +264,11 @@ def record_run(folder: Path, period: str, role: str, reason: str | None = None) 
     reason it was given to run (`--reopen` of a period that was not locked), if any."""
     from . import __version__
 
+    log = read_log(folder)
+    if log and log[-1]["event"] == "reopened":  # said there
+        reason = None
     records = append_record(
-        read_log(folder),
+        log,
         "run",
         role=role,
         evidence_sha256=evidence_digest(folder),
@@ -243,8 +279,11 @@ def record_run(folder: Path, period: str, role: str, reason: str | None = None) 
     return records[-1]
 
 
-def sign_off_state(folder: Path) -> SignOffState:
-    log = read_log(folder)
+def sign_off_state(folder: Path, log: list[dict] | None = None) -> SignOffState:
+    """What the folder's review log (or `log`, its records about to be written) says of the
+    run there: its record, the sign-off of it, the latest of an earlier run, whether it was a
+    reopening, and whether a log that should be there is missing."""
+    log = read_log(folder) if log is None else log
     # the evidence changes at a run, and at a reopening (whose run may write no record yet)
     marks = [i for i, r in enumerate(log) if r["event"] in ("run", "reopened")]
     last = marks[-1] if marks else -1
@@ -288,8 +327,9 @@ def signed_text(record: dict) -> str:
 def text_option(value: str, option: str, *, limit: int = 200) -> str:
     """A name, role or note as given on the command line, stripped: one line of printable
     text within `limit` characters, or a ConfigError naming the option."""
-    value = " ".join(value.replace("\u00a0", " ").replace("\u202f", " ").split(" ")).strip()
-    if not value.isprintable():  # a no-break space pasted from a mail is a space
+    # a no-break space pasted from a mail is a space; runs of spaces are one
+    value = re.sub(" +", " ", value.replace("\u00a0", " ").replace("\u202f", " ")).strip()
+    if not value.isprintable():
         raise ConfigError(
             None,
             option,
@@ -350,11 +390,10 @@ def changed_inputs(manifest: dict, root: Path, ledger_files: Iterable[Path]) -> 
     return found
 
 
-def overlapping_locks(out: Path, period) -> list[tuple[str, dict | None]]:
+def overlapping_locks(out: Path, period: Period) -> list[tuple[str, dict | None]]:
     """The other periods of the reports folder `out` whose days overlap `period` and that are
     locked: (label, the sign-off that locks it, None for a missing log). An unreadable log
     counts as not locked here: the run or sign-off of that period names it."""
-    from .errors import ConfigError as BadLabel
     from .periods import parse_period
 
     found = []
@@ -364,7 +403,7 @@ def overlapping_locks(out: Path, period) -> list[tuple[str, dict | None]]:
         try:
             other = parse_period(folder.name)
             state = sign_off_state(folder)
-        except (BadLabel, InputError):
+        except (ConfigError, InputError):
             continue
         if other.start < period.end and period.start < other.end and state.locked:
             found.append((other.label, state.current))
@@ -379,7 +418,7 @@ class Carried:
 
     records: list[dict]
     reopened: dict | None
-    replaces_signed: dict | None
+    replaces_signed: bool
 
 
 def carried_log(final: Path, reopen: str | None, role: str) -> Carried | None:
@@ -406,7 +445,7 @@ def carried_log(final: Path, reopen: str | None, role: str) -> Carried | None:
     if not state.log and not state.missing:
         return None
     if not state.locked:
-        return Carried(list(state.log), None, state.current)
+        return Carried(list(state.log), None, state.current is not None)
     reopens = (
         "a period whose review log was missing" if state.missing else signed_text(state.current)  # type: ignore[arg-type]
     )
@@ -418,7 +457,7 @@ def carried_log(final: Path, reopen: str | None, role: str) -> Carried | None:
         reopens=reopens,
         replaces_evidence_sha256=evidence_digest(final),
     )
-    return Carried(records, records[-1], state.current or {"result": "unknown"})
+    return Carried(records, records[-1], True)
 
 
 MEANINGS = {  # the packet's sign-off form, in its words
@@ -450,7 +489,7 @@ def log_rows(records: Iterable[dict]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def write_sign_off_page(folder: Path) -> Path:
+def write_sign_off_page(folder: Path, records: list[dict] | None = None) -> Path:
     """folder/sign_off.html: the latest sign-off of the run as one page to print and file with
     the journal entry: who decided what and why, the charges it approves, the files it covers
     with their SHA-256 and the review log. Written whole or not at all."""
@@ -462,7 +501,7 @@ def write_sign_off_page(folder: Path) -> Path:
     from .present import minor_word, money
     from .report import _dates_text, resource_dir
 
-    state = sign_off_state(folder)
+    state = sign_off_state(folder, records)
     record = state.current
     if record is None:
         raise ValueError("the run has no sign-off")
@@ -483,7 +522,7 @@ def write_sign_off_page(folder: Path) -> Path:
         for line in (folder / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
     ]
     proposed = record.get("proposed_result")
-    kinder = proposed in RESULTS and RESULTS.index(record["result"]) < RESULTS.index(proposed)
+    kinder = overridden(record["result"], proposed)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "signoff")),
         autoescape=True,
@@ -493,7 +532,7 @@ def write_sign_off_page(folder: Path) -> Path:
         period=manifest["period"]["label"],
         dates=_dates_text(manifest["period"]["start"], manifest["period"]["end"]),
         record=record,
-        receipt=_record_digest(record),
+        receipt=record_digest(record),
         signed_at=_when(record),
         locked=state.locked,
         override=proposed.replace("_", " ") if kinder else None,
@@ -519,3 +558,44 @@ def write_sign_off_page(folder: Path) -> Path:
     partial.write_text(page, encoding="utf-8")
     partial.replace(target)
     return target
+
+
+def unsignable(
+    folder: Path, state: SignOffState, root: Path, input_files: Iterable[Path]
+) -> KitError | None:
+    """Why the folder's run cannot be signed (None: it can): its review log missing or without
+    a run of `run`, its evidence not what that run wrote, or its inputs changed since (`root`:
+    the workspace's folder; `input_files`: the ledger and bill files their globs match now)."""
+    again = (
+        "run it with `--reopen REASON`, then sign the new packet"
+        if state.locked
+        else "re-run the period and sign the new packet"
+    )
+    if state.missing:
+        return InputError(folder, None, f"its review log {SIGN_OFF_FILE} is missing; restore it")
+    if state.run is None:
+        return InputError(folder, None, f"no run of this kit version is in its review log; {again}")
+    if state.run["evidence_sha256"] is None:
+        return InputError(folder, None, "written by the notebook run by papermill, without "
+                          "SHA256SUMS; review it with `allocation-kit run` to sign it")  # fmt: skip
+    problem = evidence_problem(folder, state.run["evidence_sha256"])
+    if problem:
+        return InputError(folder, None, f"{problem}; sign only what the kit wrote: {again}")
+    manifest = json.loads((folder / "evidence" / "manifest.json").read_text(encoding="utf-8"))
+    changed = changed_inputs(manifest, root, input_files)
+    if changed:
+        return InputError(folder, None, f"inputs changed since the run: {', '.join(changed)}; "
+                          f"the packet no longer shows them: {again}")  # fmt: skip
+    return None
+
+
+def not_covered(folder: Path) -> list[str]:
+    """The files in the period folder that the kit did not write: a sign-off does not cover
+    them (a reviewer's notes, an invoice scan in evidence/)."""
+    from .report import PERIOD_FILES, kit_named, written_files
+
+    ours = PERIOD_FILES | {SIGN_OFF_FILE, SIGN_OFF_PAGE}
+    top = [e.name for e in folder.iterdir() if e.name not in ours and not e.name.startswith(".")]
+    inside = [f.relative_to(folder).as_posix() for f in written_files(folder)
+              if not kit_named(folder, f)]  # fmt: skip
+    return sorted(top + inside)

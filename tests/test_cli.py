@@ -861,5 +861,5 @@ def test_sigterm_ends_a_run_like_ctrl_c_leaving_the_last_good_folder(tmp_path):
         [sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stderr) == (143, "terminated\n")
-    assert [p.name for p in out.iterdir()] == ["2026-10"]
+    assert sorted(p.name for p in out.iterdir()) == [".2026-10.lock", "2026-10"]
     assert (out / "2026-10" / "packet.html").read_text() == "good"

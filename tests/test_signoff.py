@@ -137,7 +137,9 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
     assert last_line(capsys) == locked
     assert review(config, "2026-09", "2026-10") == 4
     assert last_line(capsys) == locked
-    assert sorted(p.name for p in reports.iterdir()) == [".2026-10.lock", "2026-10", "index.html"]
+    assert sorted(p.name for p in reports.iterdir()) == [
+        ".2026-10.lock", ".sign-off.lock", "2026-10", "index.html"  # the locks, and nothing new
+    ]  # fmt: skip
     assert digest(folder / "SHA256SUMS") == signed
 
     assert cli("run", "--config", str(config), "--period", "2026-10", "--reopen", " ") == 2
@@ -236,6 +238,9 @@ def test_evidence_or_inputs_changed_since_the_run_are_not_signed(workspace, tmp_
         "evidence/invoice_scan.txt, notes.txt"
     )
     assert err[-1].endswith("; the period stays open to re-run")
+    # status and the index judge the evidence as the sign-off did: the reviewer's files apart
+    assert cli("status", "--config", str(config)) == 0
+    capsys.readouterr()
     failed = digest(folder / "SHA256SUMS")
     assert review(config) == 0  # a fail does not lock
     _, signed, rerun = read_log(folder)
@@ -301,6 +306,7 @@ def test_a_name_is_one_line_of_printable_text(value, expected):
     assert bad.value.line() == f"--by: {expected}"
     assert text_option("  José Núñez-O'Brien ", "--by") == "José Núñez-O'Brien"
     assert text_option("Dana\u00a0Reyes", "--by") == "Dana Reyes"  # pasted from a mail
+    assert text_option("Dana   Reyes", "--by") == "Dana Reyes"
 
 
 def _signed_folder(out: Path, result: str) -> Path:
@@ -499,3 +505,19 @@ def test_the_notebooks_period_dir_is_only_runs_own_temporary_folder(workspace, t
         f"period_dir: {folder}: `allocation-kit run` sets it to its temporary folder; leave it "
         "empty to write OUT/PERIOD"
     )
+
+
+def test_a_date_range_is_signed_and_reopened_like_a_month(workspace, tmp_path, capsys):
+    """Its label holds dots: its own log was once taken for another period's."""
+    config = workspace([request("r1")])
+    label = "2026-10-01..2026-10-15"
+    assert review(config, label) == 0
+    args = ("sign-off", "--config", str(config), "--period", label, "--by", "Dana Reyes")
+    assert cli(*args, "--result", "needs_follow_up") == 0
+    assert review(config, label) == 4
+    assert cli("run", "--config", str(config), "--period", label, "--reopen", "late rows") == 0
+    folder = tmp_path / "reports" / label
+    assert [r["event"] for r in read_log(folder)] == ["run", "signed", "reopened", "run"]
+    (archived,) = (tmp_path / "reports" / "archive").iterdir()
+    assert archived.name.startswith(f"{label}.reopened-")
+    assert [r["event"] for r in read_log(archived)] == ["run", "signed"]

@@ -381,7 +381,7 @@ _DATED = re.compile(r"^(?P<base>.+)-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
 # LiteLLM's `litellm_provider` of a model's own maker, and the maker's name (FOCUS
 # PublisherName). Hosts of other makers' models (azure, bedrock, groq, together_ai, …) name no
 # publisher: the entry's model does, and the snapshot leaves it to the reviewer.
-PUBLISHERS = {
+_PUBLISHERS = {
     "openai": "OpenAI",
     "text-completion-openai": "OpenAI",
     "anthropic": "Anthropic",
@@ -441,7 +441,7 @@ def litellm_import(
         except _NotImported as reason:
             skipped[name] = str(reason)
             continue
-        publisher = PUBLISHERS.get(str(table[name].get("litellm_provider", "")))
+        publisher = _PUBLISHERS.get(str(table[name].get("litellm_provider", "")))
         if publisher:
             price = price.model_copy(update={"publisher": publisher})
         prices.append(price)

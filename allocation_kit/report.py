@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .chargeback import Chargeback
 from .pipeline import PeriodLedger, _lit, period_filter_sql
 from .price import cost_sql, price_band_sql, price_layout
-from .signoff import SIGN_OFF_FILE, SIGN_OFF_PAGE
+from .signoff import SIGN_OFF_FILE, SIGN_OFF_PAGE, write_whole
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -1153,11 +1153,7 @@ def write_index(out: Path) -> Path:
         percent=percent,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
-    target = out / "index.html"
-    partial = out / ".index.html.partial"
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(target)
-    return target
+    return write_whole(out / "index.html", page)
 
 
 def period_rows(out: Path, unreadable: list[str] | None = None) -> list[dict]:

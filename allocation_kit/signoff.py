@@ -60,6 +60,7 @@ __all__ = [
     "unsignable",
     "write_log",
     "write_sign_off_page",
+    "write_whole",
 ]
 
 SIGN_OFF_FILE = "sign_off.json"  # the review log, in the period folder beside SHA256SUMS
@@ -228,14 +229,18 @@ def read_log(folder: Path) -> list[dict]:
     return records
 
 
-def write_log(folder: Path, period: str, records: list[dict]) -> Path:
-    """Write folder/sign_off.json whole or not at all."""
-    path = folder / SIGN_OFF_FILE
-    partial = folder / f".{SIGN_OFF_FILE}.partial-{os.getpid()}"
-    doc = {"period": period, "records": records}
-    partial.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def write_whole(path: Path, text: str) -> Path:
+    """Write the file whole or not at all: a reader never sees half of it."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.write_text(text, encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def write_log(folder: Path, period: str, records: list[dict]) -> Path:
+    """Write folder/sign_off.json whole or not at all."""
+    doc = {"period": period, "records": records}
+    return write_whole(folder / SIGN_OFF_FILE, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def append_record(records: list[dict], event: str, **fields: object) -> list[dict]:
@@ -553,11 +558,7 @@ def write_sign_off_page(folder: Path, records: list[dict] | None = None) -> Path
         files=files,
         log=log_rows(state.log),
     )
-    target = folder / SIGN_OFF_PAGE
-    partial = folder / f".{SIGN_OFF_PAGE}.partial-{os.getpid()}"
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(target)
-    return target
+    return write_whole(folder / SIGN_OFF_PAGE, page)
 
 
 def unsignable(

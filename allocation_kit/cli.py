@@ -296,6 +296,10 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         click.echo(f"  note       this review is outdated: {record['outdated']}; its "
                    "comparisons with earlier periods are not current (the record says so)",
                    err=True)  # fmt: skip
+    if record.get("same_account_as_run"):
+        click.echo(f"  note       the account that ran the period ({record['user']}) signs it "
+                   "too: the record says so; a reviewer apart from the preparer is the usual "
+                   "control", err=True)  # fmt: skip
     if record["not_covered"]:
         click.echo(f"  note       not covered by the sign-off (not written by the kit): "
                    f"{', '.join(record['not_covered'])}", err=True)  # fmt: skip
@@ -318,6 +322,7 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
     of the same run it replaces)."""
     from .history import outdated_baseline, outdated_text
     from .signoff import (
+        account,
         append_record,
         not_covered,
         sign_off_state,
@@ -348,6 +353,8 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
         evidence_sha256=state.run["evidence_sha256"],  # type: ignore[index]
         outdated=late or None,
         not_covered=not_covered(folder),
+        # segregation of duties: the account that ran the period approving it is said
+        same_account_as_run=state.run.get("user") == account(),  # type: ignore[union-attr]
     )
     page = write_sign_off_page(folder, records)  # first: a log without its page is no record
     write_log(folder, period.label, records)

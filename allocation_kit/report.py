@@ -1108,6 +1108,8 @@ def charges_table(group: list[dict]) -> dict | None:
 
     return {
         "periods": [r["period"] for r in periods],
+        # a signed period whose evidence changed since: its column is not what was approved
+        "changed": [r["period"] for r in periods if (r.get("alarm") or "").startswith("evidence")],
         "currency": periods[-1]["currency"],
         "teams": [
             (

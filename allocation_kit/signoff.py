@@ -39,6 +39,7 @@ __all__ = [
     "Carried",
     "PeriodLocked",
     "SignOffState",
+    "account",
     "append_record",
     "carried_log",
     "changed_inputs",
@@ -249,14 +250,15 @@ def append_record(records: list[dict], event: str, **fields: object) -> list[dic
     record = {
         "event": event,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "user": _account(),
+        "user": account(),
         **fields,
         "previous_sha256": record_digest(records[-1]) if records else "",
     }
     return [*records, record]
 
 
-def _account() -> str:
+def account() -> str:
+    """The account running this command, as records name it (`user`)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name for the uid (a container)

@@ -92,6 +92,7 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
         "evidence_sha256": signed,
         "outdated": None,
         "not_covered": [],
+        "same_account_as_run": True,  # the test runs and signs as one account
         "previous_sha256": chained(run),
     }
     locked_line = f"needs follow up by Dana Reyes (finops-analyst) on {when(record)}"
@@ -233,10 +234,12 @@ def test_evidence_or_inputs_changed_since_the_run_are_not_signed(workspace, tmp_
 
     assert sign(config, *args) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == (
+    assert err[:2] == [
+        f"  note       the account that ran the period ({USER}) signs it too: the record says "
+        "so; a reviewer apart from the preparer is the usual control",
         "  note       not covered by the sign-off (not written by the kit): "
-        "evidence/invoice_scan.txt, notes.txt"
-    )
+        "evidence/invoice_scan.txt, notes.txt",
+    ]
     assert err[-1].endswith("; the period stays open to re-run")
     # status and the index judge the evidence as the sign-off did: the reviewer's files apart
     assert cli("status", "--config", str(config)) == 0
@@ -469,6 +472,12 @@ def test_the_days_of_a_signed_off_month_are_not_approved_again_by_a_week(
     ]
     teams = tmp_path / "reports" / "2026-10" / "evidence" / "teams.csv"
     teams.write_bytes(teams.read_bytes() + b"\n")
+    from allocation_kit.report import write_index
+
+    index = write_index(tmp_path / "reports").read_text()
+    assert '<th class="num">2026-10<br><span class="alarm">changed since signed</span></th>' in (
+        index
+    )
     assert cli("status", "--config", str(config), "--format", "json") == 1
     october = json.loads(capsys.readouterr().out)[1]
     assert (october["period"], october["locked"], october["attention"]) == (

@@ -322,6 +322,8 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
     of the same run it replaces)."""
     from .history import outdated_baseline, outdated_text
     from .signoff import (
+        LOCKING,
+        PeriodLocked,
         account,
         append_record,
         not_covered,
@@ -341,6 +343,13 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
     spend = json.loads(spend_path.read_text(encoding="utf-8")) if spend_path.is_file() else {}
     proposed = (spend.get("sign_off") or {}).get("proposed_result")
     _sign_off_conflict(reports, period, state, result, note, proposed)
+    preparer = state.run.get("user")  # type: ignore[union-attr]
+    if result in LOCKING and workspace.kit.review.segregation_of_duties and preparer == account():
+        raise PeriodLocked(
+            folder, None, f"the account that ran this review ({preparer}) cannot approve it: "
+            "review.segregation_of_duties of kit.yaml asks for a reviewer apart from the "
+            "preparer (signing fail is allowed)"
+        )  # fmt: skip
     late = outdated_text(outdated_baseline(reports, period, manifest.get("inputs", [])))
     records = append_record(
         list(state.log),
@@ -354,7 +363,7 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
         outdated=late or None,
         not_covered=not_covered(folder),
         # segregation of duties: the account that ran the period approving it is said
-        same_account_as_run=state.run.get("user") == account(),  # type: ignore[union-attr]
+        same_account_as_run=preparer == account(),
     )
     page = write_sign_off_page(folder, records)  # first: a log without its page is no record
     write_log(folder, period.label, records)

@@ -218,6 +218,9 @@ class Reconciliation(_Strict):
 
 class Review(_Strict):
     reviewer_role: str = "finops-analyst"
+    # an approval (pass, needs_follow_up) by the account that ran the period is refused, not
+    # only recorded (`same_account_as_run`): the preparer does not approve their own work
+    segregation_of_duties: bool = False
     # how a budget owner questions a charge: who to write to, and by when (on every statement)
     disputes: str | None = Field(default=None, min_length=1)
 
@@ -830,6 +833,8 @@ def _expected(error: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...
         typo = next((k for k in written if close and k.lower() == close[0]), None)
         hint = f"; {typo!r} is not a key (did you mean method?)" if typo else ""
         return f"missing method (fixed, proportional or even){hint}"
+    if kind in {"bool_parsing", "bool_type"}:
+        return f"expected true or false, got {error.get('input')!r}"
     bounds = {"less_than_equal": "at most", "greater_than_equal": "at least",
               "greater_than": "more than"}  # fmt: skip
     if kind in bounds:

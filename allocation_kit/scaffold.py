@@ -24,7 +24,9 @@ pricing: pricing.yaml         # the dated, reviewed price snapshot
 cost_units: cost_units.yaml   # signed-off unit cost definitions (unit economics)
 budgets: budgets.yaml         # monthly budgets per team, with alert thresholds
 reconciliation: {tolerance_pct: 1.0}
-review: {reviewer_role: finops-analyst}
+review:
+  reviewer_role: finops-analyst
+  # segregation_of_duties: true  # refuse an approval signed by the account that ran the period
 # chargeback:                 # what teams carry beyond their own cost, pro rata to it
 #   spread: [unallocated, tax]  # also usage_difference, credit, adjustment, purchase, correction
 """

@@ -26,7 +26,7 @@ from allocation_kit.signoff import (
     write_log,
 )
 
-from .conftest import cli, request, write_ledger
+from .conftest import KIT, cli, request, write_ledger
 from .test_cli import last_line, review
 
 AT = re.compile(r"^2\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
@@ -530,3 +530,49 @@ def test_a_date_range_is_signed_and_reopened_like_a_month(workspace, tmp_path, c
     (archived,) = (tmp_path / "reports" / "archive").iterdir()
     assert archived.name.startswith(f"{label}.reopened-")
     assert [r["event"] for r in read_log(archived)] == ["run", "signed"]
+
+
+def test_segregation_of_duties_refuses_the_preparers_approval(workspace, tmp_path, capsys,
+                                                              monkeypatch):  # fmt: skip
+    kit = KIT.replace(
+        "review: {reviewer_role: finops-analyst}",
+        "review: {reviewer_role: finops-analyst, segregation_of_duties: true}",
+    )
+    config = workspace([request("r1")], kit=kit)
+    assert review(config) == 0
+    folder = tmp_path / "reports" / "2026-10"
+    capsys.readouterr()
+
+    assert sign(config, "--result", "pass", "--by", "Dana Reyes", "--note", "ok") == 4
+    assert last_line(capsys) == (
+        f"error: {folder}: the account that ran this review ({USER}) cannot approve it: "
+        "review.segregation_of_duties of kit.yaml asks for a reviewer apart from the preparer "
+        "(signing fail is allowed)"
+    )
+    assert [r["event"] for r in read_log(folder)] == ["run"]
+    assert not (folder / "sign_off.html").exists()
+
+    # the preparer may reject their own run; another account approves it
+    assert sign(config, "--result", "fail", "--by", "Dana Reyes", "--note", "recheck") == 0
+    monkeypatch.setattr("allocation_kit.signoff.account", lambda: "controller")
+    assert sign(config, "--result", "pass", "--by", "Sam Ortiz", "--note", "rechecked") == 0
+    run, failed, passed = read_log(folder)
+    assert run["user"] == USER  # the preparer
+    assert (failed["result"], failed["user"], failed["same_account_as_run"]) == (
+        "fail", USER, True
+    )  # fmt: skip
+    assert (passed["result"], passed["user"], passed["same_account_as_run"]) == (
+        "pass", "controller", False
+    )  # fmt: skip
+    assert sign_off_state(folder).locked is True
+
+
+def test_segregation_of_duties_is_a_yes_or_no(workspace, capsys):
+    kit = KIT.replace(
+        "review: {reviewer_role: finops-analyst}", "review: {segregation_of_duties: maybe}"
+    )
+    config = workspace([request("r1")], kit=kit)
+    assert review(config) == 2
+    assert last_line(capsys) == (
+        f"error: {config}: review.segregation_of_duties: expected true or false, got 'maybe'"
+    )

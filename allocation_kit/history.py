@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -24,12 +26,16 @@ __all__ = [
     "RunRecord",
     "baseline_files",
     "cell_text",
+    "evidence_reader",
     "outdated_baseline",
     "outdated_by",
     "outdated_text",
     "prior_evidence",
     "rerun_changes",
     "run_record",
+    "spreadsheet_safe",
+    "spreadsheet_safe_sql",
+    "unsafe_text",
 ]
 
 BASELINE_PERIODS = 6  # how many earlier periods a baseline looks back at
@@ -187,8 +193,8 @@ def _evidence_rows(path: Path, columns: tuple[str, ...], numbers: tuple[str, ...
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            rows = list(reader)
             header = reader.fieldnames or []
+            rows = list(map(_plain, reader))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(path, None, f"unreadable ({exc}); expected {expected}") from None
     missing = [c for c in columns if c not in header]
@@ -220,6 +226,46 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
+# A text cell that a spreadsheet (Excel, LibreOffice, Google Sheets) would run as a formula
+# starts with one of these (CSV injection: a tag value such as =HYPERLINK(…) in the ledger).
+# A leading apostrophe makes the cell text; a cell that starts with an apostrophe already gets
+# one more, so dropping one leading apostrophe (`unsafe_text`) always gives the value back.
+# Numbers (-0.13, +1e-5) and a lone sign are no formula and are written as they are.
+_FORMULA_START = re.compile(r"[=@\t\r']|[+-].", re.DOTALL)
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """An evidence CSV cell a spreadsheet shows as the text it is (see `_FORMULA_START`)."""
+    if isinstance(value, str) and _FORMULA_START.match(value) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def spreadsheet_safe_sql(expr: str) -> str:
+    """SQL: `spreadsheet_safe` of the VARCHAR `expr` (NULL stays NULL)."""
+    return (
+        f"CASE WHEN regexp_matches({expr}, '^([=@\\t\\r'']|[+-].)', 's') AND NOT "
+        f"regexp_full_match({expr}, '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?') "
+        f"THEN '''' || {expr} ELSE {expr} END"
+    )
+
+
+def unsafe_text(value: str) -> str:
+    """The value `spreadsheet_safe` wrote as `value`."""
+    return value[1:] if value.startswith("'") else value
+
+
+def evidence_reader(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+    """The rows of an evidence CSV the kit wrote (`csv.DictReader` of `lines`), each cell as
+    the value it stands for (`unsafe_text`)."""
+    return map(_plain, csv.DictReader(lines))
+
+
+def _plain(row: dict) -> dict:
+    return {k: unsafe_text(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What a period folder's evidence says of the run that wrote it: enough to tell a rerun
@@ -247,11 +293,11 @@ def run_record(folder: Path) -> RunRecord | None:
         spend = json.loads((evidence / "spend_review.json").read_text(encoding="utf-8"))
         exceptions: dict[str, int] = {}
         with (evidence / "exceptions.csv").open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
+            for row in evidence_reader(handle):
                 exceptions[row["reason"]] = exceptions.get(row["reason"], 0) + 1
         charges: dict[str, Decimal] = {}
         with (evidence / "teams.csv").open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
+            for row in evidence_reader(handle):
                 if row.get("charge"):
                     charges[row["team"]] = Decimal(row["charge"])
         totals = spend["totals"]

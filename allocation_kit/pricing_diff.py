@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from .config import ModelPrice, PricingSnapshot, TokenPrices
+from .history import spreadsheet_safe
 from .price import TOKEN_PRICES
 
 __all__ = [
@@ -214,7 +215,7 @@ def changes_csv(changes: list[PriceChange]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CHANGE_COLUMNS)
-    writer.writerows(tuple(asdict(c).values()) for c in changes)
+    writer.writerows(tuple(map(spreadsheet_safe, asdict(c).values())) for c in changes)
     return out.getvalue()
 
 

@@ -30,7 +30,15 @@ from .allocate import AllocationLine
 from .attribute import UNALLOCATED_STATUSES
 from .errors import ConfigError, EmptyPeriod, InputError, KitError
 from .focus import write_focus_allocated
-from .history import baseline_digest, baseline_files, outdated_baseline, outdated_text
+from .history import (
+    baseline_digest,
+    baseline_files,
+    evidence_reader,
+    outdated_baseline,
+    outdated_text,
+    spreadsheet_safe,
+    spreadsheet_safe_sql,
+)
 from .load import file_sha256, unordered
 from .periods import parse_period
 
@@ -319,7 +327,7 @@ def write_allocation(path: Path, ledger: PeriodLedger) -> None:
         writer = csv.writer(handle)
         writer.writerow(ALLOCATION_COLUMNS)
         for line in ledger.allocation:
-            writer.writerow(_allocation_row(ledger.period.label, line))
+            writer.writerow(map(spreadsheet_safe, _allocation_row(ledger.period.label, line)))
 
 
 def _exceptions_sql(ledger: PeriodLedger) -> str:
@@ -375,10 +383,6 @@ def _exceptions_sql(ledger: PeriodLedger) -> str:
 def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
     """Write exceptions.csv; return its number of rows."""
     con: duckdb.DuckDBPyConnection = ledger.con
-    columns = ", ".join(
-        "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%fZ') AS timestamp" if c == "timestamp" else c
-        for c in EXCEPTION_COLUMNS
-    )
     target = str(path).replace("'", "''")
     # Costliest first per reason. A hash of the whole row (`tie`) breaks the rare ties (copies
     # of one request_id), so the file's order is the same on every run while DuckDB builds and
@@ -387,6 +391,20 @@ def write_exceptions(path: Path, ledger: PeriodLedger) -> int:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE exception_queue AS SELECT *, "
             f"hash({', '.join(EXCEPTION_COLUMNS)}) AS tie FROM ({_exceptions_sql(ledger)})"
+        )
+        # the tags as received: a spreadsheet shows them as text, never runs one as a formula
+        text = {
+            name
+            for name, kind, *_ in con.execute("DESCRIBE exception_queue").fetchall()
+            if kind == "VARCHAR"
+        }
+        columns = ", ".join(
+            "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%fZ') AS timestamp"
+            if c == "timestamp"
+            else f"{spreadsheet_safe_sql(c)} AS {c}"
+            if c in text
+            else c
+            for c in EXCEPTION_COLUMNS
         )
         (written,) = con.execute(
             f"""COPY (SELECT {columns} FROM exception_queue
@@ -616,7 +634,7 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]])
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
 
 
 def write_analysis(
@@ -835,10 +853,8 @@ def write_evidence(
         recon, reviewer_role or ws.kit.review.reviewer_role, datetime.now(UTC)
     )
     (evidence / "reconciliation.json").write_text(json.dumps(record, indent=2) + "\n")
-    with (evidence / "reconciliation_lines.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RECONCILIATION_LINE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(reconciliation_lines_rows(recon))
+    lines = reconciliation_lines_rows(recon)
+    _write_csv(evidence / "reconciliation_lines.csv", RECONCILIATION_LINE_COLUMNS, lines)
     ledger.timings["reconcile"] = time.perf_counter() - started
     if progress:
         progress(f"reconcile  {ledger.timings['reconcile']:6.2f} s  {record['result']}")
@@ -972,7 +988,7 @@ def period_summary(folder: Path) -> dict | None:
     if charge_path.is_file():  # evidence of kit versions before the chargeback has none
         with charge_path.open(newline="", encoding="utf-8") as handle:
             charges = {
-                row["team"] or None: Decimal(row["charge"]) for row in csv.DictReader(handle)
+                row["team"] or None: Decimal(row["charge"]) for row in evidence_reader(handle)
             }
     return {
         "period": doc["period"]["label"],
@@ -1066,7 +1082,7 @@ def _team_rows(path: Path) -> dict[str, set[str]]:
     rows = []
     if path.is_file():
         with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = list(evidence_reader(handle))
     return {
         "teams": {r["team"] for r in rows},
         "unpriced_teams": {r["team"] for r in rows if int(r["unpriced_requests"])},

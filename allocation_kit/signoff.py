@@ -500,11 +500,11 @@ def write_sign_off_page(folder: Path, records: list[dict] | None = None) -> Path
     """folder/sign_off.html: the latest sign-off of the run as one page to print and file with
     the journal entry: who decided what and why, the charges it approves, the files it covers
     with their SHA-256 and the review log. Written whole or not at all."""
-    import csv
     from decimal import Decimal
 
     import jinja2
 
+    from .history import evidence_reader
     from .present import minor_word, money
     from .report import _dates_text, resource_dir
 
@@ -522,7 +522,7 @@ def write_sign_off_page(folder: Path, records: list[dict] | None = None) -> Path
         with (evidence / "chargeback.csv").open(newline="", encoding="utf-8") as handle:
             charges = [
                 (r["team"] or "kept by the reviewer", r["cost_center"], Decimal(r["charge"]))
-                for r in csv.DictReader(handle)
+                for r in evidence_reader(handle)
             ]
     files = [
         tuple(reversed(line.split("  ", 1)))

@@ -11,7 +11,6 @@ style, no script), to be sent to the budget owner on its own.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import html
 import json
@@ -23,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from .chargeback import ITEM_WORDS, SPREADABLE
+from .history import evidence_reader
 from .present import (
     Html,
     count_text,
@@ -51,7 +51,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        return list(evidence_reader(handle))
 
 
 def _dec(text: str | None) -> Decimal | None:

@@ -544,19 +544,29 @@ def pricing() -> None:
     "--out", type=click.Path(path_type=Path), required=True, help="pricing.yaml to write."
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--update", is_flag=True,
+              help="Update the reviewed snapshot --out: prices that changed start on "
+              "--effective-from and the earlier entries end there; everything else, hand edits "
+              "included, is kept.")  # fmt: skip
 @click.option("--keep-dated", is_flag=True,
               help="Keep a dated name priced as its model (gpt-4o-2024-08-06) as an entry of its "
               "own, not the model's alias.")  # fmt: skip
 def pricing_import(source: str, table: Path, models: str | None, provider: str | None,
                    reviewed_by: str, source_url: str, effective_from: datetime | None,
-                   reviewed_on: datetime | None, out: Path, force: bool,
+                   reviewed_on: datetime | None, out: Path, force: bool, update: bool,
                    keep_dated: bool) -> None:  # fmt: skip
     """Convert a price table into a dated pricing snapshot; report what was not imported."""
+    from .config import PricingSnapshot, parse_document
     from .pricing_import import litellm_import, litellm_snapshot_yaml, read_litellm_table
 
     if models is not None and provider is not None:
         raise click.UsageError("give --models or --provider, not both")
-    if out.exists() and not force:  # a reviewed snapshot is replaced only on purpose
+    if update and force:
+        raise click.UsageError("give --update or --force, not both")
+    if update and not out.is_file():
+        raise ConfigError(out, None, "does not exist; --update updates a reviewed snapshot "
+                          "(import without --update to write a new one)")  # fmt: skip
+    if out.exists() and not (force or update):  # a reviewed snapshot is replaced on purpose
         raise ConfigError(
             out,
             None,
@@ -565,6 +575,9 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
         )
     day = reviewed_on.date() if reviewed_on else date.today()
     wanted = [m.strip() for m in models.split(",") if m.strip()] if models is not None else None
+    before = parse_document(out, PricingSnapshot) if update else None
+    if before is not None and wanted is None and provider is None:  # the snapshot's own models
+        wanted = sorted({e.model for e in before.models})
     result = litellm_import(
         read_litellm_table(table),
         reviewed_by=reviewed_by,
@@ -582,6 +595,9 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
     if result.snapshot is None:
         which = f"provider {provider!r}" if provider else "the selection"
         raise InputError(table, None, f"no entry of {which} could be imported")
+    if before is not None:
+        _update_snapshot(out, before, result, table.name, effective_from is None)
+        return
     out.write_text(litellm_snapshot_yaml(result, table.name), encoding="utf-8")
     entries = result.snapshot.models
     click.echo(
@@ -599,6 +615,37 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
             "to price earlier periods",
             err=True,
         )
+
+
+def _update_snapshot(out: Path, before, result, table_name: str, default_day: bool) -> None:
+    """`pricing import --update`: write the reviewed snapshot `out` (read as `before`) updated
+    with the import (`updated_snapshot`), whole or not at all, and show what changed as
+    `pricing diff` does."""
+    from .pricing_diff import changes_table, snapshot_changes
+    from .pricing_import import snapshot_yaml, updated_snapshot
+    from .signoff import write_whole
+
+    done = updated_snapshot(before, result.snapshot, str(out))
+    start = result.snapshot.models[0].effective_from.date()
+    header = [
+        f"Pricing snapshot updated by `allocation-kit pricing import --from litellm --update` "
+        f"from {table_name}: prices that changed start on {start}, and the entries they "
+        "replace end there, so earlier periods are priced as before. Review every entry "
+        "before use.",
+        "",
+    ]
+    notes = {m: n for m, n in result.comments().items() if m in {*done.repriced, *done.added}}
+    write_whole(out, snapshot_yaml(done.snapshot, header=header, notes=notes))
+    click.echo(changes_table(snapshot_changes(before, done.snapshot), before, done.snapshot,
+                             (f"{out} before", str(out))), nl=False)  # fmt: skip
+    click.echo(
+        f"updated {out}: {len(done.repriced)} model(s) repriced from {start}, "
+        f"{len(done.added)} added, {len(done.unchanged)} priced the same, {len(done.kept)} not "
+        "in the import kept as they were"
+    )
+    if default_day:
+        click.echo(f"note: the new prices take effect from {start} (the review day); pass "
+                   "--effective-from for the day they changed", err=True)  # fmt: skip
 
 
 @pricing.command("diff")

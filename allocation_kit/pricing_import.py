@@ -49,10 +49,12 @@ from .price import TOKEN_PRICES
 
 __all__ = [
     "LitellmImport",
+    "SnapshotUpdate",
     "litellm_import",
     "litellm_snapshot_yaml",
     "read_litellm_table",
     "snapshot_yaml",
+    "updated_snapshot",
 ]
 
 _TOKEN_KEYS = {
@@ -593,3 +595,83 @@ def litellm_snapshot_yaml(result: LitellmImport, table_name: str) -> str:
         header += [f"  {model}: {reason}" for model, reason in result.skipped.items()]
     header.append("")
     return snapshot_yaml(result.snapshot, header=header, notes=result.comments())
+
+
+# --- updating a reviewed snapshot ---------------------------------------------------------------
+
+
+@dataclass
+class SnapshotUpdate:
+    """What `updated_snapshot` did: the models whose price changed (their entry in effect ends
+    where the new one starts), the models added, and those it left as they were."""
+
+    snapshot: PricingSnapshot
+    repriced: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # in the snapshot, not in the import
+
+
+def _prices_of(entry: ModelPrice) -> tuple:
+    return (entry.per_1m_tokens, entry.per_call, entry.batch, entry.tiers)
+
+
+def updated_snapshot(old: PricingSnapshot, new: PricingSnapshot, source: str) -> SnapshotUpdate:
+    """`old` (a reviewed pricing.yaml) with the prices of `new` (an import whose entries all
+    start on one day) in effect from that day: a model whose price changed keeps its earlier
+    entry, ending that day, so earlier periods are priced as they were; a new entry starting
+    that day keeps the earlier entry's `publisher` and `provider` (edits of the reviewer); a
+    model priced the same is left as it is, and so is a model the import does not have. The
+    aliases of both are kept, the reviewer's where they differ. The review fields are the
+    import's. `source` names the old file in errors."""
+    if new.currency != old.currency:
+        raise ConfigError(source, "currency", f"is {old.currency}; the import is in {new.currency}")
+    result = SnapshotUpdate(snapshot=old)
+    entries = list(old.models)
+    for entry in new.models:
+        start = entry.effective_from
+        mine = [e for e in entries if e.model == entry.model]
+        later = [e for e in mine if e.effective_from > start]
+        if later:
+            raise ConfigError(
+                source, f"models: {entry.model}", f"has an entry from "
+                f"{_moment(later[0].effective_from)}, after the import's {_moment(start)}; import "
+                "with a later --effective-from, or remove that entry"
+            )  # fmt: skip
+        current = next((e for e in mine if e.effective_to is None or e.effective_to > start), None)
+        if current is not None and _prices_of(current) == _prices_of(entry):
+            result.unchanged.append(entry.model)
+            continue
+        hand = {k: getattr(current, k) for k in ("publisher", "provider")} if current else {}
+        entry = entry.model_copy(
+            update={k: v for k, v in hand.items() if v is not None}
+            | {"effective_to": current.effective_to if current else None}
+        )
+        if current is None:
+            result.added.append(entry.model)
+        else:
+            result.repriced.append(entry.model)
+            entries.remove(current)
+            if current.effective_from < start:  # the same day: the new price replaces it
+                entries.append(current.model_copy(update={"effective_to": start}))
+        entries.append(entry)
+    imported = {e.model for e in new.models}
+    result.kept = sorted({e.model for e in old.models} - imported)
+    names = {e.model for e in entries}  # an alias naming an entry: the entry prices it
+    aliases = {a: m for a, m in (new.aliases | old.aliases).items() if a not in names}
+    update = {
+        "source_url": new.source_url,
+        "reviewed_on": new.reviewed_on,
+        "reviewed_by": new.reviewed_by,
+        "models": sorted(entries, key=lambda e: (e.model, e.effective_from)),
+        "aliases": dict(sorted(aliases.items())),
+    }
+    try:  # the snapshot's own rules (no overlapping entries, aliases of priced models)
+        result.snapshot = PricingSnapshot.model_validate(old.model_dump() | update)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ConfigError(
+            source, where or None, f"the update would break it: {problem['msg']}"
+        ) from None
+    return result

@@ -52,7 +52,13 @@ def run_period(
         write_checksums,
         write_index,
     )
-    from .signoff import overlapping_locks, record_run, signed_text
+    from .signoff import (
+        check_journal,
+        overlapping_locks,
+        record_in_journal,
+        record_run,
+        signed_text,
+    )
     from .statements import write_statements
 
     period = parse_period(period_label)
@@ -61,6 +67,8 @@ def run_period(
     started = time.perf_counter()
     before = run_record(out / period.label)  # read now: the rerun replaces it
     role = reviewer_role or workspace.kit.review.reviewer_role
+    journal = workspace.journal_path
+    check_journal(journal, workspace.root, out, period.label)  # the log it carries on is whole
     for label, other in overlapping_locks(out, period) if progress else []:
         signed = signed_text(other) if other else "(its review log is missing)"
         progress(f"note       {period.label} overlaps {label}, signed off {signed}: its charges "
@@ -74,6 +82,7 @@ def run_period(
         statements = write_statements(folder)
         write_checksums(folder)  # it covers everything written above
         record_run(folder, period.label, role, reopen)  # last: it records SHA256SUMS
+    record_in_journal(journal, workspace.root, out, period.label)
     index = write_index(out)
     after = run_record(out / period.label)
     if progress:
@@ -126,14 +135,16 @@ def run(
     signed off with `sign-off` (pass or needs follow-up) is locked: it runs again only with
     --reopen."""
     from .history import outdated_by
-    from .signoff import carried_log, reopen_reason
+    from .signoff import carried_log, check_journal, reopen_reason
 
     reopen = reopen_reason(reopen, "--reopen")
     queue = sorted({p.label: p for p in map(parse_period, periods)}.values(),
                    key=lambda p: (p.start, p.end))  # fmt: skip
-    reports = out or load_workspace(config).root / "reports"
+    workspace = load_workspace(config)
+    reports = out or workspace.root / "reports"
     for period in queue:  # a locked period stops the backfill before anything is run
         if (reports / period.label).is_dir():
+            check_journal(workspace.journal_path, workspace.root, reports, period.label)
             carried_log(reports / period.label, reopen, "")
     folders = []
     for n, period in enumerate(queue, start=1):
@@ -264,7 +275,15 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     not changed since. pass and needs_follow_up lock the period: `run` replaces it only with
     --reopen REASON."""
     from .report import write_index
-    from .signoff import SIGN_OFF_FILE, period_lock, record_digest, signed_text, text_option
+    from .signoff import (
+        SIGN_OFF_FILE,
+        check_journal,
+        period_lock,
+        record_digest,
+        record_in_journal,
+        signed_text,
+        text_option,
+    )
 
     signed_by = text_option(signed_by, "--by")
     if not signed_by:
@@ -288,8 +307,11 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
             "into)"
         )  # fmt: skip
     # no run replaces the folder meanwhile, and no sign-off of an overlapping period
+    journal = workspace.journal_path
     with period_lock(reports, "sign-off"), period_lock(reports, parsed.label):
+        check_journal(journal, workspace.root, reports, parsed.label)
         record, page, replaced = _sign(workspace, reports, parsed, result, signed_by, role, note)
+        record_in_journal(journal, workspace.root, reports, parsed.label)
     if replaced is not None:
         click.echo(f"  replaces   the sign-off {signed_text(replaced)}", err=True)
     if record.get("outdated"):
@@ -432,7 +454,7 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
     period is locked, and what needs attention (evidence changed since it was signed, a missing
     or broken review log, an outdated comparison). Exit 1 if anything does."""
     from .report import period_rows
-    from .signoff import record_digest
+    from .signoff import journal_problem, read_log, record_digest
 
     fields = ("result", "signed_by", "role", "at", "note", "proposed_result", "evidence_sha256")
 
@@ -458,6 +480,15 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
         }
         for r in period_rows(reports, unreadable)
     ]  # fmt: skip
+    journal = workspace.journal_path
+    for row in rows if journal else []:  # a log the journal holds otherwise
+        try:
+            log = read_log(reports / row["period"])
+        except InputError:  # named in its attention already
+            continue
+        problem = journal_problem(journal, workspace.root, reports, row["period"], log)
+        if problem:
+            row["attention"] = "; ".join(filter(None, [row["attention"], problem]))
     if fmt == "json":
         for r in rows:
             del r["signed_by"]  # the text's; `sign_off` has its fields

@@ -221,6 +221,9 @@ class Review(_Strict):
     # an approval (pass, needs_follow_up) by the account that ran the period is refused, not
     # only recorded (`same_account_as_run`): the preparer does not approve their own work
     segregation_of_duties: bool = False
+    # a file outside the reports folder (other storage, version control) where every record of
+    # every period's review log is anchored: a log edited or rewritten is then named
+    journal: str | None = Field(default=None, min_length=1)
     # how a budget owner questions a charge: who to write to, and by when (on every statement)
     disputes: str | None = Field(default=None, min_length=1)
 
@@ -920,6 +923,12 @@ class Workspace:
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else self.root / path
+
+    @property
+    def journal_path(self) -> Path | None:
+        """The review journal (review.journal of kit.yaml), if the workspace keeps one."""
+        journal = self.kit.review.journal
+        return self.resolve(journal) if journal else None
 
     @property
     def registry_path(self) -> Path:

@@ -12,7 +12,9 @@ replaces it only with a reason to reopen it, recorded as a `reopened` record, an
 folder is kept under OUT/archive/, not deleted.
 
 The log is tamper-evident, not tamper-proof: whoever can write the folder can rewrite the whole
-chain. Keep the reports folder where changes are kept too (version control, write-once storage).
+chain. Keep the reports folder where changes are kept too (version control, write-once storage),
+and name a review journal (review.journal of kit.yaml) on other storage: every record is
+anchored there as it lands, and a log that disagrees with it stops the next run or sign-off.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ __all__ = [
     "append_record",
     "carried_log",
     "changed_inputs",
+    "check_journal",
     "checksum_problem",
     "evidence_digest",
     "evidence_problem",
+    "journal_problem",
     "log_rows",
     "not_covered",
     "overlapping_locks",
@@ -53,6 +57,7 @@ __all__ = [
     "period_lock",
     "read_log",
     "record_digest",
+    "record_in_journal",
     "record_run",
     "reopen_reason",
     "sign_off_state",
@@ -69,6 +74,8 @@ SIGN_OFF_PAGE = "sign_off.html"  # the latest sign-off of the run, for print; no
 RESULTS = ("pass", "needs_follow_up", "fail")  # the packet's sign-off results, most lenient first
 LOCKING = frozenset({"pass", "needs_follow_up"})  # a charge back was approved: the period locks
 EVENTS = ("run", "signed", "reopened")
+# a line of the review journal: which log, which record of it (its SHA-256), chained
+JOURNAL_FIELDS = ("reports", "period", "event", "at", "user", "record_sha256", "previous_sha256")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -602,3 +609,130 @@ def not_covered(folder: Path) -> list[str]:
     inside = [f.relative_to(folder).as_posix() for f in written_files(folder)
               if not kit_named(folder, f)]  # fmt: skip
     return sorted(top + inside)
+
+
+# --- the review journal: the logs' records anchored outside the reports folder ------------------
+
+
+def _reports_key(root: Path, reports: Path) -> str:
+    """How the journal names a reports folder: relative to the workspace (kit.yaml's folder),
+    so the journal stays valid when the workspace moves."""
+    return Path(os.path.relpath(reports.resolve(), root.resolve())).as_posix()
+
+
+def _journal_entries(journal: Path) -> tuple[list[dict], str]:
+    """The entries of the review journal, oldest first, and its last line; ConfigError when
+    the file is missing, InputError naming the line when it is not what the kit wrote."""
+    if not journal.is_file():
+        raise ConfigError(
+            journal, "review.journal", "does not exist; create an empty file to start the "
+            "review journal, or restore it from your copy"
+        )  # fmt: skip
+    entries, previous = [], ""
+    for number, line in enumerate(journal.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or not all(
+                isinstance(entry.get(k), str) for k in JOURNAL_FIELDS
+            ):
+                raise ValueError(line)
+        except ValueError:
+            raise InputError(
+                journal, f"line {number}", "is not an entry the kit wrote (one JSON object a "
+                f"line with {', '.join(JOURNAL_FIELDS)}); restore it from your copy"
+            ) from None  # fmt: skip
+        chained = hashlib.sha256(previous.encode("utf-8")).hexdigest() if previous else ""
+        if entry["previous_sha256"] != chained:
+            raise InputError(
+                journal, f"line {number}", "previous_sha256 is not the SHA-256 of the line "
+                "before it: a line was edited, dropped or moved; restore it from your copy"
+            )  # fmt: skip
+        entries.append(entry)
+        previous = line
+    return entries, previous
+
+
+def journal_problem(
+    journal: Path, root: Path, reports: Path, label: str, log: list[dict]
+) -> str | None:
+    """How the period's review log `log` disagrees with what the review journal holds of it
+    (None: the journal's records of it are the log's first ones): a record edited, or the log
+    rewritten, rolled back or replaced since the journal recorded it."""
+    key = _reports_key(root, reports)
+    entries, _ = _journal_entries(journal)
+    journaled = [e for e in entries if e["reports"] == key and e["period"] == label]
+    for number, entry in enumerate(journaled, start=1):
+        held = f"{entry['event']} of {entry['at'].replace('T', ' ')[:16]} UTC by {entry['user']}"
+        if number > len(log):
+            return (
+                f"the review journal {journal} holds record {number} ({held}), which the log "
+                "no longer has: it was rolled back or replaced"
+            )
+        if record_digest(log[number - 1]) != entry["record_sha256"]:
+            return (
+                f"record {number} is not the one the review journal {journal} holds ({held}): "
+                "the log was edited or rewritten since"
+            )
+    return None
+
+
+def check_journal(journal: Path | None, root: Path, reports: Path, label: str) -> None:
+    """InputError (exit 3) when the period folder's review log disagrees with the review
+    journal (`journal_problem`); nothing without a journal or a folder."""
+    if journal is None:
+        return
+    _journal_entries(journal)  # a journal missing or broken is named first
+    folder = reports / label
+    if not folder.is_dir():
+        return
+    problem = journal_problem(journal, root, reports, label, read_log(folder))
+    if problem:
+        raise InputError(folder / SIGN_OFF_FILE, None, f"{problem}; restore it from your copy")
+
+
+def record_in_journal(journal: Path | None, root: Path, reports: Path, label: str) -> int:
+    """Append the records of the period's review log that the review journal does not hold
+    yet, one JSON line each, chained to the line before it; return how many. The journal is
+    locked meanwhile (where the system has flock), so two commands never interleave lines."""
+    if journal is None:
+        return 0
+    _journal_entries(journal)  # never created here: a journal gone is named, not restarted
+    with _exclusive(journal):
+        check_journal(journal, root, reports, label)
+        log = read_log(reports / label)
+        entries, previous = _journal_entries(journal)
+        key = _reports_key(root, reports)
+        held = sum(e["reports"] == key and e["period"] == label for e in entries)
+        lines = []
+        for record in log[held:]:
+            entry = {
+                "reports": key,
+                "period": label,
+                "event": record["event"],
+                "at": record["at"],
+                "user": record.get("user") or "",
+                "record_sha256": record_digest(record),
+                "previous_sha256": hashlib.sha256(previous.encode("utf-8")).hexdigest()
+                if previous
+                else "",
+            }
+            previous = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+            lines.append(previous + "\n")
+        with journal.open("a", encoding="utf-8") as handle:
+            handle.write("".join(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+    return len(lines)
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (waiting for it); nothing where there is no flock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with path.open("a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

@@ -576,3 +576,94 @@ def test_segregation_of_duties_is_a_yes_or_no(workspace, capsys):
     assert last_line(capsys) == (
         f"error: {config}: review.segregation_of_duties: expected true or false, got 'maybe'"
     )
+
+
+def journal_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_review_journal_anchors_every_record_and_names_a_rewritten_log(
+    workspace, tmp_path, capsys
+):
+    kit = KIT.replace(
+        "review: {reviewer_role: finops-analyst}",
+        "review: {reviewer_role: finops-analyst, journal: journal.jsonl}",
+    )
+    config = workspace([request("r1")], kit=kit)
+    journal = tmp_path / "journal.jsonl"
+    assert review(config) == 2
+    assert last_line(capsys) == (
+        f"error: {journal}: review.journal: does not exist; create an empty file to start the "
+        "review journal, or restore it from your copy"
+    )
+    journal.touch()
+    assert review(config) == 0
+    folder = tmp_path / "reports" / "2026-10"
+    assert sign(config, "--result", "needs_follow_up", "--by", "Dana Reyes", "--note", "ok") == 0
+    run, signed = read_log(folder)
+    lines = journal.read_text().splitlines()
+    assert journal_lines(journal) == [
+        {"reports": "reports", "period": "2026-10", "event": "run", "at": run["at"],
+         "user": USER, "record_sha256": chained(run), "previous_sha256": ""},
+        {"reports": "reports", "period": "2026-10", "event": "signed", "at": signed["at"],
+         "user": USER, "record_sha256": chained(signed),
+         "previous_sha256": hashlib.sha256(lines[0].encode()).hexdigest()},
+    ]  # fmt: skip
+    capsys.readouterr()
+    assert cli("status", "--config", str(config)) == 0
+    # a reopening and its run are journaled as they land
+    assert cli("run", "--config", str(config), "--period", "2026-10", "--reopen", "late") == 0
+    log = read_log(folder)
+    assert [(e["event"], e["record_sha256"]) for e in journal_lines(journal)] == [
+        (r["event"], chained(r)) for r in log
+    ]
+    assert [r["event"] for r in log] == ["run", "signed", "reopened", "run"]
+    capsys.readouterr()
+
+    # a signed record rewritten: the log's own chain still holds, the journal does not agree
+    write_log(folder, "2026-10", [run, {**signed, "note": "all fine", "result": "pass"}])
+    rewritten = (
+        f"error: {folder / 'sign_off.json'}: record 2 is not the one the review journal "
+        f"{journal} holds (signed of {when(signed)} by {USER}): the log was edited or rewritten "
+        "since; restore it from your copy"
+    )
+    assert review(config) == 3
+    assert last_line(capsys) == rewritten
+    assert sign(config, "--result", "fail", "--by", "Sam Ortiz", "--note", "x") == 3
+    assert last_line(capsys) == rewritten
+    assert cli("status", "--config", str(config)) == 1
+    assert capsys.readouterr().out.splitlines()[1] == (
+        f"{'':<24} attention: evidence changed since sign-off: SHA256SUMS changed since the "
+        "run wrote it (the review log records another); record 2 is not the one the review "
+        f"journal {journal} holds "
+        f"(signed of {when(signed)} by {USER}): the log was edited or rewritten since"
+    )
+
+    # rolled back to before the sign-off
+    write_log(folder, "2026-10", [run])
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {folder / 'sign_off.json'}: the review journal {journal} holds record 2 "
+        f"(signed of {when(signed)} by {USER}), which the log no longer has: it was rolled back "
+        "or replaced; restore it from your copy"
+    )
+    write_log(folder, "2026-10", log)  # restored: it runs, and its run is journaled
+    assert len(journal_lines(journal)) == 4
+    assert review(config) == 0
+    assert [e["event"] for e in journal_lines(journal)] == [*(r["event"] for r in log), "run"]
+    lines = journal.read_text().splitlines()
+
+    # the journal's own lines are chained too
+    journal.write_text("\n".join([lines[0].replace(f'"{USER}"', '"someone"'), *lines[1:]]) + "\n")
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {journal}: line 2: previous_sha256 is not the SHA-256 of the line before it: a "
+        "line was edited, dropped or moved; restore it from your copy"
+    )
+    journal.write_text(lines[0] + "\nnot json\n" + "\n".join(lines[2:]) + "\n")
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {journal}: line 2: is not an entry the kit wrote (one JSON object a line with "
+        "reports, period, event, at, user, record_sha256, previous_sha256); restore it from "
+        "your copy"
+    )

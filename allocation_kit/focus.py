@@ -41,6 +41,7 @@ from pathlib import Path
 from .allocate import direct_usage, shared_weights, split_exact
 from .attribute import UNALLOCATED_STATUSES
 from .config import EvenSplit, FixedSplit, ModelPrice, ProportionalSplit, TokenPrices
+from .history import spreadsheet_safe
 from .pipeline import PeriodLedger
 from .price import band_prices
 
@@ -397,7 +398,7 @@ def write_focus_allocated(path: Path, ledger: PeriodLedger) -> int:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=FOCUS_ALLOCATED_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return len(rows)
 
 

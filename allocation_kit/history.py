@@ -232,7 +232,7 @@ def cell_text(value: object) -> str:
 # one more, so dropping one leading apostrophe (`unsafe_text`) always gives the value back.
 # Numbers (-0.13, +1e-5) and a lone sign are no formula and are written as they are.
 _FORMULA_START = re.compile(r"[=@\t\r']|[+-].", re.DOTALL)
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # ASCII digits
 
 
 def spreadsheet_safe(value: object) -> object:

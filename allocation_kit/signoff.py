@@ -265,11 +265,17 @@ def append_record(records: list[dict], event: str, **fields: object) -> list[dic
 
 
 def account() -> str:
-    """The account running this command, as records name it (`user`)."""
-    try:
+    """The account running this command, as records name it (`user`): the system's name of
+    the process's user id, not the USER or LOGNAME variables, which anyone can set (and so
+    pass for another reviewer). Where there are no user ids (Windows), the login name."""
+    if not hasattr(os, "getuid"):
         return getpass.getuser()
-    except (KeyError, OSError):  # no user name for the uid (a container)
-        return str(os.getuid()) if hasattr(os, "getuid") else ""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no name for the uid (a container)
+        return str(os.getuid())
 
 
 def record_run(folder: Path, period: str, role: str, reason: str | None = None) -> dict:

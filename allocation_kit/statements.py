@@ -11,7 +11,6 @@ style, no script), to be sent to the budget owner on its own.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import html
 import json
@@ -49,13 +48,10 @@ __all__ = [
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    """The rows of an evidence CSV ([] without it), each cell the value it stands for: the
-    spreadsheet-safe apostrophe dropped, except in the FOCUS export, written as it is."""
+    """The rows of an evidence CSV ([] without it), each cell the value it stands for."""
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
-        if path.name == "focus_allocated.csv":
-            return list(csv.DictReader(handle))
         return list(evidence_reader(handle))
 
 

@@ -2,9 +2,10 @@
 since the run, a lock on the period that only a reason reopens, and a chained review log that
 survives every re-run and names a record edited or dropped."""
 
-import getpass
 import hashlib
 import json
+import os
+import pwd
 import re
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from .conftest import KIT, cli, request, write_ledger
 from .test_cli import last_line, review
 
 AT = re.compile(r"^2\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
-USER = getpass.getuser()
+USER = pwd.getpwuid(os.getuid()).pw_name
 
 
 def sign(config: Path, *args: str) -> int:
@@ -543,6 +544,8 @@ def test_segregation_of_duties_refuses_the_preparers_approval(workspace, tmp_pat
     folder = tmp_path / "reports" / "2026-10"
     capsys.readouterr()
 
+    monkeypatch.setenv("USER", "dana")  # not the account: anyone can set these
+    monkeypatch.setenv("LOGNAME", "dana")
     assert sign(config, "--result", "pass", "--by", "Dana Reyes", "--note", "ok") == 4
     assert last_line(capsys) == (
         f"error: {folder}: the account that ran this review ({USER}) cannot approve it: "

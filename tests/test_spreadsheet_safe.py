@@ -36,6 +36,7 @@ from .test_cli import review
         ("+1e-5", "+1e-5"),
         ("-.5", "-.5"),
         ("-", "-"),  # a lone sign neither
+        ("-\u0661\u0662", "'-\u0661\u0662"),  # Arabic-Indic digits: text to a spreadsheet
         ("search", "search"),
         ("1-2", "1-2"),
         ("", ""),

@@ -58,6 +58,7 @@ def run_period(
         record_in_journal,
         record_run,
         signed_text,
+        workspace_journal,
     )
     from .statements import write_statements
 
@@ -67,8 +68,8 @@ def run_period(
     started = time.perf_counter()
     before = run_record(out / period.label)  # read now: the rerun replaces it
     role = reviewer_role or workspace.kit.review.reviewer_role
-    journal = workspace.journal_path
-    check_journal(journal, workspace.root, out, period.label)  # the log it carries on is whole
+    journal = workspace_journal(workspace)
+    restart = check_journal(journal, out, period.label, reopen is not None)  # its log is whole
     for label, other in overlapping_locks(out, period) if progress else []:
         signed = signed_text(other) if other else "(its review log is missing)"
         progress(f"note       {period.label} overlaps {label}, signed off {signed}: its charges "
@@ -82,7 +83,7 @@ def run_period(
         statements = write_statements(folder)
         write_checksums(folder)  # it covers everything written above
         record_run(folder, period.label, role, reopen)  # last: it records SHA256SUMS
-    record_in_journal(journal, workspace.root, out, period.label)
+    record_in_journal(journal, out, period.label, restart)
     index = write_index(out)
     after = run_record(out / period.label)
     if progress:
@@ -135,7 +136,7 @@ def run(
     signed off with `sign-off` (pass or needs follow-up) is locked: it runs again only with
     --reopen."""
     from .history import outdated_by
-    from .signoff import carried_log, check_journal, reopen_reason
+    from .signoff import carried_log, check_journal, reopen_reason, workspace_journal
 
     reopen = reopen_reason(reopen, "--reopen")
     queue = sorted({p.label: p for p in map(parse_period, periods)}.values(),
@@ -144,7 +145,7 @@ def run(
     reports = out or workspace.root / "reports"
     for period in queue:  # a locked period stops the backfill before anything is run
         if (reports / period.label).is_dir():
-            check_journal(workspace.journal_path, workspace.root, reports, period.label)
+            check_journal(workspace_journal(workspace), reports, period.label, reopen is not None)
             carried_log(reports / period.label, reopen, "")
     folders = []
     for n, period in enumerate(queue, start=1):
@@ -283,6 +284,7 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         record_in_journal,
         signed_text,
         text_option,
+        workspace_journal,
     )
 
     signed_by = text_option(signed_by, "--by")
@@ -307,11 +309,11 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
             "into)"
         )  # fmt: skip
     # no run replaces the folder meanwhile, and no sign-off of an overlapping period
-    journal = workspace.journal_path
+    journal = workspace_journal(workspace)
     with period_lock(reports, "sign-off"), period_lock(reports, parsed.label):
-        check_journal(journal, workspace.root, reports, parsed.label)
+        check_journal(journal, reports, parsed.label)
         record, page, replaced = _sign(workspace, reports, parsed, result, signed_by, role, note)
-        record_in_journal(journal, workspace.root, reports, parsed.label)
+        record_in_journal(journal, reports, parsed.label)
     if replaced is not None:
         click.echo(f"  replaces   the sign-off {signed_text(replaced)}", err=True)
     if record.get("outdated"):
@@ -454,7 +456,7 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
     period is locked, and what needs attention (evidence changed since it was signed, a missing
     or broken review log, an outdated comparison). Exit 1 if anything does."""
     from .report import period_rows
-    from .signoff import journal_problem, read_log, record_digest
+    from .signoff import record_digest
 
     fields = ("result", "signed_by", "role", "at", "note", "proposed_result", "evidence_sha256")
 
@@ -480,15 +482,7 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
         }
         for r in period_rows(reports, unreadable)
     ]  # fmt: skip
-    journal = workspace.journal_path
-    for row in rows if journal else []:  # a log the journal holds otherwise
-        try:
-            log = read_log(reports / row["period"])
-        except InputError:  # named in its attention already
-            continue
-        problem = journal_problem(journal, workspace.root, reports, row["period"], log)
-        if problem:
-            row["attention"] = "; ".join(filter(None, [row["attention"], problem]))
+    journal_trouble = _journal_attention(workspace, reports, rows)
     if fmt == "json":
         for r in rows:
             del r["signed_by"]  # the text's; `sign_off` has its fields
@@ -509,8 +503,44 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
             )
     if unreadable and fmt == "text":
         click.echo(f"unreadable evidence (see above): {', '.join(unreadable)}")
-    if unreadable or any(r["attention"] for r in rows):
+    for line in journal_trouble:
+        click.echo(f"review journal: {line}", err=fmt == "json")
+    if unreadable or journal_trouble or any(r["attention"] for r in rows):
         raise SystemExit(1)
+
+
+def _journal_attention(workspace: Workspace, reports: Path, rows: list[dict]) -> list[str]:
+    """`status`: add to each row's attention how its review log disagrees with the review
+    journal; return what is wrong beyond the rows (the journal itself missing or broken, a
+    period it holds whose folder is gone)."""
+    from .signoff import (
+        journal_entries,
+        journal_gone,
+        journal_problem,
+        read_log,
+        workspace_journal,
+    )
+
+    journal = workspace_journal(workspace)
+    if journal is None:
+        return []
+    try:
+        entries, _ = journal_entries(journal)
+    except KitError as exc:
+        return [exc.line()]
+    for row in rows:
+        try:
+            log = read_log(reports / row["period"])
+        except InputError:  # named in its attention already
+            continue
+        problem = journal_problem(journal, entries, reports, row["period"], log)
+        if problem:
+            row["attention"] = "; ".join(filter(None, [row["attention"], problem]))
+    return [
+        f"{label}: it holds the period's review log, and {reports / label} is gone; restore it "
+        "from your copy, or reopen the period (run --reopen REASON)"
+        for label in journal_gone(journal, entries, reports)
+    ]
 
 
 @cli.command()
@@ -617,7 +647,7 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
         effective_from=effective_from.date() if effective_from else day,
         models=wanted,
         provider=provider,
-        keep_dated=keep_dated,
+        keep_dated=keep_dated or before is not None,  # an update decides on dated names itself
     )
     for model, reason in result.skipped.items():
         click.echo(f"not imported: {model}: {reason}")
@@ -627,7 +657,7 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
         which = f"provider {provider!r}" if provider else "the selection"
         raise InputError(table, None, f"no entry of {which} could be imported")
     if before is not None:
-        _update_snapshot(out, before, result, table.name, effective_from is None)
+        _update_snapshot(out, before, result, table.name, effective_from is None, keep_dated)
         return
     out.write_text(litellm_snapshot_yaml(result, table.name), encoding="utf-8")
     entries = result.snapshot.models
@@ -648,7 +678,8 @@ def pricing_import(source: str, table: Path, models: str | None, provider: str |
         )
 
 
-def _update_snapshot(out: Path, before, result, table_name: str, default_day: bool) -> None:
+def _update_snapshot(out: Path, before, result, table_name: str, default_day: bool,
+                     keep_dated: bool) -> None:  # fmt: skip
     """`pricing import --update`: write the reviewed snapshot `out` (read as `before`) updated
     with the import (`updated_snapshot`), whole or not at all, and show what changed as
     `pricing diff` does."""
@@ -656,7 +687,7 @@ def _update_snapshot(out: Path, before, result, table_name: str, default_day: bo
     from .pricing_import import snapshot_yaml, updated_snapshot
     from .signoff import write_whole
 
-    done = updated_snapshot(before, result.snapshot, str(out))
+    done = updated_snapshot(before, result.snapshot, str(out), keep_dated)
     start = result.snapshot.models[0].effective_from.date()
     header = [
         f"Pricing snapshot updated by `allocation-kit pricing import --from litellm --update` "
@@ -671,8 +702,8 @@ def _update_snapshot(out: Path, before, result, table_name: str, default_day: bo
                              (f"{out} before", str(out))), nl=False)  # fmt: skip
     click.echo(
         f"updated {out}: {len(done.repriced)} model(s) repriced from {start}, "
-        f"{len(done.added)} added, {len(done.unchanged)} priced the same, {len(done.kept)} not "
-        "in the import kept as they were"
+        f"{len(done.added)} added, {len(done.unchanged)} priced the same, {len(done.kept)} kept "
+        "as they were (not in the import, ended, or priced through an alias)"
     )
     if default_day:
         click.echo(f"note: the new prices take effect from {start} (the review day); pass "

@@ -50,7 +50,13 @@ from .present import (
     unit_money,
 )
 from .report import Analysis, atomic_period_folder, write_evidence, write_index
-from .signoff import check_journal, record_in_journal, record_run, reopen_reason
+from .signoff import (
+    check_journal,
+    record_in_journal,
+    record_run,
+    reopen_reason,
+    workspace_journal,
+)
 
 __all__ = ["ACTIONS", "Review", "period_review"]
 
@@ -1669,12 +1675,12 @@ def period_review(
             )  # fmt: skip
         return run(Path(period_dir))
     reason = reopen_reason(reopen, "reopen") if reopen else None
-    journal = workspace.journal_path
-    check_journal(journal, workspace.root, out, parsed.label)
+    journal = workspace_journal(workspace)
+    restart = check_journal(journal, out, parsed.label, reason is not None)
     with atomic_period_folder(out, parsed.label, reopen=reason, role=reviewer_role) as folder:
         review = run(folder)
         record_run(folder, parsed.label, reviewer_role, reason)  # no SHA256SUMS: `run` does
-    record_in_journal(journal, workspace.root, out, parsed.label)
+    record_in_journal(journal, out, parsed.label, restart)
     review.folder = out / parsed.label
     write_index(out)  # its sign-off and lock as they are now
     return review

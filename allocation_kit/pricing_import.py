@@ -603,33 +603,66 @@ def litellm_snapshot_yaml(result: LitellmImport, table_name: str) -> str:
 @dataclass
 class SnapshotUpdate:
     """What `updated_snapshot` did: the models whose price changed (their entry in effect ends
-    where the new one starts), the models added, and those it left as they were."""
+    where the new one starts), the models added, those priced the same, and those it left as
+    they were (not in the import, ended by the reviewer, or priced through an alias)."""
 
     snapshot: PricingSnapshot
     repriced: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # in the snapshot, not in the import
+    kept: list[str] = field(default_factory=list)
+
+
+def _effective(block: TokenPrices | None) -> tuple | None:
+    """A block's prices as they apply: a missing cached_input or cache_write is its input,
+    a missing reasoning its output (so an explicit equal price is no change)."""
+    if block is None:
+        return None
+    fallback = {"cached_input": "input", "cache_write": "input", "reasoning": "output"}
+    return tuple(
+        getattr(block, name) if getattr(block, name) is not None else getattr(block, fallback[name])
+        for name in TOKEN_PRICES
+    )
 
 
 def _prices_of(entry: ModelPrice) -> tuple:
-    return (entry.per_1m_tokens, entry.per_call, entry.batch, entry.tiers)
+    """What an entry charges, as the pipeline applies it: a missing batch block is the
+    interactive prices, a tier's likewise."""
+    plain = _effective(entry.per_1m_tokens)
+    tiers = tuple(
+        (t.above_input_tokens, _effective(t.per_1m_tokens), _effective(t.batch or t.per_1m_tokens))
+        for t in entry.tiers
+    )
+    return plain, _effective(entry.batch) if entry.batch else plain, tiers, entry.per_call
 
 
-def updated_snapshot(old: PricingSnapshot, new: PricingSnapshot, source: str) -> SnapshotUpdate:
-    """`old` (a reviewed pricing.yaml) with the prices of `new` (an import whose entries all
-    start on one day) in effect from that day: a model whose price changed keeps its earlier
-    entry, ending that day, so earlier periods are priced as they were; a new entry starting
-    that day keeps the earlier entry's `publisher` and `provider` (edits of the reviewer); a
-    model priced the same is left as it is, and so is a model the import does not have. The
-    aliases of both are kept, the reviewer's where they differ. The review fields are the
-    import's. `source` names the old file in errors."""
+def updated_snapshot(
+    old: PricingSnapshot, new: PricingSnapshot, source: str, keep_dated: bool = False
+) -> SnapshotUpdate:
+    """`old` (a reviewed pricing.yaml) with the prices of `new` (an import of every entry, dated
+    names included, all starting on one day) in effect from that day.
+
+    A model whose price changed keeps its earlier entry, ending that day, so earlier periods
+    are priced as they were; the new entry keeps the earlier one's `publisher` and `provider`
+    (edits of the reviewer). An entry that starts that very day is replaced. Left as they are:
+    a model priced the same, a model the import does not have, one whose entries the reviewer
+    ended before that day, and a name the snapshot prices through an alias. A dated name the
+    snapshot does not have, priced exactly as its model, becomes the model's alias unless
+    `keep_dated`. The review fields are the import's. `source` names the old file in errors."""
     if new.currency != old.currency:
         raise ConfigError(source, "currency", f"is {old.currency}; the import is in {new.currency}")
     result = SnapshotUpdate(snapshot=old)
     entries = list(old.models)
+    names = {e.model for e in old.models}
+    dated = {} if keep_dated else _dated_aliases(list(new.models))
+    dated = {a: m for a, m in dated.items() if a not in names and a not in old.aliases}
     for entry in new.models:
         start = entry.effective_from
+        if entry.model in old.aliases and entry.model not in names:
+            result.kept.append(entry.model)  # priced through the alias, as reviewed
+            continue
+        if entry.model in dated:
+            continue
         mine = [e for e in entries if e.model == entry.model]
         later = [e for e in mine if e.effective_from > start]
         if later:
@@ -639,6 +672,9 @@ def updated_snapshot(old: PricingSnapshot, new: PricingSnapshot, source: str) ->
                 "with a later --effective-from, or remove that entry"
             )  # fmt: skip
         current = next((e for e in mine if e.effective_to is None or e.effective_to > start), None)
+        if mine and current is None:
+            result.kept.append(entry.model)  # ended by the reviewer: not brought back
+            continue
         if current is not None and _prices_of(current) == _prices_of(entry):
             result.unchanged.append(entry.model)
             continue
@@ -656,9 +692,9 @@ def updated_snapshot(old: PricingSnapshot, new: PricingSnapshot, source: str) ->
                 entries.append(current.model_copy(update={"effective_to": start}))
         entries.append(entry)
     imported = {e.model for e in new.models}
-    result.kept = sorted({e.model for e in old.models} - imported)
-    names = {e.model for e in entries}  # an alias naming an entry: the entry prices it
-    aliases = {a: m for a, m in (new.aliases | old.aliases).items() if a not in names}
+    result.kept = sorted({*result.kept, *(names - imported)})
+    kept = {e.model for e in entries}  # an alias naming an entry: the entry prices it
+    aliases = {a: m for a, m in (old.aliases | new.aliases | dated).items() if a not in kept}
     update = {
         "source_url": new.source_url,
         "reviewed_on": new.reviewed_on,
@@ -671,7 +707,6 @@ def updated_snapshot(old: PricingSnapshot, new: PricingSnapshot, source: str) ->
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
-        raise ConfigError(
-            source, where or None, f"the update would break it: {problem['msg']}"
-        ) from None
+        expected = f"the update would break it: {problem['msg']}"
+        raise ConfigError(source, where or None, expected) from None
     return result

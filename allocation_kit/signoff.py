@@ -39,6 +39,7 @@ __all__ = [
     "SIGN_OFF_FILE",
     "SIGN_OFF_PAGE",
     "Carried",
+    "Journal",
     "PeriodLocked",
     "SignOffState",
     "account",
@@ -49,6 +50,8 @@ __all__ = [
     "checksum_problem",
     "evidence_digest",
     "evidence_problem",
+    "journal_entries",
+    "journal_gone",
     "journal_problem",
     "log_rows",
     "not_covered",
@@ -64,6 +67,7 @@ __all__ = [
     "signed_text",
     "text_option",
     "unsignable",
+    "workspace_journal",
     "write_log",
     "write_sign_off_page",
     "write_whole",
@@ -75,7 +79,9 @@ RESULTS = ("pass", "needs_follow_up", "fail")  # the packet's sign-off results, 
 LOCKING = frozenset({"pass", "needs_follow_up"})  # a charge back was approved: the period locks
 EVENTS = ("run", "signed", "reopened")
 # a line of the review journal: which log, which record of it (its SHA-256), chained
-JOURNAL_FIELDS = ("reports", "period", "event", "at", "user", "record_sha256", "previous_sha256")
+JOURNAL_FIELDS = (
+    "workspace", "reports", "period", "event", "at", "user", "record_sha256", "previous_sha256"
+)  # fmt: skip
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -620,115 +626,184 @@ def not_covered(folder: Path) -> list[str]:
 # --- the review journal: the logs' records anchored outside the reports folder ------------------
 
 
-def _reports_key(root: Path, reports: Path) -> str:
-    """How the journal names a reports folder: relative to the workspace (kit.yaml's folder),
-    so the journal stays valid when the workspace moves."""
-    return Path(os.path.relpath(reports.resolve(), root.resolve())).as_posix()
+@dataclass(frozen=True)
+class Journal:
+    """A workspace's review journal (review.journal of kit.yaml): `path`, and what its lines
+    name the workspace by (kit.yaml's `name`) and resolve reports folders against (`root`)."""
+
+    path: Path
+    workspace: str
+    root: Path
+
+    def key(self, reports: Path) -> tuple[str, str]:
+        """How its lines name a reports folder: the workspace's name and the folder relative to
+        kit.yaml's folder, so the journal stays valid when the workspace moves whole."""
+        relative = os.path.relpath(reports.resolve(), self.root.resolve())
+        return self.workspace, Path(relative).as_posix()
 
 
-def _journal_entries(journal: Path) -> tuple[list[dict], str]:
-    """The entries of the review journal, oldest first, and its last line; ConfigError when
-    the file is missing, InputError naming the line when it is not what the kit wrote."""
-    if not journal.is_file():
+def workspace_journal(workspace: object) -> Journal | None:
+    """The Journal of a loaded workspace (`config.Workspace`), None when it keeps none."""
+    path = workspace.journal_path  # type: ignore[attr-defined]
+    if path is None:
+        return None
+    return Journal(path, workspace.kit.name, workspace.root)  # type: ignore[attr-defined]
+
+
+def journal_entries(journal: Journal) -> tuple[list[dict], str]:
+    """The lines of the review journal, oldest first, and its last line as written;
+    ConfigError when the file is missing, InputError naming the line when one is not what the
+    kit wrote or the chain of lines is broken."""
+    path = journal.path
+    if not path.is_file():
         raise ConfigError(
-            journal, "review.journal", "does not exist; create an empty file to start the "
-            "review journal, or restore it from your copy"
+            path, "review.journal", "does not exist; create an empty file to start the review "
+            "journal (before the first review it is to cover), or restore it from your copy"
         )  # fmt: skip
     entries, previous = [], ""
-    for number, line in enumerate(journal.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             entry = json.loads(line)
-            if not isinstance(entry, dict) or not all(
-                isinstance(entry.get(k), str) for k in JOURNAL_FIELDS
-            ):
+            if not isinstance(entry, dict) or not isinstance(entry.get("log_record"), int):
+                raise ValueError(line)
+            if not all(isinstance(entry.get(k), str) for k in JOURNAL_FIELDS):
                 raise ValueError(line)
         except ValueError:
             raise InputError(
-                journal, f"line {number}", "is not an entry the kit wrote (one JSON object a "
-                f"line with {', '.join(JOURNAL_FIELDS)}); restore it from your copy"
+                path, f"line {number}", "is not an entry the kit wrote (one JSON object a "
+                f"line with {', '.join(JOURNAL_FIELDS)} and log_record); restore it from your "
+                "copy"
             ) from None  # fmt: skip
         chained = hashlib.sha256(previous.encode("utf-8")).hexdigest() if previous else ""
         if entry["previous_sha256"] != chained:
             raise InputError(
-                journal, f"line {number}", "previous_sha256 is not the SHA-256 of the line "
-                "before it: a line was edited, dropped or moved; restore it from your copy"
+                path, f"line {number}", "previous_sha256 is not the SHA-256 of the line before "
+                "it: a line was edited, dropped or moved; restore it from your copy"
             )  # fmt: skip
         entries.append(entry)
         previous = line
     return entries, previous
 
 
-def journal_problem(
-    journal: Path, root: Path, reports: Path, label: str, log: list[dict]
-) -> str | None:
-    """How the period's review log `log` disagrees with what the review journal holds of it
-    (None: the journal's records of it are the log's first ones): a record edited, or the log
-    rewritten, rolled back or replaced since the journal recorded it."""
-    key = _reports_key(root, reports)
-    entries, _ = _journal_entries(journal)
-    journaled = [e for e in entries if e["reports"] == key and e["period"] == label]
-    for number, entry in enumerate(journaled, start=1):
-        held = f"{entry['event']} of {entry['at'].replace('T', ' ')[:16]} UTC by {entry['user']}"
-        if number > len(log):
+def _journaled(entries: list[dict], key: tuple[str, str], label: str) -> list[dict]:
+    """The lines of the period's current log: those since the last that starts a log (record 1;
+    a period whose folder was gone starts a new log when it is reopened)."""
+    mine = [e for e in entries if (e["workspace"], e["reports"]) == key and e["period"] == label]
+    starts = [n for n, e in enumerate(mine) if e["log_record"] == 1]
+    return mine[starts[-1] :] if starts else mine
+
+
+def _held(entry: dict) -> str:
+    return f"{entry['event']} of {entry['at'].replace('T', ' ')[:16]} UTC by {entry['user']}"
+
+
+def journal_problem(journal: Journal, entries: list[dict], reports: Path, label: str,
+                    log: list[dict]) -> str | None:  # fmt: skip
+    """How the period's review log `log` ([] when it or its folder is gone) disagrees with
+    the journal's lines `entries` (None: it holds exactly the log's records). An empty journal
+    holds nothing to compare yet: the first record it takes adopts the logs there are."""
+    if not entries:
+        return None
+    held = _journaled(entries, journal.key(reports), label)
+    where = f"the review journal {journal.path}"
+    for number, record in enumerate(log, start=1):
+        if number > len(held):
             return (
-                f"the review journal {journal} holds record {number} ({held}), which the log "
-                "no longer has: it was rolled back or replaced"
+                f"record {number} ({_held(record)}) is not in {where}: it was added outside "
+                "the kit (or the kit stopped before journaling it)"
             )
-        if record_digest(log[number - 1]) != entry["record_sha256"]:
+        if record_digest(record) != held[number - 1]["record_sha256"]:
             return (
-                f"record {number} is not the one the review journal {journal} holds ({held}): "
-                "the log was edited or rewritten since"
+                f"record {number} is not the one {where} holds ({_held(held[number - 1])}): the "
+                "log was edited or rewritten since"
             )
+    if len(held) > len(log):
+        gone = "the log is gone" if not log else "the log no longer has it"
+        return (
+            f"{where} holds record {len(log) + 1} ({_held(held[len(log)])}) of "
+            f"{len(held)}, and {gone}: it was rolled back, replaced or removed"
+        )
     return None
 
 
-def check_journal(journal: Path | None, root: Path, reports: Path, label: str) -> None:
-    """InputError (exit 3) when the period folder's review log disagrees with the review
-    journal (`journal_problem`); nothing without a journal or a folder."""
+def check_journal(journal: Journal | None, reports: Path, label: str, reopen: bool = False) -> bool:
+    """Raise (InputError, exit 3) when the period's review log disagrees with the review
+    journal (`journal_problem`); a journal missing or broken is named first. A log that is gone
+    where the journal holds records is such a disagreement unless the period is being
+    reopened: True then, and the new log starts anew in the journal (`record_in_journal`)."""
     if journal is None:
-        return
-    _journal_entries(journal)  # a journal missing or broken is named first
+        return False
+    entries, _ = journal_entries(journal)
     folder = reports / label
-    if not folder.is_dir():
-        return
-    problem = journal_problem(journal, root, reports, label, read_log(folder))
-    if problem:
-        raise InputError(folder / SIGN_OFF_FILE, None, f"{problem}; restore it from your copy")
+    log = read_log(folder) if folder.is_dir() else []
+    problem = journal_problem(journal, entries, reports, label, log)
+    if problem is None:
+        return False
+    if not log and reopen:
+        return True
+    how = "restore it from your copy" + (
+        ", or reopen the period (--reopen REASON)" if not log else ""
+    )
+    raise InputError(folder / SIGN_OFF_FILE, None, f"{problem}; {how}")
 
 
-def record_in_journal(journal: Path | None, root: Path, reports: Path, label: str) -> int:
+def record_in_journal(journal: Journal | None, reports: Path, label: str,
+                      restart: bool = False) -> int:  # fmt: skip
     """Append the records of the period's review log that the review journal does not hold
-    yet, one JSON line each, chained to the line before it; return how many. The journal is
-    locked meanwhile (where the system has flock), so two commands never interleave lines."""
+    yet, one JSON line each, chained to the line before it; return how many. `restart`: the
+    log starts anew (its folder was gone, and it was reopened). The first record an empty
+    journal takes adopts every log of the reports folder. The journal is locked meanwhile
+    (where the system has flock), so two commands never interleave lines."""
     if journal is None:
         return 0
-    _journal_entries(journal)  # never created here: a journal gone is named, not restarted
-    with _exclusive(journal):
-        check_journal(journal, root, reports, label)
-        log = read_log(reports / label)
-        entries, previous = _journal_entries(journal)
-        key = _reports_key(root, reports)
-        held = sum(e["reports"] == key and e["period"] == label for e in entries)
+    journal_entries(journal)  # never created here: a journal gone is named, not restarted
+    with _exclusive(journal.path):
+        entries, previous = journal_entries(journal)
+        key = journal.key(reports)
+        logs = [(label, read_log(reports / label))]
+        if not entries:  # adopted: the logs there are, as they are now
+            logs = [
+                (folder.name, read_log(folder))
+                for folder in sorted(reports.iterdir())
+                if folder.is_dir()
+                and not folder.name.startswith(".")  # a run under way
+                and (folder / SIGN_OFF_FILE).is_file()
+            ]
         lines = []
-        for record in log[held:]:
-            entry = {
-                "reports": key,
-                "period": label,
-                "event": record["event"],
-                "at": record["at"],
-                "user": record.get("user") or "",
-                "record_sha256": record_digest(record),
-                "previous_sha256": hashlib.sha256(previous.encode("utf-8")).hexdigest()
-                if previous
-                else "",
-            }
-            previous = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-            lines.append(previous + "\n")
-        with journal.open("a", encoding="utf-8") as handle:
+        for name, log in logs:
+            held = [] if restart or not entries else _journaled(entries, key, name)
+            if not restart and journal_problem(journal, entries, reports, name, log[: len(held)]):
+                raise InputError(reports / name / SIGN_OFF_FILE, None, "changed while it was "
+                                 "being journaled; run the command again")  # fmt: skip
+            for number, record in enumerate(log[len(held) :], start=len(held) + 1):
+                entry = {
+                    "workspace": key[0],
+                    "reports": key[1],
+                    "period": name,
+                    "log_record": number,
+                    "event": record["event"],
+                    "at": record["at"],
+                    "user": record.get("user") or "",
+                    "record_sha256": record_digest(record),
+                    "previous_sha256": hashlib.sha256(previous.encode("utf-8")).hexdigest()
+                    if previous
+                    else "",
+                }
+                previous = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+                lines.append(previous + "\n")
+        with journal.path.open("a", encoding="utf-8") as handle:
             handle.write("".join(lines))
             handle.flush()
             os.fsync(handle.fileno())
     return len(lines)
+
+
+def journal_gone(journal: Journal, entries: list[dict], reports: Path) -> list[str]:
+    """The periods of the reports folder whose current log the journal holds and whose folder
+    is gone."""
+    key = journal.key(reports)
+    labels = sorted({e["period"] for e in entries if (e["workspace"], e["reports"]) == key})
+    return [label for label in labels if not (reports / label).is_dir()]
 
 
 @contextmanager

@@ -70,7 +70,8 @@ def test_a_reimport_starts_changed_prices_and_keeps_everything_else(tmp_path, ca
     assert out[0] == "not imported: painter: not in the table"
     assert out[-1] == (
         f"updated {tmp_path / 'pricing.yaml'}: 1 model(s) repriced from 2026-11-01, 0 added, "
-        "1 priced the same, 1 not in the import kept as they were"
+        "1 priced the same, 1 kept as they were (not in the import, ended, or priced through an "
+        "alias)"
     )
     snapshot = parse_document(tmp_path / "pricing.yaml", PricingSnapshot)
     d = Decimal
@@ -99,7 +100,8 @@ def test_a_reimport_starts_changed_prices_and_keeps_everything_else(tmp_path, ca
     assert update(tmp_path, "--effective-from", "2026-11-01") == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"updated {tmp_path / 'pricing.yaml'}: 0 model(s) repriced from 2026-11-01, 0 added, "
-        "2 priced the same, 1 not in the import kept as they were"
+        "2 priced the same, 1 kept as they were (not in the import, ended, or priced through an "
+        "alias)"
     )
     assert entries(parse_document(tmp_path / "pricing.yaml", PricingSnapshot)) == entries(snapshot)
 
@@ -109,7 +111,8 @@ def test_models_named_are_added_and_a_price_of_the_same_day_is_replaced(tmp_path
     assert update(tmp_path, "--models", "newbie,chat", "--effective-from", "2026-01-01") == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"updated {tmp_path / 'pricing.yaml'}: 1 model(s) repriced from 2026-01-01, 1 added, "
-        "0 priced the same, 2 not in the import kept as they were"
+        "0 priced the same, 2 kept as they were (not in the import, ended, or priced through an "
+        "alias)"
     )
     models = parse_document(tmp_path / "pricing.yaml", PricingSnapshot).models
     assert [(e.model, e.effective_from, e.effective_to, e.provider) for e in models] == [
@@ -145,3 +148,50 @@ def test_update_needs_the_snapshot_and_excludes_force(tmp_path, capsys):
     (tmp_path / "pricing.yaml").write_text(REVIEWED)
     assert update(tmp_path, "--force") == 2
     assert "give --update or --force, not both" in capsys.readouterr().err
+
+
+def test_aliases_ended_models_dated_entries_and_equal_prices_stay_as_reviewed(tmp_path, capsys):
+    reviewed = (
+        REVIEWED.replace(
+            "    per_1m_tokens: {input: 0.02, output: 0}\n",
+            "    effective_to: 2026-06-01\n    per_1m_tokens: {input: 0.02, output: 0}\n",
+        ).replace(  # written with its reasoning price, equal to the output price it falls back to
+            "    per_1m_tokens: {input: 1.00, output: 4.00}\n",
+            "    per_1m_tokens: {input: 0.80, output: 4.00, reasoning: 4.00}\n",
+        )
+        + "  newbie-2026-01-01: chat\n"
+    )
+    reviewed = reviewed.replace(  # the reviewer's own dated entry, priced apart
+        "  - model: painter\n",
+        "  - model: chat-2025-12-01\n    effective_from: 2026-01-01\n"
+        "    per_1m_tokens: {input: 9, output: 9}\n  - model: painter\n",
+    )
+    (tmp_path / "pricing.yaml").write_text(reviewed)
+    table = {
+        **TABLE,
+        "chat-2025-12-01": TABLE["chat"],  # priced as chat in the table: still its own entry
+        "newbie-2026-01-01": TABLE["newbie"],  # the reviewer prices it through an alias
+    }
+    source = tmp_path / "prices.json"
+    source.write_text(json.dumps(table))
+    assert cli(
+        "pricing", "import", "--from", "litellm", str(source), "--reviewed-by", "controller",
+        "--source-url", "u", "--out", str(tmp_path / "pricing.yaml"), "--update",
+        "--models", "chat,chat-2025-12-01,embed,newbie-2026-01-01", "--effective-from",
+        "2026-11-01",
+    ) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"updated {tmp_path / 'pricing.yaml'}: 1 model(s) repriced from 2026-11-01, 0 added, "
+        "1 priced the same, 3 kept as they were (not in the import, ended, or priced through an "
+        "alias)"
+    )
+    snapshot = parse_document(tmp_path / "pricing.yaml", PricingSnapshot)
+    d = Decimal
+    assert entries(snapshot) == [
+        ("chat", "2026-01-01", None, (d("0.80"), d("4.00")), None, None, "Acme Gateway"),
+        ("chat-2025-12-01", "2026-01-01", "2026-11-01", (d(9), d(9)), None, None, None),
+        ("chat-2025-12-01", "2026-11-01", None, (d("0.8"), d(4)), None, "OpenAI", None),
+        ("embed", "2026-01-01", "2026-06-01", (d("0.02"), d(0)), None, None, None),  # ended
+        ("painter", "2026-01-01", None, None, d("0.04"), None, None),
+    ]
+    assert snapshot.aliases == {"chat-latest": "chat", "newbie-2026-01-01": "chat"}

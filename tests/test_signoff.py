@@ -7,8 +7,10 @@ import json
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import sys
+import textwrap
 from decimal import Decimal
 from pathlib import Path
 
@@ -597,7 +599,7 @@ def test_the_review_journal_anchors_every_record_and_names_a_rewritten_log(
     assert review(config) == 2
     assert last_line(capsys) == (
         f"error: {journal}: review.journal: does not exist; create an empty file to start the "
-        "review journal, or restore it from your copy"
+        "review journal (before the first review it is to cover), or restore it from your copy"
     )
     journal.touch()
     assert review(config) == 0
@@ -605,11 +607,12 @@ def test_the_review_journal_anchors_every_record_and_names_a_rewritten_log(
     assert sign(config, "--result", "needs_follow_up", "--by", "Dana Reyes", "--note", "ok") == 0
     run, signed = read_log(folder)
     lines = journal.read_text().splitlines()
+    where = {"workspace": "Test workspace", "reports": "reports", "period": "2026-10"}
     assert journal_lines(journal) == [
-        {"reports": "reports", "period": "2026-10", "event": "run", "at": run["at"],
-         "user": USER, "record_sha256": chained(run), "previous_sha256": ""},
-        {"reports": "reports", "period": "2026-10", "event": "signed", "at": signed["at"],
-         "user": USER, "record_sha256": chained(signed),
+        {**where, "log_record": 1, "event": "run", "at": run["at"], "user": USER,
+         "record_sha256": chained(run), "previous_sha256": ""},
+        {**where, "log_record": 2, "event": "signed", "at": signed["at"], "user": USER,
+         "record_sha256": chained(signed),
          "previous_sha256": hashlib.sha256(lines[0].encode()).hexdigest()},
     ]  # fmt: skip
     capsys.readouterr()
@@ -617,8 +620,8 @@ def test_the_review_journal_anchors_every_record_and_names_a_rewritten_log(
     # a reopening and its run are journaled as they land
     assert cli("run", "--config", str(config), "--period", "2026-10", "--reopen", "late") == 0
     log = read_log(folder)
-    assert [(e["event"], e["record_sha256"]) for e in journal_lines(journal)] == [
-        (r["event"], chained(r)) for r in log
+    assert [(e["log_record"], e["event"], e["record_sha256"]) for e in journal_lines(journal)] == [
+        (n, r["event"], chained(r)) for n, r in enumerate(log, start=1)
     ]
     assert [r["event"] for r in log] == ["run", "signed", "reopened", "run"]
     capsys.readouterr()
@@ -642,18 +645,57 @@ def test_the_review_journal_anchors_every_record_and_names_a_rewritten_log(
         f"(signed of {when(signed)} by {USER}): the log was edited or rewritten since"
     )
 
+    # an approval added to the log, chained as the kit chains it
+    forged = append_record(
+        log, "signed", result="pass", signed_by="CFO", role="", note="", proposed_result="pass",
+        evidence_sha256=log[-1]["evidence_sha256"],
+    )  # fmt: skip
+    write_log(folder, "2026-10", forged)
+    assert sign_off_state(folder).locked  # the log alone would say so
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {folder / 'sign_off.json'}: record 5 (signed of {when(forged[-1])} by {USER}) "
+        f"is not in the review journal {journal}: it was added outside the kit (or the kit "
+        "stopped before journaling it); restore it from your copy"
+    )
+
     # rolled back to before the sign-off
     write_log(folder, "2026-10", [run])
     assert review(config) == 3
     assert last_line(capsys) == (
         f"error: {folder / 'sign_off.json'}: the review journal {journal} holds record 2 "
-        f"(signed of {when(signed)} by {USER}), which the log no longer has: it was rolled back "
-        "or replaced; restore it from your copy"
+        f"(signed of {when(signed)} by {USER}) of 4, and the log no longer has it: it was "
+        "rolled back, replaced or removed; restore it from your copy"
     )
     write_log(folder, "2026-10", log)  # restored: it runs, and its run is journaled
     assert len(journal_lines(journal)) == 4
     assert review(config) == 0
     assert [e["event"] for e in journal_lines(journal)] == [*(r["event"] for r in log), "run"]
+
+    # the folder removed: named, until restored or reopened, which starts its log anew
+    shutil.rmtree(folder)
+    gone = (
+        f"the review journal {journal} holds record 1 (run of {when(run)} by {USER}) of 5, and "
+        "the log is gone: it was rolled back, replaced or removed"
+    )
+    assert review(config) == 3
+    assert last_line(capsys) == (
+        f"error: {folder / 'sign_off.json'}: {gone}; restore it from your copy, or reopen the "
+        "period (--reopen REASON)"
+    )
+    assert cli("status", "--config", str(config)) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"review journal: 2026-10: it holds the period's review log, and {folder} is gone; "
+        "restore it from your copy, or reopen the period (run --reopen REASON)"
+    )
+    assert cli("run", "--config", str(config), "--period", "2026-10", "--reopen", "lost") == 0
+    (anew,) = read_log(folder)
+    assert (anew["event"], anew["reason"]) == ("run", "lost")
+    assert [(e["log_record"], e["record_sha256"]) for e in journal_lines(journal)][-2:] == [
+        (5, journal_lines(journal)[4]["record_sha256"]), (1, chained(anew))
+    ]  # fmt: skip
+    capsys.readouterr()
+    assert cli("status", "--config", str(config)) == 0
     lines = journal.read_text().splitlines()
 
     # the journal's own lines are chained too
@@ -667,6 +709,45 @@ def test_the_review_journal_anchors_every_record_and_names_a_rewritten_log(
     assert review(config) == 3
     assert last_line(capsys) == (
         f"error: {journal}: line 2: is not an entry the kit wrote (one JSON object a line with "
-        "reports, period, event, at, user, record_sha256, previous_sha256); restore it from "
-        "your copy"
+        "workspace, reports, period, event, at, user, record_sha256, previous_sha256 and "
+        "log_record); restore it from your copy"
     )
+    assert cli("status", "--config", str(config)) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"review journal: {journal}: line 2: is not an entry the kit wrote (one JSON object a "
+        "line with workspace, reports, period, event, at, user, record_sha256, previous_sha256 "
+        "and log_record); restore it from your copy"
+    )
+
+
+def test_a_journal_started_later_adopts_the_logs_there_are(workspace, tmp_path, capsys):
+    kit = KIT.replace(
+        "review: {reviewer_role: finops-analyst}",
+        "review: {reviewer_role: finops-analyst, journal: journal.jsonl}",
+    )
+    config = workspace([request("r1"), request("r2", timestamp="2026-09-10T10:00:00Z")])
+    assert review(config, "2026-09", "2026-10") == 0
+    (tmp_path / "kit.yaml").write_text(textwrap.dedent(kit))
+    (tmp_path / "journal.jsonl").touch()
+    assert review(config) == 0  # kit.yaml changed: run again before signing
+    assert sign(config, "--result", "needs_follow_up", "--by", "Dana Reyes", "--note", "ok") == 0
+    journaled = [(e["period"], e["log_record"], e["event"]) for e in journal_lines(
+        tmp_path / "journal.jsonl")]  # fmt: skip
+    assert journaled == [
+        ("2026-09", 1, "run"), ("2026-10", 1, "run"), ("2026-10", 2, "run"),
+        ("2026-10", 3, "signed"),
+    ]  # fmt: skip
+    # a second workspace keeping its own reports beside it, journaled apart by its name
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("registry.yaml", "pricing.yaml", "requests.csv"):
+        shutil.copy(tmp_path / name, other / name)
+    (other / "kit.yaml").write_text(
+        textwrap.dedent(kit)
+        .replace("Test workspace", "Other")
+        .replace("journal.jsonl", "../journal.jsonl")
+    )
+    capsys.readouterr()
+    assert review(other / "kit.yaml") == 0
+    assert [(e["workspace"], e["reports"], e["period"]) for e in journal_lines(
+        tmp_path / "journal.jsonl")][-1] == ("Other", "reports", "2026-10")  # fmt: skip

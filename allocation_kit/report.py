@@ -202,7 +202,7 @@ def atomic_period_folder(
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        signed = carried is not None and carried.replaces_signed is not None
+        signed = carried is not None and carried.replaces_signed
         previous = out / f".{name}.previous-{os.getpid()}"
         if final.exists():
             # a signed folder keeps its own files in the archive: they are copied, not moved

@@ -751,3 +751,13 @@ def test_a_journal_started_later_adopts_the_logs_there_are(workspace, tmp_path, 
     assert review(other / "kit.yaml") == 0
     assert [(e["workspace"], e["reports"], e["period"]) for e in journal_lines(
         tmp_path / "journal.jsonl")][-1] == ("Other", "reports", "2026-10")  # fmt: skip
+
+
+def test_a_rerun_of_a_period_never_signed_is_not_archived(workspace, tmp_path, capsys):
+    config = workspace([request("r1")])
+    assert review(config) == 0
+    assert review(config) == 0
+    reports = tmp_path / "reports"
+    assert not (reports / "archive").exists()
+    assert "archived" not in capsys.readouterr().err
+    assert [r["event"] for r in read_log(reports / "2026-10")] == ["run", "run"]

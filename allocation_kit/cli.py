@@ -54,8 +54,9 @@ def run_period(
     )
     from .signoff import (
         check_journal,
+        journal_lock,
+        journal_records,
         overlapping_locks,
-        record_in_journal,
         record_run,
         signed_text,
         workspace_journal,
@@ -74,16 +75,22 @@ def run_period(
         signed = signed_text(other) if other else "(its review log is missing)"
         progress(f"note       {period.label} overlaps {label}, signed off {signed}: its charges "
                  f"for those days are approved there; book them from {label}")  # fmt: skip
-    with atomic_period_folder(out, period.label, progress, reopen=reopen, role=role) as folder:
-        notebook = execute_packet(workspace.config_path, period.label, out, folder, reviewer_role)
-        manifest = json.loads((folder / "evidence" / "manifest.json").read_text())
-        if progress:
-            progress(f"notebook   {time.perf_counter() - started:6.2f} s")
-        render_packet(notebook, folder / "packet.html", manifest)
-        statements = write_statements(folder)
-        write_checksums(folder)  # it covers everything written above
-        record_run(folder, period.label, role, reopen)  # last: it records SHA256SUMS
-    record_in_journal(journal, out, period.label, restart)
+    # the journal's lock is taken before the folder lands and held until its records are
+    # journaled: a run stopped while it waits leaves the previous folder, never an unjournaled one
+    with contextlib.ExitStack() as journaling:
+        with atomic_period_folder(out, period.label, progress, reopen=reopen, role=role) as folder:
+            notebook = execute_packet(
+                workspace.config_path, period.label, out, folder, reviewer_role
+            )
+            manifest = json.loads((folder / "evidence" / "manifest.json").read_text())
+            if progress:
+                progress(f"notebook   {time.perf_counter() - started:6.2f} s")
+            render_packet(notebook, folder / "packet.html", manifest)
+            statements = write_statements(folder)
+            write_checksums(folder)  # it covers everything written above
+            written = record_run(folder, period.label, role, reopen)  # last: it records SHA256SUMS
+            journaling.enter_context(journal_lock(journal))
+        journal_records(journal, out, period.label, written, restart)
     index = write_index(out)
     after = run_record(out / period.label)
     if progress:
@@ -144,8 +151,8 @@ def run(
     workspace = load_workspace(config)
     reports = out or workspace.root / "reports"
     for period in queue:  # a locked period stops the backfill before anything is run
+        check_journal(workspace_journal(workspace), reports, period.label, reopen is not None)
         if (reports / period.label).is_dir():
-            check_journal(workspace_journal(workspace), reports, period.label, reopen is not None)
             carried_log(reports / period.label, reopen, "")
     folders = []
     for n, period in enumerate(queue, start=1):
@@ -279,9 +286,10 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
     from .signoff import (
         SIGN_OFF_FILE,
         check_journal,
+        journal_lock,
+        journal_records,
         period_lock,
         record_digest,
-        record_in_journal,
         signed_text,
         text_option,
         workspace_journal,
@@ -310,10 +318,15 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
         )  # fmt: skip
     # no run replaces the folder meanwhile, and no sign-off of an overlapping period
     journal = workspace_journal(workspace)
-    with period_lock(reports, "sign-off"), period_lock(reports, parsed.label):
+    with (
+        period_lock(reports, "sign-off"),
+        period_lock(reports, parsed.label),
+        journal_lock(journal),  # what it checks is whole, and stays so until it journals
+    ):
         check_journal(journal, reports, parsed.label)
-        record, page, replaced = _sign(workspace, reports, parsed, result, signed_by, role, note)
-        record_in_journal(journal, reports, parsed.label)
+        written, page, replaced = _sign(workspace, reports, parsed, result, signed_by, role, note)
+        journal_records(journal, reports, parsed.label, written)
+    record = written[-1]
     if replaced is not None:
         click.echo(f"  replaces   the sign-off {signed_text(replaced)}", err=True)
     if record.get("outdated"):
@@ -341,9 +354,9 @@ def sign_off(config: Path, period: str, result: str, signed_by: str, role: str, 
 
 
 def _sign(workspace: Workspace, reports: Path, period: Period, result: str, signed_by: str,
-          role: str, note: str) -> tuple[dict, Path, dict | None]:  # fmt: skip
-    """`sign-off`'s checks and its record, under the locks: (the record, the page, the sign-off
-    of the same run it replaces)."""
+          role: str, note: str) -> tuple[list[dict], Path, dict | None]:  # fmt: skip
+    """`sign-off`'s checks and its record, under the locks: (the review log as written, its
+    last record the sign-off; the page; the sign-off of the same run it replaces)."""
     from .history import outdated_baseline, outdated_text
     from .signoff import (
         LOCKING,
@@ -353,6 +366,7 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
         not_covered,
         sign_off_state,
         unsignable,
+        workspace_journal,
         write_log,
         write_sign_off_page,
     )
@@ -366,7 +380,8 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
     spend_path = folder / "evidence" / "spend_review.json"
     spend = json.loads(spend_path.read_text(encoding="utf-8")) if spend_path.is_file() else {}
     proposed = (spend.get("sign_off") or {}).get("proposed_result")
-    _sign_off_conflict(reports, period, state, result, note, proposed)
+    journal = workspace_journal(workspace)
+    _sign_off_conflict(reports, period, state, result, note, proposed, journal)
     preparer = state.run.get("user")  # type: ignore[union-attr]
     if result in LOCKING and workspace.kit.review.segregation_of_duties and preparer == account():
         raise PeriodLocked(
@@ -391,7 +406,7 @@ def _sign(workspace: Workspace, reports: Path, period: Period, result: str, sign
     )
     page = write_sign_off_page(folder, records)  # first: a log without its page is no record
     write_log(folder, period.label, records)
-    return records[-1], page, state.current
+    return records, page, state.current
 
 
 def _input_files(workspace: Workspace) -> list[Path]:
@@ -408,11 +423,19 @@ def _input_files(workspace: Workspace) -> list[Path]:
 
 
 def _sign_off_conflict(reports: Path, period: Period, state, result: str, note: str,
-                       proposed: str | None) -> None:  # fmt: skip
+                       proposed: str | None, journal=None) -> None:  # fmt: skip
     """Raise when signing `result` would conflict with the proposal (a kinder result needs a
     note), with a sign-off of the same run (an approval stands; replacing one needs a note) or
     with another locked period sharing a day (a day's charges are approved once)."""
-    from .signoff import LOCKING, PeriodLocked, overlapping_locks, overridden, signed_text
+    from .signoff import (
+        LOCKING,
+        PeriodLocked,
+        journal_entries,
+        journal_gone,
+        overlapping_locks,
+        overridden,
+        signed_text,
+    )
 
     folder = reports / period.label
     if overridden(result, proposed) and not note:
@@ -434,6 +457,16 @@ def _sign_off_conflict(reports: Path, period: Period, state, result: str, note: 
             None, "--note", f"this run is signed off {signed_text(current)} already; replacing "
             "it needs a note saying why"
         )  # fmt: skip
+    if result in LOCKING and journal is not None:  # an overlapping period away from its folder
+        entries, _ = journal_entries(journal)
+        for label in journal_gone(journal, entries, reports):
+            other = parse_period(label)
+            if other.start < period.end and period.start < other.end:
+                raise PeriodLocked(
+                    folder, None, f"its days overlap {label}, whose review log the review "
+                    f"journal holds and whose folder is gone: restore {reports / label} first "
+                    "(the charges of a day are approved once)"
+                )  # fmt: skip
     if result in LOCKING and (found := overlapping_locks(reports, period)):
         label, other = found[0]
         raise PeriodLocked(
@@ -456,7 +489,7 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
     period is locked, and what needs attention (evidence changed since it was signed, a missing
     or broken review log, an outdated comparison). Exit 1 if anything does."""
     from .report import period_rows
-    from .signoff import record_digest
+    from .signoff import overlapping_locks, record_digest
 
     fields = ("result", "signed_by", "role", "at", "note", "proposed_result", "evidence_sha256")
 
@@ -482,6 +515,14 @@ def status(config: Path, out: Path | None, fmt: str) -> None:
         }
         for r in period_rows(reports, unreadable)
     ]  # fmt: skip
+    for row in rows:  # a day's charges approved twice (a period signed while another was away)
+        if row["locked"] and row["dates"]:
+            twice = [label for label, _ in overlapping_locks(reports, parse_period(row["period"]))]
+            if twice:
+                problem = (
+                    f"its days overlap {', '.join(twice)}, also approved: a day is charged twice"
+                )
+                row["attention"] = "; ".join(filter(None, [row["attention"], problem]))
     journal_trouble = _journal_attention(workspace, reports, rows)
     if fmt == "json":
         for r in rows:

@@ -6,6 +6,7 @@ returns one piece of a section: HTML tiles and tables, or a matplotlib figure.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import sys
@@ -52,7 +53,8 @@ from .present import (
 from .report import Analysis, atomic_period_folder, write_evidence, write_index
 from .signoff import (
     check_journal,
-    record_in_journal,
+    journal_lock,
+    journal_records,
     record_run,
     reopen_reason,
     workspace_journal,
@@ -1677,10 +1679,12 @@ def period_review(
     reason = reopen_reason(reopen, "reopen") if reopen else None
     journal = workspace_journal(workspace)
     restart = check_journal(journal, out, parsed.label, reason is not None)
-    with atomic_period_folder(out, parsed.label, reopen=reason, role=reviewer_role) as folder:
-        review = run(folder)
-        record_run(folder, parsed.label, reviewer_role, reason)  # no SHA256SUMS: `run` does
-    record_in_journal(journal, out, parsed.label, restart)
+    with contextlib.ExitStack() as journaling:  # locked before the folder lands (see `run`)
+        with atomic_period_folder(out, parsed.label, reopen=reason, role=reviewer_role) as folder:
+            review = run(folder)
+            written = record_run(folder, parsed.label, reviewer_role, reason)  # no SHA256SUMS
+            journaling.enter_context(journal_lock(journal))
+        journal_records(journal, out, parsed.label, written, restart)
     review.folder = out / parsed.label
     write_index(out)  # its sign-off and lock as they are now
     return review

@@ -148,14 +148,25 @@ def register_prices(con: duckdb.DuckDBPyConnection, pricing: PricingSnapshot) ->
     picos = [v for row in rows for v in row[3:] if v is not None] or [0]
     kind = "BIGINT" if 2 * MAX_TOKENS * max(picos) + max(picos) < 2**63 else "HUGEINT"
     typed = ", ".join(f"{c} {kind}" for c in columns)
+    if layout.batch:  # which blocks have batch prices of their own: bit 0 the base, bit t tier t
+        typed += ", batch_blocks INTEGER"
+        rows = [
+            (*row, sum(1 << t for t, b in enumerate(_batch_blocks(e)) if b))
+            for row, e in zip(rows, pricing.models, strict=True)
+        ]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE prices (model VARCHAR, effective_from TIMESTAMP, "
         f"effective_to TIMESTAMP, {typed})"
     )
     if rows:
-        marks = ", ".join("?" for _ in range(3 + len(columns)))
+        marks = ", ".join("?" for _ in range(len(rows[0])))
         con.executemany(f"INSERT INTO prices VALUES ({marks})", rows)
     return layout
+
+
+def _batch_blocks(entry: ModelPrice) -> list[bool]:
+    """Whether the entry's base prices, then each tier's, have batch prices of their own."""
+    return [entry.batch is not None, *(t.batch is not None for t in entry.tiers)]
 
 
 def alias_sql(expr: str, aliases: Mapping[str, str] | None, otherwise: str | None = None) -> str:
@@ -229,15 +240,17 @@ def price_tier_sql(row: str, price: str, layout: PriceLayout | None) -> str:
     return f"CASE {branches} ELSE 0 END"
 
 
-def band_of_tier_sql(tier: str, batch: str, layout: PriceLayout | None) -> str:
+def band_of_tier_sql(tier: str, batch: str, layout: PriceLayout | None, price: str = "p") -> str:
     """SQL VARCHAR: `price_band_sql` of rows whose tier (`price_tier_sql`) and batch flag are
-    the columns `tier` and `batch`."""
+    the columns `tier` and `batch`, priced by the `prices` row `price`. A batch request pays
+    batch prices only where its block has them of its own; else its band is the plain one."""
     layout = layout or PriceLayout()
     parts = []
     if layout.tiers:
         parts.append(f"CASE WHEN {tier} > 0 THEN 'tier' || {tier} ELSE '' END")
     if layout.batch:
-        parts.append(f"CASE WHEN {batch} THEN 'batch' ELSE '' END")
+        own = f"(({price}.batch_blocks >> {tier}) & 1) = 1"
+        parts.append(f"CASE WHEN {batch} AND {own} THEN 'batch' ELSE '' END")
     if not parts:
         return "''"
     return f"trim(concat_ws(' ', {', '.join(parts)}))"
@@ -247,7 +260,7 @@ def price_band_sql(row: str, price: str, layout: PriceLayout | None) -> str:
     """SQL VARCHAR: which of the entry's price blocks the request pays: '' (per_1m_tokens),
     'batch', 'tier<N>' or 'tier<N> batch' (the same choice `direction_pico_sql` makes), so
     lines priced at different unit prices stay apart. '' for every row without batch or tiers."""
-    return band_of_tier_sql(price_tier_sql(row, price, layout), f"{row}.batch", layout)
+    return band_of_tier_sql(price_tier_sql(row, price, layout), f"{row}.batch", layout, price)
 
 
 def band_prices(entry: ModelPrice, band: str) -> TokenPrices | None:

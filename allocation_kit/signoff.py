@@ -52,7 +52,9 @@ __all__ = [
     "evidence_problem",
     "journal_entries",
     "journal_gone",
+    "journal_lock",
     "journal_problem",
+    "journal_records",
     "log_rows",
     "not_covered",
     "overlapping_locks",
@@ -60,7 +62,6 @@ __all__ = [
     "period_lock",
     "read_log",
     "record_digest",
-    "record_in_journal",
     "record_run",
     "reopen_reason",
     "sign_off_state",
@@ -284,10 +285,11 @@ def account() -> str:
         return str(os.getuid())
 
 
-def record_run(folder: Path, period: str, role: str, reason: str | None = None) -> dict:
+def record_run(folder: Path, period: str, role: str, reason: str | None = None) -> list[dict]:
     """Append the run that wrote the folder to its review log (after SHA256SUMS, whose SHA-256
     it records; null when the run writes none, as the notebook run by papermill), with the
-    reason it was given to run (`--reopen` of a period that was not locked), if any."""
+    reason it was given to run (`--reopen` of a period that was not locked), if any; return
+    the log's records as written."""
     from . import __version__
 
     log = read_log(folder)
@@ -302,7 +304,7 @@ def record_run(folder: Path, period: str, role: str, reason: str | None = None) 
         **({"reason": reason} if reason else {}),
     )
     write_log(folder, period, records)
-    return records[-1]
+    return records
 
 
 def sign_off_state(folder: Path, log: list[dict] | None = None) -> SignOffState:
@@ -730,7 +732,7 @@ def check_journal(journal: Journal | None, reports: Path, label: str, reopen: bo
     """Raise (InputError, exit 3) when the period's review log disagrees with the review
     journal (`journal_problem`); a journal missing or broken is named first. A log that is gone
     where the journal holds records is such a disagreement unless the period is being
-    reopened: True then, and the new log starts anew in the journal (`record_in_journal`)."""
+    reopened: True then, and the new log starts anew in the journal (`journal_records`)."""
     if journal is None:
         return False
     entries, _ = journal_entries(journal)
@@ -747,54 +749,74 @@ def check_journal(journal: Journal | None, reports: Path, label: str, reopen: bo
     raise InputError(folder / SIGN_OFF_FILE, None, f"{problem}; {how}")
 
 
-def record_in_journal(journal: Journal | None, reports: Path, label: str,
-                      restart: bool = False) -> int:  # fmt: skip
-    """Append the records of the period's review log that the review journal does not hold
-    yet, one JSON line each, chained to the line before it; return how many. `restart`: the
-    log starts anew (its folder was gone, and it was reopened). The first record an empty
-    journal takes adopts every log of the reports folder. The journal is locked meanwhile
-    (where the system has flock), so two commands never interleave lines."""
+@contextmanager
+def journal_lock(journal: Journal | None) -> Iterator[None]:
+    """Hold the review journal's lock (waiting for it; where the system has flock), so that
+    two commands never interleave lines and a check reads what the other wrote in whole. A
+    journal that is missing is named, never created."""
+    if journal is None:
+        yield
+        return
+    journal_entries(journal)
+    with _exclusive(journal.path):
+        yield
+
+
+def journal_records(journal: Journal | None, reports: Path, label: str, written: list[dict],
+                    restart: bool = False) -> int:  # fmt: skip
+    """Append to the review journal, under `journal_lock`, the records of `written` (the
+    period's review log as this command wrote it) that it does not hold yet, one JSON line
+    each, chained to the line before it and naming the account that journals it; return how
+    many. The log on disk must still be `written`: a record anyone else added meanwhile is
+    named, never journaled. `restart`: the log starts anew (its folder was gone, and it was
+    reopened). The first record an empty journal takes adopts every other log of the reports
+    folder as it is."""
     if journal is None:
         return 0
-    journal_entries(journal)  # never created here: a journal gone is named, not restarted
-    with _exclusive(journal.path):
-        entries, previous = journal_entries(journal)
-        key = journal.key(reports)
-        logs = [(label, read_log(reports / label))]
-        if not entries:  # adopted: the logs there are, as they are now
-            logs = [
-                (folder.name, read_log(folder))
-                for folder in sorted(reports.iterdir())
-                if folder.is_dir()
-                and not folder.name.startswith(".")  # a run under way
-                and (folder / SIGN_OFF_FILE).is_file()
-            ]
-        lines = []
-        for name, log in logs:
-            held = [] if restart or not entries else _journaled(entries, key, name)
-            if not restart and journal_problem(journal, entries, reports, name, log[: len(held)]):
-                raise InputError(reports / name / SIGN_OFF_FILE, None, "changed while it was "
-                                 "being journaled; run the command again")  # fmt: skip
-            for number, record in enumerate(log[len(held) :], start=len(held) + 1):
-                entry = {
-                    "workspace": key[0],
-                    "reports": key[1],
-                    "period": name,
-                    "log_record": number,
-                    "event": record["event"],
-                    "at": record["at"],
-                    "user": record.get("user") or "",
-                    "record_sha256": record_digest(record),
-                    "previous_sha256": hashlib.sha256(previous.encode("utf-8")).hexdigest()
-                    if previous
-                    else "",
-                }
-                previous = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-                lines.append(previous + "\n")
-        with journal.path.open("a", encoding="utf-8") as handle:
-            handle.write("".join(lines))
-            handle.flush()
-            os.fsync(handle.fileno())
+    path = reports / label / SIGN_OFF_FILE
+    if [record_digest(r) for r in read_log(reports / label)] != [record_digest(r) for r in written]:
+        raise InputError(
+            path, None, "changed while this command wrote it: it holds a record the command "
+            "did not write; restore it from your copy"
+        )  # fmt: skip
+    entries, previous = journal_entries(journal)
+    key = journal.key(reports)
+    logs = [(label, written)]
+    if not entries:  # adopted: the logs there are, as they are now
+        logs += [
+            (folder.name, read_log(folder))
+            for folder in sorted(reports.iterdir())
+            if folder.is_dir()
+            and folder.name != label
+            and not folder.name.startswith(".")  # a run under way
+            and (folder / SIGN_OFF_FILE).is_file()
+        ]
+    lines, user = [], account()
+    for name, log in sorted(logs, key=lambda item: item[0]):
+        held = [] if restart or not entries else _journaled(entries, key, name)
+        if journal_problem(journal, held, reports, name, log[: len(held)]):
+            raise InputError(path, None, "is not what the review journal holds; restore it "
+                             "from your copy")  # fmt: skip
+        for number, record in enumerate(log[len(held) :], start=len(held) + 1):
+            entry = {
+                "workspace": key[0],
+                "reports": key[1],
+                "period": name,
+                "log_record": number,
+                "event": record["event"],
+                "at": record["at"],
+                "user": user,
+                "record_sha256": record_digest(record),
+                "previous_sha256": hashlib.sha256(previous.encode("utf-8")).hexdigest()
+                if previous
+                else "",
+            }
+            previous = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+            lines.append(previous + "\n")
+    with journal.path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(lines))
+        handle.flush()
+        os.fsync(handle.fileno())
     return len(lines)
 
 

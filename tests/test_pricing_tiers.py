@@ -234,3 +234,24 @@ def test_a_stray_row_in_the_exception_queue_is_priced_at_its_tier(workspace, tmp
     with (tmp_path / "exceptions.csv").open() as handle:
         stray = next(r for r in csv.DictReader(handle) if r["request_id"] == "late")
     assert (stray["reason"], Decimal(stray["cost"])) == ("out_of_period", Decimal("0.5150025"))
+
+
+def test_a_batch_request_is_in_the_batch_band_only_where_its_block_has_batch_prices(workspace):
+    rows = [
+        request("a", model="long-ctx", input_tokens=1000, batch="true"),  # base batch prices
+        request("b", model="long-ctx", input_tokens=200_001, batch="true"),  # tier batch prices
+        request("c", model="plain", batch="true"),  # none: the plain prices, the plain band
+        request("d", model="tier-no-batch", input_tokens=128_001, batch="true"),  # tier has none
+        request("e", model="tier-no-batch", input_tokens=1000, batch="true"),  # base has them
+    ]
+    ledger = period_ledger(load_workspace(workspace(rows, pricing=TIERED)), parse_period("2026-10"))
+    bands = ledger.con.execute(
+        "SELECT model, price_band, sum(requests)::INTEGER FROM lines GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert bands == [
+        ("long-ctx", "batch", 1),
+        ("long-ctx", "tier1 batch", 1),
+        ("plain", "", 1),
+        ("tier-no-batch", "batch", 1),
+        ("tier-no-batch", "tier1", 1),
+    ]

@@ -761,3 +761,75 @@ def test_a_rerun_of_a_period_never_signed_is_not_archived(workspace, tmp_path, c
     assert not (reports / "archive").exists()
     assert "archived" not in capsys.readouterr().err
     assert [r["event"] for r in read_log(reports / "2026-10")] == ["run", "run"]
+
+
+def test_a_day_approved_twice_is_named_and_with_a_journal_refused(workspace, tmp_path, capsys):
+    # a week signed while its month's folder was away: status names both
+    config = workspace([request("r1"), request("r2", timestamp="2026-10-06T09:00:00Z")])
+    reports = tmp_path / "reports"
+    assert review(config, "2026-10", "2026-W41") == 0
+    assert sign(config, "--result", "needs_follow_up", "--by", "Dana Reyes") == 0
+    (reports / "2026-10").rename(tmp_path / "away")
+    week = ("sign-off", "--config", str(config), "--period", "2026-W41", "--by", "Sam Ortiz")
+    assert cli(*week, "--result", "needs_follow_up") == 0
+    (tmp_path / "away").rename(reports / "2026-10")
+    capsys.readouterr()
+    assert cli("status", "--config", str(config), "--format", "json") == 1
+    found = {r["period"]: r["attention"] for r in json.loads(capsys.readouterr().out)}
+    assert found == {
+        "2026-W41": "its days overlap 2026-10, also approved: a day is charged twice",
+        "2026-10": "its days overlap 2026-W41, also approved: a day is charged twice",
+    }
+
+    # with a review journal the month's approval is known while its folder is away
+    kit = KIT.replace(
+        "review: {reviewer_role: finops-analyst}",
+        "review: {reviewer_role: finops-analyst, journal: journal.jsonl}",
+    )
+    (tmp_path / "kit.yaml").write_text(textwrap.dedent(kit))
+    (tmp_path / "journal.jsonl").touch()
+    shutil.rmtree(reports)
+    assert review(config, "2026-10", "2026-W41") == 0
+    assert sign(config, "--result", "needs_follow_up", "--by", "Dana Reyes") == 0
+    (reports / "2026-10").rename(tmp_path / "away2")
+    capsys.readouterr()
+    assert cli(*week, "--result", "needs_follow_up") == 4
+    assert last_line(capsys) == (
+        f"error: {reports / '2026-W41'}: its days overlap 2026-10, whose review log the review "
+        f"journal holds and whose folder is gone: restore {reports / '2026-10'} first (the "
+        "charges of a day are approved once)"
+    )
+    # a backfill naming it stops before anything is run
+    lines = (tmp_path / "journal.jsonl").read_text()
+    assert review(config, "2026-09", "2026-10") == 3
+    assert "the log is gone" in last_line(capsys)
+    assert not (reports / "2026-09").exists()
+    assert (tmp_path / "journal.jsonl").read_text() == lines
+
+
+def test_the_journal_takes_only_the_records_the_command_wrote(workspace, tmp_path):
+    from allocation_kit.config import load_workspace
+    from allocation_kit.signoff import journal_records, workspace_journal
+
+    kit = KIT.replace(
+        "review: {reviewer_role: finops-analyst}",
+        "review: {reviewer_role: finops-analyst, journal: journal.jsonl}",
+    )
+    config = workspace([request("r1")], kit=kit)
+    (tmp_path / "journal.jsonl").touch()
+    assert review(config) == 0
+    folder = tmp_path / "reports" / "2026-10"
+    written = read_log(folder)
+    forged = append_record(
+        written, "signed", result="pass", signed_by="CFO", role="", note="",
+        proposed_result="pass", evidence_sha256=written[-1]["evidence_sha256"],
+    )  # fmt: skip
+    write_log(folder, "2026-10", forged)  # added between the command's write and its journaling
+    journal = workspace_journal(load_workspace(config))
+    with pytest.raises(InputError) as changed:
+        journal_records(journal, tmp_path / "reports", "2026-10", forged[:-1])
+    assert changed.value.line() == (
+        f"{folder / 'sign_off.json'}: changed while this command wrote it: it holds a record "
+        "the command did not write; restore it from your copy"
+    )
+    assert len((tmp_path / "journal.jsonl").read_text().splitlines()) == 1

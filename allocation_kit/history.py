@@ -243,12 +243,15 @@ def spreadsheet_safe(value: object) -> object:
 
 
 def spreadsheet_safe_sql(expr: str) -> str:
-    """SQL: `spreadsheet_safe` of the VARCHAR `expr` (NULL stays NULL)."""
-    return (
-        f"CASE WHEN regexp_matches({expr}, '^([=@\\t\\r'']|[+-].)', 's') AND NOT "
-        f"regexp_full_match({expr}, '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?') "
-        f"THEN '''' || {expr} ELSE {expr} END"
+    """SQL: `spreadsheet_safe` of the VARCHAR `expr` (NULL stays NULL). The first character
+    is looked at first: most cells pass on it, without a regular expression."""
+    first = f"left({expr}, 1)"
+    formula = (
+        f"({first} IN ('=', '@', chr(9), chr(13), '''') OR ({first} IN ('+', '-') "
+        f"AND length({expr}) > 1 AND NOT regexp_full_match({expr}, "
+        "'[+-]([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?')))"
     )
+    return f"CASE WHEN {formula} THEN '''' || {expr} ELSE {expr} END"
 
 
 def unsafe_text(value: str) -> str:

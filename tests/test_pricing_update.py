@@ -52,6 +52,15 @@ def update(tmp_path, *more: str) -> int:
     )  # fmt: skip
 
 
+def summary(tmp_path, day: str, repriced: int, added: int, same: int, kept: int) -> str:
+    """The last line `pricing import --update` prints."""
+    return (
+        f"updated {tmp_path / 'pricing.yaml'}: {repriced} model(s) repriced from {day}, {added} "
+        f"added, {same} priced the same, {kept} kept as they were (not in the import, ended, or "
+        "priced through an alias)"
+    )
+
+
 def entries(snapshot: PricingSnapshot) -> list[tuple]:
     return [
         (e.model, e.effective_from.date().isoformat(),
@@ -68,11 +77,7 @@ def test_a_reimport_starts_changed_prices_and_keeps_everything_else(tmp_path, ca
     assert update(tmp_path, "--effective-from", "2026-11-01") == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "not imported: painter: not in the table"
-    assert out[-1] == (
-        f"updated {tmp_path / 'pricing.yaml'}: 1 model(s) repriced from 2026-11-01, 0 added, "
-        "1 priced the same, 1 kept as they were (not in the import, ended, or priced through an "
-        "alias)"
-    )
+    assert out[-1] == summary(tmp_path, "2026-11-01", 1, 0, 1, 1)
     snapshot = parse_document(tmp_path / "pricing.yaml", PricingSnapshot)
     d = Decimal
     assert entries(snapshot) == [
@@ -98,22 +103,14 @@ def test_a_reimport_starts_changed_prices_and_keeps_everything_else(tmp_path, ca
 
     # the same import again changes no price
     assert update(tmp_path, "--effective-from", "2026-11-01") == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        f"updated {tmp_path / 'pricing.yaml'}: 0 model(s) repriced from 2026-11-01, 0 added, "
-        "2 priced the same, 1 kept as they were (not in the import, ended, or priced through an "
-        "alias)"
-    )
+    assert capsys.readouterr().out.splitlines()[-1] == summary(tmp_path, "2026-11-01", 0, 0, 2, 1)
     assert entries(parse_document(tmp_path / "pricing.yaml", PricingSnapshot)) == entries(snapshot)
 
 
 def test_models_named_are_added_and_a_price_of_the_same_day_is_replaced(tmp_path, capsys):
     (tmp_path / "pricing.yaml").write_text(REVIEWED)
     assert update(tmp_path, "--models", "newbie,chat", "--effective-from", "2026-01-01") == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        f"updated {tmp_path / 'pricing.yaml'}: 1 model(s) repriced from 2026-01-01, 1 added, "
-        "0 priced the same, 2 kept as they were (not in the import, ended, or priced through an "
-        "alias)"
-    )
+    assert capsys.readouterr().out.splitlines()[-1] == summary(tmp_path, "2026-01-01", 1, 1, 0, 2)
     models = parse_document(tmp_path / "pricing.yaml", PricingSnapshot).models
     assert [(e.model, e.effective_from, e.effective_to, e.provider) for e in models] == [
         ("chat", datetime(2026, 1, 1, tzinfo=UTC), None, "Acme Gateway"),  # replaced, same day
@@ -180,11 +177,7 @@ def test_aliases_ended_models_dated_entries_and_equal_prices_stay_as_reviewed(tm
         "--models", "chat,chat-2025-12-01,embed,newbie-2026-01-01", "--effective-from",
         "2026-11-01",
     ) == 0  # fmt: skip
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        f"updated {tmp_path / 'pricing.yaml'}: 1 model(s) repriced from 2026-11-01, 0 added, "
-        "1 priced the same, 3 kept as they were (not in the import, ended, or priced through an "
-        "alias)"
-    )
+    assert capsys.readouterr().out.splitlines()[-1] == summary(tmp_path, "2026-11-01", 1, 0, 1, 3)
     snapshot = parse_document(tmp_path / "pricing.yaml", PricingSnapshot)
     d = Decimal
     assert entries(snapshot) == [

@@ -11,6 +11,8 @@ peak RSS is its own:
 - duckdb:   a plain DuckDB scan + price join + group-by of the same file (the floor);
 - read-all: DuckDB reading every column of the file once and nothing else (hash of each row):
             the floor of any tool that must list some rows in full, as the exception file does;
+- dedupe-floor: DuckDB counting the request_ids logged more than once and nothing else: the
+            least work the required de-duplication takes, a floor under the pipeline's time;
 - duckdb-dedupe: plain DuckDB SQL doing what the pandas contender does (SELECT DISTINCT *,
             registry and price joins, group-by): the same allocation written directly in SQL;
 - pandas:   a naive pandas implementation of the same allocation (read, dedupe, merge, group).
@@ -171,6 +173,17 @@ def run_read_all(config: Path) -> None:
     con.execute(f"SELECT sum(hash({columns})) FROM {source}").fetchall()
 
 
+def run_dedupe_floor(config: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        "SELECT count(*) - count(DISTINCT request_id) FROM read_parquet('{}')".format(
+            config.parent / "requests.parquet"
+        )
+    ).fetchall()
+
+
 def run_duckdb_dedupe(config: Path) -> None:
     import duckdb
     import yaml
@@ -235,6 +248,7 @@ CONTENDERS = {
     "pipeline": run_pipeline,
     "duckdb": run_duckdb,
     "read-all": run_read_all,
+    "dedupe-floor": run_dedupe_floor,
     "duckdb-dedupe": run_duckdb_dedupe,
     "pandas": run_pandas,
 }
@@ -311,6 +325,7 @@ def main() -> None:
     ratios = [  # (numerator, denominator): how many times the first takes the second's time
         ("pipeline", "duckdb"),
         ("read-all", "duckdb"),
+        ("dedupe-floor", "duckdb"),
         ("pipeline", "read-all"),
         ("duckdb-dedupe", "pipeline"),
         ("pandas", "pipeline"),

@@ -226,6 +226,10 @@ class Review(_Strict):
     journal: str | None = Field(default=None, min_length=1)
     # how a budget owner questions a charge: who to write to, and by when (on every statement)
     disputes: str | None = Field(default=None, min_length=1)
+    # unpriced usage the bill charges at most this much for (all of the period's unpriced calls
+    # together) puts a team's chargeback on follow-up instead of failing it; without it, or
+    # without a bill figure for every unpriced model, unpriced usage fails the team's row
+    unpriced_materiality: Money | None = None
 
 
 Spreadable = Literal[

@@ -1,8 +1,10 @@
 """Review records: one chargeback review row per team, and the period's spend review record.
 
 A chargeback row passes when the team's cost can be charged as it stands. It fails when money is
-missing or unknown: usage without a price (the cost is understated) or requests the team tagged
-that map to no registered owner (their cost cannot reach the team). It needs follow-up when the
+missing or unknown: usage without a price (the cost is understated; a follow-up instead when the
+bill charges at most kit.yaml's `review.unpriced_materiality` for all of the period's unpriced
+calls) or requests the team tagged that map to no registered owner (their cost cannot reach the
+team). It needs follow-up when the
 rows are priced and owned but the ownership is in question (a tag conflict involving the team, a
 shared application split by a fallback instead of its documented rule, traffic on a retired
 application) or its price is (a failed reconciliation blames a model the team used).
@@ -29,6 +31,7 @@ __all__ = [
     "chargeback_review",
     "chargeback_rows",
     "spend_review",
+    "unpriced_billed",
 ]
 
 CHARGEBACK_COLUMNS = (
@@ -179,6 +182,34 @@ def _billed_otherwise(ledger: PeriodLedger, reconciliation: dict | None) -> dict
     return found
 
 
+def unpriced_billed(ledger: PeriodLedger, reconciliation: dict | None) -> Decimal | None:
+    """What the bill charges for the period's unpriced calls, of every team and status: for
+    each model with billable calls and no price, its billed cost less what the ledger computes
+    for its priced calls. None when a model has no such bill figure (no bill, the model absent
+    from it, a bill below the priced part): the understatement is then unknown."""
+    models = [
+        m
+        for (m,) in ledger.con.execute(
+            "SELECT DISTINCT model FROM lines WHERE billable AND NOT priced AND requests > 0"
+        ).fetchall()
+    ]
+    found = {
+        line["model"]: line
+        for line in (reconciliation or {}).get("lines", [])
+        if line.get("level") == "model" and line.get("finding") == "unpriced"
+    }
+    total = Decimal(0)
+    for model in models:
+        line = found.get(model)
+        if line is None or line.get("billed_cost") is None:
+            return None
+        part = Decimal(line["billed_cost"]) - Decimal(line.get("ledger_cost") or 0)
+        if part < 0:
+            return None
+        total += part
+    return total
+
+
 def chargeback_review(
     ledger: PeriodLedger,
     reviewer_role: str,
@@ -197,6 +228,18 @@ def chargeback_review(
     retired = _retired_traffic(ledger)
     billed_otherwise = _billed_otherwise(ledger, reconciliation)
     unpriced_shared = unpriced_shares(ledger.allocation)
+    billed_unpriced = unpriced_billed(ledger, reconciliation) if ledger.counts.unpriced else None
+    materiality = ws.kit.review.unpriced_materiality
+    currency = ws.kit.currency
+    understated, unpriced_result = "cost understated", "fail"
+    if billed_unpriced is not None:
+        understated = (
+            f"cost understated: the period's unpriced calls, of every team, are billed "
+            f"{money(billed_unpriced, currency)}"
+        )
+        if materiality is not None and billed_unpriced <= materiality:
+            unpriced_result = "needs_follow_up"
+            understated += f", within review.unpriced_materiality of {money(materiality, currency)}"
     rows = []
     for team in registry.teams:
         lines = [
@@ -214,10 +257,10 @@ def chargeback_review(
         if unpriced:
             problems.append(
                 (
-                    "fail",
+                    unpriced_result,
                     f"unpriced usage: {counted(unpriced, 'request')} "
                     f"{'has' if unpriced == 1 else 'have'} no price in the snapshot "
-                    "(cost understated)",
+                    f"({understated})",
                     ws.pricing.reviewed_by,
                 )
             )
@@ -233,8 +276,8 @@ def chargeback_review(
         if shares:
             problems.append(
                 (
-                    "fail",
-                    f"a share of unpriced usage on shared {', '.join(shares)} (cost understated)",
+                    unpriced_result,
+                    f"a share of unpriced usage on shared {', '.join(shares)} ({understated})",
                     ws.pricing.reviewed_by,
                 )
             )

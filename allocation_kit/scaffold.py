@@ -28,6 +28,7 @@ review:
   reviewer_role: finops-analyst
   # segregation_of_duties: true  # refuse an approval signed by the account that ran the period
   # journal: ../review-journal.jsonl  # every review-log record anchored outside reports/
+  # unpriced_materiality: 25.00  # unpriced calls billed at most this: follow-up, not fail
 # chargeback:                 # what teams carry beyond their own cost, pro rata to it
 #   spread: [unallocated, tax]  # also usage_difference, credit, adjustment, purchase, correction
 """

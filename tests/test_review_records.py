@@ -13,7 +13,7 @@ from allocation_kit.pipeline import period_ledger
 from allocation_kit.report import write_analysis
 from allocation_kit.review import chargeback_review, chargeback_rows
 
-from .conftest import request
+from .conftest import KIT, request
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -294,3 +294,87 @@ def test_an_unpriced_model_that_decides_the_reconciliation_is_one_finding(worksp
         record = {"result": "inconclusive", "reasons": reasons}
         proposal = sign_off_proposal(ledger, [], [], [], record, "finops-analyst")
         assert [f["finding"] for f in proposal["findings"]] == expected
+
+
+def billed_review(workspace, rows, bill, kit):
+    """The chargeback review rows of rows reconciled against the FOCUS bill, by team."""
+    from allocation_kit.billing import workspace_billing
+    from allocation_kit.reconcile import reconciliation
+
+    from .test_billing import write_csv
+    from .test_reconcile import record
+
+    config = workspace(rows, kit=kit)
+    write_csv(config.parent / "bill.csv", bill, list(dict.fromkeys(k for r in bill for k in r)))
+    ws = load_workspace(config)
+    ledger = period_ledger(ws, parse_period("2026-10"), validate=False)
+    reconciled = record(reconciliation(ledger, workspace_billing(ledger.con, ws)))
+    return ledger, reconciled, {r.team: r for r in chargeback_review(ledger, "finops-analyst", AT,
+                                                                     reconciled)}  # fmt: skip
+
+
+def test_unpriced_usage_the_bill_charges_within_the_materiality_needs_follow_up(workspace):
+    from .test_reconcile import KIT_WITH_BILL, usage
+
+    # search: one chat-small call ($0.0014) and one of mystery-model, which the snapshot does
+    # not price and the bill charges $7.50 + $2.50; support's ticket-bot call is priced
+    rows = [request("r1"), request("r2", model="mystery-model"),
+            request("r3", team="support", application="ticket-bot")]  # fmt: skip
+    bill = [
+        usage("chat-small", "uncached_input", 2_000, "0.002"),
+        usage("chat-small", "output", 200, "0.0008"),
+        usage("mystery-model", "uncached_input", 1_000, "7.50"),
+        usage("mystery-model", "output", 100, "2.50"),
+    ]
+    billed = "no price in the snapshot (cost understated: the period's unpriced calls, of every "
+    billed += "team, are billed $10.00"
+    for materiality, expected in (
+        (None, ("fail", f"unpriced usage: 1 request has {billed})")),
+        ("9.99", ("fail", f"unpriced usage: 1 request has {billed})")),
+        ("10", ("needs_follow_up", f"unpriced usage: 1 request has {billed}, within "
+                "review.unpriced_materiality of $10.00)")),
+    ):  # fmt: skip
+        kit = KIT_WITH_BILL
+        if materiality is not None:
+            kit = kit.replace("review: {", f"review: {{unpriced_materiality: {materiality}, ")
+        _, _, teams = billed_review(workspace, rows, bill, kit)
+        assert (teams["search"].review_result, teams["search"].reasons) == expected
+        assert teams["search"].follow_up_owner == "finops-analyst"  # reviewed_by of the snapshot
+        assert (teams["support"].review_result, teams["support"].reasons) == ("pass", "")
+
+
+def test_unpriced_usage_without_a_bill_figure_fails_whatever_the_materiality(workspace):
+    from allocation_kit.review import unpriced_billed
+
+    from .test_reconcile import KIT_WITH_BILL, usage
+
+    kit = KIT_WITH_BILL.replace("review: {", "review: {unpriced_materiality: 1000, ")
+    rows = [request("r1"), request("r2", model="mystery-model")]
+    # the bill has no line of mystery-model: what its call costs is unknown
+    bill = [usage("chat-small", "uncached_input", 1_000, "0.001"),
+            usage("chat-small", "output", 100, "0.0004")]  # fmt: skip
+    ledger, reconciled, teams = billed_review(workspace, rows, bill, kit)
+    assert (teams["search"].review_result, teams["search"].reasons) == (
+        "fail", "unpriced usage: 1 request has no price in the snapshot (cost understated)"
+    )  # fmt: skip
+    assert unpriced_billed(ledger, reconciled) is None
+    assert unpriced_billed(ledger, None) is None  # no bill at all
+    # a model priced in part: the bill's figure less what the ledger computes for the rest
+    line = {"level": "model", "model": "mystery-model", "finding": "unpriced",
+            "ledger_cost": "4.000000000000", "billed_cost": "12.500000000000"}  # fmt: skip
+    assert unpriced_billed(ledger, {"lines": [line]}) == Decimal("8.500000000000")
+    # a bill below what the ledger computes for the priced part tells nothing of the rest
+    assert unpriced_billed(ledger, {"lines": [{**line, "billed_cost": "3.99"}]}) is None
+    shared = [request("r1", application="gateway-fixed", team=None, model="mystery-model")]
+    kit = KIT.replace("review: {", "review: {unpriced_materiality: 20, ")
+    config = workspace(shared, kit=kit)
+    ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
+    unpriced = {"lines": [{**line, "ledger_cost": None}]}
+    teams = {r.team: r for r in chargeback_review(ledger, "finops-analyst", AT, unpriced)}
+    # support's share of gateway-fixed's unpriced call is within the materiality too
+    assert (teams["support"].review_result, teams["support"].reasons) == (
+        "needs_follow_up",
+        "a share of unpriced usage on shared gateway-fixed (cost understated: the period's "
+        "unpriced calls, of every team, are billed $12.50, within review.unpriced_materiality of "
+        "$20.00)",
+    )

@@ -425,7 +425,7 @@ class Review:
             for c in centers
         ]
         allocated = sum(by_center.values(), Decimal(0))
-        total = ("Allocated", "", "", "", self._money(allocated), "")
+        total = ("Allocated and shared", "", "", "", self._money(allocated), "")
         table = html_table(
             ["Cost center", "Business unit", "Teams", "Budget owners", "Cost", "Share of ledger"],
             body,
@@ -1492,7 +1492,7 @@ class Review:
             ("Date", ""),
         ]
         banner = Html(
-            f'<div class="ak-banner ak-{tone}"><strong>Sign-off: '
+            f'<div class="ak-banner ak-{tone}"><strong>Proposed sign-off: '
             f"{html.escape(status.replace('_', ' '))}</strong></div>"
         )
         findings = html_table(

@@ -1007,7 +1007,7 @@ def period_summary(folder: Path) -> dict | None:
             if not spend
             else spend["anomalies"]["count"]
             if spend["anomalies"]["baseline"] == "ok"
-            else "no baseline yet"
+            else "no baseline yet (two earlier periods needed)"
         ),
         "budgets_exceeded": spend["budgets"]["exceeded"] if spend.get("budgets") else None,
         "month_to_date_exceeded": (spend.get("budgets") or {}).get("month_to_date_exceeded"),
@@ -1126,6 +1126,9 @@ def charges_table(group: list[dict]) -> dict | None:
         "periods": [r["period"] for r in periods],
         # a signed period whose evidence changed since: its column is not what was approved
         "changed": [r["period"] for r in periods if (r.get("alarm") or "").startswith("evidence")],
+        # charges nobody approved yet (not signed), or that a reviewer refused (signed fail)
+        "provisional": [r["period"] for r in periods if not r.get("signed")],
+        "refused": [r["period"] for r in periods if r.get("signed") == "fail"],
         "currency": periods[-1]["currency"],
         "teams": [
             (

@@ -70,6 +70,11 @@ def statement_file(team: str) -> str:
     return f"{safe}.html"
 
 
+def _verdict_words(verdict: str) -> str:
+    """The reconciliation's result as a sentence's end: "failed", "passed", "is inconclusive"."""
+    return {"pass": "passed", "fail": "failed"}.get(verdict, f"is {html.escape(verdict)}")
+
+
 @dataclass(frozen=True)
 class Context:
     """What a statement says about its period as a whole, beside the team's own figures."""
@@ -273,8 +278,8 @@ def _standing(label: str, context: Context) -> Html:
         )
     if context.sign_off and context.sign_off != "pass":
         verdict = (
-            f"; the reconciliation with the bill is {e(context.verdict)}"
-            if (context.verdict)
+            f"; the reconciliation with the bill {_verdict_words(context.verdict)}"
+            if context.verdict
             else ""
         )
         notes.append(

@@ -226,12 +226,13 @@ def test_the_index_lists_the_period(packet):
     assert '<td class="num">$0.03</td>' in index
     # the proposed sign-off (search's chargeback fails), none recorded, then the reconciliation
     assert (
-        '<td><span class="verdict v-fail">fail</span><br><span class="sub">proposed</span></td>\n'
+        '<td class="signoff"><span class="verdict v-fail">fail</span><br><span class="sub">proposed</span></td>\n'
         '  <td><span class="verdict v-inconclusive">inconclusive</span></td>'
     ) in index
     # anomalies (no earlier period yet), budgets exceeded, chargeback rows
     assert (
-        '<td class="num">no baseline yet</td>\n  <td class="num">—</td>\n'
+        '<td class="num">no baseline yet (two earlier periods needed)</td>\n'
+        '  <td class="num">—</td>\n'
         "  <td>1 fail, 1 follow&#8209;up</td>"
     ) in index
     assert '<a href="2026-10/evidence/manifest.json">manifest</a>' in index
@@ -332,7 +333,7 @@ def test_the_sign_off_proposes_a_result_with_every_finding_and_its_owner(packet)
         ],
     }
     page = (packet / "packet.html").read_text()
-    assert '<div class="ak-banner ak-bad"><strong>Sign-off: fail</strong></div>' in page
+    assert '<div class="ak-banner ak-bad"><strong>Proposed sign-off: fail</strong></div>' in page
     assert (
         '<tr class="ak-status-needs_follow_up"><td class="txt">needs follow up</td>'
         '<td class="txt">Unpriced: 1 billable call of a model with no price in effect: cost '

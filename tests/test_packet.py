@@ -226,7 +226,8 @@ def test_the_index_lists_the_period(packet):
     assert '<td class="num">$0.03</td>' in index
     # the proposed sign-off (search's chargeback fails), none recorded, then the reconciliation
     assert (
-        '<td class="signoff"><span class="verdict v-fail">fail</span><br><span class="sub">proposed</span></td>\n'
+        '<td class="signoff"><span class="verdict v-fail">fail</span><br>'
+        '<span class="sub">proposed</span></td>\n'
         '  <td><span class="verdict v-inconclusive">inconclusive</span></td>'
     ) in index
     # anomalies (no earlier period yet), budgets exceeded, chargeback rows

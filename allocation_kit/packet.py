@@ -530,6 +530,11 @@ class Review:
                 f"{self.ledger.period.label} {'is' if len(aside) == 1 else 'are'} not in it (see "
                 "the bridge in the Reconciliation section)."
             )
+        if reviewer.charge and not reviewer.cost_center:
+            reasons += (
+                " The reviewer's line has no cost center to be booked to: name one (a suspense or "
+                "clearing cost center) as kit.yaml <code>chargeback.kept_cost_center</code>."
+            )
         negative = [line.team for line in teams if line.charge < 0]
         if negative:
             reasons += (

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from .errors import ConfigError, InputError, KitError
@@ -521,8 +522,6 @@ def write_sign_off_page(folder: Path, records: list[dict] | None = None) -> Path
     """folder/sign_off.html: the latest sign-off of the run as one page to print and file with
     the journal entry: who decided what and why, the charges it approves, the files it covers
     with their SHA-256 and the review log. Written whole or not at all."""
-    from decimal import Decimal
-
     import jinja2
 
     from .history import evidence_reader
@@ -545,6 +544,12 @@ def write_sign_off_page(folder: Path, records: list[dict] | None = None) -> Path
                 (r["team"] or "kept by the reviewer", r["cost_center"], Decimal(r["charge"]))
                 for r in evidence_reader(handle)
             ]
+    spend_path = evidence / "spend_review.json"
+    spend = json.loads(spend_path.read_text(encoding="utf-8")) if spend_path.is_file() else {}
+    findings = [
+        (f["result"].replace("_", " "), f["finding"], f["follow_up_owner"])
+        for f in (spend.get("sign_off") or {}).get("findings", [])
+    ]
     files = [
         tuple(reversed(line.split("  ", 1)))
         for line in (folder / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
@@ -575,13 +580,24 @@ def write_sign_off_page(folder: Path, records: list[dict] | None = None) -> Path
             for key, values in (rec.get("bill_references") or {}).items()
             if values
         ),
-        charges=[(t, c, money(v, currency)) for t, c, v in charges],
+        charges=[(t, _cost_center_text(t, c, v), money(v, currency)) for t, c, v in charges],
         charges_total=money(sum((v for *_, v in charges), Decimal(0)), currency),
+        findings=findings,
         minor=minor_word(currency),
         files=files,
         log=log_rows(state.log),
     )
     return write_whole(folder / SIGN_OFF_PAGE, page)
+
+
+def _cost_center_text(team: str, center: str, charge: Decimal) -> str:
+    """A charge's cost center on the sign-off page; the reviewer's line that keeps an amount
+    without one says where to name it."""
+    if center:
+        return center
+    if team == "kept by the reviewer" and charge:
+        return "none: name one as kit.yaml chargeback.kept_cost_center"
+    return "—"
 
 
 def unsignable(

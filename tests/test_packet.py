@@ -620,6 +620,12 @@ def test_the_packet_bridges_the_ledger_total_to_the_bill(tmp_path):
         "Total (= the bill for 2026-10)", "", "$1.40", "$1.40", "$0.05", "$0.20", "−$0.10",
         "$2.95",
     ]  # fmt: skip
+    # it keeps $1.55 with no cost center to book it to: the note says where to name one
+    nowhere = (
+        "The reviewer's line has no cost center to be booked to: name one (a suspense or "
+        "clearing cost center) as kit.yaml <code>chargeback.kept_cost_center</code>."
+    )
+    assert nowhere in page
 
 
 def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says_so(tmp_path):
@@ -645,6 +651,7 @@ def test_the_tax_on_spend_the_reviewer_keeps_stays_with_it_and_the_sign_off_says
     with (folder / "evidence" / "chargeback.csv").open() as handle:
         booked = [(r["line"], r["cost_center"], r["charge"]) for r in csv.DictReader(handle)]
     assert booked == [("team", "CC-100", "1.54"), ("kept_by_reviewer", "CC-999", "1.54")]
+    assert "The reviewer's line has no cost center" not in page
     assert (
         "The reviewer's line keeps the part of the tax that falls on the spend it keeps "
         "(unallocated spend), in proportion to it: no team carries them on spend that is not "
@@ -988,8 +995,15 @@ def test_the_index_tabulates_each_teams_charge_for_the_latest_six_periods(tmp_pa
         [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
     ]
+    # none is signed off: every column is provisional
+    assert '<th class="num">2026-10<br><span class="sub">provisional</span></th>' in table
+    assert (
+        "A column marked provisional is not signed off yet: its charges stand once the period is "
+        "signed pass or needs follow-up."
+    ) in index
+    months = ("2026-05", "2026-07", "2026-08", "2026-09", "2026-10")
     assert rows == [
-        ["Team", "2026-05", "2026-07", "2026-08", "2026-09", "2026-10"],
+        ["Team", *(f"{p}provisional" for p in months)],
         ["support", "—", "$1.50", "—", "$0.40", "$9.99 †"],  # largest in the newest first
         ["search", "$2.00", "$3.00", "$3.10", "$0.30", "$1.01"],
         ["Kept by the reviewer", "$0.00", "$0.25", "$0.00", "$0.05", "$0.00"],

@@ -117,6 +117,15 @@ def test_a_sign_off_locks_the_period_until_a_reason_reopens_it(workspace, tmp_pa
     charge = f"${Decimal(search[lines[0].split(',').index('charge')]):,.2f}"
     assert f'<tr><td>search</td><td>CC-100</td><td class="num">{charge}</td></tr>' in page
     assert "<tr><td><code>evidence/allocation.csv</code></td>" in page
+    # the reviewer's line keeps nothing here: no cost center is asked for
+    assert '<tr><td>kept by the reviewer</td><td>—</td><td class="num">$0.00</td></tr>' in page
+    # what the sign-off decided on: the proposal's findings, worst first
+    findings = page.split("<h2>What the packet proposed, and why</h2>")[1].split("</table>")[0]
+    assert re.findall(r"<tr><td>(.*?)</td><td>(.*?):", findings) == [
+        ("needs follow up", "Partial period"),
+        ("needs follow up", "Reconciliation inconclusive"),
+        ("needs follow up", "Unallocated"),
+    ]
 
     # an approval stands: rejecting it takes a reopening, and signing it again a reason
     assert sign(config, "--result", "fail", "--by", "Sam Ortiz", "--note", "wrong") == 4
@@ -559,8 +568,12 @@ def test_segregation_of_duties_refuses_the_preparers_approval(workspace, tmp_pat
 
     # the preparer may reject their own run; another account approves it
     assert sign(config, "--result", "fail", "--by", "Dana Reyes", "--note", "recheck") == 0
+    # the index marks the refused charges: not to be booked
+    refused = '<th class="num">2026-10<br><span class="alarm">signed fail</span></th>'
+    assert refused in (folder.parent / "index.html").read_text()
     monkeypatch.setattr("allocation_kit.signoff.account", lambda: "controller")
     assert sign(config, "--result", "pass", "--by", "Sam Ortiz", "--note", "rechecked") == 0
+    assert '<th class="num">2026-10</th>' in (folder.parent / "index.html").read_text()
     run, failed, passed = read_log(folder)
     assert run["user"] == USER  # the preparer
     assert (failed["result"], failed["user"], failed["same_account_as_run"]) == (
@@ -833,3 +846,14 @@ def test_the_journal_takes_only_the_records_the_command_wrote(workspace, tmp_pat
         "the command did not write; restore it from your copy"
     )
     assert len((tmp_path / "journal.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_reviewers_line_without_a_cost_center_says_where_to_name_one():
+    from allocation_kit.signoff import _cost_center_text
+
+    assert _cost_center_text("kept by the reviewer", "", Decimal("9.65")) == (
+        "none: name one as kit.yaml chargeback.kept_cost_center"
+    )
+    assert _cost_center_text("kept by the reviewer", "CC-999", Decimal("9.65")) == "CC-999"
+    assert _cost_center_text("kept by the reviewer", "", Decimal(0)) == "—"  # keeps nothing
+    assert _cost_center_text("search", "", Decimal("1.00")) == "—"

@@ -48,6 +48,7 @@ __all__ = [
     "foot",
     "foot_both_ways",
     "journal_rows",
+    "ledger_cents",
     "prepaid_drawdown",
 ]
 
@@ -440,6 +441,34 @@ def booked_parts(schedule: Chargeback) -> tuple[list[list[Decimal]], list[Decima
         _parts(schedule.lines), schedule.footed, minor_unit(schedule.currency)
     )
     return cells, totals
+
+
+def ledger_cents(
+    schedule: Chargeback | None, own: Mapping[str, Decimal], unallocated: Decimal, currency: str
+) -> tuple[dict[str, Decimal], Decimal]:
+    """({team: own cost}, unallocated spend) in the minor unit, adding up to the ledger total
+    rounded half up: one rounding of these amounts for every page of the period, so that teams
+    plus unallocated spend add up to the ledger total wherever they are shown. A team's own cost
+    is the schedule's (`booked_parts`: what is booked, and what its statement shows) when the
+    unallocated spend left beside them is within one unit of its exact amount; else each is
+    rounded by largest remainder (`foot`). Each differs from its exact amount by less than one
+    unit. `own`: each team's own cost (allocated and shared), exact."""
+    unit = minor_unit(currency)
+    total = (sum(own.values(), Decimal(0)) + unallocated).quantize(unit, rounding=ROUND_HALF_UP)
+    if schedule is not None:
+        cells, _ = booked_parts(schedule)
+        booked = {
+            line.team: row[0]
+            for line, row in zip(schedule.lines, cells, strict=True)
+            if line.team is not None
+        }
+        rest = total - sum(booked.values(), Decimal(0))
+        same = all(booked.get(t, Decimal(0)) - c < unit and c - booked.get(t, Decimal(0)) < unit
+                   for t, c in own.items())  # fmt: skip
+        if same and set(booked) <= set(own) and abs(rest - unallocated) < unit:
+            return {t: booked.get(t, Decimal(0)) for t in own}, rest
+    *teams, kept = foot([*own.values(), unallocated], total, unit)
+    return dict(zip(own, teams, strict=True)), kept
 
 
 def _parts(lines: Sequence[Charge]) -> list[list[Decimal]]:

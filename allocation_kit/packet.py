@@ -28,6 +28,9 @@ from .chargeback import (
     SPREADABLE,
     bill_charges,
     booked_parts,
+    foot,
+    foot_both_ways,
+    ledger_cents,
     prepaid_drawdown,
 )
 from .config import FixedSplit, load_workspace
@@ -40,6 +43,7 @@ from .present import (
     counted,
     html_table,
     listed,
+    minor_unit,
     minor_word,
     money,
     pct_of,
@@ -128,6 +132,40 @@ class Review:
         return sum((by_status.get(s, Decimal(0)) for s in UNALLOCATED_STATUSES), Decimal(0))
 
     @property
+    def cents(self) -> tuple[dict[str, Decimal], Decimal]:
+        """({team: own cost}, unallocated spend) as the packet shows them, in the minor unit:
+        adding up to the ledger total shown, and each team's as its chargeback line books it
+        (`ledger_cents`). Every table of teams, owners and statuses foots to these."""
+        if "cents" not in self._cache:
+            own: dict[str, Decimal] = defaultdict(Decimal)
+            for line in self.ledger.allocation:
+                if line.allocation_status not in UNALLOCATED_STATUSES:
+                    own[line.team] += line.cost
+            schedule = self.analysis.charges if self.analysis else None
+            self._cache["cents"] = ledger_cents(
+                schedule, dict(own), self.unallocated_cost, self.currency
+            )
+        return self._cache["cents"]
+
+    @property
+    def shown_unallocated(self) -> Decimal:
+        return self.cents[1]
+
+    @property
+    def shown_allocated(self) -> Decimal:
+        return sum(self.cents[0].values(), Decimal(0))
+
+    def _footed(self, amounts: list[Decimal], total: Decimal) -> list[Decimal]:
+        """`amounts` in the minor unit adding up to `total` (within a unit of their exact sum,
+        as the packet shows it): by largest remainder; rounded each on its own when `total` is
+        not theirs to add up to."""
+        unit = minor_unit(self.currency)
+        try:
+            return foot(amounts, total, unit)
+        except ValueError:
+            return [rounded(a, self.currency) for a in amounts]
+
+    @property
     def coverage_pct(self) -> Decimal | None:
         """FinOps allocation coverage: the share of spend attributed to an owner."""
         total = self.ledger.ledger_cost
@@ -140,6 +178,17 @@ class Review:
             "SELECT reason, count(*), COALESCE(sum(cost), 0) FROM exception_queue "
             "GROUP BY reason ORDER BY 3 DESC, 2 DESC"
         )
+
+    def shown_exception_costs(self) -> dict[str, Decimal]:
+        """{reason: its cost as the packet shows it}: the unallocated reasons adding up to the
+        unallocated spend shown (`cents`), the others rounded each on its own."""
+        rows = self.exceptions_by_reason()
+        unallocated = [(r, c) for r, _, c in rows if r in UNALLOCATED_STATUSES]
+        shown = {r: rounded(c, self.currency) for r, _, c in rows}
+        if sum((c for _, c in unallocated), Decimal(0)) == self.unallocated_cost:
+            parts = self._footed([c for _, c in unallocated], self.shown_unallocated)
+            shown |= dict(zip((r for r, _ in unallocated), parts, strict=True))
+        return shown
 
     @property
     def verdict(self) -> str | None:
@@ -173,7 +222,7 @@ class Review:
             ),
             (
                 "Unallocated",
-                self._money(self.unallocated_cost),
+                self._money(self.shown_unallocated),
                 "warn" if self.unallocated_cost > 0 else "ok",
             ),
             ("Exceptions", count_text(exceptions), "warn" if exceptions else "ok"),
@@ -234,7 +283,8 @@ class Review:
             share = percent(cost / total * 100)
             label = reason.replace("_", " ")
             across = counted(n, "request")
-            text = f"{self._money(cost)} ({share} of the ledger) is {label} across {across}."
+            amount = self._money(self.shown_exception_costs()[reason])
+            text = f"{amount} ({share} of the ledger) is {label} across {across}."
             candidates.append((cost, f"{text} {ACTIONS[reason]}"))
         for a in self.analysis.anomalies if self.analysis else []:
             if a.metric == "spend" and a.scope == "application" and a.baseline is not None:
@@ -282,11 +332,12 @@ class Review:
             status = "" if r.budget_status == "ok" else f" {r.budget_status}"
             return percent(pct_of(r.budget_actual, r.budget)) + status
 
+        own = self.cents[0]
         body = [
             (
                 r.team,
                 r.budget_owner,
-                self._money(r.cost) + (" †" if r.unpriced_requests else ""),
+                self._money(own.get(r.team, Decimal(0))) + (" †" if r.unpriced_requests else ""),
                 change(r),
                 self._money(r.charge),
                 used(r),
@@ -295,7 +346,7 @@ class Review:
             )
             for r in rows_
         ]
-        cost = sum((r.cost for r in rows_), Decimal(0))
+        cost = sum((own.get(r.team, Decimal(0)) for r in rows_), Decimal(0))
         charged = sum((r.charge for r in rows_), Decimal(0))
         table = html_table(
             ["Team", "Budget owner", "Cost", f"vs {before}" if before else "vs earlier",
@@ -326,13 +377,16 @@ class Review:
                 "the snapshot: the cost is understated, so no change is given."
             )
         text = "".join(f'<p class="ak-note">{html.escape(n)}</p>' for n in notes)
-        return table + rounding_note([([r.cost for r in rows_], cost)], self.currency) + Html(text)
+        return table + Html(text)
 
     # --- allocation -------------------------------------------------------------------------
 
     def allocation_table(self) -> Html:
         """Business unit → team → application, production vs non-production, with subtotals.
-        Every amount, subtotals and totals included, is its exact value rounded on its own."""
+        Each team's cells add up across and down to its own cost as the packet shows it
+        (`cents`), the unallocated lines to the unallocated spend shown, and every subtotal and
+        total is the sum of the cells it covers: the table foots, each cell within a minor unit
+        of its exact amount in evidence/allocation.csv."""
         rows: dict[tuple, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         unpriced: dict[tuple, int] = defaultdict(int)
         for line in self.ledger.allocation:
@@ -347,20 +401,24 @@ class Review:
             rows[key][env] += line.cost
             unpriced[key] += line.unpriced_requests
         ordered = sorted(rows, key=lambda k: (k[0] == "(unallocated)", k[0], k[1], k[2]))
+        own, unallocated = self.cents
+        shown: dict[tuple, dict[str, Decimal]] = {}
+        for owner in dict.fromkeys(k[1] if k[0] != "(unallocated)" else None for k in ordered):
+            keys = [k for k in ordered if (k[1] if k[0] != "(unallocated)" else None) == owner]
+            cells = [[rows[k]["production"], rows[k]["non-production"]] for k in keys]
+            footed = unallocated if owner is None else own.get(owner, Decimal(0))
+            try:
+                cents, _, _ = foot_both_ways(cells, footed, minor_unit(self.currency))
+            except ValueError:  # not within a unit of their exact total: rounded each alone
+                cents = [[rounded(c, self.currency) for c in row] for row in cells]
+            for key, (p, n) in zip(keys, cents, strict=True):
+                shown[key] = {"production": p, "non-production": n}
         body: list[tuple] = []
         classes: list[str] = []
-        sums: list[tuple[list[Decimal], Decimal]] = []  # (parts, total) as the table shows them
 
         def line(label: tuple, keys: list[tuple]) -> tuple:
-            p = sum((rows[k]["production"] for k in keys), Decimal(0))
-            n = sum((rows[k]["non-production"] for k in keys), Decimal(0))
-            sums.append(([p, n], p + n))
-            if len(keys) > 1:  # each column of the rows it covers
-                sums.append(([rows[k]["production"] for k in keys], p))
-                sums.append(([rows[k]["non-production"] for k in keys], n))
-                sums.append(
-                    ([rows[k]["production"] + rows[k]["non-production"] for k in keys], p + n)
-                )
+            p = sum((shown[k]["production"] for k in keys), Decimal(0))
+            n = sum((shown[k]["non-production"] for k in keys), Decimal(0))
             return (*label, self._money(p), self._money(n), self._money(p + n))
 
         # a business unit and a team of the same name: their totals say which is which
@@ -390,7 +448,7 @@ class Review:
             total=total,
             row_classes=classes,
         )
-        note = rounding_note(sums, self.currency, "evidence/allocation.csv")
+        note = Html("")
         marked = sum(n for k, n in unpriced.items() if k[2])  # owned lines, marked †
         if marked:
             calls = counted(marked, "billable call")
@@ -403,10 +461,10 @@ class Review:
     def showback(self) -> Html:
         """Showback per cost center: what each cost center's teams consumed."""
         ws = self.ledger.workspace
-        by_center: dict[str, Decimal] = defaultdict(Decimal)
-        for line in self.ledger.allocation:
-            if line.allocation_status not in UNALLOCATED_STATUSES:
-                by_center[line.cost_center] += line.cost
+        by_center: dict[str, Decimal] = defaultdict(Decimal)  # as shown: the teams' own cost
+        centers_of = {t.id: t.cost_center for t in ws.registry.teams}
+        for team, cost in self.cents[0].items():
+            by_center[centers_of[team]] += cost
         centers = sorted(by_center, key=lambda c: -by_center[c])
         owners = defaultdict(list)
         for team in ws.registry.teams:
@@ -432,7 +490,7 @@ class Review:
             numeric=(4, 5),
             total=total,
         )
-        return table + rounding_note([(list(by_center.values()), allocated)], self.currency)
+        return table
 
     def chargeback_schedule(self) -> Html:
         """What each team is charged, in the minor unit, footing to the bill's total (see
@@ -629,11 +687,22 @@ class Review:
         for line in self.ledger.allocation:
             requests[line.allocation_status] += line.requests
         total = self.ledger.ledger_cost
+        owned = [s for s in statuses if s not in UNALLOCATED_STATUSES]
+        rest = [s for s in statuses if s in UNALLOCATED_STATUSES]
+        shown = dict(zip(owned, self._footed([by_status[s] for s in owned], self.shown_allocated),
+                         strict=True))  # fmt: skip
+        shown |= dict(
+            zip(
+                rest,
+                self._footed([by_status[s] for s in rest], self.shown_unallocated),
+                strict=True,
+            )
+        )
         body = [
             (
                 s.replace("_", " "),
                 count_text(requests[s]),
-                self._money(by_status[s]),
+                self._money(shown[s]),
                 percent(by_status[s] / total * 100) if total else "—",
             )
             for s in statuses
@@ -649,7 +718,7 @@ class Review:
                 "100.0%",
             ),
         )
-        return table + rounding_note([([by_status[s] for s in statuses], total)], self.currency)
+        return table
 
     def team_model_costs(self) -> dict[tuple[str, str], Decimal]:
         """Cost per (owner, model): direct by owner, shared split by the same rule per model."""
@@ -867,8 +936,9 @@ class Review:
 
     def chargeback_review(self) -> Html:
         rows_ = self.analysis.chargeback if self.analysis else []
+        own = self.cents[0]
         rows = [
-            (r.team, r.cost_center, self._money(r.cost), r.allocation_rule,
+            (r.team, r.cost_center, self._money(own.get(r.team, Decimal(0))), r.allocation_rule,
              r.review_result.replace("_", " "), r.reasons or "—", r.follow_up_owner or "—")
             for r in rows_
         ]  # fmt: skip
@@ -888,6 +958,7 @@ class Review:
              "Follow-up owner"],
             rows,
             numeric=(2,),
+            total=("All teams", "", self._money(self.shown_allocated), "", "", "", ""),
             row_classes=[f"ak-status-{r.review_result}" for r in rows_],
             empty="No teams in the registry.",
         )  # fmt: skip
@@ -897,12 +968,13 @@ class Review:
 
     def exception_reasons(self) -> Html:
         rows = self.exceptions_by_reason()
+        shown = self.shown_exception_costs()
         body = [
-            (reason.replace("_", " "), count_text(n), self._exception_cost(reason, cost),
+            (reason.replace("_", " "), count_text(n), self._exception_cost(reason, shown[reason]),
              IN_LEDGER[reason], ACTIONS[reason])
-            for reason, n, cost in rows
+            for reason, n, _ in rows
         ]  # fmt: skip
-        unallocated = [(n, cost) for reason, n, cost in rows if reason in UNALLOCATED_STATUSES]
+        unallocated = [(n, shown[r]) for r, n, _ in rows if r in UNALLOCATED_STATUSES]
         total = (
             (
                 "Unallocated, in the ledger total",
@@ -1074,7 +1146,6 @@ class Review:
         if not rec or rec.get("billed_cost") is None:
             return Html("")
         ledger_total = self.ledger.ledger_cost
-        allocated = ledger_total - self.unallocated_cost
         billed = Decimal(rec["billed_cost"])
         # a charge in another currency, or for more than the period, is shown, never added
         added, aside = bill_charges(rec, self.currency)
@@ -1099,11 +1170,17 @@ class Review:
             if self.ledger.period.kind == "month"
             else f"= Billed for {self.ledger.period.label}"  # lines of the month's bill(s)
         )
+        # the ledger's side as every table shows it (`cents`); the difference is what takes the
+        # ledger total shown to the billed usage shown
+        shown_total = rounded(ledger_total, self.currency)
         rows = [
-            ("Allocated to teams (their own cost)", self._money(allocated)),
-            ("Unallocated (no owner yet)", self._money(self.unallocated_cost)),
+            ("Allocated to teams (their own cost)", self._money(self.shown_allocated)),
+            ("Unallocated (no owner yet)", self._money(self.shown_unallocated)),
             ("= Ledger total, computed", self._money(ledger_total)),
-            ("Billed usage − ledger total", self._money(billed - ledger_total)),
+            (
+                "Billed usage − ledger total",
+                self._money(rounded(billed, self.currency) - shown_total),
+            ),
             ("= Billed usage", self._money(billed)),
             *[(label, self._money(amount)) for label, amount in charges],
             (what, self._money(total)),
@@ -1138,11 +1215,7 @@ class Review:
                 "by finance policy (kit.yaml <code>chargeback.spread</code>)."
             )
         note = Html(f'<p class="ak-note">{text}</p>')
-        sums = [
-            ([allocated, self.unallocated_cost], ledger_total),
-            ([ledger_total, billed - ledger_total], billed),
-            ([billed, *(amount for _, amount in charges)], total),
-        ]
+        sums = [([billed, *(amount for _, amount in charges)], total)]
         return table + note + rounding_note(sums, self.currency)
 
     def _unpriced_variance(self, line: dict) -> str:
@@ -1470,7 +1543,6 @@ class Review:
         proposal = self.proposal
         status = proposal["proposed_result"]
         tone = {"fail": "bad", "needs_follow_up": "warn"}.get(status, "ok")
-        allocated = self.ledger.ledger_cost - self.unallocated_cost
         facts = [
             (
                 "Period",
@@ -1478,8 +1550,8 @@ class Review:
                 f"{self.ledger.period.last_day}, UTC)",
             ),
             ("Proposed result", status.replace("_", " ")),
-            ("Allocated to teams (their own cost)", self._money(allocated)),
-            ("Unallocated (no owner yet)", self._money(self.unallocated_cost)),
+            ("Allocated to teams (their own cost)", self._money(self.shown_allocated)),
+            ("Unallocated (no owner yet)", self._money(self.shown_unallocated)),
             ("Ledger total", self._money(self.ledger.ledger_cost)),
             *self._charged(),
             ("Reviewer role", self.reviewer_role),

@@ -717,7 +717,17 @@ def write_analysis(
     _write_csv(evidence / "chargeback_review.csv", CHARGEBACK_COLUMNS, chargeback_rows(reviewed))
     gaps = data_gaps(ledger.period, span)
     spend = spend_review(
-        ledger, profile, flagged, reviewed, budgets, record, reviewer_role, now, gaps, month_budgets
+        ledger,
+        profile,
+        flagged,
+        reviewed,
+        budgets,
+        record,
+        reviewer_role,
+        now,
+        gaps,
+        month_budgets,
+        charges,
     )
     (evidence / "spend_review.json").write_text(json.dumps(spend, indent=2) + "\n")
     trends: dict[str, list] = {u.name: [] for u in units}

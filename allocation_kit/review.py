@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from .allocate import unpriced_shares
+from .chargeback import Chargeback, ledger_cents
 from .config import ProportionalSplit
 from .history import cell_text
 from .pipeline import PeriodLedger, kept_items_sql
@@ -356,9 +357,11 @@ def spend_review(
     reviewed_at: datetime,
     gaps: list[str] | None = None,
     month_budgets: list | None = None,
+    schedule: Chargeback | None = None,
 ) -> dict:
     """The period's spend review record (spend_review.json). `gaps`: what of the period the
-    ledger lacks (`budgets.data_gaps`); `month_budgets`: a week's or range's month to date."""
+    ledger lacks (`budgets.data_gaps`); `month_budgets`: a week's or range's month to date;
+    `schedule`: the chargeback to the bill, whose cents the amounts of the sign-off follow."""
     by_status = ledger.cost_by_status()
     allocated = by_status.get("allocated", Decimal(0))
     shared = by_status.get("shared", Decimal(0))
@@ -422,7 +425,7 @@ def spend_review(
             for result in ("pass", "needs_follow_up", "fail")
         },
         "sign_off": sign_off_proposal(
-            ledger, flagged, chargeback, budgets, reconciliation, reviewer_role, gaps
+            ledger, flagged, chargeback, budgets, reconciliation, reviewer_role, gaps, schedule
         ),
         "reviewer_role": reviewer_role,
         "reviewed_at": reviewed_at.isoformat(timespec="seconds"),
@@ -492,6 +495,7 @@ def sign_off_proposal(
     reconciliation: dict,
     reviewer_role: str,
     gaps: list[str] | None = None,
+    schedule: Chargeback | None = None,
 ) -> dict:
     """The period's proposed sign-off: `fail` when the reconciliation or a team's chargeback
     fails, `needs_follow_up` when anything else is open (an inconclusive reconciliation,
@@ -546,6 +550,13 @@ def sign_off_proposal(
     by_status = ledger.cost_by_status()
     unallocated = ledger.ledger_cost - by_status.get("allocated", 0) - by_status.get("shared", 0)
     if unallocated:
+        # from a unit up, as the packet shows it: in the cents that add up to the ledger total
+        own: dict[str, Decimal] = defaultdict(Decimal)
+        for line in ledger.allocation:
+            if line.allocation_status in ("allocated", "shared"):
+                own[line.team] += line.cost
+        shown = ledger_cents(schedule, dict(own), unallocated, currency)[1]
+        amount = money(shown, currency) if unallocated >= 1 else unit_money(unallocated, currency)
         requests = sum(
             line.requests
             for line in ledger.allocation
@@ -554,7 +565,7 @@ def sign_off_proposal(
         findings.append(
             (
                 "needs_follow_up",
-                f"Unallocated: {unit_money(unallocated, currency)} of "
+                f"Unallocated: {amount} of "
                 f"{counted(requests, 'request')} no team owns yet "
                 "(untagged, unknown owner, conflict or quarantined)",
                 f"{reviewer_role} (tags, with the callers in the exception queue)",

@@ -21,17 +21,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from .chargeback import ITEM_WORDS, SPREADABLE
+from .chargeback import ITEM_WORDS, SPREADABLE, foot, foot_both_ways
 from .history import evidence_reader
 from .present import (
     Html,
     count_text,
     counted,
     html_table,
+    minor_unit,
     minor_word,
     money,
     pct_of,
     percent,
+    rounded,
     rounding_note,
     signed_percent,
     tiles,
@@ -179,9 +181,12 @@ def statement_html(
     held = {i for i in SPREADABLE if kept and charge_line and Decimal(kept[f"{i}_share"] or 0)
             and Decimal(charge_line[f"{i}_share"] or 0)}  # fmt: skip
     budget = next((b for b in budgets if b["team"] == name), None)
+    booked = {r["component"]: Decimal(r["amount"]) for r in chargeback_journal if r["team"] == name}
+    # the own cost as the schedule books it, which every table of the page foots to
+    own = booked.get("own_cost", Decimal(0)) if chargeback_journal and charge_line else None
     parts = [
         _standing(period["label"], context),
-        _tiles(team, budget, currency, context),
+        _tiles(team, budget, currency, context, own),
         Html("<h2>What the charge is made of</h2>"),
         _composition(
             name,
@@ -191,10 +196,10 @@ def statement_html(
             context,
             held,
             weights or {},
-            {r["component"]: Decimal(r["amount"]) for r in chargeback_journal if r["team"] == name},
+            booked,
         ),
         Html("<h2>By model</h2>"),
-        _models((models or {}).get(name, {}), team, currency),
+        _models((models or {}).get(name, {}), team, currency, own),
         Html("<h2>Budget</h2>"),
         _budget(budget, charge_line, currency),
         Html("<h2>Anomalies</h2>"),
@@ -294,8 +299,14 @@ def _standing(label: str, context: Context) -> Html:
 
 
 def _tiles(
-    team: dict[str, str], budget: dict[str, str] | None, currency: str, context: Context
+    team: dict[str, str],
+    budget: dict[str, str] | None,
+    currency: str,
+    context: Context,
+    own: Decimal | None = None,
 ) -> Html:
+    """The statement's figures at a glance; `own`: the own cost as booked (else its exact
+    amount rounded)."""
     cost = Decimal(team["cost"])
     unpriced = int(team["unpriced_requests"])
     before = _dec(team["previous_cost"])
@@ -316,7 +327,7 @@ def _tiles(
     review = team["review_result"]
     items = [
         ("Charge", money(Decimal(team["charge"]), currency), "neutral", "what you are charged"),
-        ("Own cost", money(cost, currency), "neutral", versus),
+        ("Own cost", money(cost if own is None else own, currency), "neutral", versus),
     ]
     if budget:
         tone = {"ok": "ok", "warning": "warn", "exceeded": "bad"}[budget["status"]]
@@ -377,20 +388,31 @@ def _composition(
         acc["requests"] += int(r["requests"])
         acc["production" if r["environment"] == "production" else "other"] += Decimal(r["cost"])
     m = lambda value: money(value, currency)  # noqa: E731
-    rows = [
-        (app, how, count_text(a["requests"]), m(a["production"]), m(a["other"]),
-         m(a["production"] + a["other"]))
-        for (app, how), a in apps.items()
-    ]  # fmt: skip
-    columns = [(a["production"], a["other"], a["production"] + a["other"]) for a in apps.values()]
-    own_prod = sum((c[0] for c in columns), Decimal(0))
-    own_other = sum((c[1] for c in columns), Decimal(0))
-    own = own_prod + own_other
+    cells = [[a["production"], a["other"]] for a in apps.values()]
+    sums: list[tuple[list[Decimal], Decimal]] = []
+    footed = None
     if booked and charge_line:  # the own cost as the schedule books it, which adds up to the charge
-        own = booked.get("own_cost", Decimal(0))
-    sums = [([c[0] for c in columns], own_prod), ([c[1] for c in columns], own_other)]
-    sums += [([c[2] for c in columns], own), ([own_prod, own_other], own)]
-    sums += [((c[0], c[1]), c[2]) for c in columns]
+        with_cents = booked.get("own_cost", Decimal(0))
+        try:  # the applications' cells add up across and down to it
+            footed, _, _ = foot_both_ways(cells, with_cents, minor_unit(currency))
+        except ValueError:  # not within a unit of their exact total: each rounded alone
+            footed = None
+    if footed is not None:  # the subtotals are the sums of the cells shown
+        amounts, own = footed, with_cents
+        own_prod = sum((p for p, _ in amounts), Decimal(0))
+        own_other = sum((o for _, o in amounts), Decimal(0))
+    else:  # each rounded on its own: the note says by how much they may not add up
+        amounts = cells
+        own_prod = sum((p for p, _ in cells), Decimal(0))
+        own_other = sum((o for _, o in cells), Decimal(0))
+        own = with_cents if booked and charge_line else own_prod + own_other
+        sums += [([p for p, _ in cells], own_prod), ([o for _, o in cells], own_other)]
+        sums += [([p + o for p, o in cells], own), ([own_prod, own_other], own)]
+        sums += [((p, o), p + o) for p, o in cells]
+    rows = [
+        (app, how, count_text(a["requests"]), m(p), m(o), m(p + o))
+        for ((app, how), a), (p, o) in zip(apps.items(), amounts, strict=True)
+    ]
     classes = [""] * len(rows)
     rows.append(("Own cost", "", "", m(own_prod), m(own_other), m(own)))
     classes.append("ak-subtotal")
@@ -411,10 +433,13 @@ def _composition(
             classes.append("")
             if item == "unallocated":  # what the unallocated spend is, in the same proportions
                 parts = unallocated_parts(allocation, share)
+                cents = list(parts.values())
+                if booked:  # the share is in cents: its parts add up to it
+                    cents = foot(cents, share, minor_unit(currency))
                 rows += [(f"  of which {status.replace('_', ' ')}", "", "", "", "", m(part))
-                         for status, part in parts.items()]  # fmt: skip
+                         for status, part in zip(parts, cents, strict=True)]  # fmt: skip
                 classes += ["ak-unit"] * len(parts)
-                if parts:
+                if parts and not booked:
                     sums.append((list(parts.values()), share))
         charge = Decimal(charge_line["charge"])
         if shares and booked:  # the booked parts add up to the charge: no total of their own
@@ -500,7 +525,11 @@ def split_weights(path: Path) -> dict[str, dict[str, tuple[Decimal, str]]]:
     return weights
 
 
-def _models(costs: dict[str, Decimal], team: dict[str, str], currency: str) -> Html:
+def _models(
+    costs: dict[str, Decimal], team: dict[str, str], currency: str, own: Decimal | None = None
+) -> Html:
+    """The team's cost by model; with `own` (its own cost as booked), the models' amounts add
+    up to it (largest remainder), each within a minor unit of its exact amount."""
     unpriced = int(team["unpriced_requests"])
     named = team.get("unpriced_models", "").replace("; ", ", ")
     left_out = (
@@ -514,21 +543,28 @@ def _models(costs: dict[str, Decimal], team: dict[str, str], currency: str) -> H
         return Html(f'<p class="ak-empty">No priced usage this period.{left_out}</p>')
     total = sum(costs.values(), Decimal(0))
     ranked = sorted(costs.items(), key=lambda item: (-item[1], item[0]))
+    shown = [rounded(cost, currency) for _, cost in ranked]
+    if own is not None:
+        try:
+            shown = foot([cost for _, cost in ranked], own, minor_unit(currency))
+        except ValueError:  # not within a unit of the models' total: each rounded alone
+            own = None
     rows = [
-        (model, money(cost, currency), percent(cost / total * 100) if total else "—")
-        for model, cost in ranked
+        (model, money(amount, currency), percent(cost / total * 100) if total else "—")
+        for (model, cost), amount in zip(ranked, shown, strict=True)
     ]
     table = html_table(
         ["Model", "Cost", "Share"],
         rows,
         numeric=(1, 2),
-        total=("All models", money(total, currency), ""),
+        total=("All models", money(total if own is None else own, currency), ""),
     )
     note = Html(
         '<p class="ak-note">From the FOCUS export (focus_allocated.csv), which splits shared '
         f"applications model by model.{html.escape(left_out)}</p>"
     )
-    return table + rounding_note([(list(costs.values()), total)], currency) + note
+    footing = rounding_note([(list(costs.values()), total)], currency) if own is None else Html("")
+    return table + footing + note
 
 
 def _budget(budget: dict[str, str] | None, charge_line: dict[str, str] | None, currency: str):

@@ -4,7 +4,7 @@ that add up to the bill's total exactly."""
 from __future__ import annotations
 
 import csv
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from allocation_kit.chargeback import (
     chargeback,
     foot,
     foot_both_ways,
+    ledger_cents,
 )
 from allocation_kit.config import Registry, Team, load_workspace
 from allocation_kit.periods import parse_period
@@ -376,3 +377,69 @@ def test_charges_are_footed_in_the_currencys_own_minor_unit(currency, charges):
     schedule = chargeback(allocation, Decimal("100.334665"), REGISTRY, None, [], currency)
     assert [c.charge for c in schedule.lines] == [Decimal(c) for c in charges]
     assert sum(c.charge for c in schedule.lines) == schedule.footed
+
+
+@given(
+    own=st.lists(costs, min_size=1, max_size=8),
+    unallocated=costs,
+    billed=costs,
+    charges=st.lists(st.tuples(st.sampled_from(["Tax", "Credit", "Adjustment"]), money)),
+    spread=st.lists(st.sampled_from(SPREADABLE), unique=True),
+    with_schedule=st.booleans(),
+)
+def test_teams_and_unallocated_are_shown_in_cents_that_add_up_to_the_ledger_total(
+    own, unallocated, billed, charges, spread, with_schedule
+):
+    names = [f"t{i}" for i in range(len(own))]
+    allocation = [line(t, str(c)) for t, c in zip(names, own, strict=True)]
+    allocation.append(line(None, str(unallocated), "untagged"))
+    ledger = sum(own, Decimal(0)) + unallocated
+    record = bill("pass", str(billed), *((c, str(a), "USD") for c, a in charges))
+    schedule = chargeback(allocation, ledger, teams(*names), record, spread, "USD")
+    exact = dict(zip(names, own, strict=True))
+    shown, kept = ledger_cents(schedule if with_schedule else None, exact, unallocated, "USD")
+    # one rounding: the teams and the unallocated spend add up to the ledger total shown
+    assert list(shown) == names
+    assert sum(shown.values(), Decimal(0)) + kept == ledger.quantize(CENT, ROUND_HALF_UP)
+    for amount, exact_amount in [*zip(shown.values(), own, strict=True), (kept, unallocated)]:
+        assert amount % CENT == 0 and abs(amount - exact_amount) < CENT
+    if with_schedule:  # a team's own cost is what its chargeback line books, when that fits
+        parts, _ = booked_parts(schedule)
+        booked = {c.team: row[0] for c, row in zip(schedule.lines, parts, strict=True) if c.team}
+        if abs(ledger.quantize(CENT, ROUND_HALF_UP) - sum(booked.values()) - unallocated) < CENT:
+            assert shown == {t: booked.get(t, Decimal(0)) for t in names}
+
+
+def test_ledger_cents_follow_the_schedule_where_rounding_each_alone_would_not_add_up():
+    # three teams of $0.005 each and $0.005 unallocated: each rounds half up to a cent, $0.04,
+    # against a ledger total of $0.02; the schedule books two of the teams a cent
+    allocation = [line(t, "0.005") for t in ("a", "b", "c")] + [line(None, "0.005", "untagged")]
+    schedule = chargeback(allocation, Decimal("0.02"), teams("a", "b", "c"), {}, [], "USD")
+    own = {t: Decimal("0.005") for t in ("a", "b", "c")}
+    parts, _ = booked_parts(schedule)
+    booked = {c.team: row[0] for c, row in zip(schedule.lines, parts, strict=True) if c.team}
+    assert booked == {"a": CENT, "b": CENT, "c": Decimal(0)}
+    assert ledger_cents(schedule, own, Decimal("0.005"), "USD") == (booked, Decimal(0))
+    # without a schedule: largest remainder, ties to the first
+    assert ledger_cents(None, own, Decimal("0.005"), "USD") == (
+        {"a": CENT, "b": CENT, "c": Decimal(0)}, Decimal(0)
+    )  # fmt: skip
+
+
+@given(
+    cells=st.integers(min_value=1, max_value=4).flatmap(
+        lambda width: st.lists(st.lists(costs, min_size=width, max_size=width), min_size=1,
+                               max_size=6)
+    ),
+    up=st.booleans(),
+)  # fmt: skip
+def test_a_matrix_adds_up_to_its_total_rounded_either_way(cells, up):
+    """A team's cells foot to its own cost as its chargeback line books it, which is its exact
+    total rounded up or down, not always half up."""
+    exact = sum((c for row in cells for c in row), Decimal(0))
+    footed = exact.quantize(CENT, rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    rounded, rows, columns = foot_both_ways(cells, footed, CENT)
+    assert sum(rows, Decimal(0)) == sum(columns, Decimal(0)) == footed
+    for row, exact_row in zip(rounded, cells, strict=True):
+        for booked, amount in zip(row, exact_row, strict=True):
+            assert booked % CENT == 0 and abs(booked - amount) < CENT

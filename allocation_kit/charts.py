@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator
 
-from .present import Html, amount_text, minor_places, money
+from .present import Html, amount_text, minor_places, money, share_text
 
 __all__ = [
     "budget_bullet_chart",
@@ -104,8 +104,10 @@ def spend_by_team_chart(
     colours: Mapping[str, str],
     currency: str,
     title: str,
+    shown: Mapping[str, Decimal] | None = None,
 ) -> Figure:
-    """Horizontal bars of cost per owner (team or unallocated), stacked by model."""
+    """Horizontal bars of cost per owner (team or unallocated), stacked by model, each labelled
+    with its cost as `shown` gives it (the packet's cents), else its exact sum rounded."""
     owners = sorted(
         {o for o, _ in cost}, key=lambda o: sum(v for (t, _), v in cost.items() if t == o)
     )
@@ -125,7 +127,8 @@ def spend_by_team_chart(
         left = [a + b for a, b in zip(left, widths, strict=True)]
     for y, owner in enumerate(owners):  # labels from the exact sums, not the float bar ends
         exact = sum((v for (o, _), v in cost.items() if o == owner), Decimal(0))
-        ax.text(left[y], y, " " + money(exact, currency), va="center", fontsize=8)
+        amount = (shown or {}).get(owner, exact)
+        ax.text(left[y], y, " " + money(amount, currency), va="center", fontsize=8)
     _money_axis(ax, currency, "x")
     ax.set_xlabel(f"Cost ({currency})")
     ax.set_ylabel("Owner")
@@ -221,7 +224,7 @@ def coverage_chart(cost_by_status: Mapping[str, Decimal], currency: str, title: 
             [share],
             left=left,
             color=colours[status],
-            label=f"{status.replace('_', ' ')} {share:.1f}%",
+            label=f"{status.replace('_', ' ')} {share_text(Decimal(share))}",
         )
         left += share
     ax.set_xlim(0, 100)

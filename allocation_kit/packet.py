@@ -50,6 +50,7 @@ from .present import (
     percent,
     rounded,
     rounding_note,
+    share_text,
     signed_percent,
     tiles,
     unit_money,
@@ -286,6 +287,9 @@ class Review:
             amount = self._money(self.shown_exception_costs()[reason])
             text = f"{amount} ({share} of the ledger) is {label} across {across}."
             candidates.append((cost, f"{text} {ACTIONS[reason]}"))
+        for row in self.analysis.chargeback if self.analysis else []:
+            if row.review_result == "fail":  # what makes the proposed sign-off a fail
+                candidates.append((total, f"Chargeback fail for {row.team}: {row.reasons}."))
         for a in self.analysis.anomalies if self.analysis else []:
             if a.metric == "spend" and a.scope == "application" and a.baseline is not None:
                 candidates.append((a.actual - a.baseline, f"Spend spike in {a.explanation}."))
@@ -703,7 +707,7 @@ class Review:
                 s.replace("_", " "),
                 count_text(requests[s]),
                 self._money(shown[s]),
-                percent(by_status[s] / total * 100) if total else "—",
+                share_text(by_status[s] / total * 100) if total else "—",
             )
             for s in statuses
         ]
@@ -743,8 +747,13 @@ class Review:
     def spend_by_team_chart(self) -> Html:
         teams = [t.id for t in self.ledger.workspace.registry.teams]
         title = f"Spend by owner, stacked by model — {self.ledger.period.label}"
+        own, unallocated = self.cents
         fig = charts.spend_by_team_chart(
-            self.team_model_costs(), charts.team_colours(teams), self.currency, title
+            self.team_model_costs(),
+            charts.team_colours(teams),
+            self.currency,
+            title,
+            {**own, "(unallocated)": unallocated},
         )
         return charts.figure_html(fig, title)
 
@@ -1136,6 +1145,19 @@ class Review:
             row_classes=[
                 "" if line.get("direction") else "ak-subtotal" for line in rec.get("lines", [])
             ],
+            total=(
+                "All usage",
+                "",
+                "",
+                "",
+                self._money(_dec(rec.get("ledger_cost"))),
+                self._money(_dec(rec.get("billed_cost"))),
+                self._money(_dec(rec.get("variance"))),
+                percent(_variance_pct(rec), 2),
+                "",
+            )
+            if rec.get("lines")
+            else None,
         )
 
     def invoice_bridge(self) -> Html:

@@ -31,6 +31,7 @@ __all__ = [
     "percent",
     "rounded",
     "rounding_note",
+    "share_text",
     "signed_percent",
     "tiles",
     "unit_money",
@@ -113,6 +114,15 @@ def percent(value: Decimal | float | None, places: int = 1) -> str:
     shown = Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
     shown = shown if shown else abs(shown)  # no "−0.0%"
     return f"{shown:,.{places}f}%".replace("-", "−")
+
+
+def share_text(value: Decimal, places: int = 1) -> str:
+    """A share of a whole in percent (`percent`); a share above zero too small to show at
+    `places` is "<0.1%", never a "0.0%" that reads as none."""
+    floor = Decimal(1).scaleb(-places)
+    if 0 < value < floor / 2:
+        return f"<{floor}%"
+    return percent(value, places)
 
 
 def signed_percent(value: Decimal | None, places: int = 1) -> str:

@@ -527,7 +527,7 @@ def test_every_amount_is_its_own_rounding_and_a_table_that_does_not_add_up_says_
     assert "rounded to the unit" in rounding_note([([D("10.4"), D("10.4")], D("20.8"))], "JPY").text
 
 
-def test_the_allocation_table_rounds_each_cell_on_its_own(packet):
+def test_the_allocation_table_foots_to_the_teams_and_the_ledger_total(packet):
     page = (packet / "packet.html").read_text()
     table = page[page.index('<th class="txt">Business unit</th>') :]
     table = table[: table.index("</table>")]
@@ -547,12 +547,16 @@ def test_the_allocation_table_rounds_each_cell_on_its_own(packet):
     # no earlier periods: the anomaly table does not claim the spend is in line with a baseline
     assert '<p class="ak-empty">No day-level spikes inside the period.</p>' in page
     assert "in line with the baseline" not in page
-    assert rows[-1] == ["Ledger total", "", "", "$0.02", "$0.00", "$0.03"]
-    assert (
-        '<p class="ak-note">Each amount is its exact value (evidence/allocation.csv) rounded '
-        "to the cent on its own, totals included, so a total can differ from the sum of the "
-        "rounded amounts it covers (here by up to $0.01).</p>"
-    ) in page
+    # production 0.0246 and non-production 0.0014 make $0.03 together (0.026): the production
+    # column carries the cent the total needs, and every total is the sum of the cells it
+    # covers (each within a cent of its exact amount)
+    assert rows[-1] == ["Ledger total", "", "", "$0.03", "$0.00", "$0.03"]
+    leaves = [r for r in rows[1:-1] if r[0] and not r[0].endswith(" total")]
+    cells = [[Decimal(c.strip("$")) for c in r[3:]] for r in leaves]
+    assert [sum(c) for c in zip(*cells, strict=True)] == [Decimal("0.03"), 0, Decimal("0.03")]
+    assert all(p + n == t for p, n, t in cells)
+    after = page[page.index('<th class="txt">Business unit</th>') :].split("</table>")[1]
+    assert not after.lstrip().startswith('<p class="ak-note">Each amount is its exact value')
 
 
 def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_path):

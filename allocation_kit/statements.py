@@ -434,7 +434,7 @@ def _composition(
             if item == "unallocated":  # what the unallocated spend is, in the same proportions
                 parts = unallocated_parts(allocation, share)
                 cents = list(parts.values())
-                if booked:  # the share is in cents: its parts add up to it
+                if booked and parts:  # the share is in cents: its parts add up to it
                     cents = foot(cents, share, minor_unit(currency))
                 rows += [(f"  of which {status.replace('_', ' ')}", "", "", "", "", m(part))
                          for status, part in zip(parts, cents, strict=True)]  # fmt: skip

@@ -325,7 +325,7 @@ def test_a_weeks_packet_names_a_month_to_date_over_budget_among_its_findings():
     ledger = SimpleNamespace(period=week, con=con, ledger_cost=Decimal(200), workspace=usd)
     review = Review(
         ledger, {}, Path("."), "finops-analyst", datetime(2026, 11, 2),
-        analysis=SimpleNamespace(budgets=lines, month_budgets=month, anomalies=[]),
+        analysis=SimpleNamespace(budgets=lines, month_budgets=month, anomalies=[], chargeback=[]),
     )  # fmt: skip
     # the week is within its share; support's month so far is not (search's is, at 90%)
     assert review.findings().text == (

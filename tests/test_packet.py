@@ -551,7 +551,7 @@ def test_the_allocation_table_foots_to_the_teams_and_the_ledger_total(packet):
     # column carries the cent the total needs, and every total is the sum of the cells it
     # covers (each within a cent of its exact amount)
     assert rows[-1] == ["Ledger total", "", "", "$0.03", "$0.00", "$0.03"]
-    leaves = [r for r in rows[1:-1] if r[0] and not r[0].endswith(" total")]
+    leaves = [r for r in rows[:-1] if r[0] and not r[0].endswith(" total")]
     cells = [[Decimal(c.strip("$")) for c in r[3:]] for r in leaves]
     assert [sum(c) for c in zip(*cells, strict=True)] == [Decimal("0.03"), 0, Decimal("0.03")]
     assert all(p + n == t for p, n, t in cells)
@@ -726,9 +726,9 @@ def test_a_charge_for_more_than_the_week_is_shown_beside_its_bill_never_added(tm
     assert "adds up to the bill's charges for the period exactly" in statement
 
 
-def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():
-    """Found by search: each column and each row is off by at most a cent, but the rows' Total
-    column adds to $0.04 against a ledger total of 0.0249 → $0.02."""
+def test_the_allocation_table_foots_where_rounding_each_cell_alone_would_not():
+    """Found by search: each column and each row rounded on its own is off by at most a cent,
+    yet the rows' Total column would add to $0.04 against a ledger total of 0.0249 → $0.02."""
     from datetime import UTC, datetime
     from decimal import Decimal as D
     from types import SimpleNamespace
@@ -753,13 +753,28 @@ def test_the_rounding_note_gives_the_largest_gap_a_reader_can_find():
         line("d", "staging", "0.0049"),
     ]
     ledger = SimpleNamespace(
-        allocation=allocation, workspace=SimpleNamespace(kit=SimpleNamespace(currency="USD"))
+        allocation=allocation,
+        workspace=SimpleNamespace(kit=SimpleNamespace(currency="USD")),
+        cost_by_status=lambda: {"allocated": D("0.0249")},
     )
     review = Review(ledger, {}, Path("."), "finops-analyst", datetime.now(UTC))
     text = review.allocation_table().text
-    # rows a–d show totals $0.01 each ($0.04); the ledger total 0.0249 shows $0.02
+    rows = re.findall(
+        r'<td class="txt">([a-d])</td><td class="num">([^<]*)</td><td class="num">([^<]*)</td>'
+        r'<td class="num">([^<]*)</td>',
+        text.replace("<wbr>", ""),
+    )
+    # a (0.006) and d (0.0089) carry the two cents of $0.02, in production (0.020 of it, the
+    # column the cents go to), each cell within a cent of its exact amount; the search total
+    # and the ledger total are their sums
+    assert rows == [
+        ("a", "$0.01", "$0.00", "$0.01"),
+        ("b", "$0.00", "$0.00", "$0.00"),
+        ("c", "$0.00", "$0.00", "$0.00"),
+        ("d", "$0.01", "$0.00", "$0.01"),
+    ]
     assert '<td class="num">$0.02</td><td class="num">$0.00</td><td class="num">$0.02' in text
-    assert text.endswith("(here by up to $0.02).</p>")
+    assert "Each amount is its exact value" not in text
 
 
 def test_a_business_unit_and_a_team_of_one_name_have_totals_that_say_which():
@@ -781,8 +796,9 @@ def test_a_business_unit_and_a_team_of_one_name_have_totals_that_say_which():
 
     allocation = [line("platform", "a", "1"), line("platform", "b", "2"), line("data", "c", "4")]
     usd = SimpleNamespace(kit=SimpleNamespace(currency="USD"))
-    review = Review(SimpleNamespace(allocation=allocation, workspace=usd), {}, Path("."),
-                    "finops-analyst", datetime.now(UTC))  # fmt: skip
+    ledger = SimpleNamespace(allocation=allocation, workspace=usd,
+                             cost_by_status=lambda: {"allocated": D(7)})  # fmt: skip
+    review = Review(ledger, {}, Path("."), "finops-analyst", datetime.now(UTC))
     text = review.allocation_table().text.replace("<wbr>", "")
     labels = re.findall(r'<tr class="ak-subtotal[^"]*"><td class="txt">([^<]*)</td>'
                         r'<td class="txt">([^<]*)</td>', text)  # fmt: skip
@@ -951,11 +967,12 @@ def test_each_team_has_its_row_at_a_glance_under_the_summary(packet):
         ["search", "search-lead", "$0.02 †", "—", "$0.02", "—", "—", "fail"],
         ["support", "support-lead", "$0.01", "—", "$0.01", "—", "—", "needs follow up"],
         ["platform", "cto", "$0.00", "—", "$0.00", "—", "—", "pass"],
-        ["All teams", "", "$0.02", "", "$0.03", "", "", ""],
+        ["All teams", "", "$0.03", "", "$0.03", "", "", ""],
     ]  # fmt: skip
     assert "No evidence of an earlier period in the reports folder to compare with." in section
-    # $0.02 + $0.01 shown against a total of $0.0232: the table says why
-    assert "(here by up to $0.01)" in section
+    # $0.0232 exact, but the teams' costs are shown as their charges book them: the column adds
+    # up to its total, and the total with the unallocated $0.00 to the ledger total of $0.03
+    assert "(here by up to" not in section
     assert "† leaves out 1 billable call of a model with no price in the snapshot" in section
 
 

@@ -1013,7 +1013,7 @@ class _Sentences:
             shown = value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP).normalize()
             if -shown.as_tuple().exponent < 2:
                 shown = shown.quantize(Decimal("0.01"))
-        sign = "-" if shown < 0 else ""
+        sign = "−" if shown < 0 else ""  # a minus sign, as the packet's tables print it
         whole, _, fraction = f"{abs(shown):f}".partition(".")
         body = f"{int(whole):,}" + (f".{fraction}" if fraction else "")
         currency = currency or self.currency  # a bill line in another currency keeps its own
@@ -1021,7 +1021,7 @@ class _Sentences:
         return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
 
     def pct(self, value: Decimal | None) -> str:
-        return "no percentage of a zero bill" if value is None else f"{value}%"
+        return "no percentage of a zero bill" if value is None else f"{value}%".replace("-", "−")
 
     @property
     def tolerance_text(self) -> str:

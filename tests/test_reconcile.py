@@ -189,8 +189,8 @@ def test_a_5_pct_overbill_on_one_model_fails_naming_the_model_and_direction(work
     assert (recon.variance, recon.variance_pct) == (Decimal("-0.09"), Decimal("-4.0305"))
     assert codes(recon) == [("variance_over_tolerance", "fail")] + [("price_mismatch", "info")] * 3
     assert recon.reasons[0].message == (
-        "Usage billed $2.23 vs $2.14 computed from the ledger: variance -$0.09 (-4.0305%), "
-        "beyond the 1% tolerance; largest difference: chat-small output tokens (-$0.05)."
+        "Usage billed $2.23 vs $2.14 computed from the ledger: variance −$0.09 (−4.0305%), "
+        "beyond the 1% tolerance; largest difference: chat-small output tokens (−$0.05)."
     )
     assert recon.reasons[3].message == (
         "chat-small output tokens billed 250,000 vs 250,000 logged, but billed $1.05 vs $1.00 "
@@ -227,7 +227,7 @@ def test_a_billed_model_absent_from_the_ledger_is_inconclusive(workspace):
     assert recon.result == "inconclusive"
     assert codes(recon) == [("within_tolerance", "info"), ("model_not_in_ledger", "inconclusive")]
     assert [r.message for r in recon.reasons] == [
-        "Usage billed $2.64 vs $2.14 computed from the ledger: variance -$0.50 (-18.9179%); "
+        "Usage billed $2.64 vs $2.14 computed from the ledger: variance −$0.50 (−18.9179%); "
         "judged on the 3 models both sides have and the ledger fully prices: $2.14 billed vs "
         "$2.14 computed (0.0000%), within the 1% tolerance.",
         "ghost-model: billed $0.50 (1,000 tokens) but absent from the ledger: traffic the ledger "
@@ -344,7 +344,7 @@ def test_tax_and_credits_are_listed_beside_never_in_the_usage_variance(workspace
     ]
     assert message(recon, "other_charges") == (
         "Other charges beside usage, not in the variance: Tax $0.16 (Sales tax); "
-        "Credit -$0.05 (Promo)."
+        "Credit −$0.05 (Promo)."
     )
 
 
@@ -399,7 +399,7 @@ def test_a_correction_is_its_own_line_outside_the_variance(workspace):
     # on October's invoice: October's chargeback books it, whatever usage it corrects
     assert bill_charges(doc, "USD") == (doc["corrections"], [])
     assert message(recon, "corrections") == (
-        "1 correction line (-$0.10) listed beside usage, not in the variance: they correct "
+        "1 correction line (−$0.10) listed beside usage, not in the variance: they correct "
         "earlier periods' bills."
     )
 
@@ -846,7 +846,7 @@ def test_a_bill_without_quantities_compares_money_per_model_only(workspace):
         ("chat-small", "", 1_250_000, "", "1.800000000000", "-0.100000000000", "cost_mismatch")
     ]
     assert message(recon, "cost_mismatch") == (
-        "chat-small tokens: billed $1.90 vs $1.80 computed (-5.2632%); the bill gives no "
+        "chat-small tokens: billed $1.90 vs $1.80 computed (−5.2632%); the bill gives no "
         "quantity to tell a stale price from missing traffic."
     )
 

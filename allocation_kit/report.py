@@ -1017,7 +1017,7 @@ def period_summary(folder: Path) -> dict | None:
             if not spend
             else spend["anomalies"]["count"]
             if spend["anomalies"]["baseline"] == "ok"
-            else "no baseline yet (two earlier periods needed)"
+            else "no baseline yet"
         ),
         "budgets_exceeded": spend["budgets"]["exceeded"] if spend.get("budgets") else None,
         "month_to_date_exceeded": (spend.get("budgets") or {}).get("month_to_date_exceeded"),

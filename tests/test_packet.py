@@ -232,7 +232,8 @@ def test_the_index_lists_the_period(packet):
     ) in index
     # anomalies (no earlier period yet), budgets exceeded, chargeback rows
     assert (
-        '<td class="num">no baseline yet (two earlier periods needed)</td>\n'
+        '<td class="num">no baseline yet<br><span class="sub">two earlier periods needed</span>'
+        "</td>\n"
         '  <td class="num">—</td>\n'
         "  <td>1 fail, 1 follow&#8209;up</td>"
     ) in index

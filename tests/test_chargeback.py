@@ -204,20 +204,29 @@ money = st.decimals(min_value=-1000, max_value=100_000, places=12, allow_nan=Fal
 costs = st.decimals(min_value=0, max_value=100_000, places=12, allow_nan=False)
 
 
-@given(
-    own=st.lists(costs, min_size=1, max_size=8),
-    unallocated=costs,
-    billed=costs,
-    charges=st.lists(st.tuples(st.sampled_from(["Tax", "Credit", "Adjustment"]), money)),
-    spread=st.lists(st.sampled_from(SPREADABLE), unique=True),
-)
-def test_every_schedule_adds_up_to_the_bill_to_the_cent(own, unallocated, billed, charges, spread):
+# a random period: teams' own costs, unallocated spend, billed usage, other charges, the spread
+PERIODS = {
+    "own": st.lists(costs, min_size=1, max_size=8),
+    "unallocated": costs,
+    "billed": costs,
+    "charges": st.lists(st.tuples(st.sampled_from(["Tax", "Credit", "Adjustment"]), money)),
+    "spread": st.lists(st.sampled_from(SPREADABLE), unique=True),
+}
+
+
+def period_schedule(own, unallocated, billed, charges, spread):
+    """(the teams t0, t1, …, the exact ledger total, the schedule) of a `PERIODS` draw."""
     names = [f"t{i}" for i in range(len(own))]
     allocation = [line(t, str(c)) for t, c in zip(names, own, strict=True)]
     allocation.append(line(None, str(unallocated), "untagged"))
     ledger = sum(own, Decimal(0)) + unallocated
     record = bill("pass", str(billed), *((c, str(a), "USD") for c, a in charges))
-    schedule = chargeback(allocation, ledger, teams(*names), record, spread, "USD")
+    return names, ledger, chargeback(allocation, ledger, teams(*names), record, spread, "USD")
+
+
+@given(**PERIODS)
+def test_every_schedule_adds_up_to_the_bill_to_the_cent(own, unallocated, billed, charges, spread):
+    _, _, schedule = period_schedule(own, unallocated, billed, charges, spread)
     exact = billed + sum((a for _, a in charges), Decimal(0))
     assert schedule.total == exact
     assert sum(c.total for c in schedule.lines) == exact
@@ -379,23 +388,11 @@ def test_charges_are_footed_in_the_currencys_own_minor_unit(currency, charges):
     assert sum(c.charge for c in schedule.lines) == schedule.footed
 
 
-@given(
-    own=st.lists(costs, min_size=1, max_size=8),
-    unallocated=costs,
-    billed=costs,
-    charges=st.lists(st.tuples(st.sampled_from(["Tax", "Credit", "Adjustment"]), money)),
-    spread=st.lists(st.sampled_from(SPREADABLE), unique=True),
-    with_schedule=st.booleans(),
-)
+@given(**PERIODS, with_schedule=st.booleans())
 def test_teams_and_unallocated_are_shown_in_cents_that_add_up_to_the_ledger_total(
     own, unallocated, billed, charges, spread, with_schedule
 ):
-    names = [f"t{i}" for i in range(len(own))]
-    allocation = [line(t, str(c)) for t, c in zip(names, own, strict=True)]
-    allocation.append(line(None, str(unallocated), "untagged"))
-    ledger = sum(own, Decimal(0)) + unallocated
-    record = bill("pass", str(billed), *((c, str(a), "USD") for c, a in charges))
-    schedule = chargeback(allocation, ledger, teams(*names), record, spread, "USD")
+    names, ledger, schedule = period_schedule(own, unallocated, billed, charges, spread)
     exact = dict(zip(names, own, strict=True))
     shown, kept = ledger_cents(schedule if with_schedule else None, exact, unallocated, "USD")
     # one rounding: the teams and the unallocated spend add up to the ledger total shown

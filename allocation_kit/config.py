@@ -81,6 +81,13 @@ def _exact_decimal(value: Any) -> Any:
     return value
 
 
+def exact_decimal(value: Any) -> Decimal:
+    """A YAML number (or numeric text) as the exact decimal its text says (see
+    `_exact_decimal`): what the registry and the snapshot read."""
+    exact = _exact_decimal(value)
+    return exact if isinstance(exact, Decimal) else Decimal(str(exact))
+
+
 # Bounds far beyond any real amount keep every figure within exact decimal arithmetic (28 digits)
 # and picodollars per token within 64 bits.
 MAX_MONEY = Decimal(10) ** 12  # a trillion: a price, a budget or an amount

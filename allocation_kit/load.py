@@ -177,7 +177,17 @@ def matching_files(root: Path, pattern: str, what: str, config_name: str) -> lis
     """The files matching the glob `pattern` (relative to root), or an InputError naming it."""
     # the workspace folder is a path, not a pattern: a folder named `w[1]` must match itself
     full = pattern if Path(pattern).is_absolute() else str(Path(glob.escape(str(root))) / pattern)
-    files = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+    found = [Path(p) for p in glob.glob(full, recursive=True)]
+    # a link whose target is gone (an unmounted share) or loops: named, never a file fewer
+    broken = [p for p in found if p.is_symlink() and not p.exists()]
+    if broken:
+        raise InputError(
+            broken[0],
+            None,
+            "a link to a file that cannot be reached (its target is missing or "
+            "the link loops); restore its target or remove the link",
+        )
+    files = sorted(p for p in found if p.is_file())
     if not files:
         folder = " (a folder: add a pattern such as '/*.csv')" if Path(full).is_dir() else ""
         raise InputError(

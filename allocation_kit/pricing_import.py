@@ -43,7 +43,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import ModelPrice, PricingSnapshot, TokenPrices, yaml_document
+from .config import MAX_MONEY, ModelPrice, PricingSnapshot, TokenPrices, yaml_document
 from .errors import ConfigError, InputError
 from .price import TOKEN_PRICES
 
@@ -139,6 +139,8 @@ def _number(key: str, value: Any) -> Decimal:
 
 def _scaled(key: str, per_unit: Decimal, exponent: int, places: int, unit: str) -> Decimal:
     value = per_unit.scaleb(exponent)
+    if value > MAX_MONEY:  # beyond any price, and beyond exact arithmetic at the snapshot's places
+        raise _NotImported(f"{key} {per_unit} is {value} {unit}, expected at most {MAX_MONEY:,}")
     if value != value.quantize(Decimal(1).scaleb(-places)):
         raise _NotImported(
             f"{key} {per_unit} is {value} {unit}, finer than the snapshot's {places} decimal "

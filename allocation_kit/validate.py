@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
+from .config import exact_decimal
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -220,7 +221,9 @@ def registry_frame(document: Mapping[str, Any]) -> pd.DataFrame:
         if isinstance(shared, dict):
             split = shared.get("split")
             if isinstance(split, dict):
-                parts = [Decimal(str(v)) for v in split.values() if _number(v) is not None]
+                # each share as its YAML text says, as the registry reads it (a float's
+                # shortest repr would not sum to 100 where the exact shares do)
+                parts = [exact_decimal(v) for v in split.values() if _number(v) is not None]
                 row["split_total"] = float(sum(parts, Decimal(0)))
                 share_teams = list(split)
             else:

@@ -358,6 +358,24 @@ def test_a_workspace_folder_whose_name_looks_like_a_glob_finds_its_files(tmp_pat
     assert (loaded.files, loaded.rows) == ((root / "requests.csv",), 2)
 
 
+def test_a_ledger_file_behind_a_broken_link_is_named_not_skipped(workspace, tmp_path):
+    # a month split over files, one of them on a share that is not mounted: the ledger would
+    # be a file short without a word
+    kit = KIT.replace("{path: requests.csv}", '{path: "requests*.csv"}')
+    config = workspace([request("r1")], kit=kit)
+    late = tmp_path / "requests-late.csv"
+    late.symlink_to(tmp_path / "unmounted" / "late.csv")
+    expected = (
+        3,
+        f"{late}: a link to a file that cannot be reached (its target is missing or the link "
+        "loops); restore its target or remove the link",
+    )
+    assert load_error(config) == expected
+    late.unlink()
+    late.symlink_to(late)  # a link to itself
+    assert load_error(config) == expected
+
+
 def test_a_ledger_that_is_not_utf8_names_the_line_and_says_what_was_expected(workspace, tmp_path):
     config = workspace([request("r1"), request("r2", caller_id="svc-supp-rt")])
     path = tmp_path / "requests.csv"

@@ -242,6 +242,8 @@ CRAFTED = {
     "per-second": {"input_cost_per_second": Decimal("0.0001")},
     "painter": {"output_cost_per_image": Decimal("0.04"), "input_cost_per_image": 0},
     "wrong-type": {"input_cost_per_token": "cheap", "output_cost_per_token": 0},
+    # beyond any price, and beyond exact decimal arithmetic (once a crash of the whole import)
+    "huge": {"input_cost_per_token": Decimal("1E+308"), "output_cost_per_token": 0},
 }
 
 
@@ -264,6 +266,8 @@ def test_partial_and_unknown_entries_are_reported_never_guessed():
         "search-ranges": "priced by tiered_pricing over max_results_range (not input tokens), "
         "which the kit does not price",
         "wrong-type": "input_cost_per_token is 'cheap', expected a number",
+        "huge": "input_cost_per_token 1E+308 is 1E+314 per 1M tokens, expected at most "
+        "1,000,000,000,000",
     }
     assert [e.model for e in result.snapshot.models] == [
         "complete",

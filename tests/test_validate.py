@@ -425,6 +425,25 @@ def frames_suite(name: str, text: str):
     return suite
 
 
+def test_a_split_in_exact_thirds_sums_to_100_as_the_registry_reads_it(tmp_path):
+    """Shares whose YAML text sums to 100 exactly pass, as the registry accepts them: their
+    float values (33.333333333333336 twice) once summed to 100.00000000000001 and failed the
+    blocking suite."""
+    from allocation_kit.config import read_yaml
+
+    thirds = (
+        "{search: 33.3333333333333333, support: 33.3333333333333333, platform: 33.3333333333333334}"
+    )
+    text = REGISTRY.replace("{search: 70, support: 30}", thirds)
+    assert text != REGISTRY
+    (tmp_path / "registry.yaml").write_text(textwrap.dedent(text))
+    frame = registry_frame(read_yaml(tmp_path / "registry.yaml"))
+    assert frame["split_total"].dropna().tolist() == [100.0]
+    params = suite_parameters(PERIOD, yaml.safe_load(text), "USD", 0.95)
+    (suite,) = validation_results(duckdb.connect(), SUITES, params, frames={"registry": frame})
+    assert suite.success
+
+
 def test_clean_registry_passes():
     """The test registry: 3 teams, 5 applications, 7 share rows; every expectation passes."""
     suite = frames_suite("registry", REGISTRY)

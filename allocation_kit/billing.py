@@ -159,6 +159,11 @@ _NUMBER_EXAMPLE = "a decimal number such as 12.50"
 # within exact decimal arithmetic (28 digits at the ledger's 12 decimal places).
 MAX_BILL_NUMBER = 10**15
 _TOO_LARGE = f"a number of at most {MAX_BILL_NUMBER:,} either side of 0"
+# usage is never billed below nothing: a refund is a credit, an undone charge a correction
+_NEGATIVE_USAGE = (
+    "0 or more on a Usage line: a refund or rebate is a Credit, and a change to an earlier "
+    "charge has ChargeClass Correction"
+)
 
 
 def _bounded(field: str) -> tuple[str, str, str]:
@@ -499,9 +504,12 @@ def _focus_plan(path: Path, found: dict[str, str], mapping: dict[str, str]) -> _
                 WHEN cu_kind = 'requests' THEN 'per_call'
                 WHEN t_ConsumedUnit IS NULL AND pu_kind = 'requests' THEN 'per_call' END END
             END""",
+        # a quantity beyond MAX_BILL_NUMBER is named by its check, before a scale overflows
         **{
             f"{kind}_q": f"COALESCE(CASE WHEN cu_kind = '{kind}' "
+            f"AND abs(n_ConsumedQuantity) <= {MAX_BILL_NUMBER} "
             f"THEN n_ConsumedQuantity * cu_scale END, CASE WHEN pu_kind = '{kind}' "
+            f"AND abs(n_PricingQuantity) <= {MAX_BILL_NUMBER} "
             "THEN n_PricingQuantity * pu_scale END)"
             for kind in ("tokens", "requests")
         },
@@ -548,6 +556,8 @@ def _focus_plan(path: Path, found: dict[str, str], mapping: dict[str, str]) -> _
         ),
         ("ChargeCategory", "category IS NULL", "one of " + ", ".join(CHARGE_CATEGORIES)),
         ("ChargeClass", "class <> 'correction'", "empty or Correction"),
+        ("BilledCost", "category = 'Usage' AND COALESCE(class, '') <> 'correction' "
+         "AND n_BilledCost < 0", _NEGATIVE_USAGE),
         *((f, f"t_{f} IS NOT NULL AND (ts_{f} IS NULL OR NOT isfinite(ts_{f}))",
            _TIMESTAMP_EXAMPLE) for f in times),
         ("ChargePeriodEnd", "ts_ChargePeriodEnd < ts_ChargePeriodStart",
@@ -638,6 +648,8 @@ def _generic_plan(
          "a number of tokens (or of calls, for per_call)"),
         _bounded("cost"),
         _bounded("quantity"),
+        ("cost", "category = 'Usage' AND n_cost < 0",
+         _NEGATIVE_USAGE.split(", and")[0] + " (charge_category Credit)"),
         ("direction", "t_direction IS NOT NULL AND direction IS NULL",
          "empty or one of " + ", ".join(words) + " (map your own words with "
          "billing.directions)"),

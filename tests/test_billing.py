@@ -421,6 +421,14 @@ def test_an_empty_bill_or_one_with_only_a_header_says_so(tmp_path):
          "side of 0"),
         ({"ConsumedQuantity": "-2e16"}, "column 'ConsumedQuantity'",
          "got '-2e16', expected a number of at most 1,000,000,000,000,000 either side of 0"),
+        # past DECIMAL(38) once scaled: once DuckDB's "Overflow in multiplication", no row
+        ({"ConsumedQuantity": "99999999999999999999999"}, "column 'ConsumedQuantity'",
+         "got '99999999999999999999999', expected a number of at most 1,000,000,000,000,000 "
+         "either side of 0"),
+        # once taken at its EffectiveCost as a draw-down from a commitment the bill never had
+        ({"BilledCost": "-5", "EffectiveCost": "1.51"}, "column 'BilledCost'",
+         "got '-5', expected 0 or more on a Usage line: a refund or rebate is a Credit, and a "
+         "change to an earlier charge has ChargeClass Correction"),
     ],
 )  # fmt: skip
 def test_a_bad_focus_value_names_file_row_and_column(tmp_path, values, where, expected):
@@ -468,6 +476,9 @@ def test_a_bad_parquet_value_names_its_row(tmp_path):
         ("date,model,cost,quantity\n2026-10-05,chat-small,1,1e16\n",
          "row 1 (line 2), column 'quantity': got '1e16', expected a number of at most "
          "1,000,000,000,000,000 either side of 0"),
+        ("date,model,cost\n2026-10-05,chat-small,-1.00\n",
+         "row 1 (line 2), column 'cost': got '-1.00', expected 0 or more on a Usage line: a "
+         "refund or rebate is a Credit (charge_category Credit)"),
     ],
 )  # fmt: skip
 def test_a_bad_generic_value_names_file_row_and_column(tmp_path, text, expected):

@@ -1011,11 +1011,15 @@ def test_the_evidence_is_json_and_the_csv_rows_keep_their_column_order(workspace
     ),
 )  # fmt: skip
 def test_lines_add_up_to_the_totals_whatever_the_bill(workspace, calls, billed):
+    """A negative usage charge is a correction (a usage line below nothing is refused)."""
     rows = [
         request(f"r{i}", model=model, input_tokens=inp, output_tokens=out)
         for i, (model, inp, out) in enumerate(calls)
     ]
-    bill = [usage(m, d, 1, str(cost)) for m, d, cost in billed] or [charge("Tax", "1", "tax")]
+    bill = [
+        usage(m, d, 1, str(cost), **({"ChargeClass": "Correction"} if cost < 0 else {}))
+        for m, d, cost in billed
+    ] or [charge("Tax", "1", "tax")]
     recon = reconcile(workspace, rows, bill)
     models = [line for line in recon.lines if line.level == "model"]
     assert sum(line.ledger_cost for line in models) == recon.ledger_cost

@@ -143,9 +143,17 @@ def run(
     signed off with `sign-off` (pass or needs follow-up) is locked: it runs again only with
     --reopen."""
     from .history import outdated_by
-    from .signoff import carried_log, check_journal, reopen_reason, workspace_journal
+    from .signoff import (
+        carried_log,
+        check_journal,
+        reopen_reason,
+        text_option,
+        workspace_journal,
+    )
 
     reopen = reopen_reason(reopen, "--reopen")
+    # the role goes into the review log and the evidence, as sign-off's --role does
+    reviewer_role = text_option(reviewer_role, "--reviewer-role") if reviewer_role else ""
     queue = sorted({p.label: p for p in map(parse_period, periods)}.values(),
                    key=lambda p: (p.start, p.end))  # fmt: skip
     workspace = load_workspace(config)

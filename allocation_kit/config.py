@@ -223,8 +223,16 @@ class Reconciliation(_Strict):
     )
 
 
+def _one_line(value: str) -> str:
+    if not value.strip() or not value.isprintable():
+        raise ValueError("expected one line of printable text (no line breaks, tabs or "
+                         "invisible characters)")  # fmt: skip
+    return value
+
+
 class Review(_Strict):
-    reviewer_role: str = "finops-analyst"
+    # one line of printable text: it goes into the review log and every record beside it
+    reviewer_role: Annotated[str, AfterValidator(_one_line)] = "finops-analyst"
     # an approval (pass, needs_follow_up) by the account that ran the period is refused, not
     # only recorded (`same_account_as_run`): the preparer does not approve their own work
     segregation_of_duties: bool = False

@@ -20,7 +20,7 @@ from allocation_kit.history import baseline_digest
 from allocation_kit.load import file_sha256
 from allocation_kit.report import EVIDENCE_FILES, kit_source_sha256
 
-from .conftest import KIT, request, write_ledger
+from .conftest import KIT, cli, request, write_ledger
 
 
 def run_cli(*args: str) -> int:
@@ -863,3 +863,16 @@ def test_sigterm_ends_a_run_like_ctrl_c_leaving_the_last_good_folder(tmp_path):
     assert (done.returncode, done.stderr) == (143, "terminated\n")
     assert sorted(p.name for p in out.iterdir()) == [".2026-10.lock", "2026-10"]
     assert (out / "2026-10" / "packet.html").read_text() == "good"
+
+
+def test_a_reviewer_role_with_a_line_break_is_refused_before_anything_runs(
+    workspace, tmp_path, capsys
+):
+    config = workspace([request("r1")])
+    role = "analyst\nApproved: CFO"  # a second line in the review log's record
+    assert cli("run", "--config", str(config), "--period", "2026-10", "--reviewer-role", role) == 2
+    assert last_line(capsys) == (
+        "error: --reviewer-role: expected one line of printable text (no line breaks, tabs or "
+        "invisible characters)"
+    )
+    assert not (tmp_path / "reports").exists()

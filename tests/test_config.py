@@ -151,6 +151,16 @@ def test_a_misspelt_key_is_named_rather_than_the_key_it_leaves_missing(
     assert edited_error(workspace, file, old, new).endswith(expected)
 
 
+def test_a_reviewer_role_is_one_line_of_text(workspace):
+    # the role goes into the review log and every record: a line break could forge a second line
+    line = edited_error(workspace, "kit", "review: {reviewer_role: finops-analyst}",
+                        'review: {reviewer_role: "analyst\\nApproved: CFO"}')  # fmt: skip
+    assert line.endswith(
+        "kit.yaml: review.reviewer_role: got 'analyst\\nApproved: CFO': expected one line of "
+        "printable text (no line breaks, tabs or invisible characters)"
+    )
+
+
 def test_a_team_listed_twice_in_a_split_is_refused(workspace):
     # an even split once halved the cost while its rule said "even across search, search, …"
     registry = REGISTRY.replace("teams: [search, support, platform]",

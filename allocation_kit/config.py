@@ -727,8 +727,10 @@ def read_yaml(path: Path) -> Any:
     the key and line of an impossible date."""
     if path.is_dir():
         raise ConfigError(path, None, "is a folder; expected a YAML file")
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(path, None, "file not found")
+    if not path.is_file():  # /dev/null, a pipe, a socket
+        raise ConfigError(path, None, "not a regular file; expected a YAML file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

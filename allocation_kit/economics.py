@@ -215,10 +215,11 @@ def load_cost_units(path: Path, registry: Registry) -> LoadedCostUnits:
                         f"unknown {column} {value!r}; expected one of {', '.join(sorted(known))}",
                     )
         if unit.denominator.events is not None and not loaded.events_path(unit).is_file():
+            found = "is a folder" if loaded.events_path(unit).is_dir() else "not found"
             raise ConfigError(
                 path,
                 f"{where}.denominator.events",
-                f"events file {unit.denominator.events!r} not found "
+                f"events file {unit.denominator.events!r} {found} "
                 f"(relative to {path.parent}); expected a CSV with columns "
                 f"{unit.denominator.date_column} and {unit.denominator.column}",
             )
@@ -356,7 +357,7 @@ def _events(
             path,
             f"row {bad[0]} (line {bad[0] + 1})",
             f"expected a date in {d.date_column!r} and a number ≥ 0 in {d.column!r}, "
-            f"got {bad[1]!r} and {bad[2]!r}",
+            f"got {_cell(bad[1])} and {_cell(bad[2])}",
         )
     total = con.execute(
         f"""SELECT COALESCE(sum(CAST({value} AS DECIMAL(38, 6))), 0) FROM read_csv(?,
@@ -459,3 +460,8 @@ def unit_economics(ledger: PeriodLedger, loaded: LoadedCostUnits, out: Path) -> 
 def unit_economics_rows(units: list[UnitCost]) -> list[dict[str, str]]:
     """unit_economics.csv rows: exact decimals, empty cells for unknowns."""
     return [{c: cell_text(getattr(u, c)) for c in UNIT_ECONOMICS_COLUMNS} for u in units]
+
+
+def _cell(value: str | None) -> str:
+    """A CSV cell as an error message quotes it: its text, or "an empty cell"."""
+    return "an empty cell" if value is None else repr(value)

@@ -2,6 +2,7 @@
 
 import textwrap
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +150,12 @@ def test_a_misspelt_key_is_named_rather_than_the_key_it_leaves_missing(
     workspace, file, old, new, expected
 ):
     assert edited_error(workspace, file, old, new).endswith(expected)
+
+
+def test_a_config_that_is_no_regular_file_is_named_as_such():
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(Path("/dev/null"))  # once "file not found"
+    assert caught.value.line() == "/dev/null: not a regular file; expected a YAML file"
 
 
 def test_a_reviewer_role_is_one_line_of_text(workspace):

@@ -223,6 +223,10 @@ def test_no_matching_rows_and_unpriced_rows_are_explained(tmp_path, workspace):
         ("{}", "{events: missing.csv, column: orders}", "cost_units[0] (u).denominator.events",
          "events file 'missing.csv' not found (relative to {root}); expected a CSV with "
          "columns date and orders"),
+        # a folder of that name is no events file, and is not "not found" either
+        ("{}", "{events: folder.csv, column: orders}", "cost_units[0] (u).denominator.events",
+         "events file 'folder.csv' is a folder (relative to {root}); expected a CSV with "
+         "columns date and orders"),
         ("{}", "{events: events.csv}", "cost_units[0] (u).denominator.column",
          "an events denominator needs the column to add up"),
     ],
@@ -231,6 +235,7 @@ def test_bad_definitions_are_one_line(tmp_path, workspace, numerator, denominato
     config = workspace([request("r1")], kit=KIT + "cost_units: cost_units.yaml\n")
     (tmp_path / "cost_units.yaml").write_text(one(numerator=numerator, denominator=denominator))
     (tmp_path / "events.csv").write_text("date,orders\n")
+    (tmp_path / "folder.csv").mkdir()
     with pytest.raises(ConfigError) as caught:
         load_workspace(config)
     assert caught.value.line() == (
@@ -252,6 +257,12 @@ def test_an_events_file_without_the_column_or_with_bad_values_names_it(tmp_path,
     assert caught.value.line() == (
         f"{tmp_path / 'events.csv'}: row 2 (line 3): expected a date in 'date' and a number ≥ 0 "
         "in 'orders', got 'x' and '-1'"
+    )
+    with pytest.raises(InputError) as caught:  # an empty cell is said so, not as None
+        units(tmp_path, workspace, ROWS, definition, events="date,orders\n2026-10-01,\n")
+    assert caught.value.line() == (
+        f"{tmp_path / 'events.csv'}: row 1 (line 2): expected a date in 'date' and a number ≥ 0 "
+        "in 'orders', got '2026-10-01' and an empty cell"
     )
 
 

@@ -426,8 +426,37 @@ def _read_as_they_are(
                     group[0], None, f"cannot read as {fmt}: {_first_line(exc)}"
                 ) from None
             readers.append(f"raw_{fmt}")
+    _same_kinds(con, readers, files, formats)
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {r}" for r in readers)
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw_requests AS {union}")
+
+
+def _same_kinds(
+    con: duckdb.DuckDBPyConnection, readers: list[str], files: list[Path], formats: dict[str, str]
+) -> None:
+    """An InputError naming a column that holds nested values (a struct, a list, a map) in the
+    files of one format and other values in those of another: no union of them can be read
+    (DuckDB's error would name neither the file nor the column)."""
+    seen: dict[str, tuple[str, str]] = {}  # column -> (its type, the reader it was first in)
+    for reader in readers:
+        for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall():
+            if name == "filename":
+                continue
+            first = seen.setdefault(name, (kind, reader))
+            nested = [_nested(k) for k in (kind, first[0])]
+            if kind != first[0] and any(nested):
+                fmt, other = reader.removeprefix("raw_"), first[1].removeprefix("raw_")
+                group = [f for f in files if formats[str(f)] == fmt]
+                raise InputError(
+                    group[0],
+                    f"column {name!r}",
+                    f"holds {kind} values in the {fmt} files but {first[0]} in the {other} "
+                    "ones; expected the same kind of values in every file of the ledger",
+                )
+
+
+def _nested(kind: str) -> bool:
+    return kind.startswith(("STRUCT", "MAP", "UNION")) or kind.endswith("]")
 
 
 _REQUIRED = "a value (the column is required)"

@@ -358,6 +358,25 @@ def test_a_workspace_folder_whose_name_looks_like_a_glob_finds_its_files(tmp_pat
     assert (loaded.files, loaded.rows) == ((root / "requests.csv",), 2)
 
 
+def test_a_column_of_another_kind_in_another_format_names_the_files_and_the_column(
+    workspace, tmp_path
+):
+    # a Parquet export whose team is a struct beside the CSV ledger: once DuckDB's "CSV Error on
+    # Line: 2" naming every file and no column
+    kit = KIT.replace("{path: requests.csv}", '{path: "requests*"}')
+    config = workspace([request("r1"), request("r2")], kit=kit)
+    connect().execute(
+        "COPY (SELECT * REPLACE ({'x': team} AS team) FROM read_csv(?)) TO ? (FORMAT parquet)",
+        [str(tmp_path / "requests.csv"), str(tmp_path / "requests-2.parquet")],
+    )
+    assert load_error(config) == (
+        3,
+        f"{tmp_path / 'requests.csv'}: column 'team': holds VARCHAR values in the csv files but "
+        "STRUCT(x VARCHAR) in the parquet ones; expected the same kind of values in every file "
+        "of the ledger",
+    )
+
+
 def test_a_ledger_file_behind_a_broken_link_is_named_not_skipped(workspace, tmp_path):
     # a month split over files, one of them on a share that is not mounted: the ledger would
     # be a file short without a word

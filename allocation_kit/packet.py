@@ -647,19 +647,30 @@ class Review:
         apps = {a.id: a for a in self.ledger.workspace.registry.applications}
         direct = direct_usage(self.ledger.usage)
         weights = {app: shared_weights(apps[app].shared, direct)[0] for app in {k[0] for k in keys}}
+        body: list[tuple] = []
+        classes: list[str] = []
+        # each split adds up on the page: the applications' totals to the shared total shown,
+        # each receiving team's part to its application's (largest remainder)
+        names = list(dict.fromkeys(k[0] for k in keys))
+        exact = {app: sum((v for k, v in merged.items() if k[0] == app), Decimal(0))
+                 for app in names}  # fmt: skip
+        totals = self._footed(list(exact.values()), rounded(shared, self.currency))
+        for app, total in zip(names, totals, strict=True):  # each application, then its total
+            mine = [k for k in keys if k[0] == app]
+            parts = self._footed([merged[k] for k in mine], total)
+            body += [(*k, *self._weight(apps[app].shared, weights[app], k[1], k[2]),
+                      self._money(part)) for k, part in zip(mine, parts, strict=True)]  # fmt: skip
+            classes += [""] * len(mine)
+            if len(mine) > 1:  # what the split divides, beside its parts
+                body.append((f"{app} total", "", "", "", "", self._money(total)))
+                classes.append("ak-subtotal")
         table = html_table(
             ["Shared application", "Rule", "Receiving team", "Weight", "Share", "Cost"],
-            [
-                (
-                    *k,
-                    *self._weight(apps[k[0]].shared, weights[k[0]], k[1], k[2]),
-                    self._money(merged[k]),
-                )
-                for k in keys
-            ],
+            body,
             numeric=(3, 4, 5),
             total=("Total shared", "", "", "", "", self._money(shared)),
             empty="No shared applications had traffic in this period.",
+            row_classes=classes,
         )
         note = Html(
             '<p class="ak-note">A team\'s share is its weight over the weights of every team the '
@@ -667,7 +678,7 @@ class Review:
             "period (tokens and requests of failed calls the snapshot does not bill count for "
             "none).</p>"
         )
-        return table + rounding_note([(list(merged.values()), shared)], self.currency) + note
+        return table + note
 
     def _weight(self, rule, weights: dict[str, Decimal], words: str, team: str) -> tuple[str, str]:
         """(the team's weight under a shared rule, in the rule's unit; its share in percent).
@@ -984,6 +995,9 @@ class Review:
             for reason, n, _ in rows
         ]  # fmt: skip
         unallocated = [(n, shown[r]) for r, n, _ in rows if r in UNALLOCATED_STATUSES]
+        if len(body) > 1:  # every row of the queue, as the summary counts them
+            all_rows = ("All exception rows", count_text(sum(n for _, n, _ in rows)), "", "", "")
+            body.append(all_rows)
         total = (
             (
                 "Unallocated, in the ledger total",
@@ -1001,6 +1015,7 @@ class Review:
             numeric=(1, 2),
             total=total,
             empty="The exception queue is empty.",
+            row_classes=[""] * len(rows) + ["ak-subtotal"] * (len(body) - len(rows)),
         )
 
     def _exception_cost(self, reason: str, cost: Decimal | None) -> str:

@@ -176,7 +176,10 @@ def test_shared_costs_show_each_teams_weight_and_share_under_its_rule(tmp_path):
     rows = [request("s1"), request("s2"), request("s-failed", status_code=500)]  # 2,200 tokens
     rows += [request("t1", team="support", application="ticket-bot")]  # 1,100 billable tokens
     rows += [request("p1", application="gateway-prop", team=None)]  # $0.0014, 2:1
-    rows += [request("f1", application="gateway-fixed", team=None)]  # $0.0014, 70:30
+    # $0.015, 70:30: $0.0105 and $0.0045, $0.01 and $0.00 rounded alone against a total of
+    # $0.02; the larger remainder, support's, takes the cent so the split adds up on the page
+    rows += [request("f1", application="gateway-fixed", team=None, input_tokens=15_000,
+                     output_tokens=0)]  # fmt: skip
     config = make_workspace(tmp_path, rows)
     ledger = period_ledger(load_workspace(config), parse_period("2026-10"), validate=False)
     review = Review(ledger, {}, tmp_path, "finops-analyst", datetime(2026, 11, 2, tzinfo=UTC))
@@ -188,12 +191,15 @@ def test_shared_costs_show_each_teams_weight_and_share_under_its_rule(tmp_path):
     )
     assert cells == [
         "Shared application", "Rule", "Receiving team", "Weight", "Share", "Cost",
-        "gateway-fixed", fixed, "search", "70%", "70.00%", "$0.00",
-        "gateway-fixed", fixed, "support", "30%", "30.00%", "$0.00",
+        "gateway-fixed", fixed, "search", "70%", "70.00%", "$0.01",
+        "gateway-fixed", fixed, "support", "30%", "30.00%", "$0.01",
+        "gateway-fixed total", "", "", "", "", "$0.02",
         "gateway-prop", prop, "search", "2,200 billable tokens", "66.67%", "$0.00",
         "gateway-prop", prop, "support", "1,100 billable tokens", "33.33%", "$0.00",
-        "Total shared", "", "", "", "", "$0.00",
+        "gateway-prop total", "", "", "", "", "$0.00",
+        "Total shared", "", "", "", "", "$0.02",
     ]  # fmt: skip
+    assert "Each amount is its exact value" not in review.shared_costs().text
 
 
 def test_the_executed_notebook_and_evidence_sit_beside_the_packet(packet):
@@ -558,6 +564,13 @@ def test_the_allocation_table_foots_to_the_teams_and_the_ledger_total(packet):
     assert all(p + n == t for p, n, t in cells)
     after = page[page.index('<th class="txt">Business unit</th>') :].split("</table>")[1]
     assert not after.lstrip().startswith('<p class="ak-note">Each amount is its exact value')
+    # the exception queue counts every row, as the summary does, beside the unallocated ones
+    rows_written = json.loads((packet / "evidence" / "manifest.json").read_text())["counts"]
+    queue = page[page.index('id="Exception-queue"') :].split("</table>")[0]
+    assert (
+        '<tr class="ak-subtotal"><td class="txt">All exception rows</td>'
+        f'<td class="num">{rows_written["exception_rows"]:,}</td>'
+    ) in queue
 
 
 def test_a_bill_line_without_a_model_or_with_a_fractional_quantity_renders(tmp_path):
